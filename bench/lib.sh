@@ -1,0 +1,360 @@
+# shellcheck shell=bash
+# Shared helpers for Pier's whole-command benchmarks. Source it from a scenario:
+#
+#   . "$(dirname "$0")/lib.sh"
+#   bench_init my-scenario            # temp dir + cleanup trap
+#   bench_compare "$BENCH_TMP/merged.json" label1 'cmd1 args' label2 'cmd2 args'
+#   bench_table "$BENCH_TMP/merged.json" crun,runc >"$BENCH_TMP/table.md"
+#   bench_write_section my-scenario "$BENCH_TMP/section.md"
+#
+# The rules the helpers implement (see bench/README.md): all tools run side by side in
+# one run, interleaved in rounds after a warm-up; results are medians and ratios; every
+# scenario owns one marked section of BENCHMARKS.md that records the command and machine.
+#
+# Settings (environment):
+#   BENCH_RUNS    timed runs per command            (default 30)
+#   BENCH_ROUNDS  interleaving rounds                (default 10; capped at BENCH_RUNS)
+#   BENCH_WARMUP  warm-up runs per command, round 1  (default 3)
+#   BENCH_OUTPUT  file to write sections into        (default <repo>/BENCHMARKS.md)
+#   BENCH_RAW_DIR if set, hyperfine's per-round JSON files are copied there
+#   BENCH_CGROUP_FIXUP  auto (default), 1 or 0, see bench_cgroup_hybrid_fixup
+#   BENCH_NOTE    free text recorded with the results (e.g. what else loaded the machine)
+
+BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+BENCH_REPO=$(cd "$BENCH_DIR/.." && pwd)
+BENCH_ID_PREFIX=pierbench-
+BENCH_PY=${BENCH_PY:-python3}
+
+bench_log() { printf '[bench] %s\n' "$*" >&2; }
+bench_die() { printf '[bench] error: %s\n' "$*" >&2; exit 1; }
+
+# bench_require CMD... : fail with an install hint when a tool is missing.
+bench_require() {
+    local c missing=()
+    for c in "$@"; do command -v "$c" >/dev/null 2>&1 || missing+=("$c"); done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    bench_die "missing: ${missing[*]} (Debian: apt-get install -y hyperfine time busybox-static runc crun python3)"
+}
+
+# ---------------------------------------------------------------------------------------
+# Temp dir and cleanup
+# ---------------------------------------------------------------------------------------
+
+BENCH__CLEANUPS=()
+
+# bench_on_exit 'shell code' : run at exit, last registered first.
+bench_on_exit() { BENCH__CLEANUPS+=("$1"); }
+
+bench__run_cleanups() {
+    local rc=$? i
+    trap - EXIT INT TERM
+    set +e
+    for ((i = ${#BENCH__CLEANUPS[@]} - 1; i >= 0; i--)); do
+        eval "${BENCH__CLEANUPS[$i]}"
+    done
+    BENCH__CLEANUPS=()
+    exit "$rc"
+}
+
+# bench_init NAME : sets BENCH_NAME, BENCH_TMP and the exit trap; records the command line.
+bench_init() {
+    BENCH_NAME=$1
+    [ "$(id -u)" -eq 0 ] || bench_die "run as root (containers, cgroups, mounts)"
+    bench_require hyperfine "$BENCH_PY"
+    BENCH_RUNS=${BENCH_RUNS:-30}
+    BENCH_ROUNDS=${BENCH_ROUNDS:-10}
+    BENCH_WARMUP=${BENCH_WARMUP:-3}
+    BENCH_OUTPUT=${BENCH_OUTPUT:-$BENCH_REPO/BENCHMARKS.md}
+    BENCH_LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
+    BENCH_TMP=$(mktemp -d /tmp/pierbench.XXXXXX)
+    trap bench__run_cleanups EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+    bench_on_exit 'bench__remove_tmp'
+}
+
+bench__remove_tmp() {
+    [ -n "${BENCH_TMP:-}" ] && [ -d "$BENCH_TMP" ] || return 0
+    # Never rm -rf through a mount point: unmount anything left under our temp dir first.
+    local m
+    while read -r m; do
+        bench_log "unmounting leftover $m"
+        umount -l "$m"
+    done < <(awk -v p="$BENCH_TMP" 'index($5, p) == 1 { print $5 }' /proc/self/mountinfo | sort -r)
+    rm -rf -- "$BENCH_TMP"
+}
+
+# bench_command_line ARGS... : the command as typed, with the BENCH_* settings that were
+# set in the environment, for the record in BENCHMARKS.md. Call with "$0" "$@".
+bench_command_line() {
+    local v out="" a
+    for v in BENCH_RUNS BENCH_ROUNDS BENCH_WARMUP BENCH_CGROUP_FIXUP; do
+        # only what the caller exported, not our defaults
+        if printenv "$v" >/dev/null; then out+="$v=$(printenv "$v") "; fi
+    done
+    a=$(realpath --relative-to="$BENCH_REPO" "$1" 2>/dev/null || echo "$1")
+    shift
+    out+=$a
+    for v in "$@"; do out+=" $(printf '%q' "$v")"; done
+    printf '%s' "$out"
+}
+
+# ---------------------------------------------------------------------------------------
+# Bundle
+# ---------------------------------------------------------------------------------------
+
+# bench_make_busybox_bundle DIR [ARG...] : OCI bundle in DIR: rootfs holding the static
+# busybox plus one symlink per applet (what `busybox --install -s /bin` makes), and a
+# config.json from `runc spec` (or `crun spec`) with process.args = ARGS (default
+# /bin/true) and terminal = false. Nothing else of the default spec is changed.
+bench_make_busybox_bundle() {
+    local dir=$1; shift
+    local bb a specrt
+    bb=$(command -v busybox) || bench_die "busybox not found (apt-get install -y busybox-static)"
+    # The rootfs gets no libraries, so the binary must be static (ldd fails on those).
+    ! ldd "$bb" >/dev/null 2>&1 || bench_die "$bb is dynamically linked; install busybox-static"
+    mkdir -p "$dir/rootfs/bin" "$dir/rootfs/proc" "$dir/rootfs/dev" "$dir/rootfs/sys" \
+        "$dir/rootfs/tmp" "$dir/rootfs/etc"
+    cp "$bb" "$dir/rootfs/bin/busybox"
+    for a in $("$dir/rootfs/bin/busybox" --list); do
+        [ -e "$dir/rootfs/bin/$a" ] || ln -s busybox "$dir/rootfs/bin/$a"
+    done
+    for specrt in runc crun; do command -v "$specrt" >/dev/null 2>&1 && break; specrt=; done
+    [ -n "$specrt" ] || bench_die "need runc or crun to generate config.json (\`runc spec\`)"
+    (cd "$dir" && rm -f config.json && "$specrt" spec)
+    [ $# -gt 0 ] || set -- /bin/true
+    "$BENCH_PY" - "$dir/config.json" "$@" <<'PY'
+import json, sys
+path, args = sys.argv[1], sys.argv[2:]
+with open(path) as f:
+    c = json.load(f)
+c["process"]["args"] = args
+c["process"]["terminal"] = False
+with open(path, "w") as f:
+    json.dump(c, f, indent=2)
+PY
+    BENCH_SPEC_SOURCE="$specrt spec"
+}
+
+# ---------------------------------------------------------------------------------------
+# Host set-up: hybrid cgroups
+# ---------------------------------------------------------------------------------------
+
+# bench_cgroup_hybrid_fixup : on a hybrid host (v1 controllers under /sys/fs/cgroup/<c>,
+# cgroup2 at /sys/fs/cgroup/unified) whose cgroup2 mount owns controllers, crun <= 1.8
+# refuses to run ("cgroups in hybrid mode not supported, drop all controllers from
+# cgroupv2"). Mount each such controller as a v1 hierarchy for the duration of the run,
+# for every runtime alike, and undo it at exit. The scenario passes "needed" when a
+# runtime under test needs it (crun); BENCH_CGROUP_FIXUP=1 forces it, =0 disables it.
+# A controller whose /sys/fs/cgroup/<c> already exists is left alone. Sets
+# BENCH_CGROUP_NOTE for the record.
+BENCH_CGROUP_NOTE=""
+bench_cgroup_hybrid_fixup() {
+    local u=/sys/fs/cgroup/unified c d ctrls=""
+    case ${BENCH_CGROUP_FIXUP:-auto} in
+        0) BENCH_CGROUP_NOTE="hybrid fix-up disabled (BENCH_CGROUP_FIXUP=0)"; return 0 ;;
+        1) ;;
+        *) [ "${1:-}" = needed ] || return 0 ;;
+    esac
+    mountpoint -q "$u" 2>/dev/null || return 0
+    read -r ctrls <"$u/cgroup.controllers" || true
+    [ -n "$ctrls" ] || return 0
+    for c in $ctrls; do
+        d=/sys/fs/cgroup/$c
+        if [ -e "$d" ]; then
+            bench_log "cgroup2 owns '$c' but $d already exists: leaving it alone"
+            continue
+        fi
+        mkdir "$d"
+        if ! mount -t cgroup -o "$c" cgroup "$d"; then
+            rmdir "$d"
+            bench_log "could not mount '$c' as cgroup v1; crun may refuse to run"
+            continue
+        fi
+        bench_log "mounted cgroup v1 '$c' at $d for this run (undone at exit)"
+        bench_on_exit "bench__cgroup_v1_undo $c $d"
+        BENCH_CGROUP_NOTE+="${BENCH_CGROUP_NOTE:+; }\`$c\` moved from cgroup2 to a v1 hierarchy at $d for the run (crun 1.8 refuses a hybrid host whose cgroup2 owns a controller), restored afterwards"
+    done
+}
+
+bench__cgroup_hier() { awk -v c="$1" '$1 == c { print $2 }' /proc/cgroups; }
+bench__cgroup_count() { awk -v c="$1" '$1 == c { print $3 }' /proc/cgroups; }
+
+# Undo a v1 mount of controller $1 at $2. The kernel only destroys a v1 hierarchy (and
+# gives its controller back to cgroup2) if it has no child cgroups when it is unmounted,
+# dying ones included; otherwise the hierarchy lingers, unmounted, with the controller
+# still bound to it. So: wait for the children to go, unmount, check /proc/cgroups, and if
+# the hierarchy lingered, mount it again (which reuses it) and retry.
+bench__cgroup_v1_undo() {
+    local c=$1 d=$2 try i
+    for try in 1 2 3 4 5; do
+        for ((i = 0; i < 50; i++)); do
+            [ "$(bench__cgroup_count "$c")" = 1 ] && break
+            sleep 0.1
+        done
+        umount "$d" || { bench_log "umount $d failed"; return 1; }
+        for ((i = 0; i < 20; i++)); do
+            [ "$(bench__cgroup_hier "$c")" = 0 ] && { rmdir "$d"; bench_log "restored '$c' to cgroup2"; return 0; }
+            sleep 0.1
+        done
+        bench_log "v1 '$c' hierarchy lingered after umount (try $try); remounting to retry"
+        mount -t cgroup -o "$c" cgroup "$d" || break
+    done
+    bench_log "WARNING: could not give '$c' back to cgroup2; fix by hand: mount -t cgroup -o $c cgroup $d; (remove child cgroups); umount $d; rmdir $d"
+    return 1
+}
+
+# bench_cgroup_leftovers : print (and rmdir) cgroup directories named after benchmark
+# container ids anywhere under /sys/fs/cgroup. Returns 1 if any were found.
+bench_cgroup_leftovers() {
+    local found=0 d
+    while read -r d; do
+        [ -n "$d" ] || continue
+        found=1
+        bench_log "leftover cgroup $d"
+        rmdir "$d" 2>/dev/null || bench_log "  could not remove $d"
+    done < <(find /sys/fs/cgroup -mindepth 2 -maxdepth 8 -type d -name "${BENCH_ID_PREFIX}*" 2>/dev/null | sort -r)
+    return $found
+}
+
+# ---------------------------------------------------------------------------------------
+# Side-by-side timing
+# ---------------------------------------------------------------------------------------
+
+# bench_quote WORD : quote for hyperfine's own command-line splitting (POSIX shell words).
+bench_quote() { printf "'%s'" "${1//\'/\'\\\'\'}"; }
+
+# bench_compare OUT_JSON LABEL CMD [LABEL CMD...]
+#
+# Times each CMD (a command line, run without a shell: hyperfine -N) BENCH_RUNS times.
+# hyperfine runs all runs of one command before the next, so on a shared, noisy machine
+# a load spike would land on one tool only. Instead the runs are split into BENCH_ROUNDS
+# hyperfine invocations; each round runs every command, in an order rotated by one per
+# round, so the tools alternate over the whole run. Round 1 starts with BENCH_WARMUP
+# untimed runs per command. The per-run times of all rounds are merged into OUT_JSON:
+#   {"labels": [...], "results": {LABEL: {"times": [s...], "median": s, "p90": s, ...}}}
+# A failing command aborts the run (no --ignore-failure).
+bench_compare() {
+    local out=$1; shift
+    [ $# -ge 2 ] && [ $(($# % 2)) -eq 0 ] || bench_die "bench_compare OUT LABEL CMD [LABEL CMD...]"
+    local labels=() cmds=()
+    while [ $# -gt 0 ]; do labels+=("$1"); cmds+=("$2"); shift 2; done
+    local n=${#labels[@]} runs=$BENCH_RUNS rounds=$BENCH_ROUNDS
+    [ "$rounds" -le "$runs" ] || rounds=$runs
+    local rawdir="$BENCH_TMP/hyperfine-$BENCH_NAME" r k j idx warm done_runs=0
+    mkdir -p "$rawdir"
+    local jsons=()
+    for ((r = 0; r < rounds; r++)); do
+        # spread runs evenly: rounds get floor or ceil of runs/rounds, total exactly runs
+        k=$(((runs * (r + 1)) / rounds - done_runs))
+        done_runs=$((done_runs + k))
+        warm=0; [ "$r" -eq 0 ] && warm=$BENCH_WARMUP
+        local args=(-N --style none --output null --runs "$k" --warmup "$warm"
+            --export-json "$rawdir/round-$r.json")
+        for ((j = 0; j < n; j++)); do
+            idx=$(((j + r) % n))
+            args+=(--command-name "${labels[$idx]}" "${cmds[$idx]}")
+        done
+        bench_log "round $((r + 1))/$rounds: $k timed run(s) per command$([ "$warm" -gt 0 ] && echo ", after $warm warm-up run(s)")"
+        hyperfine "${args[@]}" || bench_die "hyperfine failed in round $((r + 1))"
+        jsons+=("$rawdir/round-$r.json")
+    done
+    if [ -n "${BENCH_RAW_DIR:-}" ]; then mkdir -p "$BENCH_RAW_DIR" && cp "${jsons[@]}" "$BENCH_RAW_DIR/"; fi
+    "$BENCH_PY" - "$out" "$n" "${labels[@]}" "${jsons[@]}" <<'PY'
+import json, sys
+out, n = sys.argv[1], int(sys.argv[2])
+labels, files = sys.argv[3:3 + n], sys.argv[3 + n:]
+
+def quantile(xs, q):
+    # linear interpolation between closest ranks (numpy's default)
+    xs = sorted(xs)
+    pos = (len(xs) - 1) * q
+    lo = int(pos)
+    hi = min(lo + 1, len(xs) - 1)
+    return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
+
+times = {l: [] for l in labels}
+for f in files:
+    for r in json.load(open(f))["results"]:
+        times[r["command"]].extend(r["times"])
+res = {}
+for l, t in times.items():
+    res[l] = {"times": t, "n": len(t), "median": quantile(t, 0.5), "p90": quantile(t, 0.9),
+              "min": min(t), "max": max(t), "mean": sum(t) / len(t)}
+json.dump({"labels": labels, "results": res}, open(out, "w"), indent=1)
+PY
+}
+
+# bench_table MERGED_JSON BASELINES [EXTRA_JSON]
+# Markdown table: one row per label with runs, median, p90 (ms) and "× BASELINE" (median
+# ratio) for each comma-separated baseline label present. EXTRA_JSON adds columns:
+#   {"columns": ["peak RSS KiB", ...], "rows": {LABEL: [value, ...]}}
+bench_table() {
+    "$BENCH_PY" - "$1" "$2" "${3:-}" <<'PY'
+import json, sys
+merged = json.load(open(sys.argv[1]))
+res, labels = merged["results"], merged["labels"]
+bases = [b for b in sys.argv[2].split(",") if b and b in res]
+extra = json.load(open(sys.argv[3])) if sys.argv[3] else {"columns": [], "rows": {}}
+head = ["runtime", "runs", "median ms", "p90 ms", "min ms"] + [f"× {b}" for b in bases] + extra["columns"]
+print("| " + " | ".join(head) + " |")
+print("|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|")
+for l in labels:
+    r = res[l]
+    row = [f"`{l}`", str(r["n"])] + [f"{r[k] * 1000:.1f}" for k in ("median", "p90", "min")]
+    row += [f"{r['median'] / res[b]['median']:.2f}" for b in bases]
+    row += [str(v) for v in extra["rows"].get(l, [""] * len(extra["columns"]))]
+    print("| " + " | ".join(row) + " |")
+PY
+}
+
+# ---------------------------------------------------------------------------------------
+# Record
+# ---------------------------------------------------------------------------------------
+
+# bench_machine_info : markdown bullet lines describing the machine and the run.
+bench_machine_info() {
+    local cpu mem fs
+    cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
+    mem=$(awk '/^MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)
+    fs=$(findmnt -n -o FSTYPE -T "$BENCH_TMP" 2>/dev/null || echo '?')
+    printf -- '- Date: %s\n' "$(date -u '+%Y-%m-%d %H:%M UTC')"
+    printf -- '- Machine: %s CPUs (%s), %s RAM, Linux %s, %s\n' "$(nproc)" "$cpu" "$mem" \
+        "$(uname -r)" "$(. /etc/os-release && echo "$PRETTY_NAME")"
+    printf -- '- Load average (1/5/15 min) at start: %s; at end: %s\n' "$BENCH_LOAD_START" \
+        "$(cut -d' ' -f1-3 /proc/loadavg)"
+    printf -- '- Temp dir (bundle, state roots) on %s; %s\n' "$fs" "$(hyperfine --version)"
+    printf -- '- Method: %s timed runs per command in %s interleaved rounds (order rotated each round), %s warm-up runs per command first; median/p90 over all runs\n' \
+        "$BENCH_RUNS" "$([ "$BENCH_ROUNDS" -le "$BENCH_RUNS" ] && echo "$BENCH_ROUNDS" || echo "$BENCH_RUNS")" "$BENCH_WARMUP"
+    [ -z "${BENCH_NOTE:-}" ] || printf -- '- Note: %s\n' "$BENCH_NOTE"
+}
+
+# bench_write_section NAME CONTENT_FILE : put CONTENT_FILE between
+# <!-- bench:NAME --> and <!-- /bench:NAME --> in BENCH_OUTPUT, replacing that section if
+# present, appending it otherwise; other sections are left as they are.
+bench_write_section() {
+    "$BENCH_PY" - "$BENCH_OUTPUT" "$1" "$2" <<'PY'
+import os, sys
+path, name, content_file = sys.argv[1:4]
+begin, end = f"<!-- bench:{name} -->", f"<!-- /bench:{name} -->"
+body = open(content_file).read().strip("\n")
+block = f"{begin}\n{body}\n{end}"
+if os.path.exists(path):
+    text = open(path).read()
+else:
+    text = ("# Benchmarks\n\n"
+            "Whole-command comparisons run side by side by the scripts in `bench/` "
+            "(see `bench/README.md`). Each section is written by one scenario between its "
+            "`<!-- bench:NAME -->` markers; re-running a scenario replaces only its own "
+            "section.\n")
+b, e = text.find(begin), text.find(end)
+if b >= 0 and e > b:
+    text = text[:b] + block + text[e + len(end):]
+else:
+    text = text.rstrip("\n") + "\n\n" + block + "\n"
+tmp = path + ".tmp"
+open(tmp, "w").write(text)
+os.replace(tmp, path)
+PY
+    bench_log "wrote section '$1' to $BENCH_OUTPUT"
+}

@@ -1,0 +1,69 @@
+//! OCI hooks: run a program with the container state on stdin, honouring its timeout.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result};
+use crate::spec::Hook;
+
+/// Runs each hook in order; the first failure stops the chain.
+pub fn run_all(kind: &str, hooks: &[Hook], state: &[u8]) -> Result<()> {
+    for (i, hook) in hooks.iter().enumerate() {
+        run(hook, state)
+            .map_err(|e| Error::Hook(format!("error running {kind} hook #{i}: {e}")))?;
+    }
+    Ok(())
+}
+
+fn run(hook: &Hook, state: &[u8]) -> std::result::Result<(), String> {
+    let mut cmd = Command::new(&hook.path);
+    if let Some((arg0, rest)) = hook.args.split_first() {
+        use std::os::unix::process::CommandExt;
+        cmd.arg0(arg0).args(rest);
+    }
+    cmd.env_clear();
+    for kv in &hook.env {
+        if let Some((k, v)) = kv.split_once('=') {
+            cmd.env(k, v);
+        }
+    }
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| format!("fork/exec {}: {e}", hook.path.display()))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        // A hook that does not read its stdin is fine.
+        let _ = stdin.write_all(state);
+    }
+    let deadline = hook
+        .timeout
+        .filter(|t| *t > 0)
+        .map(|t| Instant::now() + Duration::from_secs(t as u64));
+    loop {
+        match child.try_wait() {
+            Ok(Some(_)) => break,
+            Ok(None) => {}
+            Err(e) => return Err(format!("wait: {e}")),
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err("timeout: hook was killed".into());
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let out = child.wait_with_output().map_err(|e| format!("wait: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{}, stdout: {}, stderr: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout).trim(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}

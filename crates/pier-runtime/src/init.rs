@@ -1,0 +1,464 @@
+//! The code that runs in the forked child: the container's init (for `create`) or the
+//! new process (for `exec`). The child is a copy of the single-threaded runtime, so it
+//! may allocate and run ordinary Rust; it never returns, it execs or exits.
+
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use crate::channel::{Channel, Message};
+use crate::error::{Error, Result};
+use crate::mounts::CgroupMountInfo;
+use crate::spec::{NamespaceKind, Process, Spec};
+
+/// Everything the child needs, prepared by the parent before fork.
+#[derive(Debug)]
+pub struct ChildConfig<'a> {
+    pub spec: &'a Spec,
+    pub process: &'a Process,
+    pub rootfs: &'a Path,
+    pub channel: Channel,
+    /// `create`: the exec fifo, opened O_PATH before pivot_root.
+    pub exec_fifo: Option<OwnedFd>,
+    pub console_socket: Option<OwnedFd>,
+    pub seccomp: Option<crate::seccomp::Filter>,
+    pub no_pivot: bool,
+    pub preserve_fds: i32,
+    /// `exec`: namespaces to join, opened from /proc/<init>/ns before fork.
+    pub join: Vec<(NamespaceKind, OwnedFd)>,
+    pub is_exec: bool,
+    pub no_new_keyring: bool,
+}
+
+/// Runs the child to its end: exec on success, exit(1) after reporting on failure.
+pub fn run_child(mut cfg: ChildConfig) -> ! {
+    let result = if cfg.is_exec {
+        exec_child(&mut cfg)
+    } else {
+        init_child(&mut cfg)
+    };
+    let err = match result {
+        Ok(never) => match never {},
+        Err(e) => e,
+    };
+    let _ = cfg.channel.send(&Message::Failed(err.to_string()));
+    // SAFETY: _exit skips atexit handlers and stdio flushing, which belong to the parent.
+    unsafe { libc::_exit(1) }
+}
+
+enum Never {}
+
+fn init_child(cfg: &mut ChildConfig) -> Result<Never> {
+    let spec = cfg.spec;
+    cfg.channel.expect(Message::Go)?;
+    let new_userns = spec
+        .namespace(NamespaceKind::User)
+        .is_some_and(|n| n.path.is_none());
+    if new_userns {
+        become_root_in_userns()?;
+    }
+    join_namespaces_by_path(spec)?;
+    let cgroup_info = cgroup_mount_info(spec)?;
+    if spec
+        .namespace(NamespaceKind::Cgroup)
+        .is_some_and(|n| n.path.is_none())
+    {
+        // After the parent placed us in the container's cgroup, so that it is the root
+        // of the new cgroup namespace.
+        // SAFETY: unshare takes flags only; the child is single-threaded.
+        if unsafe { libc::unshare(libc::CLONE_NEWCGROUP) } != 0 {
+            return Err(Error::io(
+                "unshare cgroup namespace",
+                std::io::Error::last_os_error(),
+            ));
+        }
+    }
+    if spec
+        .namespace(NamespaceKind::Network)
+        .is_some_and(|n| n.path.is_none())
+    {
+        bring_up_loopback()?;
+    }
+    if !cfg.no_new_keyring {
+        join_session_keyring(&spec_id(spec));
+    }
+    let has_mountns = spec.has_namespace(NamespaceKind::Mount);
+    if has_mountns {
+        crate::mounts::prepare_rootfs(spec, cfg.rootfs, &cgroup_info)?;
+    }
+    cfg.channel.send(&Message::RunHooks)?;
+    cfg.channel.expect(Message::HooksDone)?;
+    if let Some(hooks) = &spec.hooks {
+        // createContainer hooks run in the container's namespaces, before pivot_root.
+        crate::hooks::run_all("createContainer", &hooks.create_container, b"{}")?;
+    }
+    if has_mountns && !cfg.no_pivot {
+        crate::mounts::pivot_root(cfg.rootfs)?;
+    } else if has_mountns {
+        crate::mounts::move_root(cfg.rootfs)?;
+    } else {
+        rustix::process::chroot(cfg.rootfs).map_err(|e| Error::io("chroot", e.into()))?;
+        rustix::process::chdir("/").map_err(|e| Error::io("chdir /", e.into()))?;
+    }
+    if cfg.process.terminal {
+        setup_terminal(cfg, true)?;
+    }
+    if has_mountns {
+        crate::mounts::finalize_rootfs(spec)?;
+    }
+    if let Some(h) = spec.hostname.as_deref().filter(|h| !h.is_empty()) {
+        rustix::system::sethostname(h.as_bytes())
+            .map_err(|e| Error::io("sethostname", e.into()))?;
+    }
+    if let Some(d) = spec.domainname.as_deref().filter(|d| !d.is_empty()) {
+        rustix::system::setdomainname(d.as_bytes())
+            .map_err(|e| Error::io("setdomainname", e.into()))?;
+    }
+    for (key, value) in &spec.linux().sysctl {
+        let path = PathBuf::from("/proc/sys").join(key.replace('.', "/"));
+        std::fs::write(&path, value)
+            .map_err(|e| Error::io(format!("write sysctl {key}={value}"), e))?;
+    }
+    if let Some(p) = &spec.linux().personality {
+        if let Some(domain) = crate::process::personality_domain(&p.domain) {
+            crate::process::set_personality(domain)?;
+        }
+    }
+    apply_process(cfg, true)
+}
+
+fn exec_child(cfg: &mut ChildConfig) -> Result<Never> {
+    cfg.channel.expect(Message::Go)?;
+    if cfg.process.terminal {
+        setup_terminal(cfg, false)?;
+    }
+    apply_process(cfg, false)
+}
+
+/// The part shared by init and exec: process attributes, security, identity, exec.
+fn apply_process(cfg: &mut ChildConfig, is_init: bool) -> Result<Never> {
+    let process = cfg.process;
+    let spec = cfg.spec;
+    if let Some(adj) = process.oom_score_adj {
+        crate::process::set_oom_score_adj(rustix::process::getpid().as_raw_nonzero().get(), adj)?;
+    }
+    crate::process::set_rlimits(&process.rlimits)?;
+    if let Some(io) = &process.io_priority {
+        crate::process::set_io_priority(&io.class, io.priority)?;
+    }
+    if let Some(s) = &process.scheduler {
+        crate::process::set_scheduler(s)?;
+    }
+    apply_lsm(process)?;
+    let cwd = if process.cwd.is_empty() {
+        "/"
+    } else {
+        &process.cwd
+    };
+    // chdir as root first; again after the user switch below in case permissions differ.
+    let cwd_ok = rustix::process::chdir(cwd).is_ok();
+    let env = env_with_defaults(&process.env);
+    let executable = crate::process::lookup_executable(&process.args[0], &env)?;
+    if process.no_new_privileges {
+        rustix::thread::set_no_new_privs(true)
+            .map_err(|e| Error::io("set no_new_privs", e.into()))?;
+    }
+    let seccomp = cfg.seccomp.take();
+    let load_early = seccomp
+        .as_ref()
+        .is_some_and(|f| !process.no_new_privileges || f.uses_notify());
+    if load_early {
+        if let Some(filter) = &seccomp {
+            load_seccomp(cfg, filter)?;
+        }
+    }
+    if let Some(caps) = &process.capabilities {
+        crate::caps::drop_bounding(caps)?;
+    }
+    crate::caps::keep_across_setuid(true)?;
+    let allow_setgroups = setgroups_allowed();
+    crate::process::set_identity(process, allow_setgroups)?;
+    crate::caps::keep_across_setuid(false)?;
+    match &process.capabilities {
+        Some(caps) => crate::caps::apply(caps)?,
+        None => crate::caps::apply(&crate::spec::Capabilities::default())?,
+    }
+    if !cwd_ok {
+        rustix::process::chdir(cwd)
+            .map_err(|e| Error::io(format!("chdir to cwd {cwd:?}"), e.into()))?;
+    }
+    crate::process::close_fds_from(3 + cfg.preserve_fds, &[cfg.channel.as_fd().as_raw_fd()]);
+    if is_init {
+        cfg.channel.send(&Message::Ready)?;
+        let fifo = cfg
+            .exec_fifo
+            .take()
+            .ok_or_else(|| Error::Init("exec fifo missing".into()))?;
+        wait_for_start(&fifo)?;
+        if let Some(hooks) = &spec.hooks {
+            crate::hooks::run_all("startContainer", &hooks.start_container, b"{}")?;
+        }
+    } else {
+        cfg.channel.send(&Message::Ready)?;
+    }
+    if !load_early {
+        if let Some(filter) = &seccomp {
+            load_seccomp(cfg, filter)?;
+        }
+    }
+    reset_signals();
+    Err(crate::process::exec(&executable, &process.args, &env))
+}
+
+fn load_seccomp(cfg: &ChildConfig, filter: &crate::seccomp::Filter) -> Result<()> {
+    if let Some(notify_fd) = filter.load()? {
+        // The parent forwards it to linux.seccomp.listenerPath with the state.
+        crate::channel::send_fd(cfg.channel.as_fd(), b"seccomp", notify_fd.as_fd())?;
+    }
+    Ok(())
+}
+
+/// Blocks until `start` opens the exec fifo for reading, then says go.
+fn wait_for_start(fifo: &OwnedFd) -> Result<()> {
+    let path = format!("/proc/self/fd/{}", fifo.as_raw_fd());
+    let fd = rustix::fs::open(
+        path.as_str(),
+        rustix::fs::OFlags::WRONLY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .map_err(|e| Error::io("open exec fifo", e.into()))?;
+    rustix::io::write(&fd, b"0").map_err(|e| Error::io("write exec fifo", e.into()))?;
+    Ok(())
+}
+
+fn setup_terminal(cfg: &ChildConfig, is_init: bool) -> Result<()> {
+    let (master, slave, name) = crate::console::open_pty()?;
+    if let Some(size) = cfg.process.console_size {
+        crate::console::set_size(master.as_fd(), size)?;
+    }
+    let socket = cfg.console_socket.as_ref().ok_or_else(|| {
+        Error::InvalidConfig("process.terminal: set, but no console socket".into())
+    })?;
+    crate::channel::send_fd(socket.as_fd(), b"/dev/ptmx", master.as_fd())?;
+    drop(master);
+    crate::console::become_console(slave, &name, is_init && Path::new("/dev").exists())
+}
+
+fn apply_lsm(process: &Process) -> Result<()> {
+    if let Some(profile) = process
+        .apparmor_profile
+        .as_deref()
+        .filter(|p| !p.is_empty())
+    {
+        let enabled = std::fs::read_to_string("/sys/module/apparmor/parameters/enabled")
+            .is_ok_and(|s| s.trim() == "Y");
+        if !enabled {
+            return Err(Error::InvalidConfig(format!(
+                "process.apparmorProfile: {profile:?} requested but AppArmor is not enabled on this host"
+            )));
+        }
+        let attr = if Path::new("/proc/self/attr/apparmor/exec").exists() {
+            "/proc/self/attr/apparmor/exec"
+        } else {
+            "/proc/self/attr/exec"
+        };
+        std::fs::write(attr, format!("exec {profile}"))
+            .map_err(|e| Error::io(format!("set AppArmor profile {profile}"), e))?;
+    }
+    if let Some(label) = process.selinux_label.as_deref().filter(|l| !l.is_empty()) {
+        if !Path::new("/sys/fs/selinux/enforce").exists() {
+            return Err(Error::InvalidConfig(format!(
+                "process.selinuxLabel: {label:?} requested but SELinux is not enabled on this host"
+            )));
+        }
+        std::fs::write("/proc/self/attr/exec", label)
+            .map_err(|e| Error::io(format!("set SELinux label {label}"), e))?;
+    }
+    Ok(())
+}
+
+fn become_root_in_userns() -> Result<()> {
+    // SAFETY: setresgid/setresuid take integers; the process is single-threaded.
+    let rc = unsafe { libc::syscall(libc::SYS_setresgid, 0, 0, 0) };
+    if rc != 0 {
+        return Err(Error::io(
+            "setgid 0 in user namespace",
+            std::io::Error::last_os_error(),
+        ));
+    }
+    // SAFETY: as above.
+    let rc = unsafe { libc::syscall(libc::SYS_setresuid, 0, 0, 0) };
+    if rc != 0 {
+        return Err(Error::io(
+            "setuid 0 in user namespace",
+            std::io::Error::last_os_error(),
+        ));
+    }
+    Ok(())
+}
+
+fn setgroups_allowed() -> bool {
+    std::fs::read_to_string("/proc/self/setgroups").map_or(true, |s| s.trim() != "deny")
+}
+
+/// Joins namespaces given by path (user first: the others need its privileges).
+fn join_namespaces_by_path(spec: &Spec) -> Result<()> {
+    let mut joins: Vec<(NamespaceKind, &Path)> = spec
+        .linux()
+        .namespaces
+        .iter()
+        .filter(|n| n.kind != NamespaceKind::Pid && n.kind != NamespaceKind::Time)
+        .filter_map(|n| n.path.as_deref().map(|p| (n.kind, p)))
+        .collect();
+    joins.sort_by_key(|(k, _)| *k != NamespaceKind::User);
+    for (kind, path) in joins {
+        let fd = rustix::fs::open(
+            path,
+            rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        )
+        .map_err(|e| {
+            Error::io(
+                format!("open {} namespace {}", kind.proc_name(), path.display()),
+                e.into(),
+            )
+        })?;
+        setns(&fd, kind).map_err(|e| match e {
+            Error::Io { cause, .. } => Error::io(
+                format!("join {} namespace {}", kind.proc_name(), path.display()),
+                cause,
+            ),
+            other => other,
+        })?;
+    }
+    Ok(())
+}
+
+pub fn setns(fd: &OwnedFd, kind: NamespaceKind) -> Result<()> {
+    // SAFETY: fd is an open namespace file; setns does not retain it. The caller is
+    // single-threaded, as joining user and mount namespaces requires.
+    let rc = unsafe { libc::setns(fd.as_raw_fd(), kind.clone_flag()) };
+    if rc != 0 {
+        return Err(Error::io(
+            format!("setns {}", kind.proc_name()),
+            std::io::Error::last_os_error(),
+        ));
+    }
+    Ok(())
+}
+
+/// Where each cgroup hierarchy is mounted on the host and where the container sits in it,
+/// read before a new cgroup namespace hides the host paths.
+fn cgroup_mount_info(spec: &Spec) -> Result<CgroupMountInfo> {
+    let needs = spec
+        .mounts
+        .iter()
+        .any(|m| matches!(m.kind.as_deref(), Some("cgroup") | Some("cgroup2")));
+    let mut info = CgroupMountInfo {
+        has_cgroupns: spec.has_namespace(NamespaceKind::Cgroup),
+        ..Default::default()
+    };
+    if !needs {
+        return Ok(info);
+    }
+    let own = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    for line in mountinfo.lines() {
+        let Some((pre, post)) = line.split_once(" - ") else {
+            continue;
+        };
+        let pre: Vec<&str> = pre.split(' ').collect();
+        let post: Vec<&str> = post.split(' ').collect();
+        if pre.len() < 5 || post.len() < 3 {
+            continue;
+        }
+        let mount_point = PathBuf::from(crate::mounts::unescape_mountinfo(pre[4]));
+        match post[0] {
+            "cgroup2" if mount_point == Path::new("/sys/fs/cgroup") => {
+                let path = own
+                    .lines()
+                    .find_map(|l| l.strip_prefix("0::"))
+                    .unwrap_or("/");
+                info.v2_dir = Some(mount_point.join(path.trim_start_matches('/')));
+            }
+            "cgroup" => {
+                let opts: Vec<&str> = post[2].split(',').collect();
+                let path = own.lines().find_map(|l| {
+                    let mut parts = l.splitn(3, ':');
+                    let _ = parts.next();
+                    let ctrls = parts.next()?;
+                    let path = parts.next()?;
+                    ctrls
+                        .split(',')
+                        .any(|c| opts.contains(&c))
+                        .then(|| path.to_string())
+                });
+                if let Some(path) = path {
+                    info.v1.push((mount_point, path));
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(info)
+}
+
+fn bring_up_loopback() -> Result<()> {
+    let sock = rustix::net::socket(
+        rustix::net::AddressFamily::INET,
+        rustix::net::SocketType::DGRAM,
+        None,
+    )
+    .map_err(|e| Error::io("socket for loopback", e.into()))?;
+    // SAFETY: ifreq is plain old data; zeroed is a valid initial value.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (dst, src) in req.ifr_name.iter_mut().zip(b"lo\0") {
+        *dst = *src as libc::c_char;
+    }
+    // SAFETY: SIOCGIFFLAGS/SIOCSIFFLAGS read and write the ifreq we own.
+    unsafe {
+        if libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) < 0 {
+            return Err(Error::io("get lo flags", std::io::Error::last_os_error()));
+        }
+        req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
+        if libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) < 0 {
+            return Err(Error::io("bring up lo", std::io::Error::last_os_error()));
+        }
+    }
+    Ok(())
+}
+
+fn spec_id(spec: &Spec) -> String {
+    spec.hostname.clone().unwrap_or_default()
+}
+
+/// A new session keyring per container, so containers don't share the host's keys.
+fn join_session_keyring(name: &str) {
+    const KEYCTL_JOIN_SESSION_KEYRING: libc::c_int = 1;
+    let name = std::ffi::CString::new(format!("_ses.{name}")).unwrap_or_default();
+    // SAFETY: keyctl JOIN_SESSION_KEYRING takes a C string that outlives the call. Failure
+    // (e.g. keyrings disabled, or blocked by seccomp) is not fatal, as with runc.
+    unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, name.as_ptr()) };
+}
+
+fn env_with_defaults(env: &[String]) -> Vec<String> {
+    let mut env = env.to_vec();
+    if !env.iter().any(|e| e.starts_with("HOME=")) {
+        env.push("HOME=/".into());
+    }
+    env
+}
+
+/// The runtime blocks signals while it waits; its children must start clean.
+fn reset_signals() {
+    // SAFETY: sigset operations on a local set, then sigprocmask on this thread only.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+        for sig in 1..32 {
+            if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+                libc::signal(sig, libc::SIG_DFL);
+            }
+        }
+    }
+}

@@ -1,0 +1,79 @@
+//! runc-style logging: `--log FILE` and `--log-format text|json`. containerd's shim and
+//! dockerd read the last error from this file, so the JSON shape matches runc's
+//! (`{"level":"error","msg":"...","time":"..."}`).
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+#[derive(Debug)]
+struct Config {
+    file: Option<PathBuf>,
+    format: Format,
+    debug: bool,
+}
+
+static CONFIG: OnceLock<Config> = OnceLock::new();
+
+pub fn init(file: Option<PathBuf>, format: Format, debug: bool) {
+    let _ = CONFIG.set(Config {
+        file,
+        format,
+        debug,
+    });
+}
+
+fn write(level: &str, msg: &str) {
+    let Some(cfg) = CONFIG.get() else {
+        let _ = writeln!(std::io::stderr(), "{level}: {msg}");
+        return;
+    };
+    if level == "debug" && !cfg.debug {
+        return;
+    }
+    let time = crate::state::now_rfc3339();
+    let line = match cfg.format {
+        Format::Json => format!(
+            "{}\n",
+            serde_json::json!({ "level": level, "msg": msg, "time": time })
+        ),
+        Format::Text => format!("time=\"{time}\" level={level} msg={msg:?}\n"),
+    };
+    match &cfg.file {
+        Some(path) => {
+            if let Ok(mut f) = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+            {
+                let _ = f.write_all(line.as_bytes());
+            }
+        }
+        None => {
+            let _ = std::io::stderr().write_all(line.as_bytes());
+        }
+    }
+}
+
+pub fn error(msg: &str) {
+    write("error", msg);
+}
+
+pub fn warn(msg: &str) {
+    write("warning", msg);
+}
+
+pub fn debug(msg: &str) {
+    write("debug", msg);
+}
+
+/// Whether log lines go to a file (then errors are also printed on stderr by the binary).
+pub fn to_file() -> bool {
+    CONFIG.get().is_some_and(|c| c.file.is_some())
+}

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The test command: set up, lint, build, and run every test as root on the real kernel.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ "$(id -u)" = 0 ] || { echo "test: run as root (namespaces, cgroups, mounts)" >&2; exit 1; }
+
+scripts/setup.sh
+echo "== fmt"; cargo fmt --all --check
+echo "== clippy"; cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "== build"; cargo build --workspace --all-targets --locked
+echo "== tests"
+# Container tests change process-wide state (mounts, cgroups): one test at a time.
+cargo test --workspace --locked -- --test-threads=1
