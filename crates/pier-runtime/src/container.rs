@@ -263,9 +263,11 @@ impl Runtime {
             }
         }
         let (parent_end, child_end) = channel::pair()?;
+        crate::log::debug(&format!("nsexec container setup: clone flags {flags:#x}"));
         let pid = clone_fork(flags)?;
         if pid == 0 {
             drop(parent_end);
+            crate::log::debug("child process in init()");
             run_child(ChildConfig {
                 spec: &spec,
                 process: &process,

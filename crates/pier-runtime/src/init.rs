@@ -102,9 +102,6 @@ fn init_child(cfg: &mut ChildConfig) -> Result<Never> {
     if cfg.process.terminal {
         setup_terminal(cfg, true)?;
     }
-    if has_mountns {
-        crate::mounts::finalize_rootfs(spec)?;
-    }
     if let Some(h) = spec.hostname.as_deref().filter(|h| !h.is_empty()) {
         rustix::system::sethostname(h.as_bytes())
             .map_err(|e| Error::io("sethostname", e.into()))?;
@@ -117,6 +114,10 @@ fn init_child(cfg: &mut ChildConfig) -> Result<Never> {
         let path = PathBuf::from("/proc/sys").join(key.replace('.', "/"));
         std::fs::write(&path, value)
             .map_err(|e| Error::io(format!("write sysctl {key}={value}"), e))?;
+    }
+    // After the sysctls, as runc does: readonlyPaths usually covers /proc/sys.
+    if has_mountns {
+        crate::mounts::finalize_rootfs(spec)?;
     }
     if let Some(p) = &spec.linux().personality {
         if let Some(domain) = crate::process::personality_domain(&p.domain) {
@@ -188,6 +189,7 @@ fn apply_process(cfg: &mut ChildConfig, is_init: bool) -> Result<Never> {
     }
     crate::process::close_fds_from(3 + cfg.preserve_fds, &[cfg.channel.as_fd().as_raw_fd()]);
     if is_init {
+        crate::log::debug("init: closing the pipe to signal completion");
         cfg.channel.send(&Message::Ready)?;
         let fifo = cfg
             .exec_fifo

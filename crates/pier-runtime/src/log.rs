@@ -14,14 +14,23 @@ pub enum Format {
 
 #[derive(Debug)]
 struct Config {
-    file: Option<PathBuf>,
+    /// Opened once, so that the container's init can still log after pivot_root.
+    file: Option<std::fs::File>,
     format: Format,
     debug: bool,
 }
 
 static CONFIG: OnceLock<Config> = OnceLock::new();
 
-pub fn init(file: Option<PathBuf>, format: Format, debug: bool) {
+pub fn init(path: Option<PathBuf>, format: Format, debug: bool) {
+    let file = path.and_then(|p| {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&p)
+            .inspect_err(|e| eprintln!("cannot open log file {}: {e}", p.display()))
+            .ok()
+    });
     let _ = CONFIG.set(Config {
         file,
         format,
@@ -46,14 +55,9 @@ fn write(level: &str, msg: &str) {
         Format::Text => format!("time=\"{time}\" level={level} msg={msg:?}\n"),
     };
     match &cfg.file {
-        Some(path) => {
-            if let Ok(mut f) = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-            {
-                let _ = f.write_all(line.as_bytes());
-            }
+        Some(f) => {
+            // `Write` is implemented for `&File`: appends need no exclusive access.
+            let _ = (&*f).write_all(line.as_bytes());
         }
         None => {
             let _ = std::io::stderr().write_all(line.as_bytes());
