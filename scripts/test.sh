@@ -10,4 +10,12 @@ echo "== clippy"; cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== build"; cargo build --workspace --all-targets --locked
 echo "== tests"
 # Container tests change process-wide state (mounts, cgroups): one test at a time.
-cargo test --workspace --locked -- --test-threads=1
+log=$(mktemp /tmp/pier-test.XXXXXX)
+trap 'rm -f "$log"' EXIT
+set +e
+cargo test --workspace --all-targets --locked -- --test-threads=1 2>&1 | tee "$log"
+rc=${PIPESTATUS[0]}
+set -e
+# One closing line for the whole run.
+awk '/^test result:/ { p += $4; f += $6; s += $8 } END { printf "tests: %d passed, %d failed, %d skipped\n", p, f, s }' "$log"
+exit "$rc"
