@@ -3,14 +3,26 @@
 set -euo pipefail
 
 packages=(busybox-static libseccomp-dev pkg-config runc crun procps iproute2)
-missing=()
-for p in "${packages[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-    echo "setup: installing ${missing[*]}"
+# Engines for tests/interop.rs, which starts its own daemons; without their recommends
+# (needrestart, cgroupfs-mount, buildah, ...).
+engines=(docker.io containerd podman bsdutils)
+
+missing_of() {
+    for p in "$@"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || echo "$p"
+    done
+}
+mapfile -t missing < <(missing_of "${packages[@]}")
+mapfile -t missing_engines < <(missing_of "${engines[@]}")
+if [ $((${#missing[@]} + ${#missing_engines[@]})) -gt 0 ]; then
+    echo "setup: installing ${missing[*]} ${missing_engines[*]}"
     export DEBIAN_FRONTEND=noninteractive
     apt-get -o DPkg::Lock::Timeout=600 update -q
-    apt-get -o DPkg::Lock::Timeout=600 install -y -q "${missing[@]}"
+    if [ ${#missing[@]} -gt 0 ]; then
+        apt-get -o DPkg::Lock::Timeout=600 install -y -q "${missing[@]}"
+    fi
+    if [ ${#missing_engines[@]} -gt 0 ]; then
+        apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends "${missing_engines[@]}"
+    fi
 fi
 command -v cargo >/dev/null || { echo "setup: cargo (Rust toolchain) is required" >&2; exit 1; }

@@ -26,6 +26,9 @@ pub enum Message {
     Pid(i32),
     /// Child → parent: setting up failed.
     Failed(String),
+    /// Child → parent: the seccomp notify fd rides along (SCM_RIGHTS), for the parent to
+    /// hand to `linux.seccomp.listenerPath`.
+    SeccompFd,
 }
 
 impl Message {
@@ -36,6 +39,7 @@ impl Message {
             Message::HooksDone => b"D".to_vec(),
             Message::Ready => b"R".to_vec(),
             Message::Pid(pid) => format!("P{pid}").into_bytes(),
+            Message::SeccompFd => b"S".to_vec(),
             Message::Failed(msg) => {
                 let mut v = b"E".to_vec();
                 v.extend_from_slice(msg.as_bytes());
@@ -53,6 +57,7 @@ impl Message {
             b'H' => Message::RunHooks,
             b'D' => Message::HooksDone,
             b'R' => Message::Ready,
+            b'S' => Message::SeccompFd,
             b'P' => Message::Pid(
                 std::str::from_utf8(rest)
                     .ok()
@@ -91,14 +96,36 @@ impl Channel {
     }
 
     pub fn recv(&self) -> Result<Message> {
+        self.recv_with_fd().map(|(m, _)| m)
+    }
+
+    /// Receives a message and the fd that came with it, if any.
+    pub fn recv_with_fd(&self) -> Result<(Message, Option<OwnedFd>)> {
         let mut buf = [0u8; 4096];
         loop {
-            match rustix::net::recv(&self.fd, &mut buf, RecvFlags::empty()) {
-                Ok((n, _)) => return Message::decode(&buf[..n]),
+            let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+            let mut control = RecvAncillaryBuffer::new(&mut space);
+            let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+            match rustix::net::recvmsg(&self.fd, &mut iov, &mut control, RecvFlags::CMSG_CLOEXEC) {
+                Ok(msg) => {
+                    let n = msg.bytes;
+                    let mut fd = None;
+                    for c in control.drain() {
+                        if let RecvAncillaryMessage::ScmRights(mut fds) = c {
+                            fd = fds.next();
+                        }
+                    }
+                    return Ok((Message::decode(&buf[..n])?, fd));
+                }
                 Err(rustix::io::Errno::INTR) => continue,
                 Err(e) => return Err(Error::io("sync receive", e.into())),
             }
         }
+    }
+
+    /// Sends a message with an fd attached.
+    pub fn send_with_fd(&self, msg: &Message, fd: BorrowedFd) -> Result<()> {
+        send_fd(self.fd.as_fd(), &msg.encode(), fd)
     }
 
     /// Waits for exactly `expected`; a failure report becomes an error.

@@ -36,6 +36,8 @@ pub struct ExecOptions {
     pub console_socket: Option<PathBuf>,
     pub detach: bool,
     pub preserve_fds: i32,
+    /// Exec into a paused container anyway (the process starts frozen).
+    pub ignore_paused: bool,
 }
 
 /// Removes what a failed `create` made, in reverse order, unless disarmed.
@@ -171,6 +173,9 @@ impl Runtime {
             .as_ref()
             .map(crate::seccomp::compile)
             .transpose()?;
+        // Like runc, work from the bundle: relative mount sources and hooks count on it.
+        std::env::set_current_dir(&bundle).ctx(|| format!("chdir to {}", bundle.display()))?;
+        let bind_fds = crate::mounts::clone_bind_sources(&spec);
 
         std::fs::create_dir_all(&self.root)
             .ctx(|| format!("create root {}", self.root.display()))?;
@@ -212,8 +217,20 @@ impl Runtime {
             id,
             self.systemd_cgroup,
         )?;
+        let pre_existing = cgroup.dirs().iter().any(|d| d.is_dir());
         cgroup.create()?;
-        guard.cgroup = Some(cgroup.path().to_string());
+        if !pre_existing {
+            // Only what create made is removed on failure.
+            guard.cgroup = Some(cgroup.path().to_string());
+        }
+        if pre_existing && cgroup.is_frozen().unwrap_or(false) {
+            return Err(Error::InvalidState(
+                "container's cgroup unexpectedly frozen".into(),
+            ));
+        }
+        if pre_existing && !cgroup.pids().unwrap_or_default().is_empty() {
+            crate::log::warn("container's cgroup is not empty: it is shared with other processes");
+        }
         // Always applied: with no resources the default device allow-list still holds.
         let resources = spec.linux().resources.clone().unwrap_or_default();
         cgroup.apply_with_devices(&resources, &spec.linux().devices)?;
@@ -281,6 +298,7 @@ impl Runtime {
                 join: Vec::new(),
                 is_exec: false,
                 no_new_keyring: opts.no_new_keyring,
+                bind_fds,
             });
         }
         drop(child_end);
@@ -318,8 +336,8 @@ impl Runtime {
 
     fn parent_handshake(&self, ch: &Channel, container: &Container, spec: &Spec) -> Result<()> {
         loop {
-            match ch.recv()? {
-                Message::RunHooks => {
+            match ch.recv_with_fd()? {
+                (Message::RunHooks, _) => {
                     if let Some(hooks) = &spec.hooks {
                         let st = container.hook_state(Status::Creating);
                         crate::hooks::run_all("prestart", &hooks.prestart, &st)?;
@@ -327,30 +345,14 @@ impl Runtime {
                     }
                     ch.send(&Message::HooksDone)?;
                 }
-                Message::Ready => break,
-                Message::Failed(msg) => return Err(Error::Init(msg)),
-                other => return Err(Error::Init(format!("unexpected {other:?} from init"))),
+                (Message::SeccompFd, Some(fd)) => {
+                    forward_seccomp_fd(container, spec, Status::Creating, fd)?
+                }
+                (Message::Ready, _) => return Ok(()),
+                (Message::Failed(msg), _) => return Err(Error::Init(msg)),
+                (other, _) => return Err(Error::Init(format!("unexpected {other:?} from init"))),
             }
         }
-        // A seccomp listener: the init sends its notify fd before it is ready.
-        if let Some(listener) = spec
-            .linux()
-            .seccomp
-            .as_ref()
-            .and_then(|s| s.listener_path.as_ref())
-        {
-            let uses_notify = spec
-                .linux()
-                .seccomp
-                .as_ref()
-                .is_some_and(|s| s.syscalls.iter().any(|r| r.action == "SCMP_ACT_NOTIFY"));
-            if uses_notify {
-                let fd = channel::recv_fd(ch.as_fd())?;
-                let st = seccomp_state(container, spec, Status::Creating);
-                crate::seccomp::send_to_listener(listener, &st, fd.as_fd())?;
-            }
-        }
-        Ok(())
     }
 
     pub fn load(&self, id: &str) -> Result<Container> {
@@ -495,10 +497,18 @@ impl Runtime {
             reap_if_child(container.init_pid);
             std::thread::sleep(Duration::from_millis(1));
         }
-        while !cg.pids().unwrap_or_default().is_empty() && Instant::now() < deadline {
+        // Processes of a dying pid namespace leave the cgroup shortly after its init; a
+        // cgroup shared with another container never empties, so the wait is short.
+        let settle = (Instant::now() + Duration::from_millis(500)).min(deadline);
+        while !cg.pids().unwrap_or_default().is_empty() && Instant::now() < settle {
             std::thread::sleep(Duration::from_millis(2));
         }
-        let cg_result = cg.destroy();
+        let cg_result = if cg.pids().unwrap_or_default().is_empty() {
+            cg.destroy()
+        } else {
+            crate::log::warn("container's cgroup is not empty after delete: left in place");
+            Ok(())
+        };
         let _ = std::fs::remove_dir_all(container.state_dir(&self.root));
         if let Some(hooks) = &container.config.hooks {
             let st = container.hook_state(Status::Stopped);
@@ -546,6 +556,30 @@ impl Runtime {
         c.save(&self.root)
     }
 
+    /// How many processes the kernel's OOM killer has killed in the container's memory
+    /// cgroup (v1 `memory.oom_control`, v2 `memory.events`).
+    pub fn oom_kills(&self, id: &str) -> Result<u64> {
+        let c = self.load(id)?;
+        if c.status(&self.root) == Status::Stopped {
+            return Err(Error::InvalidState("container not running".into()));
+        }
+        let cg = cgroups::open_existing(&c.cgroup_path)?;
+        let count = cg
+            .dirs()
+            .iter()
+            .flat_map(|d| [d.join("memory.oom_control"), d.join("memory.events")])
+            .filter_map(|f| std::fs::read_to_string(f).ok())
+            .flat_map(|text| {
+                text.lines()
+                    .filter_map(|l| l.strip_prefix("oom_kill "))
+                    .filter_map(|n| n.trim().parse::<u64>().ok())
+                    .collect::<Vec<_>>()
+            })
+            .max()
+            .unwrap_or(0);
+        Ok(count)
+    }
+
     pub fn stats(&self, id: &str) -> Result<serde_json::Value> {
         let c = self.load(id)?;
         if c.status(&self.root) == Status::Stopped {
@@ -565,6 +599,7 @@ impl Runtime {
         let container = self.load(id)?;
         match container.status(&self.root) {
             Status::Running | Status::Created => {}
+            Status::Paused if opts.ignore_paused => {}
             Status::Paused => {
                 return Err(Error::InvalidState(
                     "cannot exec in a paused container".into(),
@@ -641,8 +676,10 @@ impl Runtime {
         // A helper process joins the namespaces (joining user/mount ones needs a
         // single-threaded process, and pid namespaces only apply to children) and forks
         // the real process; we stay outside to wait and to keep our own namespaces.
+        crate::log::debug("nsexec container setup: joining the container's namespaces");
         let helper = clone_fork(0)?;
         if helper == 0 {
+            crate::log::debug("child process in init()");
             drop(parent_end);
             let code = exec_helper(
                 joins,
@@ -659,6 +696,7 @@ impl Runtime {
                     join: Vec::new(),
                     is_exec: true,
                     no_new_keyring: true,
+                    bind_fds: Vec::new(),
                 },
             );
             // SAFETY: leaving the helper without running the parent's exit handlers.
@@ -690,11 +728,16 @@ impl Runtime {
         if let Some(rx) = &pty_receiver {
             master = Some(channel::recv_fd(rx.as_fd()).map_err(fail)?);
         }
-        match parent_end.recv() {
-            Ok(Message::Ready) => {}
-            Ok(Message::Failed(msg)) => return Err(fail(Error::Init(msg))),
-            Ok(other) => return Err(fail(Error::Init(format!("unexpected {other:?}")))),
-            Err(e) => return Err(fail(e)),
+        loop {
+            match parent_end.recv_with_fd() {
+                Ok((Message::Ready, _)) => break,
+                Ok((Message::SeccompFd, Some(fd))) => {
+                    forward_seccomp_fd(&container, spec, Status::Running, fd).map_err(fail)?
+                }
+                Ok((Message::Failed(msg), _)) => return Err(fail(Error::Init(msg))),
+                Ok((other, _)) => return Err(fail(Error::Init(format!("unexpected {other:?}")))),
+                Err(e) => return Err(fail(e)),
+            }
         }
         if let Some(pid_file) = &opts.pid_file {
             write_pid_file(pid_file, pid)?;
@@ -711,7 +754,7 @@ impl Runtime {
     }
 
     /// `run`: create, start, wait, delete (unless detached). Returns the exit code.
-    pub fn run(&self, id: &str, opts: &CreateOptions, detach: bool) -> Result<i32> {
+    pub fn run(&self, id: &str, opts: &CreateOptions, detach: bool, keep: bool) -> Result<i32> {
         let spec = Spec::load(&opts.bundle)?;
         let terminal = spec.process.as_ref().is_some_and(|p| p.terminal);
         // `run` with a terminal and no socket: make our own socket and proxy the pty.
@@ -762,8 +805,10 @@ impl Runtime {
             crate::console::proxy(&master);
         }
         let code = wait_with_signal_forwarding(container.init_pid, false);
-        let container = self.load(id)?;
-        self.destroy(&container)?;
+        if !keep {
+            let container = self.load(id)?;
+            self.destroy(&container)?;
+        }
         Ok(code)
     }
 }
@@ -888,6 +933,27 @@ fn wait_with_signal_forwarding(pid: i32, block_now: bool) -> i32 {
             unsafe { libc::kill(pid, sig) };
         }
     }
+}
+
+/// Hands a seccomp notify fd to the agent at `linux.seccomp.listenerPath`.
+fn forward_seccomp_fd(
+    container: &Container,
+    spec: &Spec,
+    status: Status,
+    fd: OwnedFd,
+) -> Result<()> {
+    let listener = spec
+        .linux()
+        .seccomp
+        .as_ref()
+        .and_then(|s| s.listener_path.as_ref())
+        .ok_or_else(|| {
+            Error::InvalidConfig(
+                "linux.seccomp.listenerPath: SCMP_ACT_NOTIFY needs a listener".into(),
+            )
+        })?;
+    let st = seccomp_state(container, spec, status);
+    crate::seccomp::send_to_listener(listener, &st, fd.as_fd())
 }
 
 fn seccomp_state(container: &Container, spec: &Spec, status: Status) -> Vec<u8> {

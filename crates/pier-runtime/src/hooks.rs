@@ -10,8 +10,9 @@ use crate::spec::Hook;
 /// Runs each hook in order; the first failure stops the chain.
 pub fn run_all(kind: &str, hooks: &[Hook], state: &[u8]) -> Result<()> {
     for (i, hook) in hooks.iter().enumerate() {
+        // runc's wording, which callers match on: "error running hook #N: ...".
         run(hook, state)
-            .map_err(|e| Error::Hook(format!("error running {kind} hook #{i}: {e}")))?;
+            .map_err(|e| Error::Hook(format!("{kind}: error running hook #{i}: {e}")))?;
     }
     Ok(())
 }
@@ -61,9 +62,36 @@ fn run(hook: &Hook, state: &[u8]) -> std::result::Result<(), String> {
     } else {
         Err(format!(
             "{}, stdout: {}, stderr: {}",
-            out.status,
+            go_exit_status(&out.status),
             String::from_utf8_lossy(&out.stdout).trim(),
             String::from_utf8_lossy(&out.stderr).trim()
         ))
     }
+}
+
+/// An exit status as Go prints it ("exit status 1", "signal: bad system call"), which
+/// is what users of runc see and what tools match.
+fn go_exit_status(status: &std::process::ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    if let Some(code) = status.code() {
+        return format!("exit status {code}");
+    }
+    let Some(sig) = status.signal() else {
+        return status.to_string();
+    };
+    // SAFETY: strsignal returns a pointer to a static or thread-local string, copied
+    // right away; this process is single-threaded.
+    let name = unsafe {
+        let p = libc::strsignal(sig);
+        if p.is_null() {
+            return format!("signal: {sig}");
+        }
+        std::ffi::CStr::from_ptr(p).to_string_lossy().into_owned()
+    };
+    let mut chars = name.chars();
+    let lower: String = chars
+        .next()
+        .map(|c| c.to_lowercase().chain(chars).collect())
+        .unwrap_or_default();
+    format!("signal: {lower}")
 }

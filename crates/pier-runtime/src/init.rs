@@ -27,7 +27,12 @@ pub struct ChildConfig<'a> {
     pub join: Vec<(NamespaceKind, OwnedFd)>,
     pub is_exec: bool,
     pub no_new_keyring: bool,
+    /// Bind mount sources opened by the runtime, index-aligned with `spec.mounts`.
+    pub bind_fds: Vec<Option<OwnedFd>>,
 }
+
+/// Set once the parent stopped listening (after Ready): errors then go to the log.
+static PARENT_GONE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// Runs the child to its end: exec on success, exit(1) after reporting on failure.
 pub fn run_child(mut cfg: ChildConfig) -> ! {
@@ -40,7 +45,11 @@ pub fn run_child(mut cfg: ChildConfig) -> ! {
         Ok(never) => match never {},
         Err(e) => e,
     };
-    let _ = cfg.channel.send(&Message::Failed(err.to_string()));
+    if PARENT_GONE.load(std::sync::atomic::Ordering::Relaxed) {
+        crate::log::error(&err.to_string());
+    } else {
+        let _ = cfg.channel.send(&Message::Failed(err.to_string()));
+    }
     // SAFETY: _exit skips atexit handlers and stdio flushing, which belong to the parent.
     unsafe { libc::_exit(1) }
 }
@@ -83,8 +92,11 @@ fn init_child(cfg: &mut ChildConfig) -> Result<Never> {
     }
     let has_mountns = spec.has_namespace(NamespaceKind::Mount);
     if has_mountns {
-        crate::mounts::prepare_rootfs(spec, cfg.rootfs, &cgroup_info)?;
+        crate::mounts::prepare_rootfs(spec, cfg.rootfs, &cgroup_info, &cfg.bind_fds)?;
     }
+    cfg.bind_fds.clear();
+    // Hooks run from the rootfs, as with runc (relative paths in them count on it).
+    rustix::process::chdir(cfg.rootfs).map_err(|e| Error::io("chdir to rootfs", e.into()))?;
     cfg.channel.send(&Message::RunHooks)?;
     cfg.channel.expect(Message::HooksDone)?;
     if let Some(hooks) = &spec.hooks {
@@ -177,6 +189,9 @@ fn apply_process(cfg: &mut ChildConfig, is_init: bool) -> Result<Never> {
     }
     crate::caps::keep_across_setuid(true)?;
     let allow_setgroups = setgroups_allowed();
+    if process.user.uid != 0 {
+        fix_stdio_ownership(process.user.uid);
+    }
     crate::process::set_identity(process, allow_setgroups)?;
     crate::caps::keep_across_setuid(false)?;
     match &process.capabilities {
@@ -191,21 +206,25 @@ fn apply_process(cfg: &mut ChildConfig, is_init: bool) -> Result<Never> {
     if is_init {
         crate::log::debug("init: closing the pipe to signal completion");
         cfg.channel.send(&Message::Ready)?;
+        PARENT_GONE.store(true, std::sync::atomic::Ordering::Relaxed);
         let fifo = cfg
             .exec_fifo
             .take()
             .ok_or_else(|| Error::Init("exec fifo missing".into()))?;
         wait_for_start(&fifo)?;
-        if let Some(hooks) = &spec.hooks {
-            crate::hooks::run_all("startContainer", &hooks.start_container, b"{}")?;
-        }
     } else {
+        crate::log::debug("setns_init: about to exec");
         cfg.channel.send(&Message::Ready)?;
+        PARENT_GONE.store(true, std::sync::atomic::Ordering::Relaxed);
     }
     if !load_early {
         if let Some(filter) = &seccomp {
             load_seccomp(cfg, filter)?;
         }
+    }
+    // startContainer hooks run with the container's seccomp filter in force.
+    if let (true, Some(hooks)) = (is_init, &spec.hooks) {
+        crate::hooks::run_all("startContainer", &hooks.start_container, b"{}")?;
     }
     reset_signals();
     Err(crate::process::exec(&executable, &process.args, &env))
@@ -214,7 +233,8 @@ fn apply_process(cfg: &mut ChildConfig, is_init: bool) -> Result<Never> {
 fn load_seccomp(cfg: &ChildConfig, filter: &crate::seccomp::Filter) -> Result<()> {
     if let Some(notify_fd) = filter.load()? {
         // The parent forwards it to linux.seccomp.listenerPath with the state.
-        crate::channel::send_fd(cfg.channel.as_fd(), b"seccomp", notify_fd.as_fd())?;
+        cfg.channel
+            .send_with_fd(&Message::SeccompFd, notify_fd.as_fd())?;
     }
     Ok(())
 }
@@ -296,6 +316,33 @@ fn become_root_in_userns() -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// Gives the container user its stdio (so it can reopen /dev/stdout and friends), as
+/// runc does: only the owner changes, and never for /dev/null, which would be the
+/// host's /dev/null when the caller passed it (runc issue 3674).
+fn fix_stdio_ownership(uid: u32) {
+    let null_rdev = std::fs::metadata("/dev/null")
+        .ok()
+        .map(|m| std::os::unix::fs::MetadataExt::rdev(&m));
+    for fd in 0..3 {
+        // SAFETY: fds 0-2 are borrowed only for the duration of the fstat/fchown calls.
+        let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+        let Ok(st) = rustix::fs::fstat(fd) else {
+            continue;
+        };
+        let is_char = rustix::fs::FileType::from_raw_mode(st.st_mode)
+            == rustix::fs::FileType::CharacterDevice;
+        if is_char && (Some(st.st_rdev) == null_rdev || st.st_rdev == libc::makedev(1, 3)) {
+            continue;
+        }
+        // EINVAL/EPERM (gid not mapped, or not ours to give): leave it as it is.
+        let _ = rustix::fs::fchown(
+            fd,
+            Some(rustix::fs::Uid::from_raw(uid)),
+            Some(rustix::fs::Gid::from_raw(st.st_gid)),
+        );
+    }
 }
 
 fn setgroups_allowed() -> bool {

@@ -59,7 +59,8 @@ enum Command {
         create: CreateArgs,
         #[arg(short = 'd', long)]
         detach: bool,
-        #[arg(long = "keep", hide = true)]
+        /// Keep the container's state after it exits (delete it later yourself).
+        #[arg(long = "keep")]
         keep: bool,
     },
     /// Output the state of a container.
@@ -191,6 +192,7 @@ struct ExecArgs {
 }
 
 #[derive(Args, Debug)]
+#[command(allow_negative_numbers = true)]
 struct UpdateArgs {
     /// Path to a linux.resources JSON file, or - for stdin.
     #[arg(short = 'r', long)]
@@ -226,11 +228,45 @@ struct UpdateArgs {
     id: String,
 }
 
+/// The name we were invoked as: installed as `runc`, pier-runtime calls itself runc in
+/// its help and version output, as tools that parse them expect.
+fn program_name() -> String {
+    std::env::args_os()
+        .next()
+        .map(PathBuf::from)
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .filter(|n| !n.is_empty() && !n.starts_with("memfd:"))
+        .unwrap_or_else(|| "pier-runtime".into())
+}
+
+/// Help in urfave/cli's layout (runc's CLI library): "NAME:\n   runc exec - ...".
+const HELP_TEMPLATE: &str =
+    "NAME:\n   {bin} - {about}\n\nUSAGE:\n   {usage}\n\n{all-args}{after-help}";
+
+fn parse_cli() -> Cli {
+    use clap::{CommandFactory, FromArgMatches};
+    let prog = program_name();
+    let mut cmd = Cli::command()
+        .bin_name(prog)
+        .about("Open Container Initiative runtime")
+        .help_template(HELP_TEMPLATE);
+    let subcommands: Vec<String> = cmd
+        .get_subcommands()
+        .map(|c| c.get_name().to_string())
+        .collect();
+    for name in subcommands {
+        cmd = cmd.mut_subcommand(&name, |c| c.help_template(HELP_TEMPLATE));
+    }
+    let matches = cmd.get_matches();
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = parse_cli();
     if cli.version {
         println!(
-            "pier-runtime version {VERSION}\nspec: {}",
+            "{} version {VERSION}\ncommit: pier-runtime-{VERSION}\nspec: {}",
+            program_name(),
             state::OCI_VERSION
         );
         return ExitCode::SUCCESS;
@@ -268,7 +304,8 @@ fn run(cli: Cli) -> Result<u8> {
         bail!("no command given; see --help");
     };
     let rt = Runtime {
-        root: cli.root.clone(),
+        // Absolute: create works from the bundle directory.
+        root: absolute(cli.root.clone()),
         systemd_cgroup: cli.systemd_cgroup,
     };
     if cli.systemd_cgroup {
@@ -280,9 +317,13 @@ fn run(cli: Cli) -> Result<u8> {
             rt.create(&id, &create_options(args))?;
         }
         Command::Start { id } => rt.start(&id)?,
-        Command::Run { create, detach, .. } => {
+        Command::Run {
+            create,
+            detach,
+            keep,
+        } => {
             let id = create.id.clone();
-            let code = rt.run(&id, &create_options(create), detach)?;
+            let code = rt.run(&id, &create_options(create), detach, keep)?;
             return Ok(code.clamp(0, 255) as u8);
         }
         Command::State { id } => {
@@ -296,7 +337,9 @@ fn run(cli: Cli) -> Result<u8> {
             rt.kill(&id, sig, all)?;
         }
         Command::Delete { id, force } => rt.delete(&id, force)?,
-        Command::Exec(args) => return exec(&rt, args),
+        // runc exits 255 when exec itself fails, so callers can tell that from the
+        // process's own exit code.
+        Command::Exec(args) => return exec(&rt, args).or_else(|e| exit_with(255, e)),
         Command::Ps {
             format,
             id,
@@ -331,11 +374,21 @@ fn run(cli: Cli) -> Result<u8> {
     Ok(0)
 }
 
+/// Reports an error like `main` does, with a specific exit code.
+fn exit_with(code: u8, e: anyhow::Error) -> Result<u8> {
+    let msg = format!("{e:#}");
+    log::error(&msg);
+    if log::to_file() {
+        eprintln!("{msg}");
+    }
+    Ok(code)
+}
+
 fn create_options(a: CreateArgs) -> CreateOptions {
     CreateOptions {
         bundle: a.bundle,
         pid_file: a.pid_file.map(absolute),
-        console_socket: a.console_socket,
+        console_socket: a.console_socket.map(absolute),
         no_pivot: a.no_pivot,
         no_new_keyring: a.no_new_keyring,
         preserve_fds: a.preserve_fds,
@@ -417,7 +470,8 @@ fn print_table(rows: &[Vec<String>]) {
 
 fn parse_signal(s: &str) -> Result<i32> {
     if let Ok(n) = s.parse::<i32>() {
-        if n > 0 && n < 65 {
+        // 0 checks that the process exists, as with kill(1).
+        if (0..65).contains(&n) {
             return Ok(n);
         }
         bail!("unknown signal {s:?}");
@@ -542,6 +596,7 @@ fn exec(rt: &Runtime, a: ExecArgs) -> Result<u8> {
         console_socket: a.console_socket,
         detach: a.detach,
         preserve_fds: a.preserve_fds,
+        ignore_paused: a.ignore_paused,
     };
     let (_pid, code) = rt.exec(&a.id, &process, &opts)?;
     Ok(code.unwrap_or(0).clamp(0, 255) as u8)
@@ -676,16 +731,47 @@ fn update_resources(a: UpdateArgs) -> Result<Resources> {
     Ok(r)
 }
 
+/// One line of `events` output; key order matters to consumers that match the line's
+/// prefix (runc's tests do): type, id, data.
+#[derive(serde::Serialize)]
+struct Event<'a> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<serde_json::Value>,
+}
+
+fn print_event(kind: &str, id: &str, data: Option<serde_json::Value>) -> Result<()> {
+    use std::io::Write;
+    let line = serde_json::to_string(&Event { kind, id, data })?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{line}")?;
+    out.flush()?;
+    Ok(())
+}
+
+/// Stats every `interval`, and an `oom` event whenever the OOM kill count of the
+/// container's memory cgroup grows; ends when the container is gone.
 fn events(rt: &Runtime, id: &str, stats_only: bool, interval: &str) -> Result<()> {
     let interval = parse_duration(interval)?;
+    if stats_only {
+        return print_event("stats", id, Some(rt.stats(id)?));
+    }
+    let poll = std::time::Duration::from_millis(100).min(interval);
+    let mut ooms = rt.oom_kills(id)?;
+    let mut next_stats = std::time::Instant::now();
     loop {
-        let data = rt.stats(id)?;
-        let event = serde_json::json!({ "type": "stats", "id": id, "data": data });
-        println!("{event}");
-        if stats_only {
-            return Ok(());
+        if std::time::Instant::now() >= next_stats {
+            print_event("stats", id, Some(rt.stats(id)?))?;
+            next_stats += interval;
         }
-        std::thread::sleep(interval);
+        let now = rt.oom_kills(id)?;
+        if now > ooms {
+            print_event("oom", id, None)?;
+        }
+        ooms = now;
+        std::thread::sleep(poll);
     }
 }
 
@@ -766,7 +852,7 @@ fn default_spec(rootless: bool) -> serde_json::Value {
         ],
         "linux": {
             "resources": { "devices": [{ "allow": false, "access": "rwm" }] },
-            "namespaces": [{ "type": "pid" }, { "type": "network" }, { "type": "ipc" }, { "type": "uts" }, { "type": "mount" }, { "type": "cgroup" }],
+            "namespaces": [{ "type": "pid" }, { "type": "network" }, { "type": "ipc" }, { "type": "uts" }, { "type": "mount" }],
             "maskedPaths": ["/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware", "/proc/scsi"],
             "readonlyPaths": ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
         }
@@ -776,7 +862,7 @@ fn default_spec(rootless: bool) -> serde_json::Value {
         let gid = rustix::process::getgid().as_raw();
         let linux = &mut spec["linux"];
         linux["resources"] = serde_json::json!({});
-        linux["namespaces"] = serde_json::json!([{ "type": "pid" }, { "type": "ipc" }, { "type": "uts" }, { "type": "mount" }, { "type": "cgroup" }, { "type": "user" }]);
+        linux["namespaces"] = serde_json::json!([{ "type": "pid" }, { "type": "ipc" }, { "type": "uts" }, { "type": "mount" }, { "type": "user" }]);
         linux["uidMappings"] = serde_json::json!([{ "containerID": 0, "hostID": uid, "size": 1 }]);
         linux["gidMappings"] = serde_json::json!([{ "containerID": 0, "hostID": gid, "size": 1 }]);
         let mounts = spec["mounts"].as_array_mut().expect("mounts is an array");

@@ -224,7 +224,78 @@ pub struct CgroupMountInfo {
 
 /// Sets up propagation and every mount of the spec under `rootfs`, plus `/dev`.
 /// Pivoting happens later, after createRuntime hooks.
-pub fn prepare_rootfs(spec: &Spec, rootfs: &Path, cgroup: &CgroupMountInfo) -> Result<()> {
+/// Detached copies (`open_tree(OPEN_TREE_CLONE)`) of every bind mount source, made by
+/// the runtime before the child enters a user namespace whose root may not be allowed
+/// to look the sources up. Only for containers with a new user namespace; elsewhere
+/// the child binds the paths itself.
+pub fn clone_bind_sources(spec: &Spec) -> Vec<Option<std::os::fd::OwnedFd>> {
+    let new_userns = spec
+        .namespace(crate::spec::NamespaceKind::User)
+        .is_some_and(|n| n.path.is_none());
+    if !new_userns {
+        return Vec::new();
+    }
+    spec.mounts
+        .iter()
+        .map(|m| {
+            let source = m.source.as_deref().filter(|_| is_bind(m))?;
+            let recursive = m.options.iter().any(|o| o == "rbind");
+            open_tree_clone(source, recursive).ok()
+        })
+        .collect()
+}
+
+fn open_tree_clone(source: &Path, recursive: bool) -> Result<std::os::fd::OwnedFd> {
+    const OPEN_TREE_CLONE: libc::c_uint = 1;
+    const OPEN_TREE_CLOEXEC: libc::c_uint = libc::O_CLOEXEC as libc::c_uint;
+    let path = cstr(source)?;
+    let mut flags = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC;
+    if recursive {
+        flags |= libc::AT_RECURSIVE as libc::c_uint;
+    }
+    // SAFETY: path is a valid C string; open_tree returns a new fd we take ownership of.
+    let fd = unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, path.as_ptr(), flags) };
+    if fd < 0 {
+        return Err(Error::io(
+            format!("open_tree {}", source.display()),
+            std::io::Error::last_os_error(),
+        ));
+    }
+    // SAFETY: the kernel just returned this fd and nothing else owns it.
+    Ok(unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd as i32) })
+}
+
+/// Attaches a detached mount tree at `dest`.
+fn move_mount_to(tree: &std::os::fd::OwnedFd, dest: &Path) -> Result<()> {
+    const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
+    let empty = c"";
+    let target = cstr(dest)?;
+    // SAFETY: tree is an open_tree fd, both paths are valid C strings.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            std::os::fd::AsRawFd::as_raw_fd(tree),
+            empty.as_ptr(),
+            libc::AT_FDCWD,
+            target.as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH,
+        )
+    };
+    if rc != 0 {
+        return Err(Error::io(
+            format!("move_mount to {}", dest.display()),
+            std::io::Error::last_os_error(),
+        ));
+    }
+    Ok(())
+}
+
+pub fn prepare_rootfs(
+    spec: &Spec,
+    rootfs: &Path,
+    cgroup: &CgroupMountInfo,
+    bind_fds: &[Option<std::os::fd::OwnedFd>],
+) -> Result<()> {
     let linux = spec.linux();
     let propagation = linux
         .rootfs_propagation
@@ -243,11 +314,15 @@ pub fn prepare_rootfs(spec: &Spec, rootfs: &Path, cgroup: &CgroupMountInfo) -> R
 
     let in_userns = spec.has_namespace(crate::spec::NamespaceKind::User);
     let mut dev_bound_from_host = false;
-    for m in &spec.mounts {
+    let mut readonly_later = Vec::new();
+    for (i, m) in spec.mounts.iter().enumerate() {
         if m.destination == Path::new("/dev") && is_bind(m) {
             dev_bound_from_host = true;
         }
-        mount_entry(m, rootfs, cgroup, spec.mount_label())?;
+        let fd = bind_fds.get(i).and_then(|f| f.as_ref());
+        if let Some(dest) = mount_entry(m, rootfs, cgroup, spec.mount_label(), fd)? {
+            readonly_later.push(dest);
+        }
     }
     if !dev_bound_from_host {
         create_devices(rootfs, &linux.devices, in_userns)?;
@@ -256,6 +331,17 @@ pub fn prepare_rootfs(spec: &Spec, rootfs: &Path, cgroup: &CgroupMountInfo) -> R
         for d in &linux.devices {
             create_device(rootfs, d, in_userns)?;
         }
+    }
+    // Read-only tmpfs mounts (a read-only /dev) were mounted writable so that nested
+    // mount points and devices could be made in them; now they become read-only.
+    for dest in readonly_later {
+        mount(
+            None,
+            &dest,
+            None,
+            libc::MS_REMOUNT | libc::MS_RDONLY | statvfs_flags(&dest)?,
+            None,
+        )?;
     }
     Ok(())
 }
@@ -320,15 +406,30 @@ pub fn unescape_mountinfo(s: &str) -> String {
     out
 }
 
+/// Mounts one entry. Returns the destination when it must be made read-only later.
 fn mount_entry(
     m: &Mount,
     rootfs: &Path,
     cgroup: &CgroupMountInfo,
     label: Option<&str>,
-) -> Result<()> {
+    source_fd: Option<&std::os::fd::OwnedFd>,
+) -> Result<Option<PathBuf>> {
     let opts = parse_options(&m.options);
-    let dest = secure_join(rootfs, &m.destination);
     let kind = m.kind.as_deref().unwrap_or("");
+    if matches!(kind, "proc" | "sysfs") {
+        // A symlink here could point the kernel's proc/sys mount anywhere (runc refuses
+        // it the same way).
+        let unresolved = rootfs.join(m.destination.strip_prefix("/").unwrap_or(&m.destination));
+        if fs::symlink_metadata(&unresolved).is_ok_and(|md| !md.is_dir()) {
+            return Err(Error::InvalidConfig(format!(
+                "mounts: {} cannot be mounted on {}: {kind} must be mounted on ordinary directory",
+                kind,
+                m.destination.display()
+            )));
+        }
+    }
+    let dest = secure_join(rootfs, &m.destination);
+    let mut readonly_later = None;
     let mut data = opts.data.join(",");
     if let Some(label) = label {
         if matches!(kind, "tmpfs" | "devpts" | "mqueue") {
@@ -345,11 +446,21 @@ fn mount_entry(
                 m.destination
             ))
         })?;
-        let meta = fs::metadata(source)
-            .map_err(|e| Error::io(format!("bind mount source {}", source.display()), e))?;
-        create_mount_point(&dest, !meta.is_dir())?;
-        let rec = opts.flags & libc::MS_REC;
-        mount(Some(source), &dest, Some("bind"), libc::MS_BIND | rec, None)?;
+        if let Some(tree) = source_fd {
+            // A copy the runtime made while it could still see the source.
+            let st =
+                rustix::fs::fstat(tree).map_err(|e| Error::io("fstat mount tree", e.into()))?;
+            let is_dir =
+                rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Directory;
+            create_mount_point(&dest, !is_dir)?;
+            move_mount_to(tree, &dest)?;
+        } else {
+            let meta = fs::metadata(source)
+                .map_err(|e| Error::io(format!("bind mount source {}", source.display()), e))?;
+            create_mount_point(&dest, !meta.is_dir())?;
+            let rec = opts.flags & libc::MS_REC;
+            mount(Some(source), &dest, Some("bind"), libc::MS_BIND | rec, None)?;
+        }
         let remount_flags = opts.flags & !(libc::MS_BIND | libc::MS_REC | libc::MS_REMOUNT);
         if remount_flags != 0 {
             remount_bind(&dest, remount_flags)?;
@@ -362,7 +473,11 @@ fn mount_entry(
     } else {
         create_mount_point(&dest, false)?;
         let source = m.source.clone().unwrap_or_else(|| PathBuf::from(kind));
-        let flags = opts.flags & !libc::MS_REMOUNT;
+        let mut flags = opts.flags & !libc::MS_REMOUNT;
+        if kind == "tmpfs" && flags & libc::MS_RDONLY != 0 {
+            flags &= !libc::MS_RDONLY;
+            readonly_later = Some(dest.clone());
+        }
         let result = mount(Some(&source), &dest, Some(kind), flags, Some(&data));
         match result {
             // In a user namespace without its own network namespace sysfs cannot be
@@ -403,7 +518,7 @@ fn mount_entry(
     for p in &opts.propagation {
         mount(None, &dest, None, *p, None)?;
     }
-    Ok(())
+    Ok(readonly_later)
 }
 
 /// Remounts a bind mount with new flags, keeping the flags the kernel locks in a user
@@ -704,8 +819,40 @@ pub fn pivot_root(rootfs: &Path) -> Result<()> {
     Ok(())
 }
 
-/// `--no-pivot`: move the rootfs mount over `/` and chroot into it.
+/// `--no-pivot`: move the rootfs mount over `/` and chroot into it. The host's own proc
+/// and sysfs mounts stay reachable in this mount namespace under a chroot, and the
+/// kernel allows a new proc mount while a full one is visible: detach them first (runc
+/// does the same).
 pub fn move_root(rootfs: &Path) -> Result<()> {
+    let info = fs::read_to_string("/proc/self/mountinfo")
+        .map_err(|e| Error::io("read /proc/self/mountinfo", e))?;
+    let mut exposed: Vec<PathBuf> = Vec::new();
+    for line in info.lines() {
+        let Some((pre, post)) = line.split_once(" - ") else {
+            continue;
+        };
+        let pre: Vec<&str> = pre.split(' ').collect();
+        let fstype = post.split(' ').next().unwrap_or("");
+        if pre.len() < 5 || pre[3] != "/" || !matches!(fstype, "proc" | "sysfs") {
+            continue;
+        }
+        let mount_point = PathBuf::from(unescape_mountinfo(pre[4]));
+        if !mount_point.starts_with(rootfs) {
+            exposed.push(mount_point);
+        }
+    }
+    // Deepest first, so that nested mounts go before their parents.
+    exposed.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+    for p in exposed {
+        match mount(None, &p, None, libc::MS_SLAVE | libc::MS_REC, None) {
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => continue,
+            other => other?,
+        }
+        if rustix::mount::unmount(&p, rustix::mount::UnmountFlags::DETACH).is_err() {
+            // Without the privilege to unmount, cover it.
+            mount(Some(Path::new("tmpfs")), &p, Some("tmpfs"), 0, None)?;
+        }
+    }
     rustix::process::chdir(rootfs)
         .map_err(|e| Error::io(format!("chdir {}", rootfs.display()), e.into()))?;
     mount(Some(rootfs), Path::new("/"), None, libc::MS_MOVE, None)?;

@@ -620,6 +620,11 @@ impl Spec {
                     m.destination
                 ));
             }
+            if !m.uid_mappings.is_empty() || !m.gid_mappings.is_empty() {
+                return invalid(format!(
+                    "mounts[{i}].uidMappings: id-mapped mounts are not supported by pier-runtime yet"
+                ));
+            }
         }
         if let Some(linux) = &self.linux {
             let mut seen = std::collections::HashSet::new();

@@ -62,7 +62,7 @@ fn invalid_configs_name_the_field_and_leave_nothing() {
             Box::new(|c| c["mounts"][0]["destination"] = json!("proc")),
         ),
         (
-            "linux.namespaces[6]",
+            "linux.namespaces[5]",
             Box::new(|c| {
                 c["linux"]["namespaces"]
                     .as_array_mut()

@@ -189,7 +189,9 @@ impl Rule {
                 'r' => ACC_READ,
                 'w' => ACC_WRITE,
                 'm' => ACC_MKNOD,
-                _ => return invalid(format!("invalid access {access_str:?}")),
+                // runc passes other letters through without complaint ("rwa" appears
+                // in real configs); they grant nothing.
+                _ => 0,
             };
         }
         Ok(Rule {
@@ -901,7 +903,8 @@ mod tests {
         };
         assert!(bad("x", "rwm"));
         assert!(bad("c", ""));
-        assert!(bad("c", "rwx"));
+        // Unknown access letters grant nothing, as with runc.
+        assert!(!bad("c", "rwx"));
         let r = rule(false, "a", None, None, "rwm");
         assert_eq!(r.v1_string(), "a");
         assert_eq!(rule(true, "b", Some(8), None, "mr").v1_string(), "b 8:* rm");

@@ -235,7 +235,8 @@ impl V1 {
             let controller = key.split('.').next().unwrap_or_default();
             // Hybrid host: keys of controllers that live on the cgroup2 mount are fine.
             if self.unified_with(controller).is_none() {
-                return Err(err(format!(
+                // A config this host cannot honour: runc reports it as invalid too.
+                return Err(crate::error::Error::InvalidConfig(format!(
                     "linux.resources.unified: {key:?} needs cgroup v2, and this host runs the {controller:?} controller on cgroup v1 (or not at all)"
                 )));
             }
