@@ -38,6 +38,8 @@ pub struct ExecOptions {
     pub preserve_fds: i32,
     /// Exec into a paused container anyway (the process starts frozen).
     pub ignore_paused: bool,
+    /// `--cgroup [CONTROLLERS:]PATH`: join a sub-cgroup of the container's cgroup.
+    pub sub_cgroups: Vec<String>,
 }
 
 /// Removes what a failed `create` made, in reverse order, unless disarmed.
@@ -722,7 +724,11 @@ impl Runtime {
             unsafe { libc::kill(pid, libc::SIGKILL) };
             e
         };
-        cg.add_process(pid).map_err(fail)?;
+        if opts.sub_cgroups.is_empty() {
+            cg.add_process(pid).map_err(fail)?;
+        } else {
+            join_sub_cgroups(cg.as_ref(), pid, &opts.sub_cgroups).map_err(fail)?;
+        }
         parent_end.send(&Message::Go).map_err(fail)?;
         let mut master = None;
         if let Some(rx) = &pty_receiver {
@@ -811,6 +817,78 @@ impl Runtime {
         }
         Ok(code)
     }
+}
+
+/// Puts an exec'd process into sub-cgroups of the container's cgroup, runc's
+/// `exec --cgroup`: "PATH" for every hierarchy, "ctrl[,ctrl]:PATH" for some.
+fn join_sub_cgroups(cg: &dyn cgroups::Cgroup, pid: i32, specs: &[String]) -> Result<()> {
+    let mut all: Option<&str> = None;
+    let mut by_controller: Vec<(&str, &str)> = Vec::new();
+    for spec in specs {
+        let (ctrls, sub) = match spec.split_once(':') {
+            Some((c, p)) => (Some(c), p),
+            None => (None, spec.as_str()),
+        };
+        let escapes = Path::new(sub)
+            .components()
+            .any(|c| matches!(c, std::path::Component::ParentDir));
+        if escapes {
+            return Err(Error::InvalidConfig(format!(
+                "exec --cgroup: {sub} is not a sub cgroup path"
+            )));
+        }
+        match ctrls {
+            Some(list) => by_controller.extend(list.split(',').map(|c| (c, sub))),
+            None => all = Some(sub),
+        }
+    }
+    let dirs = cg.dirs();
+    // A hierarchy's controllers are the parts of its mount directory's name.
+    let controllers_of = |dir: &Path| -> Vec<String> {
+        dir.strip_prefix("/sys/fs/cgroup")
+            .ok()
+            .and_then(|rest| rest.components().next())
+            .map(|c| {
+                c.as_os_str()
+                    .to_string_lossy()
+                    .split(',')
+                    .map(String::from)
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    for (ctrl, _) in &by_controller {
+        if !dirs
+            .iter()
+            .any(|d| controllers_of(d).iter().any(|c| c == ctrl))
+        {
+            return Err(Error::InvalidConfig(format!(
+                "exec --cgroup: unknown controller {ctrl}"
+            )));
+        }
+    }
+    for dir in &dirs {
+        let ctrls = controllers_of(dir);
+        let sub = by_controller
+            .iter()
+            .find(|(c, _)| ctrls.iter().any(|x| x == c))
+            .map(|(_, s)| *s)
+            .or(all)
+            .unwrap_or("");
+        let procs = dir.join(sub.trim_start_matches('/')).join("cgroup.procs");
+        std::fs::write(&procs, pid.to_string()).map_err(|e| {
+            let reason = if e.kind() == std::io::ErrorKind::NotFound {
+                "no such file or directory".to_string()
+            } else {
+                e.to_string()
+            };
+            Error::Cgroup(format!(
+                "adding pid {pid} to cgroups: open {}: {reason}",
+                procs.display()
+            ))
+        })?;
+    }
+    Ok(())
 }
 
 /// The exec helper: joins the container's namespaces, forks the process (so that it is

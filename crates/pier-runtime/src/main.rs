@@ -184,7 +184,8 @@ struct ExecArgs {
     preserve_fds: i32,
     #[arg(long = "ignore-paused", hide = true)]
     ignore_paused: bool,
-    #[arg(long, hide = true)]
+    /// Run in a sub-cgroup of the container's cgroup: [CONTROLLERS:]PATH.
+    #[arg(long)]
     cgroup: Vec<String>,
     id: String,
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -239,25 +240,41 @@ fn program_name() -> String {
         .unwrap_or_else(|| "pier-runtime".into())
 }
 
-/// Help in urfave/cli's layout (runc's CLI library): "NAME:\n   runc exec - ...".
-const HELP_TEMPLATE: &str =
-    "NAME:\n   {bin} - {about}\n\nUSAGE:\n   {usage}\n\n{all-args}{after-help}";
+/// Help in urfave/cli's layout (runc's CLI library), "NAME:\n   runc exec - ...", for
+/// the program name given ("runc exec").
+fn help_template(full_name: &str) -> String {
+    format!(
+        "NAME:\n   {full_name} - {{about}}\n\nUSAGE:\n   {{usage}}\n\n{{all-args}}{{after-help}}"
+    )
+}
 
 fn parse_cli() -> Cli {
     use clap::{CommandFactory, FromArgMatches};
     let prog = program_name();
     let mut cmd = Cli::command()
-        .bin_name(prog)
+        .bin_name(prog.clone())
         .about("Open Container Initiative runtime")
-        .help_template(HELP_TEMPLATE);
+        .help_template(help_template(&prog));
     let subcommands: Vec<String> = cmd
         .get_subcommands()
         .map(|c| c.get_name().to_string())
         .collect();
     for name in subcommands {
-        cmd = cmd.mut_subcommand(&name, |c| c.help_template(HELP_TEMPLATE));
+        let template = help_template(&format!("{prog} {name}"));
+        cmd = cmd.mut_subcommand(&name, |c| c.help_template(template));
     }
-    let matches = cmd.get_matches();
+    let matches = cmd.try_get_matches().unwrap_or_else(|e| {
+        if e.kind() == clap::error::ErrorKind::InvalidSubcommand {
+            // urfave/cli's answer, which scripts written for runc expect.
+            let sub = e
+                .get(clap::error::ContextKind::InvalidSubcommand)
+                .map(|v| v.to_string())
+                .unwrap_or_default();
+            eprintln!("No help topic for '{sub}'");
+            std::process::exit(3);
+        }
+        e.exit()
+    });
     Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
 }
 
@@ -597,6 +614,7 @@ fn exec(rt: &Runtime, a: ExecArgs) -> Result<u8> {
         detach: a.detach,
         preserve_fds: a.preserve_fds,
         ignore_paused: a.ignore_paused,
+        sub_cgroups: a.cgroup.clone(),
     };
     let (_pid, code) = rt.exec(&a.id, &process, &opts)?;
     Ok(code.unwrap_or(0).clamp(0, 255) as u8)

@@ -361,3 +361,90 @@ fn chown_tree(path: &std::path::Path, uid: u32, gid: u32) {
         .unwrap();
     assert!(status.success());
 }
+
+#[test]
+fn exec_into_a_sub_cgroup() {
+    require_root();
+    if !std::path::Path::new("/sys/fs/cgroup/memory").is_dir() {
+        eprintln!("cgroup v1 memory hierarchy absent: sub-cgroup test is for v1 hosts");
+        return;
+    }
+    for rt in runtimes() {
+        let id = unique_id("subcg");
+        let mut b = Bundle::new(&["sleep", "100"]);
+        b.edit(|c| c["linux"]["cgroupsPath"] = json!(format!("/pier-test/{id}")));
+        rt.ok(&["run", "-d", "--bundle", b.path_str(), &id]);
+        let sub = format!("/sys/fs/cgroup/memory/pier-test/{id}/sub");
+        std::fs::create_dir(&sub).unwrap();
+        let out = rt.output(&[
+            "exec",
+            "--cgroup",
+            "memory:sub",
+            &id,
+            "cat",
+            "/proc/self/cgroup",
+        ]);
+        assert!(out.status.success(), "{}: {}", rt.name, stderr(&out));
+        assert!(
+            stdout(&out).contains(&format!(":memory:/pier-test/{id}/sub")),
+            "{}: {}",
+            rt.name,
+            stdout(&out)
+        );
+        let out = rt.output(&["exec", "--cgroup", "..", &id, "true"]);
+        assert!(
+            !out.status.success(),
+            "{}: escaping --cgroup must fail",
+            rt.name
+        );
+        assert!(
+            stderr(&out).contains("is not a sub cgroup path"),
+            "{}: {}",
+            rt.name,
+            stderr(&out)
+        );
+        // delete removes the sub-cgroup the container made too.
+        rt.ok(&["delete", "--force", &id]);
+        assert!(
+            cgroups_named(&id).is_empty(),
+            "{}: {:?}",
+            rt.name,
+            cgroups_named(&id)
+        );
+        for h in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
+            let _ = std::fs::remove_dir(h.path().join("pier-test"));
+        }
+    }
+}
+
+#[test]
+fn help_and_version_follow_the_invoked_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let link = dir.path().join("runc");
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_pier-runtime"), &link).unwrap();
+    let run = |args: &[&str]| {
+        std::process::Command::new(&link)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = run(&["-v"]);
+    assert!(
+        stdout(&out).starts_with("runc version "),
+        "{}",
+        stdout(&out)
+    );
+    let out = run(&["exec", "-h"]);
+    assert!(
+        stdout(&out).starts_with("NAME:\n   runc exec - "),
+        "{}",
+        stdout(&out)
+    );
+    let out = run(&["foo", "-h"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("No help topic for 'foo'"),
+        "{}",
+        stderr(&out)
+    );
+}
