@@ -325,8 +325,9 @@ fn run(cli: Cli) -> Result<u8> {
         root: absolute(cli.root.clone()),
         systemd_cgroup: cli.systemd_cgroup,
     };
-    if cli.systemd_cgroup {
-        log::debug("--systemd-cgroup: systemd is not used; cgroups are managed through cgroupfs with systemd-style paths");
+    let creates = matches!(command, Command::Create(_) | Command::Run { .. });
+    if cli.systemd_cgroup && creates {
+        log::warn("--systemd-cgroup: pier-runtime does not talk to systemd; the cgroup is made through cgroupfs at the path systemd would use (slice:prefix:name -> /slice/prefix-name.scope)");
     }
     match command {
         Command::Create(args) => {
