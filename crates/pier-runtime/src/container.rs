@@ -551,8 +551,20 @@ impl Runtime {
         // The cgroup gets the complete, merged set (device rules and memory+swap must
         // be written together), as runc does.
         let linux = c.config.linux.get_or_insert_with(Default::default);
-        let merged = merge_resources(linux.resources.take().unwrap_or_default(), resources);
         let cg = cgroups::open_existing(&c.cgroup_path)?;
+        let mut resources = resources.clone();
+        // Like runc: lifting the memory limit without a word on swap lifts swap too
+        // (memory+swap may never be below memory), where swap is accounted.
+        let swap_accounted = cg.dirs().iter().any(|d| {
+            d.join("memory.memsw.limit_in_bytes").exists() || d.join("memory.swap.max").exists()
+        });
+        if let Some(m) = resources.memory.as_mut() {
+            if m.limit == Some(-1) && m.swap.is_none() && swap_accounted {
+                m.swap = Some(-1);
+            }
+        }
+        let merged = merge_resources(linux.resources.take().unwrap_or_default(), &resources);
+
         cg.apply_with_devices(&merged, &linux.devices)?;
         linux.resources = Some(merged);
         c.save(&self.root)

@@ -91,8 +91,10 @@ fn init_child(cfg: &mut ChildConfig) -> Result<Never> {
         join_session_keyring(&spec_id(spec));
     }
     let has_mountns = spec.has_namespace(NamespaceKind::Mount);
+    let mut readonly_later = Vec::new();
     if has_mountns {
-        crate::mounts::prepare_rootfs(spec, cfg.rootfs, &cgroup_info, &cfg.bind_fds)?;
+        readonly_later =
+            crate::mounts::prepare_rootfs(spec, cfg.rootfs, &cgroup_info, &cfg.bind_fds)?;
     }
     cfg.bind_fds.clear();
     // Hooks run from the rootfs, as with runc (relative paths in them count on it).
@@ -129,7 +131,7 @@ fn init_child(cfg: &mut ChildConfig) -> Result<Never> {
     }
     // After the sysctls, as runc does: readonlyPaths usually covers /proc/sys.
     if has_mountns {
-        crate::mounts::finalize_rootfs(spec)?;
+        crate::mounts::finalize_rootfs(spec, &readonly_later)?;
     }
     if let Some(p) = &spec.linux().personality {
         if let Some(domain) = crate::process::personality_domain(&p.domain) {

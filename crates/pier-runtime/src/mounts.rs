@@ -295,7 +295,7 @@ pub fn prepare_rootfs(
     rootfs: &Path,
     cgroup: &CgroupMountInfo,
     bind_fds: &[Option<std::os::fd::OwnedFd>],
-) -> Result<()> {
+) -> Result<Vec<PathBuf>> {
     let linux = spec.linux();
     let propagation = linux
         .rootfs_propagation
@@ -333,17 +333,12 @@ pub fn prepare_rootfs(
         }
     }
     // Read-only tmpfs mounts (a read-only /dev) were mounted writable so that nested
-    // mount points and devices could be made in them; now they become read-only.
-    for dest in readonly_later {
-        mount(
-            None,
-            &dest,
-            None,
-            libc::MS_REMOUNT | libc::MS_RDONLY | statvfs_flags(&dest)?,
-            None,
-        )?;
-    }
-    Ok(())
+    // mount points, devices and /dev/console could be made in them; they become
+    // read-only in finalize_rootfs. Their paths as seen after pivot_root:
+    Ok(readonly_later
+        .into_iter()
+        .filter_map(|d| d.strip_prefix(rootfs).ok().map(|r| Path::new("/").join(r)))
+        .collect())
 }
 
 fn is_bind(m: &Mount) -> bool {
@@ -862,8 +857,17 @@ pub fn move_root(rootfs: &Path) -> Result<()> {
 }
 
 /// After pivoting: read-only root, masked paths, read-only paths.
-pub fn finalize_rootfs(spec: &Spec) -> Result<()> {
+pub fn finalize_rootfs(spec: &Spec, readonly_later: &[PathBuf]) -> Result<()> {
     let linux = spec.linux();
+    for dest in readonly_later {
+        mount(
+            None,
+            dest,
+            None,
+            libc::MS_REMOUNT | libc::MS_RDONLY | statvfs_flags(dest)?,
+            None,
+        )?;
+    }
     for path in &linux.readonly_paths {
         readonly_path(Path::new(path))?;
     }

@@ -668,7 +668,13 @@ pub fn send_to_listener(
         None,
     )
     .map_err(|e| Error::io(format!("{}: socket", what()), e.into()))?;
-    connect(&sock, &addr).map_err(|e| Error::io(format!("{}: connect", what()), e.into()))?;
+    // runc's wording ("failed to connect with seccomp agent"), which callers match on.
+    connect(&sock, &addr).map_err(|e| {
+        Error::io(
+            format!("failed to connect with seccomp agent: {}", what()),
+            e.into(),
+        )
+    })?;
 
     let fds = [notify_fd];
     let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(1))];
