@@ -188,6 +188,9 @@ bench__cgroup_count() { awk -v c="$1" '$1 == c { print $3 }' /proc/cgroups; }
 bench__cgroup_v1_undo() {
     local c=$1 d=$2 try i
     for try in 1 2 3 4 5; do
+        # Runtimes keep empty parent cgroups (pier-runtime's /pier, like docker's
+        # /docker): remove every empty child, deepest first, so the hierarchy can go.
+        find "$d" -mindepth 1 -depth -type d -exec rmdir {} \; 2>/dev/null || true
         for ((i = 0; i < 50; i++)); do
             [ "$(bench__cgroup_count "$c")" = 1 ] && break
             sleep 0.1

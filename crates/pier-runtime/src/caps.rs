@@ -62,10 +62,13 @@ pub fn from_name(name: &str) -> Option<u32> {
 
 /// The highest capability the running kernel knows.
 pub fn last_cap() -> u32 {
-    std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(NAMES.len() as u32 - 1)
+    static LAST: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *LAST.get_or_init(|| {
+        std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(NAMES.len() as u32 - 1)
+    })
 }
 
 /// A capability set as a bit mask. Names the kernel does not know are ignored, as runc

@@ -805,7 +805,7 @@ impl Cgroup for V1 {
             }
         }
         if let Some(u) = &self.unified {
-            u.create_dirs()?;
+            u.create_dirs_with(false)?;
         }
         Ok(())
     }
@@ -834,6 +834,11 @@ impl Cgroup for V1 {
         self.set_cpu(r)?;
         self.set_pids(r)?;
         self.set_blkio(r)?;
+        if let Some(u) = &self.unified {
+            if !r.hugepage_limits.is_empty() || !r.unified.is_empty() {
+                u.enable_controllers_along_path();
+            }
+        }
         self.set_hugetlb(r)?;
         self.set_network(r)?;
         self.set_unified(r)

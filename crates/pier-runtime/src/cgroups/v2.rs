@@ -117,6 +117,27 @@ impl V2 {
     /// Creates the cgroup and its parents, enabling in every ancestor (the mount root
     /// included) all controllers the root offers, best effort (runc's CreateCgroupPath).
     pub(crate) fn create_dirs(&self) -> Result<()> {
+        self.create_dirs_with(true)
+    }
+
+    /// Enables the root's controllers in every ancestor of an existing cgroup (for the
+    /// hybrid cgroup2 mount, only when a limit on one of its controllers is asked for).
+    pub(crate) fn enable_controllers_along_path(&self) {
+        let wanted = controllers_of(&self.mountpoint);
+        let Ok(rel) = self.dir.strip_prefix(&self.mountpoint) else {
+            return;
+        };
+        let mut current = self.mountpoint.clone();
+        for component in rel.components() {
+            enable_controllers(&current, &wanted);
+            current.push(component);
+        }
+    }
+
+    /// Creates the cgroup and its parents; with `enable`, turns on every controller the
+    /// root offers along the way. The hybrid cgroup2 mount is joined without: enabling
+    /// its controllers host-wide would stop tools that move them to v1 (crun does).
+    pub(crate) fn create_dirs_with(&self, enable: bool) -> Result<()> {
         let rel = self
             .dir
             .strip_prefix(&self.mountpoint)
@@ -138,7 +159,9 @@ impl V2 {
         let wanted = controllers_of(&self.mountpoint);
         let mut current = self.mountpoint.clone();
         for component in components {
-            enable_controllers(&current, &wanted);
+            if enable {
+                enable_controllers(&current, &wanted);
+            }
             current.push(component);
             match std::fs::create_dir(&current) {
                 Ok(()) => {}
