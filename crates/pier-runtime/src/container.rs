@@ -506,7 +506,23 @@ impl Runtime {
             std::thread::sleep(Duration::from_millis(2));
         }
         let cg_result = if cg.pids().unwrap_or_default().is_empty() {
-            cg.destroy()
+            let parents: Vec<PathBuf> = cg
+                .dirs()
+                .iter()
+                .filter_map(|d| d.parent().map(Path::to_path_buf))
+                .collect();
+            let result = cg.destroy();
+            // The default parent (/pier) goes when its last container does, so nothing
+            // of Pier's stays on the host; a concurrent create re-makes it.
+            if container
+                .cgroup_path
+                .starts_with(&format!("{}/", cgroups::DEFAULT_PARENT))
+            {
+                for parent in parents {
+                    let _ = std::fs::remove_dir(parent);
+                }
+            }
+            result
         } else {
             crate::log::warn("container's cgroup is not empty after delete: left in place");
             Ok(())

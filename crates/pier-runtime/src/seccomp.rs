@@ -1304,26 +1304,8 @@ mod tests {
 
     const DOCKER_DEFAULT: &[u8] = include_bytes!("../tests/fixtures/seccomp/docker-default.json");
 
-    /// Docker's default capability set (moby `oci/caps/defaults.go`).
     fn docker_caps() -> Vec<String> {
-        [
-            "CAP_CHOWN",
-            "CAP_DAC_OVERRIDE",
-            "CAP_FSETID",
-            "CAP_FOWNER",
-            "CAP_MKNOD",
-            "CAP_NET_RAW",
-            "CAP_SETGID",
-            "CAP_SETUID",
-            "CAP_SETFCAP",
-            "CAP_SETPCAP",
-            "CAP_NET_BIND_SERVICE",
-            "CAP_SYS_CHROOT",
-            "CAP_KILL",
-            "CAP_AUDIT_WRITE",
-        ]
-        .map(String::from)
-        .to_vec()
+        crate::caps::DOCKER_DEFAULT.map(String::from).to_vec()
     }
 
     fn profile(json: serde_json::Value) -> spec::Seccomp {

@@ -13,24 +13,9 @@ use serde_json::json;
 const DOCKER_PROFILE: &str = include_str!("fixtures/seccomp/docker-default.json");
 
 fn docker_default_caps() -> Vec<String> {
-    [
-        "CAP_CHOWN",
-        "CAP_DAC_OVERRIDE",
-        "CAP_FSETID",
-        "CAP_FOWNER",
-        "CAP_MKNOD",
-        "CAP_NET_RAW",
-        "CAP_SETGID",
-        "CAP_SETUID",
-        "CAP_SETFCAP",
-        "CAP_SETPCAP",
-        "CAP_NET_BIND_SERVICE",
-        "CAP_SYS_CHROOT",
-        "CAP_KILL",
-        "CAP_AUDIT_WRITE",
-    ]
-    .map(String::from)
-    .to_vec()
+    pier_runtime::caps::DOCKER_DEFAULT
+        .map(String::from)
+        .to_vec()
 }
 
 #[test]
