@@ -3,9 +3,10 @@
 set -euo pipefail
 
 packages=(busybox-static libseccomp-dev pkg-config runc crun procps iproute2)
-# Engines for tests/interop.rs, which starts its own daemons; without their recommends
+# Engines for tests/interop.rs (which starts its own daemons) and skopeo for the image
+# store's OCI layout test; without their recommends
 # (needrestart, cgroupfs-mount, buildah, ...).
-engines=(docker.io containerd podman bsdutils)
+engines=(docker.io containerd podman bsdutils skopeo)
 
 missing_of() {
     for p in "$@"; do

@@ -7,6 +7,8 @@
 pub mod content;
 pub mod digest;
 pub mod error;
+pub mod image;
+pub mod layer;
 pub mod reference;
 
 pub use error::{Error, Result};
