@@ -2,13 +2,23 @@
 //!
 //! - [`reference`](mod@reference): Docker-style image references (`busybox` →
 //!   `docker.io/library/busybox:latest`), validated with Docker's messages.
-//! - [`content`](mod@content): the content store, blobs by digest, written atomically and verified.
+//! - [`digest`](mod@digest): validated digests and streaming hashers.
+//! - [`content`](mod@content): the content store, blobs by digest, written atomically
+//!   and verified, with leases, GC and usage.
+//! - [`image`](mod@image): manifests, indexes and configs kept as exact bytes, platform
+//!   selection, the image metadata store and OCI image layouts.
+//! - [`layer`](mod@layer): applying tar/gzip/zstd layers into a snapshot directory,
+//!   contained by `openat2(RESOLVE_IN_ROOT)`.
+//! - [`snapshot`](mod@snapshot): overlayfs snapshots keyed by chain ID.
+//! - [`archive`](mod@archive): `docker save`/`docker load` archives.
 
+pub mod archive;
 pub mod content;
 pub mod digest;
 pub mod error;
 pub mod image;
 pub mod layer;
 pub mod reference;
+pub mod snapshot;
 
 pub use error::{Error, Result};
