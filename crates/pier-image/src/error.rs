@@ -1,6 +1,6 @@
 //! Typed errors of the image store. Each class maps to one Docker API status when the
-//! daemon serves them: `InvalidReference`/`InvalidDigest` → 400, `NotFound` → 404,
-//! `Conflict` → 409, the rest → 500.
+//! daemon serves them: `InvalidReference`/`InvalidDigest`/`InvalidArgument`/
+//! `InvalidContent` → 400, `NotFound` → 404, `Conflict` → 409, the rest → 500.
 
 use std::io;
 
@@ -11,6 +11,14 @@ pub enum Error {
     /// An image reference that does not parse; the text is Docker's message.
     #[error("{0}")]
     InvalidReference(String),
+    /// A caller-supplied value that is not acceptable (a lease name, an `--change`
+    /// instruction); the text is the whole message, as Docker prints it.
+    #[error("{0}")]
+    InvalidArgument(String),
+    /// A document or archive that does not parse as what it claims to be (a manifest,
+    /// a config, an image archive).
+    #[error("{0}")]
+    InvalidContent(String),
     /// A digest string that is malformed or uses an unsupported algorithm.
     #[error("invalid digest {0:?}")]
     InvalidDigest(String),

@@ -18,7 +18,6 @@ mod layout;
 mod store;
 
 use std::collections::BTreeMap;
-use std::io;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -446,7 +445,7 @@ struct Probe {
 ///
 /// # Errors
 ///
-/// [`Error::Io`] with kind [`io::ErrorKind::InvalidData`] for malformed or
+/// [`Error::InvalidContent`] for malformed or
 /// unsupported documents.
 pub fn parse_manifest_or_index(
     bytes: &[u8],
@@ -665,11 +664,7 @@ pub fn select_platform<'a>(index: &'a Index, platform: &Platform) -> Option<&'a 
     })
 }
 
-/// An `Error::Io` of kind `InvalidData`: the error this module uses for malformed
-/// documents (the crate's error type has no dedicated variant).
+/// The error this module uses for malformed documents.
 pub(crate) fn invalid_data(message: String) -> Error {
-    Error::io(
-        message,
-        io::Error::new(io::ErrorKind::InvalidData, "invalid data"),
-    )
+    Error::InvalidContent(message)
 }

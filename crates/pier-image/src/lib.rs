@@ -10,10 +10,12 @@
 //! - [`layer`](mod@layer): applying tar/gzip/zstd layers into a snapshot directory,
 //!   contained by `openat2(RESOLVE_IN_ROOT)`.
 //! - [`snapshot`](mod@snapshot): overlayfs snapshots keyed by chain ID.
+//! - [`diff`](mod@diff): a layer from an overlay upper dir, and `docker import`.
 //! - [`archive`](mod@archive): `docker save`/`docker load` archives.
 
 pub mod archive;
 pub mod content;
+pub mod diff;
 pub mod digest;
 pub mod error;
 pub mod image;

@@ -430,7 +430,7 @@ fn lease_errors() {
     assert!(matches!(store.delete_lease("y"), Err(Error::NotFound(_))));
     for bad in ["", "../etc", "a/b", ".hidden", &"n".repeat(129)] {
         assert!(
-            matches!(store.create_lease(bad), Err(Error::InvalidReference(_))),
+            matches!(store.create_lease(bad), Err(Error::InvalidArgument(_))),
             "{bad:?}"
         );
     }

@@ -178,8 +178,7 @@ fn validate_name(name: &str) -> Result<()> {
     if valid {
         Ok(())
     } else {
-        // No dedicated "invalid argument" variant; this one maps to 400 as well.
-        Err(Error::InvalidReference(format!(
+        Err(Error::InvalidArgument(format!(
             "invalid lease name {name:?}: use 1-{MAX_NAME_LEN} of [A-Za-z0-9._-], not starting with '.'"
         )))
     }
