@@ -426,14 +426,7 @@ fn import_leased(
         .map_err(|e| Error::io("reading imported layer", e))?;
     let compression = Compression::detect(&head);
     let chained = io::Cursor::new(head).chain(file);
-    let decoder: Box<dyn Read> = match compression {
-        Compression::None => Box::new(chained),
-        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(chained)),
-        Compression::Zstd => Box::new(
-            zstd::stream::read::Decoder::new(chained)
-                .map_err(|e| Error::io("opening zstd layer", e))?,
-        ),
-    };
+    let decoder = compression.decoder(chained)?;
     let mut diff = HashingReader {
         inner: decoder,
         hasher: Hasher::new(Algorithm::Sha256),

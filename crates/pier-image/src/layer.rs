@@ -71,6 +71,18 @@ impl Compression {
             Compression::None
         }
     }
+
+    /// A reader that decompresses `inner` (multi-member gzip included).
+    pub fn decoder<'a>(self, inner: impl Read + 'a) -> Result<Box<dyn Read + 'a>> {
+        Ok(match self {
+            Compression::None => Box::new(inner),
+            Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(inner)),
+            Compression::Zstd => Box::new(
+                zstd::stream::read::Decoder::new(inner)
+                    .map_err(|e| Error::io("opening zstd layer", e))?,
+            ),
+        })
+    }
 }
 
 /// Options of [`apply_layer_with`].
@@ -175,14 +187,7 @@ fn extract(
     let compression = Compression::detect(&head);
     let (diff_id, files) = {
         let chained = io::Cursor::new(head).chain(&mut raw);
-        let decoder: Box<dyn Read + '_> = match compression {
-            Compression::None => Box::new(chained),
-            Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(chained)),
-            Compression::Zstd => Box::new(
-                zstd::stream::read::Decoder::new(chained)
-                    .map_err(|e| Error::io("opening zstd layer", e))?,
-            ),
-        };
+        let decoder = compression.decoder(chained)?;
         let mut diff = HashingReader {
             inner: decoder,
             hasher: Hasher::new(Algorithm::Sha256),
