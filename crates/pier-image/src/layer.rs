@@ -497,6 +497,14 @@ impl Extractor<'_> {
                     rustix::fs::makedev(0, 0),
                 )
                 .map_err(|e| io_err("creating whiteout", e.into()))?;
+                // The whiteout keeps the entry's mtime, so diffing the snapshot again
+                // gives the same layer (the diff writes the device's mtime).
+                let times = Timestamps {
+                    last_access: meta.mtime,
+                    last_modification: meta.mtime,
+                };
+                rustix::fs::utimensat(parent, target, &times, AtFlags::SYMLINK_NOFOLLOW)
+                    .map_err(|e| io_err("setting whiteout times", e.into()))?;
             }
             self.files += 1;
             return Ok(());
