@@ -29,8 +29,8 @@ use crate::content::{self, ContentStore};
 use crate::digest::{Digest, Hasher};
 use crate::error::{Error, Result};
 use crate::image::{
-    invalid_data, media_types, parse_manifest_or_index, select_platform, Compression, Descriptor,
-    ImageConfig, ImageStore, Index, LoadedImage, Manifest, ManifestKind, Platform,
+    invalid_data, media_types, parse_manifest_or_index, select_platform, walk_index, Compression,
+    Descriptor, ImageConfig, ImageStore, Index, LoadedImage, Manifest, ManifestKind, Platform,
 };
 use crate::reference::Reference;
 
@@ -789,72 +789,25 @@ fn load_layout(store: &ImageStore, spooled: &Spooled, lease: &str) -> Result<Vec
         }
     };
     let in_archive: HashSet<&Digest> = spooled.files.values().map(|d| &d.digest).collect();
-    let mut seen = HashSet::new();
-    let mut loaded = Vec::new();
-    for entry in &index.manifests {
-        if !media_types::is_manifest(&entry.media_type) && !media_types::is_index(&entry.media_type)
-        {
-            return Err(invalid_data(format!(
-                "archive: {INDEX_FILE} entry {} has media type {:?}, not a manifest or index",
-                entry.digest, entry.media_type
-            )));
+    // Blobs are already spooled into the content store; check sizes and lease the ones
+    // the store had before (the spooling lease holds the archive's own).
+    walk_index(store, &index, "archive", |desc| {
+        if !content.exists(&desc.digest) {
+            return Ok(false);
         }
-        let mut stack = vec![(entry.plain(), false)];
-        while let Some((desc, optional)) = stack.pop() {
-            if !seen.insert(desc.digest.clone()) {
-                continue;
-            }
-            if !content.exists(&desc.digest) {
-                if optional || media_types::is_non_distributable(&desc.media_type) {
-                    continue;
-                }
-                return Err(Error::NotFound(format!(
-                    "archive: blob {} ({}) is missing",
-                    desc.digest, desc.media_type
-                )));
-            }
-            let info = content.info(&desc.digest)?;
-            if info.size != desc.size {
-                return Err(Error::Mismatch {
-                    what: format!("archive: blob {}", desc.digest),
-                    expected: format!("size {}", desc.size),
-                    actual: info.size.to_string(),
-                });
-            }
-            if !in_archive.contains(&desc.digest) {
-                content.add_to_lease(lease, &desc.digest)?;
-            }
-            if media_types::is_manifest(&desc.media_type) || media_types::is_index(&desc.media_type)
-            {
-                match store.read_manifest(&desc)? {
-                    ManifestKind::Manifest(m) => {
-                        stack.push((m.config, false));
-                        stack.extend(m.layers.into_iter().map(|l| (l, false)));
-                    }
-                    ManifestKind::Index(i) => {
-                        stack.extend(i.manifests.into_iter().map(|d| (d, true)));
-                    }
-                }
-            }
+        let info = content.info(&desc.digest)?;
+        if info.size != desc.size {
+            return Err(Error::Mismatch {
+                what: format!("archive: blob {}", desc.digest),
+                expected: format!("size {}", desc.size),
+                actual: info.size.to_string(),
+            });
         }
-        loaded.push(LoadedImage {
-            name: layout_entry_name(entry)?,
-            target: entry.plain(),
-        });
-    }
-    Ok(loaded)
-}
-
-/// The full image name an `index.json` entry carries, if any.
-fn layout_entry_name(entry: &Descriptor) -> Result<Option<Reference>> {
-    let name = match entry.annotation(media_types::ANNOTATION_CONTAINERD_IMAGE_NAME) {
-        Some(n) => n,
-        None => match entry.annotation(media_types::ANNOTATION_REF_NAME) {
-            Some(n) if n.contains('/') || n.contains(':') => n,
-            _ => return Ok(None),
-        },
-    };
-    Reference::parse_with_default_tag(name).map(Some)
+        if !in_archive.contains(&desc.digest) {
+            content.add_to_lease(lease, &desc.digest)?;
+        }
+        Ok(true)
+    })
 }
 
 /// Builds and stores a Docker schema2 manifest for one `manifest.json` entry,

@@ -25,6 +25,7 @@ use serde_json::Value;
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 
+pub(crate) use layout::walk_index;
 pub use layout::{export_oci_layout, import_oci_layout, LoadedImage};
 pub use store::{Image, ImageStore, ResolvedImage};
 

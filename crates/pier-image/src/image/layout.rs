@@ -190,53 +190,70 @@ fn import_blobs(
     lease: &str,
 ) -> Result<Vec<LoadedImage>> {
     let content = store.content();
+    let source = format!("OCI layout {}", dir.display());
+    walk_index(store, index, &source, |desc| {
+        let path = blob_path(dir, &desc.digest);
+        let file = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Ok(false);
+            }
+            Err(e) => return Err(Error::io(format!("open {}", path.display()), e)),
+        };
+        let mut writer = content.writer(Some((&desc.digest, desc.size)))?;
+        writer.set_lease(lease);
+        copy_stream(file, &mut writer, &path, desc)?;
+        writer.commit().map_err(|e| match e {
+            Error::Mismatch {
+                expected, actual, ..
+            } => Error::Mismatch {
+                what: format!("OCI layout {}: blob {}", dir.display(), desc.digest),
+                expected,
+                actual,
+            },
+            other => other,
+        })?;
+        Ok(true)
+    })
+}
+
+/// Walks every `index.json` entry down to configs and layers (each blob once), asking
+/// `ingest` to bring each one into the content store: `Ok(false)` means it is missing,
+/// which is fine for optional index children and non-distributable layers only.
+/// Returns the entries with the names their annotations carry. Shared by the OCI
+/// layout importer and the archive loader, which differ only in where blobs come from.
+pub(crate) fn walk_index(
+    store: &ImageStore,
+    index: &Index,
+    source: &str,
+    mut ingest: impl FnMut(&Descriptor) -> Result<bool>,
+) -> Result<Vec<LoadedImage>> {
     let mut seen = HashSet::new();
     let mut loaded = Vec::new();
     for entry in &index.manifests {
         if !media_types::is_manifest(&entry.media_type) && !media_types::is_index(&entry.media_type)
         {
             return Err(invalid_data(format!(
-                "index.json entry {} has media type {:?}, not a manifest or index",
+                "{source}: index.json entry {} has media type {:?}, not a manifest or index",
                 entry.digest, entry.media_type
             )));
         }
-        let mut stack = vec![(entry.clone(), false)];
+        let mut stack = vec![(entry.plain(), false)];
         while let Some((desc, optional)) = stack.pop() {
             if !seen.insert(desc.digest.clone()) {
                 continue;
             }
-            let path = blob_path(dir, &desc.digest);
-            let file = match File::open(&path) {
-                Ok(f) => f,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                    if optional || media_types::is_non_distributable(&desc.media_type) {
-                        continue;
-                    }
-                    return Err(Error::NotFound(format!(
-                        "OCI layout {}: blob {} ({}) is missing",
-                        dir.display(),
-                        desc.digest,
-                        desc.media_type
-                    )));
+            if !ingest(&desc)? {
+                if optional || media_types::is_non_distributable(&desc.media_type) {
+                    continue;
                 }
-                Err(e) => return Err(Error::io(format!("open {}", path.display()), e)),
-            };
-            let mut writer = content.writer(Some((&desc.digest, desc.size)))?;
-            writer.set_lease(lease);
-            copy_stream(file, &mut writer, &path, &desc)?;
-            writer.commit().map_err(|e| match e {
-                Error::Mismatch {
-                    expected, actual, ..
-                } => Error::Mismatch {
-                    what: format!("OCI layout {}: blob {}", dir.display(), desc.digest),
-                    expected,
-                    actual,
-                },
-                other => other,
-            })?;
-            let is_doc = media_types::is_manifest(&desc.media_type)
-                || media_types::is_index(&desc.media_type);
-            if is_doc {
+                return Err(Error::NotFound(format!(
+                    "{source}: blob {} ({}) is missing",
+                    desc.digest, desc.media_type
+                )));
+            }
+            if media_types::is_manifest(&desc.media_type) || media_types::is_index(&desc.media_type)
+            {
                 match store.read_manifest(&desc)? {
                     ManifestKind::Manifest(m) => {
                         stack.push((m.config, false));
@@ -257,7 +274,7 @@ fn import_blobs(
 }
 
 /// The full image name an `index.json` entry carries, if any.
-fn entry_name(entry: &Descriptor) -> Result<Option<Reference>> {
+pub(crate) fn entry_name(entry: &Descriptor) -> Result<Option<Reference>> {
     let name = match entry.annotation(media_types::ANNOTATION_CONTAINERD_IMAGE_NAME) {
         Some(n) => n,
         None => match entry.annotation(media_types::ANNOTATION_REF_NAME) {
