@@ -27,6 +27,7 @@ use crate::error::{Error, Result};
 
 pub(crate) use layout::walk_index;
 pub use layout::{export_oci_layout, import_oci_layout, LoadedImage};
+pub(crate) use store::write_atomic;
 pub use store::{Image, ImageStore, ResolvedImage};
 
 /// Media type strings of OCI and Docker schema2 documents and blobs.

@@ -26,7 +26,7 @@
 use std::collections::BTreeMap;
 use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -275,19 +275,9 @@ impl Snapshotter {
     }
 
     fn store(&self, meta: &Metadata) -> Result<()> {
-        let path = self.root.join("metadata.json");
-        let tmp = self.root.join("metadata.json.tmp");
         let bytes = serde_json::to_vec_pretty(meta)
             .map_err(|e| Error::io("serialize snapshot metadata", io::Error::other(e)))?;
-        let ctx = format!("write {}", tmp.display());
-        let mut f = File::create(&tmp).map_err(io_err(ctx.clone()))?;
-        f.write_all(&bytes).map_err(io_err(ctx.clone()))?;
-        f.sync_all().map_err(io_err(ctx))?;
-        drop(f);
-        fs::rename(&tmp, &path).map_err(io_err(format!("rename {}", path.display())))?;
-        File::open(&self.root)
-            .and_then(|d| d.sync_all())
-            .map_err(io_err(format!("sync {}", self.root.display())))
+        crate::image::write_atomic(&self.root.join("metadata.json"), &bytes)
     }
 
     fn create(&self, key: &str, parent: Option<&str>, kind: Kind) -> Result<(u64, Metadata)> {
