@@ -104,21 +104,39 @@ struct SaveImage {
 /// diffID; I/O errors of the store or of `out`. On error, `out` holds a partial
 /// archive that must be discarded.
 pub fn save_docker_archive(store: &ImageStore, refs: &[Reference], out: impl Write) -> Result<()> {
-    let mut images: Vec<SaveImage> = Vec::new();
+    let mut targets = Vec::with_capacity(refs.len());
     for reference in refs {
         let image = store.get(reference)?;
-        let manifest = platform_manifest(store, &image.target, &image.name)?;
-        if let Some(existing) = images
-            .iter_mut()
-            .find(|i| i.source == manifest.digest || i.names.contains(&image.name))
-        {
-            if !existing.names.contains(&image.name) {
-                existing.names.push(image.name);
+        targets.push((Some(image.name), image.target));
+    }
+    save_targets(store, &targets, out)
+}
+
+/// [`save_docker_archive`] of images given as targets, each with the name to record
+/// in the archive, or none (`docker save <image ID>` writes no `RepoTags`).
+pub fn save_targets(
+    store: &ImageStore,
+    targets: &[(Option<Reference>, Descriptor)],
+    out: impl Write,
+) -> Result<()> {
+    let mut images: Vec<SaveImage> = Vec::new();
+    for (name, target) in targets {
+        let shown = name
+            .as_ref()
+            .map_or_else(|| target.digest.to_string(), Reference::familiar);
+        let manifest = platform_manifest(store, target, &shown)?;
+        if let Some(existing) = images.iter_mut().find(|i| {
+            i.source == manifest.digest || name.as_ref().is_some_and(|n| i.names.contains(n))
+        }) {
+            if let Some(name) = name {
+                if !existing.names.contains(name) {
+                    existing.names.push(name.clone());
+                }
             }
             continue;
         }
         let mut prepared = prepare_image(store, &manifest)?;
-        prepared.names.push(image.name);
+        prepared.names.extend(name.clone());
         images.push(prepared);
     }
 
@@ -244,11 +262,7 @@ pub fn save_docker_archive(store: &ImageStore, refs: &[Reference], out: impl Wri
 }
 
 /// The manifest to save for `target`: itself, or for an index the host platform's.
-fn platform_manifest(
-    store: &ImageStore,
-    target: &Descriptor,
-    name: &Reference,
-) -> Result<Descriptor> {
+fn platform_manifest(store: &ImageStore, target: &Descriptor, name: &str) -> Result<Descriptor> {
     let mut desc = target.clone();
     for _ in 0..8 {
         if media_types::is_manifest(&desc.media_type) {
@@ -262,14 +276,14 @@ fn platform_manifest(
         let child = select_platform(&index, &host).ok_or_else(|| {
             Error::NotFound(format!(
                 "image {} has no manifest for platform {}",
-                name.familiar(),
+                name,
                 host.to_short_string()
             ))
         })?;
         if !store.content().exists(&child.digest) {
             return Err(Error::NotFound(format!(
                 "image {}: manifest {} for platform {} is not in the store",
-                name.familiar(),
+                name,
                 child.digest,
                 host.to_short_string()
             )));
@@ -278,7 +292,7 @@ fn platform_manifest(
     }
     Err(invalid_data(format!(
         "image {}: indexes nested too deeply",
-        name.familiar()
+        name
     )))
 }
 
@@ -589,14 +603,8 @@ pub fn load_archive(store: &ImageStore, input: impl Read) -> Result<Vec<LoadedIm
         .map_or(0, |d| d.as_nanos());
     let lease = format!("load-archive-{}-{nanos}", std::process::id());
     content.create_lease_expiring(&lease, LOAD_LEASE_TTL)?;
-    let result = load_inner(store, input, &lease).and_then(|loaded| {
-        let named: Vec<(Reference, Descriptor)> = loaded
-            .iter()
-            .filter_map(|l| l.name.clone().map(|n| (n, l.target.clone())))
-            .collect();
-        store.tag_all(&named)?;
-        Ok(loaded)
-    });
+    let result = load_inner(store, input, &lease)
+        .and_then(|loaded| crate::image::layout::record_loaded(store, &loaded).map(|()| loaded));
     // Tagged blobs are now roots; anything else becomes collectable.
     let _ = content.delete_lease(&lease);
     result

@@ -451,7 +451,7 @@ fn import_leased(
         Compression::Zstd => media_types::OCI_LAYER_ZSTD,
     };
     let platform = Platform::host();
-    let created = now_rfc3339();
+    let created = crate::time::now_rfc3339();
     let config = ImageConfig {
         created: Some(created.clone()),
         architecture: platform.architecture,
@@ -491,8 +491,9 @@ fn import_leased(
         .map_err(|e| Error::io("encoding image manifest", io::Error::other(e)))?;
     content.add_to_lease(lease, &Digest::sha256(&manifest_bytes))?;
     let (desc, _) = store.put_manifest(&manifest_bytes, Some(media_types::OCI_MANIFEST))?;
-    if let Some(reference) = reference {
-        store.tag(reference, &desc)?;
+    match reference {
+        Some(reference) => store.tag(reference, &desc).map(|_| ())?,
+        None => store.add_dangling(std::slice::from_ref(&desc))?,
     }
     Ok(desc)
 }
@@ -850,44 +851,6 @@ fn clean_path(p: &str) -> String {
     format!("/{}", out.join("/"))
 }
 
-fn now_rfc3339() -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    format_rfc3339(
-        i64::try_from(now.as_secs()).unwrap_or(0),
-        now.subsec_nanos(),
-    )
-}
-
-/// RFC 3339 UTC time, as Go's `time.RFC3339Nano` prints it.
-fn format_rfc3339(secs: i64, nanos: u32) -> String {
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    // Howard Hinnant's civil-from-days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    let frac = if nanos == 0 {
-        String::new()
-    } else {
-        let s = format!(".{nanos:09}");
-        s.trim_end_matches('0').to_string()
-    };
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}{frac}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -953,15 +916,6 @@ mod tests {
         assert_eq!(c.labels.as_ref().unwrap()["a b"], "c");
         assert!(apply_changes(&mut c, &["ENV".into()]).is_err());
         assert!(apply_changes(&mut c, &["LABEL a=1 b".into()]).is_err());
-    }
-
-    #[test]
-    fn rfc3339() {
-        assert_eq!(format_rfc3339(0, 0), "1970-01-01T00:00:00Z");
-        assert_eq!(
-            format_rfc3339(1_700_000_000, 500_000_000),
-            "2023-11-14T22:13:20.5Z"
-        );
     }
 
     #[test]

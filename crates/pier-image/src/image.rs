@@ -14,7 +14,7 @@
 //! - [`ImageStore`] maps image references to target descriptors.
 //! - [`export_oci_layout`] / [`import_oci_layout`] write and read OCI image layouts.
 
-mod layout;
+pub(crate) mod layout;
 mod store;
 
 use std::collections::BTreeMap;
@@ -28,7 +28,7 @@ use crate::error::{Error, Result};
 pub(crate) use layout::walk_index;
 pub use layout::{export_oci_layout, import_oci_layout, LoadedImage};
 pub(crate) use store::write_atomic;
-pub use store::{Image, ImageStore, ResolvedImage};
+pub use store::{Image, ImageStore, ResolvedImage, StoredImage};
 
 /// Media type strings of OCI and Docker schema2 documents and blobs.
 pub mod media_types {

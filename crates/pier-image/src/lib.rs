@@ -12,6 +12,9 @@
 //! - [`snapshot`](mod@snapshot): overlayfs snapshots keyed by chain ID.
 //! - [`diff`](mod@diff): a layer from an overlay upper dir, and `docker import`.
 //! - [`archive`](mod@archive): `docker save`/`docker load` archives.
+//! - [`service`](mod@service): the image operations users run (list, inspect, history,
+//!   tag, remove, prune, load, save, import), in the Engine API's JSON shapes.
+//! - [`time`](mod@time): RFC 3339 timestamps as Docker writes them.
 
 pub mod archive;
 pub mod content;
@@ -21,6 +24,8 @@ pub mod error;
 pub mod image;
 pub mod layer;
 pub mod reference;
+pub mod service;
 pub mod snapshot;
+pub mod time;
 
 pub use error::{Error, Result};

@@ -94,6 +94,9 @@ pub struct Info {
     pub id: u64,
     /// Creation time, seconds since the Unix epoch.
     pub created: u64,
+    /// Disk usage of the snapshot's own dir, for committed snapshots (measured at
+    /// commit).
+    pub size: Option<u64>,
 }
 
 /// How to mount a snapshot.
@@ -137,6 +140,10 @@ struct Record {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     parent: Option<String>,
     created: u64,
+    /// Disk usage of the `fs` dir, measured once at commit (committed snapshots never
+    /// change).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    size: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
@@ -315,6 +322,7 @@ impl Snapshotter {
                 kind,
                 parent: parent.map(str::to_string),
                 created: now(),
+                size: None,
             },
         );
         if let Err(e) = self.store(&meta) {
@@ -343,18 +351,49 @@ impl Snapshotter {
     /// already committed (another pull won the race), `key` is discarded and this
     /// succeeds.
     pub fn commit(&self, name: &str, key: &str) -> Result<()> {
+        self.commit_inner(name, key, None)
+    }
+
+    /// [`commit`](Self::commit) that also sets the committed snapshot's parent to the
+    /// committed `parent` (or none). Lets layers be extracted in parallel into
+    /// parentless active snapshots and chained in order afterwards: a layer's contents
+    /// (whiteouts included) do not depend on the layers below it.
+    pub fn commit_onto(&self, name: &str, key: &str, parent: Option<&str>) -> Result<()> {
+        self.commit_inner(name, key, Some(parent))
+    }
+
+    fn commit_inner(&self, name: &str, key: &str, parent: Option<Option<&str>>) -> Result<()> {
         if name.is_empty() {
             return Err(Error::Conflict("snapshot name must not be empty".into()));
         }
+        // Measured before taking the lock: the active snapshot belongs to the caller.
+        let size = {
+            let id = {
+                let _lock = self.lock()?;
+                self.load()?.get(key)?.id
+            };
+            du(&self.fs_dir(id), &mut HashSet::new())?
+        };
         let _lock = self.lock()?;
         let mut meta = self.load()?;
-        let rec = meta.get(key)?.clone();
+        let mut rec = meta.get(key)?.clone();
         if rec.kind != Kind::Active {
             return Err(Error::Conflict(format!("snapshot {key} is not active")));
         }
         if meta.has_children(key) {
             return Err(Error::Conflict(format!("snapshot {key} has children")));
         }
+        if let Some(parent) = parent {
+            if let Some(p) = parent {
+                if meta.get(p)?.kind != Kind::Committed {
+                    return Err(Error::Conflict(format!(
+                        "parent snapshot {p} is not committed"
+                    )));
+                }
+            }
+            rec.parent = parent.map(str::to_string);
+        }
+        rec.size = Some(size);
         if let Some(existing) = meta.snapshots.get(name) {
             if existing.kind != Kind::Committed || name == key {
                 return Err(Error::Conflict(format!("snapshot {name} already exists")));
@@ -400,12 +439,14 @@ impl Snapshotter {
     /// The disk usage of the snapshot's own `fs` dir in bytes (allocated blocks; hard
     /// links counted once; parents not included).
     pub fn usage(&self, name: &str) -> Result<u64> {
-        let id = {
+        let rec = {
             let _lock = self.lock()?;
-            self.load()?.get(name)?.id
+            self.load()?.get(name)?.clone()
         };
-        let mut seen = HashSet::new();
-        du(&self.fs_dir(id), &mut seen)
+        match rec.size {
+            Some(size) if rec.kind == Kind::Committed => Ok(size),
+            _ => du(&self.fs_dir(rec.id), &mut HashSet::new()),
+        }
     }
 
     /// The `fs` dir of a snapshot (its contents; for an active snapshot with parents,
@@ -576,6 +617,7 @@ fn info(name: &str, r: &Record) -> Info {
         parent: r.parent.clone(),
         id: r.id,
         created: r.created,
+        size: r.size,
     }
 }
 

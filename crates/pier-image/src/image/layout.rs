@@ -40,8 +40,8 @@ const IMPORT_LEASE_TTL: Duration = Duration::from_secs(60 * 60);
 #[derive(Debug, Clone, PartialEq)]
 pub struct LoadedImage {
     /// The name it was tagged as; `None` when the entry carries no full image name
-    /// (only a bare tag, or nothing). Such images are imported as blobs but not
-    /// tagged, so they are not GC roots: the caller must tag them to keep them.
+    /// (only a bare tag, or nothing). Such images are kept as dangling images
+    /// (Docker's `<none>:<none>`).
     pub name: Option<Reference>,
     /// The image's manifest or index.
     pub target: Descriptor,
@@ -170,17 +170,25 @@ pub fn import_oci_layout(store: &ImageStore, dir: &Path) -> Result<Vec<LoadedIma
     let lease = format!("import-oci-{}-{nanos}", std::process::id());
     content.create_lease_expiring(&lease, IMPORT_LEASE_TTL)?;
     let result = import_blobs(store, dir, &index, &lease);
-    let result = result.and_then(|loaded| {
-        let named: Vec<(Reference, Descriptor)> = loaded
-            .iter()
-            .filter_map(|l| l.name.clone().map(|n| (n, l.target.clone())))
-            .collect();
-        store.tag_all(&named)?;
-        Ok(loaded)
-    });
-    // Tagged blobs are now roots; untagged ones become collectable, as documented.
+    let result = result.and_then(|loaded| record_loaded(store, &loaded).map(|()| loaded));
+    // Recorded images are now roots; the lease has done its job.
     let _ = content.delete_lease(&lease);
     result
+}
+
+/// Names the loaded images and records the nameless ones as dangling, in one
+/// database write (a failed load names nothing).
+pub(crate) fn record_loaded(store: &ImageStore, loaded: &[LoadedImage]) -> Result<()> {
+    let named: Vec<(Reference, Descriptor)> = loaded
+        .iter()
+        .filter_map(|l| l.name.clone().map(|n| (n, l.target.clone())))
+        .collect();
+    let nameless: Vec<Descriptor> = loaded
+        .iter()
+        .filter(|l| l.name.is_none())
+        .map(|l| l.target.clone())
+        .collect();
+    store.record(&named, &nameless).map(|_| ())
 }
 
 fn import_blobs(

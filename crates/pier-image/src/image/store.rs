@@ -44,6 +44,19 @@ pub struct Image {
     pub updated: u64,
 }
 
+/// One image of [`ImageStore::images`]: a target with all its names (none for a
+/// dangling image).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredImage {
+    pub target: Descriptor,
+    /// Every reference pointing at the target, sorted; empty when dangling.
+    pub names: Vec<Reference>,
+    /// When the image was first recorded, seconds since the Unix epoch.
+    pub created: u64,
+    /// When a name last moved to it, seconds since the Unix epoch.
+    pub updated: u64,
+}
+
 /// The result of [`ImageStore::resolve`]: one image, with every name it has.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ResolvedImage {
@@ -60,6 +73,16 @@ pub struct ResolvedImage {
 struct Db {
     version: u32,
     images: BTreeMap<String, Record>,
+    /// Images without a name (Docker's `<none>:<none>`), by target digest: imported
+    /// or loaded without a tag, or left behind when their last name moved elsewhere.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    dangling: BTreeMap<String, Record>,
+}
+
+impl Db {
+    fn is_named(&self, digest: &Digest) -> bool {
+        self.images.values().any(|r| &r.target.digest == digest)
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -148,6 +171,23 @@ impl ImageStore {
     /// [`tag`](Self::tag) for several names in one database write: either all names
     /// are recorded or none is.
     pub fn tag_all(&self, entries: &[(Reference, Descriptor)]) -> Result<Vec<Image>> {
+        self.record(entries, &[])
+    }
+
+    /// Records `dangling` as images without a name (targets that have a name are
+    /// left as they are).
+    pub fn add_dangling(&self, dangling: &[Descriptor]) -> Result<()> {
+        self.record(&[], dangling).map(|_| ())
+    }
+
+    /// Names `entries` and records `dangling` targets in one database write. A name
+    /// that moves away from an image that then has no name left leaves that image
+    /// dangling, as Docker does when a tag is reused.
+    pub fn record(
+        &self,
+        entries: &[(Reference, Descriptor)],
+        dangling: &[Descriptor],
+    ) -> Result<Vec<Image>> {
         let mut checked = Vec::with_capacity(entries.len());
         for (reference, target) in entries {
             let name = with_default_tag(reference);
@@ -160,31 +200,23 @@ impl ImageStore {
                     )));
                 }
             }
-            if !media_types::is_manifest(&target.media_type)
-                && !media_types::is_index(&target.media_type)
-            {
-                return Err(Error::Conflict(format!(
-                    "cannot tag {} of media type {:?}: not a manifest or index",
-                    target.digest, target.media_type
-                )));
-            }
-            let info = self.content.info(&target.digest)?;
-            if info.size != target.size {
-                return Err(Error::Mismatch {
-                    what: format!("blob {}", target.digest),
-                    expected: format!("size {}", target.size),
-                    actual: info.size.to_string(),
-                });
-            }
+            self.check_target(target)?;
             checked.push((name, target.plain()));
+        }
+        let mut unnamed = Vec::with_capacity(dangling.len());
+        for target in dangling {
+            self.check_target(target)?;
+            unnamed.push(target.plain());
         }
         let now = unix_now();
         self.update(|db| {
             let mut out = Vec::new();
+            let mut moved_from = Vec::new();
             for (name, target) in checked {
                 let key = name.to_string();
                 let created = db.images.get(&key).map_or(now, |r| r.created);
-                db.images.insert(
+                db.dangling.remove(&target.digest.to_string());
+                let previous = db.images.insert(
                     key,
                     Record {
                         target: target.clone(),
@@ -192,6 +224,11 @@ impl ImageStore {
                         updated: now,
                     },
                 );
+                if let Some(previous) = previous {
+                    if previous.target.digest != target.digest {
+                        moved_from.push(previous);
+                    }
+                }
                 out.push(Image {
                     name,
                     target,
@@ -199,8 +236,94 @@ impl ImageStore {
                     updated: now,
                 });
             }
+            for previous in moved_from {
+                if !db.is_named(&previous.target.digest) {
+                    db.dangling
+                        .insert(previous.target.digest.to_string(), previous);
+                }
+            }
+            for target in unnamed {
+                if !db.is_named(&target.digest) {
+                    db.dangling
+                        .entry(target.digest.to_string())
+                        .or_insert(Record {
+                            target,
+                            created: now,
+                            updated: now,
+                        });
+                }
+            }
             Ok(out)
         })
+    }
+
+    /// Removes an image entirely: every name pointing at `target` and its dangling
+    /// record. Returns the names removed. The blobs stay until the next GC.
+    pub fn remove_target(&self, target: &Digest) -> Result<Vec<Reference>> {
+        self.update(|db| {
+            let keys: Vec<String> = db
+                .images
+                .iter()
+                .filter(|(_, r)| &r.target.digest == target)
+                .map(|(k, _)| k.clone())
+                .collect();
+            let mut names = Vec::with_capacity(keys.len());
+            for key in keys {
+                db.images.remove(&key);
+                names.push(parse_key(&key)?);
+            }
+            db.dangling.remove(&target.to_string());
+            Ok(names)
+        })
+    }
+
+    /// Every image, named or dangling, one entry per target, sorted by target digest.
+    pub fn images(&self) -> Result<Vec<StoredImage>> {
+        let db = self.load()?;
+        let mut by_target: BTreeMap<String, StoredImage> = BTreeMap::new();
+        for (key, record) in &db.images {
+            let name = parse_key(key)?;
+            let entry = by_target
+                .entry(record.target.digest.to_string())
+                .or_insert_with(|| StoredImage {
+                    target: record.target.clone(),
+                    names: Vec::new(),
+                    created: record.created,
+                    updated: record.updated,
+                });
+            entry.names.push(name);
+            entry.created = entry.created.min(record.created);
+            entry.updated = entry.updated.max(record.updated);
+        }
+        for (key, record) in &db.dangling {
+            by_target.entry(key.clone()).or_insert_with(|| StoredImage {
+                target: record.target.clone(),
+                names: Vec::new(),
+                created: record.created,
+                updated: record.updated,
+            });
+        }
+        Ok(by_target.into_values().collect())
+    }
+
+    fn check_target(&self, target: &Descriptor) -> Result<()> {
+        if !media_types::is_manifest(&target.media_type)
+            && !media_types::is_index(&target.media_type)
+        {
+            return Err(Error::Conflict(format!(
+                "cannot tag {} of media type {:?}: not a manifest or index",
+                target.digest, target.media_type
+            )));
+        }
+        let info = self.content.info(&target.digest)?;
+        if info.size != target.size {
+            return Err(Error::Mismatch {
+                what: format!("blob {}", target.digest),
+                expected: format!("size {}", target.size),
+                actual: info.size.to_string(),
+            });
+        }
+        Ok(())
     }
 
     /// Removes a name. The blobs stay until the next GC finds them unreachable.
@@ -277,6 +400,11 @@ impl ImageStore {
             .iter()
             .map(|(k, r)| Ok((parse_key(k)?, r.target.clone())))
             .collect::<Result<_>>()?;
+        let targets: Vec<Descriptor> = entries
+            .iter()
+            .map(|(_, t)| t.clone())
+            .chain(db.dangling.values().map(|r| r.target.clone()))
+            .collect();
         let resolved = |target: &Descriptor| ResolvedImage {
             id: self.image_id(target),
             target: target.clone(),
@@ -293,10 +421,10 @@ impl ImageStore {
             .ok()
             .or_else(|| format!("sha256:{name_or_id}").parse::<Digest>().ok());
         if let Some(digest) = full {
-            if let Some((_, t)) = entries.iter().find(|(_, t)| t.digest == digest) {
+            if let Some(t) = targets.iter().find(|t| t.digest == digest) {
                 return Ok(resolved(t));
             }
-            if let Some((_, t)) = entries.iter().find(|(_, t)| self.image_id(t) == digest) {
+            if let Some(t) = targets.iter().find(|t| self.image_id(t) == digest) {
                 return Ok(resolved(t));
             }
             return Err(no_such_image(name_or_id));
@@ -328,7 +456,7 @@ impl ImageStore {
                 .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
         if is_hex {
             let mut ids: BTreeMap<Digest, Descriptor> = BTreeMap::new();
-            for (_, t) in &entries {
+            for t in &targets {
                 let id = self.image_id(t);
                 if id.algorithm() == crate::digest::Algorithm::Sha256
                     && id.hex().starts_with(prefix)
@@ -366,7 +494,7 @@ impl ImageStore {
     pub fn roots(&self) -> Result<HashSet<Digest>> {
         let db = self.load()?;
         let mut seen = HashSet::new();
-        for record in db.images.values() {
+        for record in db.images.values().chain(db.dangling.values()) {
             self.walk(&record.target, &mut seen, &mut |_| Ok(()))?;
         }
         Ok(seen)
@@ -414,7 +542,7 @@ impl ImageStore {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 return Ok(Db {
                     version: DB_VERSION,
-                    images: BTreeMap::new(),
+                    ..Db::default()
                 })
             }
             Err(e) => return Err(Error::io(format!("read {}", path.display()), e)),
