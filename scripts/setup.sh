@@ -3,10 +3,11 @@
 set -euo pipefail
 
 packages=(busybox-static libseccomp-dev pkg-config runc crun procps iproute2)
-# Engines for tests/interop.rs (which starts its own daemons) and skopeo for the image
-# store's OCI layout test; without their recommends
+# Engines for tests/interop.rs (which starts its own daemons), and skopeo and umoci for
+# the image store's OCI layout tests (crates/pier-image/tests/interop.rs); without their
+# recommends
 # (needrestart, cgroupfs-mount, buildah, ...).
-engines=(docker.io containerd podman bsdutils skopeo)
+engines=(docker.io containerd podman bsdutils skopeo umoci)
 
 missing_of() {
     for p in "$@"; do

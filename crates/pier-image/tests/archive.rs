@@ -12,6 +12,7 @@ use pier_image::image::{
     export_oci_layout, media_types, Descriptor, ImageConfig, ImageStore, ManifestKind, Platform,
 };
 use pier_image::reference::Reference;
+use pier_testsupport::{DockerdOptions, IsolatedDockerd};
 
 // ---------------------------------------------------------------------------
 // Helpers.
@@ -548,143 +549,13 @@ fn loads_oci_layout_tar() {
 // ---------------------------------------------------------------------------
 // Interop with a real dockerd (skipped when dockerd is missing or not root).
 
-/// An isolated dockerd: own socket, data root, exec root, pid file and config; no
-/// bridge, no iptables. Stopped by its pid (SIGTERM, then SIGKILL) when dropped.
-struct Dockerd {
-    dir: std::path::PathBuf,
-    child: std::process::Child,
-}
-
-impl Dockerd {
-    fn start(dir: &Path) -> Result<Dockerd, String> {
-        use std::process::{Command, Stdio};
-        let config = serde_json::json!({ "deprecated-key-path": dir.join("key.json") });
-        std::fs::write(dir.join("daemon.json"), config.to_string()).map_err(|e| e.to_string())?;
-        let log = std::fs::File::create(dir.join("dockerd.log")).map_err(|e| e.to_string())?;
-        let child = Command::new("dockerd")
-            .arg("--host")
-            .arg(format!("unix://{}", dir.join("docker.sock").display()))
-            .arg("--data-root")
-            .arg(dir.join("data"))
-            .arg("--exec-root")
-            .arg(dir.join("exec"))
-            .arg("--pidfile")
-            .arg(dir.join("docker.pid"))
-            .arg("--config-file")
-            .arg(dir.join("daemon.json"))
-            .args(["--bridge=none", "--iptables=false", "--ip6tables=false"])
-            .args(["--exec-opt", "native.cgroupdriver=cgroupfs"])
-            .arg("--cgroup-parent")
-            .arg(format!("/pier-archive-test-{}", std::process::id()))
-            .args(["--log-level", "warn"])
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().map_err(|e| e.to_string())?)
-            .stderr(log)
-            .spawn()
-            .map_err(|e| format!("spawn dockerd: {e}"))?;
-        let mut d = Dockerd {
-            dir: dir.to_path_buf(),
-            child,
-        };
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-        loop {
-            if let Ok(Some(status)) = d.child.try_wait() {
-                return Err(format!("dockerd exited ({status}): {}", d.log()));
-            }
-            if d.cli(&["version"]).is_ok() {
-                return Ok(d);
-            }
-            if std::time::Instant::now() > deadline {
-                return Err(format!("dockerd not ready after 60s: {}", d.log()));
-            }
-            std::thread::sleep(std::time::Duration::from_millis(200));
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("dockerd.log")).unwrap_or_default()
-    }
-
-    fn cli(&self, args: &[&str]) -> Result<String, String> {
-        let out = std::process::Command::new("docker")
-            .env(
-                "DOCKER_HOST",
-                format!("unix://{}", self.dir.join("docker.sock").display()),
-            )
-            .env("DOCKER_CONFIG", self.dir.join("cli"))
-            .args(args)
-            .output()
-            .map_err(|e| format!("docker {args:?}: {e}"))?;
-        if !out.status.success() {
-            return Err(format!(
-                "docker {args:?}: {}: {}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr)
-            ));
-        }
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    }
-}
-
-impl Drop for Dockerd {
-    fn drop(&mut self) {
-        let pid = self.child.id().to_string();
-        let _ = std::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status();
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        while std::time::Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-        // dockerd's own containerd, should it have outlived dockerd.
-        let pidfile = self.dir.join("exec/containerd/containerd.pid");
-        if let Ok(pid) = std::fs::read_to_string(pidfile) {
-            let pid = pid.trim();
-            if !pid.is_empty() && Path::new(&format!("/proc/{pid}")).exists() {
-                let _ = std::process::Command::new("kill")
-                    .args(["-KILL", pid])
-                    .status();
-            }
-        }
-        // Mounts left under our directory (normally none after a clean stop).
-        let prefix = self.dir.to_string_lossy().into_owned();
-        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-        let mut points: Vec<&str> = mounts
-            .lines()
-            .filter_map(|l| l.split(' ').nth(4))
-            .filter(|p| p.starts_with(&prefix))
-            .collect();
-        points.sort_by_key(|p| std::cmp::Reverse(p.len()));
-        for p in points {
-            let _ = std::process::Command::new("umount")
-                .arg("-l")
-                .arg(p)
-                .status();
-        }
-        let cgroup = format!("/sys/fs/cgroup/pier-archive-test-{}", std::process::id());
-        let _ = std::fs::remove_dir(cgroup);
-    }
-}
-
 #[test]
 fn round_trips_through_real_docker() {
-    let have_dockerd = std::process::Command::new("dockerd")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    let is_root = std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"));
-    if !have_dockerd || !is_root {
-        eprintln!("skipped: needs root and dockerd");
+    const TEST: &str = "round_trips_through_real_docker";
+    if !pier_testsupport::is_root() {
+        return pier_testsupport::skip(TEST, "needs root (dockerd)");
+    }
+    if !pier_testsupport::require_tools(TEST, &["dockerd", "docker"]) {
         return;
     }
     let dir = tempfile::Builder::new()
@@ -704,23 +575,19 @@ fn round_trips_through_real_docker() {
     )
     .unwrap();
 
-    let docker_dir = dir.path().join("d");
-    std::fs::create_dir(&docker_dir).unwrap();
-    let docker = match Dockerd::start(&docker_dir) {
-        Ok(d) => d,
-        Err(e) => {
-            eprintln!("skipped: dockerd did not start: {e}");
-            return;
-        }
+    let Some(docker) = IsolatedDockerd::start_or_skip(TEST, DockerdOptions::default()) else {
+        return;
     };
-    let loaded = docker.cli(&["load", "-i", ours.to_str().unwrap()]).unwrap();
+    let loaded = docker
+        .docker_ok(&["load", "-i", ours.to_str().unwrap()])
+        .unwrap();
     assert!(loaded.contains("pier-archive-test:v1"), "{loaded}");
     let id = docker
-        .cli(&["image", "inspect", "-f", "{{.Id}}", "pier-archive-test:v1"])
+        .docker_ok(&["image", "inspect", "-f", "{{.Id}}", "pier-archive-test:v1"])
         .unwrap();
     assert_eq!(id.trim(), built.config.to_string());
     let layers = docker
-        .cli(&[
+        .docker_ok(&[
             "image",
             "inspect",
             "-f",
@@ -733,7 +600,7 @@ fn round_trips_through_real_docker() {
 
     let theirs = dir.path().join("theirs.tar");
     docker
-        .cli(&[
+        .docker_ok(&[
             "save",
             "-o",
             theirs.to_str().unwrap(),

@@ -20,7 +20,8 @@ use std::time::Duration;
 
 use common::{make_busybox_rootfs, require_root, which};
 use daemons::{
-    hard_limit, missing_tool, not_run_here, poll, run, run_in_pty, Daemon, HostGuard, Out, Report,
+    hard_limit, missing_tool, not_run_here, poll, run, run_in_pty, Containerd, DockerdOptions,
+    HostGuard, IsolatedDockerd, Out, Report,
 };
 
 /// The image every engine imports from a busybox rootfs (there are no registries).
@@ -31,8 +32,6 @@ const PIER: &str = "pier-runtime";
 const REFERENCE: &str = "runc";
 /// The deadline for any one engine command.
 const T: Duration = Duration::from_secs(60);
-/// If this exists, dockerd would use that (the system's) containerd instead of its own.
-const SYSTEM_CONTAINERD_SOCK: &str = "/run/containerd/containerd.sock";
 
 /// One engine at a time: each starts daemons, and the host checks (links, firewall,
 /// /run) are process-wide.
@@ -154,90 +153,31 @@ const CG_LIMITS: &str = "m=/sys/fs/cgroup/memory/memory.limit_in_bytes; \
 // dockerd
 
 struct Docker {
-    dir: PathBuf,
-    // Fields drop in order: dockerd stops before a containerd of ours it may use.
-    dockerd: Daemon,
-    containerd: Option<Containerd>,
-}
-
-fn docker_cmd(dir: &Path) -> Command {
-    let mut c = Command::new("docker");
-    c.env(
-        "DOCKER_HOST",
-        format!("unix://{}", dir.join("docker.sock").display()),
-    )
-    // The CLI's own config (contexts, auth) stays out of ~/.docker.
-    .env("DOCKER_CONFIG", dir.join("cli"));
-    c
+    dockerd: IsolatedDockerd,
 }
 
 impl Docker {
     fn start(dir: &Path, parent: &str) -> Result<Docker, String> {
-        // The trust key would otherwise go to /etc/docker/key.json; a config file of our
-        // own also keeps /etc/docker/daemon.json out.
-        let config = serde_json::json!({ "deprecated-key-path": dir.join("key.json") });
-        std::fs::write(dir.join("daemon.json"), config.to_string()).map_err(|e| e.to_string())?;
-        let mut cmd = Command::new("dockerd");
-        cmd.arg("--host")
-            .arg(format!("unix://{}", dir.join("docker.sock").display()))
-            .arg("--data-root")
-            .arg(dir.join("data"))
-            .arg("--exec-root")
-            .arg(dir.join("exec"))
-            .arg("--pidfile")
-            .arg(dir.join("docker.pid"))
-            .arg("--config-file")
-            .arg(dir.join("daemon.json"))
-            .args(["--bridge=none", "--iptables=false", "--ip6tables=false"])
-            .args(["--exec-opt", "native.cgroupdriver=cgroupfs"])
-            .arg("--cgroup-parent")
-            .arg(format!("/{parent}"))
-            .arg("--add-runtime")
-            .arg(format!("pier={}", pier_bin().display()))
-            .args(["--log-level", "warn"]);
-        // Without --containerd, dockerd runs its own containerd with its socket under
-        // --exec-root and its data under --data-root, unless a containerd answers on the
-        // system socket: then it would silently use that one. Ours, in that case.
-        let containerd = if Path::new(SYSTEM_CONTAINERD_SOCK).exists() {
-            let c = Containerd::start(&dir.join("containerd"))?;
-            cmd.arg("--containerd").arg(&c.sock);
-            Some(c)
-        } else {
-            None
+        let opts = DockerdOptions {
+            cgroup_parent: Some(format!("/{parent}")),
+            extra_args: vec![
+                "--add-runtime".into(),
+                format!("pier={}", pier_bin().display()).into(),
+            ],
+            ready_timeout: T,
+            cmd_timeout: T,
         };
-        let mut dockerd = Daemon::spawn("dockerd", cmd, dir.join("dockerd.log"))?;
-        dockerd.wait_ready(T, || {
-            run(docker_cmd(dir).arg("version"), Duration::from_secs(10))
-                .is_ok_and(|o| o.code == Some(0))
-        })?;
-        let pidfile = std::fs::read_to_string(dir.join("docker.pid")).unwrap_or_default();
-        if pidfile.trim() != dockerd.pid().to_string() {
-            return Err(format!(
-                "dockerd's --pidfile says {pidfile:?}, its pid is {}",
-                dockerd.pid()
-            ));
-        }
         Ok(Docker {
-            dir: dir.to_path_buf(),
-            dockerd,
-            containerd,
+            dockerd: IsolatedDockerd::start_in(dir, opts)?,
         })
     }
 
     fn cli(&self, args: &[&str]) -> Result<Out, String> {
-        run(docker_cmd(&self.dir).args(args), T)
+        self.dockerd.docker(args)
     }
 
     fn env(&self) -> Vec<(String, String)> {
-        docker_cmd(&self.dir)
-            .get_envs()
-            .filter_map(|(k, v)| {
-                Some((
-                    k.to_string_lossy().into_owned(),
-                    v?.to_string_lossy().into_owned(),
-                ))
-            })
-            .collect()
+        self.dockerd.env()
     }
 
     fn inspect(&self, name: &str, format: &str) -> Result<String, String> {
@@ -273,32 +213,7 @@ impl Docker {
 
     /// Removes the containers, then stops the daemons; returns what went wrong.
     fn stop(mut self) -> Vec<String> {
-        self.remove_all();
-        let mut notes: Vec<String> = self.dockerd.stop().into_iter().collect();
-        if let Some(c) = &mut self.containerd {
-            notes.extend(c.daemon.stop());
-        }
-        notes
-    }
-
-    fn remove_all(&self) {
-        if self.dockerd.stopped() {
-            return;
-        }
-        if let Ok(out) = self.cli(&["ps", "-aq"]) {
-            let ids: Vec<&str> = out.stdout.split_whitespace().collect();
-            if !ids.is_empty() {
-                let mut args = vec!["rm", "-f"];
-                args.extend(ids);
-                let _ = self.cli(&args);
-            }
-        }
-    }
-}
-
-impl Drop for Docker {
-    fn drop(&mut self) {
-        self.remove_all();
+        self.dockerd.stop()
     }
 }
 
@@ -828,48 +743,14 @@ fn podman_runs_containers_with_pier_runtime() {
 // ---------------------------------------------------------------------------------------
 // containerd (ctr)
 
-/// A containerd of the test's own: its config, root, state, socket, and the opt
-/// plugin's directory (default /opt/containerd) under one directory.
-struct Containerd {
-    dir: PathBuf,
-    sock: PathBuf,
-    daemon: Daemon,
+/// `ctr` against a containerd of the test's own ([`Containerd`]).
+trait Ctr {
+    fn ctr(&self, args: &[&str]) -> Result<Out, String>;
+    fn run_opts(&self, rt: &Rt, id: &str) -> Vec<String>;
+    fn task_status(&self, id: &str) -> Result<String, String>;
 }
 
-impl Containerd {
-    fn start(dir: &Path) -> Result<Containerd, String> {
-        std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
-        let d = dir.display();
-        let sock = dir.join("containerd.sock");
-        let config = format!(
-            "version = 2\nroot = \"{d}/root\"\nstate = \"{d}/state\"\n\
-             disabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n\
-             [grpc]\n  address = \"{}\"\n[debug]\n  address = \"\"\n\
-             [metrics]\n  address = \"\"\n\
-             [plugins.\"io.containerd.internal.v1.opt\"]\n  path = \"{d}/opt\"\n",
-            sock.display()
-        );
-        std::fs::write(dir.join("config.toml"), config).map_err(|e| e.to_string())?;
-        let mut cmd = Command::new("containerd");
-        cmd.arg("--config").arg(dir.join("config.toml"));
-        let mut daemon = Daemon::spawn("containerd", cmd, dir.join("containerd.log"))?;
-        daemon.wait_ready(T, || {
-            run(
-                Command::new("ctr")
-                    .arg("--address")
-                    .arg(&sock)
-                    .arg("version"),
-                Duration::from_secs(10),
-            )
-            .is_ok_and(|o| o.code == Some(0))
-        })?;
-        Ok(Containerd {
-            dir: dir.to_path_buf(),
-            sock,
-            daemon,
-        })
-    }
-
+impl Ctr for Containerd {
     fn ctr(&self, args: &[&str]) -> Result<Out, String> {
         let ns = format!("pier-interop-{}", std::process::id());
         run(
@@ -1063,7 +944,7 @@ fn containerd_runs_containers_with_pier_runtime() {
     let tmp = test_dir("ctr");
     let parent = cgroup_parent("ctr");
     let mut host = HostGuard::new(tmp.path(), &parent);
-    let started = Containerd::start(&tmp.path().join("containerd")).and_then(|c| {
+    let started = Containerd::start(&tmp.path().join("containerd"), T).and_then(|c| {
         let archive = oci_archive(tmp.path())?;
         c.ctr(&["images", "import", archive.to_str().unwrap()])?
             .ok()?;

@@ -5,126 +5,22 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeSet;
-use std::io::{Read, Seek, Write};
+use std::io::{Read, Write};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+// The generic pieces (commands with deadlines, daemons stopped by pid, an isolated
+// dockerd) live in pier-testsupport.
+pub use pier_testsupport::{
+    missing_tool, poll, run, sh_quote, wait_deadline, Containerd, DockerdOptions, IsolatedDockerd,
+    Out,
+};
+
 /// Set to 1 (CI) to make "could not run here" a failure instead of a warning.
 pub const REQUIRE_ENV: &str = "PIER_INTEROP_REQUIRE";
-
-/// A finished command.
-#[derive(Debug)]
-pub struct Out {
-    pub desc: String,
-    pub code: Option<i32>,
-    pub stdout: String,
-    pub stderr: String,
-}
-
-impl Out {
-    /// Ok if the command exited 0.
-    pub fn ok(self) -> Result<Out, String> {
-        if self.code == Some(0) {
-            Ok(self)
-        } else {
-            Err(self.explain("failed"))
-        }
-    }
-
-    pub fn explain(&self, what: &str) -> String {
-        format!(
-            "{}: {what} (exit {:?})\n  stdout: {}\n  stderr: {}",
-            self.desc,
-            self.code,
-            self.stdout.trim_end(),
-            self.stderr.trim_end()
-        )
-    }
-}
-
-pub fn describe(cmd: &Command) -> String {
-    let mut s = cmd.get_program().to_string_lossy().into_owned();
-    for a in cmd.get_args() {
-        s.push(' ');
-        s.push_str(&a.to_string_lossy());
-    }
-    s
-}
-
-/// Runs `cmd` with stdin closed; kills it (by pid) if it outlives `timeout`. Output goes
-/// through files: a daemonized grandchild holding a pipe must not make us wait.
-pub fn run(cmd: &mut Command, timeout: Duration) -> Result<Out, String> {
-    let desc = describe(cmd);
-    let out = tempfile::tempfile().map_err(|e| e.to_string())?;
-    let err = tempfile::tempfile().map_err(|e| e.to_string())?;
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(out.try_clone().map_err(|e| e.to_string())?)
-        .stderr(err.try_clone().map_err(|e| e.to_string())?)
-        .spawn()
-        .map_err(|e| format!("{desc}: cannot spawn: {e}"))?;
-    let status = wait_deadline(&mut child, timeout);
-    let stdout = read_file(out);
-    let stderr = read_file(err);
-    match status {
-        Some(s) => Ok(Out {
-            desc,
-            code: s.code(),
-            stdout,
-            stderr,
-        }),
-        None => Err(format!(
-            "{desc}: timed out after {timeout:?}\n  stdout: {}\n  stderr: {}",
-            stdout.trim_end(),
-            stderr.trim_end()
-        )),
-    }
-}
-
-fn read_file(mut f: std::fs::File) -> String {
-    let mut v = Vec::new();
-    let _ = f.seek(std::io::SeekFrom::Start(0));
-    let _ = f.read_to_end(&mut v);
-    String::from_utf8_lossy(&v).into_owned()
-}
-
-/// Waits for `child` until `timeout`, then SIGKILLs it; None on timeout.
-pub fn wait_deadline(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Ok(Some(s)) = child.try_wait() {
-            return Some(s);
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// Polls `f` every 100ms until it returns Some, or gives up after `timeout`.
-pub fn poll<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = f() {
-            return Some(v);
-        }
-        if Instant::now() > deadline {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// Quotes `s` for sh.
-pub fn sh_quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', r"'\''"))
-}
 
 /// Runs `argv` under `script` (util-linux) so that it gets a terminal, as a user's shell
 /// would give it; types `input` once `prompt` appears in the output. Returns the exit
@@ -194,109 +90,6 @@ pub fn run_in_pty(
             "{line}: prompt {prompt:?} never appeared (status {status:?}); output: {out:?}"
         )),
         (_, None) => Err(format!("{line}: timed out; output: {out:?}")),
-    }
-}
-
-/// A daemon started by a test, stopped (SIGTERM, then SIGKILL) by its pid when dropped.
-pub struct Daemon {
-    pub name: String,
-    child: Child,
-    pub log: PathBuf,
-    stopped: bool,
-}
-
-impl Daemon {
-    pub fn spawn(name: &str, mut cmd: Command, log: PathBuf) -> Result<Daemon, String> {
-        let f = std::fs::File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
-        let desc = describe(&cmd);
-        let child = cmd
-            .stdin(Stdio::null())
-            .stdout(f.try_clone().map_err(|e| e.to_string())?)
-            .stderr(f)
-            .spawn()
-            .map_err(|e| format!("{desc}: cannot spawn: {e}"))?;
-        Ok(Daemon {
-            name: name.to_string(),
-            child,
-            log,
-            stopped: false,
-        })
-    }
-
-    pub fn stopped(&self) -> bool {
-        self.stopped
-    }
-
-    pub fn pid(&self) -> i32 {
-        self.child.id() as i32
-    }
-
-    /// Waits until `ready` holds; an error (with the log's tail) if the daemon exits or
-    /// takes longer than `timeout`.
-    pub fn wait_ready(
-        &mut self,
-        timeout: Duration,
-        mut ready: impl FnMut() -> bool,
-    ) -> Result<(), String> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                self.stopped = true;
-                return Err(format!(
-                    "{} exited during startup ({status}); log:\n{}",
-                    self.name,
-                    self.log_tail(30)
-                ));
-            }
-            if ready() {
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                return Err(format!(
-                    "{} not ready after {timeout:?}; log:\n{}",
-                    self.name,
-                    self.log_tail(30)
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    pub fn log_tail(&self, lines: usize) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let all: Vec<&str> = text.lines().collect();
-        all[all.len().saturating_sub(lines)..].join("\n")
-    }
-
-    /// SIGTERM, up to 30s for a clean shutdown (dockerd stops its containerd and unmounts
-    /// its data root), then SIGKILL. Returns a note if it had to be killed.
-    pub fn stop(&mut self) -> Option<String> {
-        if self.stopped {
-            return None;
-        }
-        self.stopped = true;
-        if let Ok(Some(_)) = self.child.try_wait() {
-            return None;
-        }
-        // SAFETY: kill takes a pid and a signal; the pid is our own unreaped child, so it
-        // cannot have been recycled for another process.
-        unsafe { libc::kill(self.pid(), libc::SIGTERM) };
-        if wait_deadline(&mut self.child, Duration::from_secs(30)).is_some() {
-            return None;
-        }
-        Some(format!(
-            "{} (pid {}) ignored SIGTERM for 30s and was killed",
-            self.name,
-            self.pid()
-        ))
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if let Some(note) = self.stop() {
-            eprintln!("warning: {note}");
-        }
     }
 }
 
@@ -455,17 +248,7 @@ impl HostGuard {
     }
 
     fn mounts(&self) -> Vec<PathBuf> {
-        let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-        let mut found: Vec<PathBuf> = info
-            .lines()
-            .filter_map(|l| l.split(' ').nth(4))
-            .map(|p| PathBuf::from(unescape_octal(p)))
-            .filter(|p| p.starts_with(&self.dir))
-            .collect();
-        // Deepest first.
-        found.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
-        found.dedup();
-        found
+        pier_testsupport::mounts_below(&self.dir)
     }
 
     fn remove_cgroups(&self) -> Vec<String> {
@@ -610,26 +393,6 @@ fn firewall_rules() -> String {
     all
 }
 
-/// Undoes mountinfo's octal escapes (`\040` for a space).
-fn unescape_octal(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let octal = b.get(i + 1..i + 4).filter(|_| b[i] == b'\\');
-        if let Some(v) =
-            octal.and_then(|d| u8::from_str_radix(std::str::from_utf8(d).ok()?, 8).ok())
-        {
-            out.push(v);
-            i += 4;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 /// Results of each scenario with each runtime; pier-runtime's failures are only its
 /// own when the reference runtime (runc) passes the same scenario.
 type RuntimeResult = (String, Result<(), String>);
@@ -729,14 +492,6 @@ pub fn not_run_here(tool: &str, why: &str) {
         "{msg} ({REQUIRE_ENV}=1)"
     );
     eprintln!("WARNING: {msg}");
-}
-
-/// The first of `names` missing from PATH.
-pub fn missing_tool(names: &[&str]) -> Option<String> {
-    names
-        .iter()
-        .find(|n| crate::common::which(n).is_none())
-        .map(|n| n.to_string())
 }
 
 /// A limit no higher than the current hard one: an engine that asks for more (podman

@@ -148,13 +148,7 @@ pub fn pier() -> Runtime {
     }
 }
 
-pub fn which(name: &str) -> Option<PathBuf> {
-    std::env::var("PATH")
-        .ok()?
-        .split(':')
-        .map(|d| Path::new(d).join(name))
-        .find(|p| p.is_file())
-}
+pub use pier_testsupport::which;
 
 pub fn unique_id(prefix: &str) -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
