@@ -429,14 +429,21 @@ impl ImageService {
             if filters.dangling.is_some_and(|want| want != dangling) {
                 continue;
             }
-            if !filters.reference.is_empty()
-                && !d
+            // As in Docker, a reference filter also narrows the names shown.
+            let names: Vec<Reference> = if filters.reference.is_empty() {
+                d.names.clone()
+            } else {
+                let matching: Vec<Reference> = d
                     .names
                     .iter()
-                    .any(|n| filters.reference.iter().any(|p| reference_matches(p, n)))
-            {
-                continue;
-            }
+                    .filter(|n| filters.reference.iter().any(|p| reference_matches(p, n)))
+                    .cloned()
+                    .collect();
+                if matching.is_empty() {
+                    continue;
+                }
+                matching
+            };
             let labels = d
                 .config
                 .config
@@ -464,7 +471,7 @@ impl ImageService {
                 }
                 None => (-1, -1),
             };
-            let (repo_tags, repo_digests) = repo_names(&d.names);
+            let (repo_tags, repo_digests) = repo_names(&names);
             out.push(ImageSummary {
                 id: d.id.to_string(),
                 parent_id: String::new(),

@@ -100,7 +100,10 @@ fn put_image(
         Some(n) => {
             svc.store().tag(&r(n), &desc).unwrap();
         }
-        None => svc.store().add_dangling(&[desc.clone()]).unwrap(),
+        None => svc
+            .store()
+            .add_dangling(std::slice::from_ref(&desc))
+            .unwrap(),
     }
     svc.unpack(&desc).unwrap();
     desc

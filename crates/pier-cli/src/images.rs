@@ -1,0 +1,703 @@
+//! The image commands: `images`, `image inspect/tag/rm/history/prune`, `save`,
+//! `load`, `import`, with Docker's flags and output.
+
+use std::fs::{self, File};
+use std::io::{self, BufRead, BufReader, BufWriter, IsTerminal, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{anyhow, bail, Context, Result};
+use clap::{Args, Subcommand};
+use pier_image::reference::Reference;
+use pier_image::service::api::ImageSummary;
+use pier_image::service::{ImageDetails, ImageService, ListFilters};
+use pier_image::time::{format_rfc3339, parse_rfc3339};
+use serde_json::{json, Value};
+
+use crate::output::{ago, ellipsis, human_size, render_all, Template};
+
+#[derive(Debug, Subcommand)]
+pub enum ImageCommand {
+    /// List images
+    #[command(alias = "list")]
+    Ls(ListArgs),
+    /// Display detailed information on one or more images
+    Inspect(InspectArgs),
+    /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
+    Tag(TagArgs),
+    /// Remove one or more images
+    #[command(alias = "remove")]
+    Rm(RemoveArgs),
+    /// Show the history of an image
+    History(HistoryArgs),
+    /// Remove unused images
+    Prune(PruneArgs),
+    /// Save one or more images to a tar archive (streamed to STDOUT by default)
+    Save(SaveArgs),
+    /// Load an image from a tar archive or STDIN
+    Load(LoadArgs),
+    /// Import the contents from a tarball or directory to create a filesystem image
+    Import(ImportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Show all images (default hides intermediate images)
+    #[arg(short, long)]
+    all: bool,
+    /// Show digests
+    #[arg(long)]
+    digests: bool,
+    /// Filter output based on conditions provided
+    #[arg(short, long = "filter", value_name = "FILTER")]
+    filters: Vec<String>,
+    /// Format output using a template
+    #[arg(long)]
+    format: Option<String>,
+    /// Don't truncate output
+    #[arg(long)]
+    no_trunc: bool,
+    /// Only show image IDs
+    #[arg(short, long)]
+    quiet: bool,
+    /// Show images whose repository matches
+    #[arg(value_name = "REPOSITORY[:TAG]")]
+    reference: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// Format output using a template
+    #[arg(short, long)]
+    format: Option<String>,
+    #[arg(required = true, value_name = "IMAGE")]
+    images: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct TagArgs {
+    #[arg(value_name = "SOURCE_IMAGE[:TAG]")]
+    source: String,
+    #[arg(value_name = "TARGET_IMAGE[:TAG]")]
+    target: String,
+}
+
+#[derive(Debug, Args)]
+pub struct RemoveArgs {
+    /// Force removal of the image
+    #[arg(short, long)]
+    force: bool,
+    /// Do not delete untagged parents
+    #[arg(long)]
+    no_prune: bool,
+    #[arg(required = true, value_name = "IMAGE")]
+    images: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// Format output using a template
+    #[arg(long)]
+    format: Option<String>,
+    /// Print sizes and dates in human readable format
+    #[arg(short = 'H', long, default_value_t = true, action = clap::ArgAction::Set)]
+    human: bool,
+    /// Don't truncate output
+    #[arg(long)]
+    no_trunc: bool,
+    /// Only show image IDs
+    #[arg(short, long)]
+    quiet: bool,
+    #[arg(value_name = "IMAGE")]
+    image: String,
+}
+
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// Remove all unused images, not just dangling ones
+    #[arg(short, long)]
+    all: bool,
+    /// Provide filter values (e.g. "until=<timestamp>", "label=<key>=<value>")
+    #[arg(long = "filter", value_name = "FILTER")]
+    filters: Vec<String>,
+    /// Do not prompt for confirmation
+    #[arg(short, long)]
+    force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SaveArgs {
+    /// Write to a file, instead of STDOUT
+    #[arg(short, long, value_name = "FILE")]
+    output: Option<PathBuf>,
+    #[arg(required = true, value_name = "IMAGE")]
+    images: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct LoadArgs {
+    /// Read from tar archive file, instead of STDIN
+    #[arg(short, long, value_name = "FILE")]
+    input: Option<PathBuf>,
+    /// Suppress the load output
+    #[arg(short, long)]
+    quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// Apply Dockerfile instruction to the created image
+    #[arg(short, long = "change", value_name = "CHANGE")]
+    changes: Vec<String>,
+    /// A rootfs tarball (plain, gzip or zstd), a directory, or - for STDIN
+    #[arg(value_name = "file|-")]
+    source: String,
+    #[arg(value_name = "REPOSITORY[:TAG]")]
+    reference: Option<String>,
+}
+
+/// Runs one image command against the store under `data_root`.
+pub fn run(data_root: &Path, command: ImageCommand) -> Result<ExitCode> {
+    let root = data_root.join("image");
+    let svc = ImageService::open(&root)
+        .with_context(|| format!("opening the image store in {}", root.display()))?;
+    match command {
+        ImageCommand::Ls(a) => list(&svc, a),
+        ImageCommand::Inspect(a) => inspect(&svc, a),
+        ImageCommand::Tag(a) => {
+            svc.tag(&a.source, &a.target)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        ImageCommand::Rm(a) => remove(&svc, a),
+        ImageCommand::History(a) => history(&svc, a),
+        ImageCommand::Prune(a) => prune(&svc, a),
+        ImageCommand::Save(a) => save(&svc, a),
+        ImageCommand::Load(a) => load(&svc, a),
+        ImageCommand::Import(a) => import(&svc, a),
+    }
+}
+
+// ---------------------------------------------------------------------------------
+
+fn list_filters(args: &ListArgs) -> Result<ListFilters> {
+    let mut f = ListFilters::default();
+    for filter in &args.filters {
+        let (key, value) = filter
+            .split_once('=')
+            .ok_or_else(|| anyhow!("bad format of filter (expected name=value)"))?;
+        match key {
+            "dangling" => match value {
+                "true" | "1" => f.dangling = Some(true),
+                "false" | "0" => f.dangling = Some(false),
+                _ => bail!("Invalid filter 'dangling={value}'"),
+            },
+            "reference" => f.reference.push(value.to_string()),
+            "label" => f.label.push(value.to_string()),
+            "before" => f.before = Some(value.to_string()),
+            "since" => f.since = Some(value.to_string()),
+            _ => bail!("invalid filter '{key}'"),
+        }
+    }
+    if let Some(r) = &args.reference {
+        f.reference.push(r.clone());
+    }
+    Ok(f)
+}
+
+/// One row of `docker images`: an image under one of its names.
+fn image_rows(image: &ImageSummary, digests: bool, no_trunc: bool) -> Vec<Value> {
+    let id = if no_trunc {
+        image.id.clone()
+    } else {
+        image
+            .id
+            .strip_prefix("sha256:")
+            .unwrap_or(&image.id)
+            .chars()
+            .take(12)
+            .collect()
+    };
+    let digest_of = |repo: &str| {
+        image
+            .repo_digests
+            .iter()
+            .find_map(|d| {
+                d.split_once('@')
+                    .filter(|(r, _)| *r == repo)
+                    .map(|(_, d)| d)
+            })
+            .unwrap_or("<none>")
+            .to_string()
+    };
+    let row = |repo: &str, tag: &str, digest: String| {
+        json!({
+            "ID": id,
+            "Repository": repo,
+            "Tag": tag,
+            "Digest": digest,
+            "CreatedSince": ago(image.created),
+            "CreatedAt": created_at(image.created),
+            "Size": human_size(image.size),
+            "VirtualSize": human_size(image.size),
+            "SharedSize": if image.shared_size < 0 { "N/A".to_string() } else { human_size(image.shared_size) },
+            "UniqueSize": if image.shared_size < 0 { "N/A".to_string() } else { human_size(image.size - image.shared_size) },
+            "Containers": if image.containers < 0 { "N/A".to_string() } else { image.containers.to_string() },
+        })
+    };
+    let mut rows = Vec::new();
+    for tagged in &image.repo_tags {
+        let (repo, tag) = split_tag(tagged);
+        rows.push(row(repo, tag, digest_of(repo)));
+    }
+    if rows.is_empty() {
+        for d in &image.repo_digests {
+            let (repo, digest) = d.split_once('@').unwrap_or((d, "<none>"));
+            rows.push(row(repo, "<none>", digest.to_string()));
+        }
+    }
+    if rows.is_empty() {
+        rows.push(row("<none>", "<none>", "<none>".to_string()));
+    }
+    if !digests {
+        // Without --digests Docker shows one row per tag only.
+        rows.dedup_by(|a, b| a["Repository"] == b["Repository"] && a["Tag"] == b["Tag"]);
+    }
+    rows
+}
+
+/// `repo:tag` → (`repo`, `tag`), minding a registry port (`host:5000/app:1`).
+fn split_tag(name: &str) -> (&str, &str) {
+    match name.rfind(':') {
+        Some(i) if !name[i + 1..].contains('/') => (&name[..i], &name[i + 1..]),
+        _ => (name, "<none>"),
+    }
+}
+
+/// Go's default time format, in UTC: `2024-01-02 03:04:05 +0000 UTC`.
+fn created_at(unix: i64) -> String {
+    let text = format_rfc3339(unix, 0);
+    format!("{} {} +0000 UTC", &text[..10], &text[11..19])
+}
+
+fn header_name(field: &str) -> String {
+    match field {
+        "ID" => "IMAGE ID".into(),
+        "CreatedSince" => "CREATED".into(),
+        "CreatedAt" => "CREATED AT".into(),
+        "CreatedBy" => "CREATED BY".into(),
+        "VirtualSize" => "VIRTUAL SIZE".into(),
+        "SharedSize" => "SHARED SIZE".into(),
+        "UniqueSize" => "UNIQUE SIZE".into(),
+        other => other.to_uppercase(),
+    }
+}
+
+fn list(svc: &ImageService, args: ListArgs) -> Result<ExitCode> {
+    let filters = list_filters(&args)?;
+    let images = svc.list(&filters, None)?;
+    let mut out = io::stdout().lock();
+    if args.quiet {
+        let mut seen = Vec::new();
+        for image in &images {
+            let id = if args.no_trunc {
+                image.id.clone()
+            } else {
+                image.id.trim_start_matches("sha256:")[..12].to_string()
+            };
+            if !seen.contains(&id) {
+                writeln!(out, "{id}")?;
+                seen.push(id);
+            }
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let default = if args.digests {
+        "table {{.Repository}}\t{{.Tag}}\t{{.Digest}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
+    } else {
+        "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
+    };
+    let template =
+        Template::parse(args.format.as_deref().unwrap_or(default)).map_err(|e| anyhow!(e))?;
+    let rows: Vec<Value> = images
+        .iter()
+        .flat_map(|i| image_rows(i, args.digests, args.no_trunc))
+        .collect();
+    out.write_all(render_all(&template, &rows, &header_name).as_bytes())?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn inspect(svc: &ImageService, args: InspectArgs) -> Result<ExitCode> {
+    let template = args
+        .format
+        .as_deref()
+        .map(Template::parse)
+        .transpose()
+        .map_err(|e| anyhow!(e))?;
+    let mut found = Vec::new();
+    let mut errors = Vec::new();
+    for name in &args.images {
+        match svc.inspect(name) {
+            Ok(i) => found.push(i),
+            Err(e) => errors.push(e.to_string()),
+        }
+    }
+    let mut out = io::stdout().lock();
+    match template {
+        Some(t) => {
+            for i in &found {
+                writeln!(out, "{}", t.render(&serde_json::to_value(i)?))?;
+            }
+        }
+        None => {
+            let mut buf = Vec::new();
+            let fmt = serde_json::ser::PrettyFormatter::with_indent(b"    ");
+            let mut ser = serde_json::Serializer::with_formatter(&mut buf, fmt);
+            serde::Serialize::serialize(&found, &mut ser)?;
+            out.write_all(&buf)?;
+            out.write_all(b"\n")?;
+        }
+    }
+    for e in &errors {
+        eprintln!("Error: {e}");
+    }
+    Ok(if errors.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn remove(svc: &ImageService, args: RemoveArgs) -> Result<ExitCode> {
+    let mut failed = false;
+    let mut out = io::stdout().lock();
+    for name in &args.images {
+        match svc.remove(name, args.force, args.no_prune, &[]) {
+            Ok(items) => {
+                for item in items {
+                    if let Some(u) = item.untagged {
+                        writeln!(out, "Untagged: {u}")?;
+                    }
+                    if let Some(d) = item.deleted {
+                        writeln!(out, "Deleted: {d}")?;
+                    }
+                }
+            }
+            Err(e) => {
+                eprintln!("Error: {e}");
+                failed = true;
+            }
+        }
+    }
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn history(svc: &ImageService, args: HistoryArgs) -> Result<ExitCode> {
+    let items = svc.history(&args.image)?;
+    let mut out = io::stdout().lock();
+    let rows: Vec<Value> = items
+        .iter()
+        .map(|h| {
+            let id = if h.id == "<missing>" || args.no_trunc {
+                h.id.clone()
+            } else {
+                h.id.trim_start_matches("sha256:").chars().take(12).collect()
+            };
+            let created_by = h.created_by.replace('\t', " ");
+            json!({
+                "ID": id,
+                "CreatedSince": if args.human { ago(h.created) } else { format_rfc3339(h.created, 0) },
+                "CreatedAt": format_rfc3339(h.created, 0),
+                "CreatedBy": if args.no_trunc { created_by } else { ellipsis(&created_by, 45) },
+                "Size": if args.human { human_size(h.size) } else { h.size.to_string() },
+                "Comment": h.comment,
+            })
+        })
+        .collect();
+    if args.quiet {
+        for r in &rows {
+            writeln!(out, "{}", r["ID"].as_str().unwrap_or_default())?;
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let default = "table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}";
+    let template =
+        Template::parse(args.format.as_deref().unwrap_or(default)).map_err(|e| anyhow!(e))?;
+    let names = |f: &str| match f {
+        "ID" => "IMAGE".to_string(),
+        other => header_name(other),
+    };
+    out.write_all(render_all(&template, &rows, &names).as_bytes())?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `until=<timestamp|duration>` and `label=`/`label!=` filters of `image prune`.
+fn prune_keep(filters: &[String]) -> Result<impl Fn(&ImageDetails) -> bool> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let mut until: Option<i64> = None;
+    let mut labels: Vec<(String, bool)> = Vec::new();
+    for filter in filters {
+        let (key, value) = filter
+            .split_once('=')
+            .ok_or_else(|| anyhow!("bad format of filter (expected name=value)"))?;
+        match key {
+            "until" => until = Some(parse_until(value, now)?),
+            "label" => labels.push((value.to_string(), true)),
+            "label!" => labels.push((value.to_string(), false)),
+            _ => bail!("invalid filter '{key}'"),
+        }
+    }
+    Ok(move |d: &ImageDetails| {
+        let created = d
+            .config
+            .created
+            .as_deref()
+            .and_then(parse_rfc3339)
+            .map_or(0, |(s, _)| s);
+        if until.is_some_and(|u| created >= u) {
+            return true;
+        }
+        let image_labels = d
+            .config
+            .config
+            .as_ref()
+            .and_then(|c| c.labels.clone())
+            .unwrap_or_default();
+        labels.iter().any(|(l, want)| {
+            let has = match l.split_once('=') {
+                Some((k, v)) => image_labels.get(k).is_some_and(|x| x == v),
+                None => image_labels.contains_key(l),
+            };
+            has != *want
+        })
+    })
+}
+
+/// A Unix timestamp, an RFC 3339 time, or a Go duration (`24h`, `90m`, `1h30m`) ago.
+fn parse_until(value: &str, now: i64) -> Result<i64> {
+    if let Ok(secs) = value.parse::<i64>() {
+        return Ok(secs);
+    }
+    if let Some((secs, _)) = parse_rfc3339(value) {
+        return Ok(secs);
+    }
+    let mut total = 0f64;
+    let mut number = String::new();
+    let mut any = false;
+    let mut chars = value.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c.is_ascii_digit() || c == '.' {
+            number.push(c);
+            continue;
+        }
+        let mut unit = c.to_string();
+        if c == 'm' && chars.peek() == Some(&'s') {
+            unit.push(chars.next().unwrap_or('s'));
+        }
+        let n: f64 = number
+            .parse()
+            .map_err(|_| anyhow!("invalid until filter value {value:?}"))?;
+        total += n * match unit.as_str() {
+            "h" => 3600.0,
+            "m" => 60.0,
+            "s" => 1.0,
+            "ms" => 0.001,
+            _ => bail!("invalid until filter value {value:?}"),
+        };
+        number.clear();
+        any = true;
+    }
+    if !any || !number.is_empty() {
+        bail!("invalid until filter value {value:?}");
+    }
+    Ok(now - total as i64)
+}
+
+fn prune(svc: &ImageService, args: PruneArgs) -> Result<ExitCode> {
+    let keep = prune_keep(&args.filters)?;
+    if !args.force {
+        let warning = if args.all {
+            "WARNING! This will remove all images without at least one container associated to them."
+        } else {
+            "WARNING! This will remove all dangling images."
+        };
+        print!("{warning}\nAre you sure you want to continue? [y/N] ");
+        io::stdout().flush()?;
+        let mut answer = String::new();
+        io::stdin().lock().read_line(&mut answer)?;
+        if !matches!(answer.trim(), "y" | "Y") {
+            return Ok(ExitCode::SUCCESS);
+        }
+    }
+    let report = svc.prune(args.all, &[], &keep)?;
+    let mut out = io::stdout().lock();
+    if !report.images_deleted.is_empty() {
+        writeln!(out, "Deleted Images:")?;
+        for item in &report.images_deleted {
+            if let Some(u) = &item.untagged {
+                writeln!(out, "untagged: {u}")?;
+            }
+            if let Some(d) = &item.deleted {
+                writeln!(out, "deleted: {d}")?;
+            }
+        }
+        writeln!(out)?;
+    }
+    writeln!(
+        out,
+        "Total reclaimed space: {}",
+        human_size(report.space_reclaimed as i64)
+    )?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn save(svc: &ImageService, args: SaveArgs) -> Result<ExitCode> {
+    match &args.output {
+        Some(path) => {
+            // Written beside the destination and renamed: a failed save leaves nothing.
+            let dir = match path.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p,
+                _ => Path::new("."),
+            };
+            let temp = tempfile::Builder::new()
+                .prefix(".pier-save-")
+                .tempfile_in(dir)
+                .with_context(|| format!("failed to save image: creating {}", path.display()))?;
+            let mut writer = BufWriter::with_capacity(1 << 20, temp);
+            svc.save(&args.images, &mut writer)?;
+            let temp = writer.into_inner().map_err(|e| e.into_error())?;
+            temp.as_file().sync_all()?;
+            // What a plain create would give (tempfile makes 0600).
+            fs::set_permissions(temp.path(), fs::Permissions::from_mode(0o644))?;
+            temp.persist(path)
+                .with_context(|| format!("failed to save image: writing {}", path.display()))?;
+        }
+        None => {
+            let stdout = io::stdout();
+            if stdout.is_terminal() {
+                bail!("cowardly refusing to save to a terminal. Use the -o flag or redirect");
+            }
+            let mut writer = BufWriter::with_capacity(1 << 20, stdout.lock());
+            svc.save(&args.images, &mut writer)?;
+            writer.flush()?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn load(svc: &ImageService, args: LoadArgs) -> Result<ExitCode> {
+    let loaded = match &args.input {
+        Some(path) => {
+            let file = File::open(path).with_context(|| format!("open {}", path.display()))?;
+            svc.load(BufReader::with_capacity(1 << 20, file))?
+        }
+        None => {
+            let stdin = io::stdin();
+            if stdin.is_terminal() {
+                bail!("requested load from stdin, but stdin is empty");
+            }
+            svc.load(BufReader::with_capacity(1 << 20, stdin.lock()))?
+        }
+    };
+    let mut out = io::stdout().lock();
+    for image in loaded {
+        match image.name {
+            Some(name) => writeln!(out, "Loaded image: {}", name.familiar())?,
+            None => writeln!(
+                out,
+                "Loaded image ID: {}",
+                svc.store().image_id(&image.target)
+            )?,
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn import(svc: &ImageService, args: ImportArgs) -> Result<ExitCode> {
+    let reference = args
+        .reference
+        .as_deref()
+        .map(Reference::parse_with_default_tag)
+        .transpose()?;
+    if args.source.contains("://") {
+        bail!("importing from a URL is not supported: {}", args.source);
+    }
+    let id = if args.source == "-" {
+        let stdin = io::stdin();
+        if stdin.is_terminal() {
+            bail!("requested import from stdin, but stdin is a terminal");
+        }
+        svc.import(stdin.lock(), &args.changes, reference.as_ref())?
+    } else {
+        let path = Path::new(&args.source);
+        let meta = fs::metadata(path).with_context(|| format!("open {}", path.display()))?;
+        if meta.is_dir() {
+            let tarball = tar_directory(path)?;
+            svc.import(
+                BufReader::new(tarball.reopen()?),
+                &args.changes,
+                reference.as_ref(),
+            )?
+        } else {
+            let file = File::open(path).with_context(|| format!("open {}", path.display()))?;
+            svc.import(
+                BufReader::with_capacity(1 << 20, file),
+                &args.changes,
+                reference.as_ref(),
+            )?
+        }
+    };
+    writeln!(io::stdout(), "{id}")?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A directory as a tar in a temp file: symlinks kept as links, ownership, modes and
+/// xattrs kept.
+fn tar_directory(dir: &Path) -> Result<tempfile::NamedTempFile> {
+    let temp = tempfile::NamedTempFile::new().context("creating a temp file for the import")?;
+    let mut builder = tar::Builder::new(BufWriter::new(temp.reopen()?));
+    builder.follow_symlinks(false);
+    builder.mode(tar::HeaderMode::Complete);
+    builder
+        .append_dir_all(".", dir)
+        .with_context(|| format!("reading {}", dir.display()))?;
+    let mut writer = builder.into_inner()?;
+    writer.flush()?;
+    Ok(temp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tags_split_past_registry_ports() {
+        assert_eq!(split_tag("busybox:latest"), ("busybox", "latest"));
+        assert_eq!(split_tag("host:5000/app:1"), ("host:5000/app", "1"));
+        assert_eq!(split_tag("host:5000/app"), ("host:5000/app", "<none>"));
+    }
+
+    #[test]
+    fn until_values() {
+        assert_eq!(parse_until("100", 0).unwrap(), 100);
+        assert_eq!(parse_until("1h30m", 10_000).unwrap(), 10_000 - 5400);
+        assert_eq!(
+            parse_until("2024-01-01T00:00:00Z", 0).unwrap(),
+            1_704_067_200
+        );
+        assert!(parse_until("soon", 0).is_err());
+        assert!(parse_until("10", 0).is_ok());
+        assert!(parse_until("10x", 0).is_err());
+    }
+
+    #[test]
+    fn created_at_like_go() {
+        assert_eq!(created_at(0), "1970-01-01 00:00:00 +0000 UTC");
+    }
+}
