@@ -167,6 +167,42 @@ impl<R: Read> Read for HashingReader<R> {
     }
 }
 
+/// Completes a stream that ends inside a 512-byte tar block with zeros, as a tar
+/// whose last entry lacks its padding (Debian's umoci 0.4.7 writes such layers; Go's
+/// archive/tar, and so Docker, accepts them). Used only when the layer's digest is
+/// checked afterwards, so a stream cut short elsewhere still fails as a mismatch.
+struct PadToBlock<R> {
+    inner: R,
+    count: u64,
+    padding: u64,
+}
+
+impl<R: Read> Read for PadToBlock<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.padding == 0 {
+            let n = self.inner.read(buf)?;
+            self.count += n as u64;
+            if n > 0 || buf.is_empty() {
+                return Ok(n);
+            }
+            self.padding = (512 - self.count % 512) % 512;
+            if self.padding == 0 {
+                return Ok(0);
+            }
+        }
+        let n = buf
+            .len()
+            .min(usize::try_from(self.padding).unwrap_or(usize::MAX));
+        buf[..n].fill(0);
+        self.padding -= n as u64;
+        if self.padding == 0 {
+            // Back to EOF: a second pad is never added.
+            self.count = 0;
+        }
+        Ok(n)
+    }
+}
+
 fn extract(
     reader: impl Read,
     root: BorrowedFd<'_>,
@@ -194,7 +230,16 @@ fn extract(
             count: 0,
         };
         let files = {
-            let mut archive = tar::Archive::new(&mut diff);
+            let source: Box<dyn Read + '_> = if expected.is_some() {
+                Box::new(PadToBlock {
+                    inner: &mut diff,
+                    count: 0,
+                    padding: 0,
+                })
+            } else {
+                Box::new(&mut diff)
+            };
+            let mut archive = tar::Archive::new(source);
             let mut ex = Extractor {
                 root,
                 opts,

@@ -553,6 +553,33 @@ fn truncated_tar_is_rejected_and_leaves_target_empty() {
     sb.assert_target_empty();
 }
 
+/// A tar that stops right after its last entry's data, without the entry's padding
+/// or the end-of-archive blocks (Debian's umoci 0.4.7 writes layers like this; Go's
+/// archive/tar and so Docker accept them).
+#[test]
+fn layer_missing_final_padding_applies_when_its_digest_is_checked() {
+    let tar = TarBuilder::new()
+        .file("a", b"a")
+        .file("last", b"hello")
+        .finish();
+    let cut = &tar[..512 * 3 + 5];
+    let sb = Sandbox::new();
+    let applied = apply_layer(cut, &sb.target, Some(&sha256(cut))).unwrap();
+    assert_eq!(
+        applied.diff_id,
+        sha256(cut),
+        "diffID of the bytes as stored"
+    );
+    assert_eq!(fs::read(sb.target.join("last")).unwrap(), b"hello");
+
+    // Cut inside the data: still refused, and nothing is left.
+    let short = &tar[..512 * 3 + 3];
+    let sb = Sandbox::new();
+    let err = apply_layer(short, &sb.target, Some(&sha256(cut))).unwrap_err();
+    assert!(matches!(err, Error::Mismatch { .. }), "{err}");
+    sb.assert_target_empty();
+}
+
 #[test]
 fn corrupt_zstd_is_rejected() {
     let sb = Sandbox::new();
