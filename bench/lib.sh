@@ -221,6 +221,108 @@ bench_cgroup_leftovers() {
 }
 
 # ---------------------------------------------------------------------------------------
+# Where the data goes
+# ---------------------------------------------------------------------------------------
+
+# bench_data_dir : sets BENCH_DATA, the directory for the scenario's data roots (image
+# stores, dockerd's --data-root): $BENCH_TMP/data. With BENCH_FS=tmpfs it is a tmpfs
+# (size BENCH_TMPFS_SIZE, default 12g) mounted for the run and unmounted at exit, to take
+# the disk out of the measurement. Sets BENCH_DATA_NOTE for the record.
+bench_data_dir() {
+    BENCH_DATA=$BENCH_TMP/data
+    mkdir -p "$BENCH_DATA"
+    case ${BENCH_FS:-} in
+        "") ;;
+        tmpfs)
+            mount -t tmpfs -o "size=${BENCH_TMPFS_SIZE:-12g},mode=0755" pierbench-data "$BENCH_DATA"
+            bench_on_exit "umount $(bench_quote "$BENCH_DATA") || umount -l $(bench_quote "$BENCH_DATA")"
+            ;;
+        *) bench_die "BENCH_FS=$BENCH_FS: only tmpfs (or unset: the temp dir's filesystem)" ;;
+    esac
+    BENCH_DATA_NOTE="$(findmnt -n -o FSTYPE -T "$BENCH_DATA")$([ -n "${BENCH_FS:-}" ] && echo " (BENCH_FS=$BENCH_FS)") mounted $(findmnt -n -o OPTIONS -T "$BENCH_DATA"), on $(findmnt -n -o SOURCE -T "$BENCH_DATA")"
+}
+
+# ---------------------------------------------------------------------------------------
+# An isolated dockerd
+# ---------------------------------------------------------------------------------------
+
+# bench_dockerd_start : starts a dockerd of the run's own, all its files under
+# $BENCH_TMP/docker (socket, --exec-root, --pidfile, a config file of its
+# own that also keeps the trust key out of /etc/docker; --data-root under $BENCH_DATA if
+# set, see bench_data_dir), with --bridge=none, no
+# iptables, cgroupfs cgroups under /pierbench-dockerd-$$, and stops it at exit (SIGTERM,
+# up to 30s, then SIGKILL; then any containerd it managed). Sets BENCH_DOCKER, the docker
+# CLI command line for it (its own --config dir, so ~/.docker stays out), as a string
+# for hyperfine and as the array BENCH_DOCKER_ARGV. Refuses to start when a system
+# containerd answers at /run/containerd/containerd.sock (dockerd would use it).
+bench_dockerd_start() {
+    bench_require dockerd docker
+    local d=$BENCH_TMP/docker i data=${BENCH_DATA:-$BENCH_TMP/docker}
+    [ ! -S /run/containerd/containerd.sock ] ||
+        bench_die "a system containerd is running (/run/containerd/containerd.sock): an isolated dockerd would use it"
+    mkdir -p "$d/cli"
+    printf '{"deprecated-key-path": "%s"}\n' "$d/key.json" >"$d/daemon.json"
+    BENCH__DOCKERD_HOST_PATHS=()
+    for i in /run/docker /run/docker/plugins /opt/containerd; do
+        [ -e "$i" ] || BENCH__DOCKERD_HOST_PATHS+=("$i")
+    done
+    dockerd --host "unix://$d/docker.sock" --data-root "$data/dockerd" --exec-root "$d/exec" \
+        --pidfile "$d/docker.pid" --config-file "$d/daemon.json" \
+        --bridge=none --iptables=false --ip6tables=false \
+        --exec-opt native.cgroupdriver=cgroupfs --cgroup-parent "/${BENCH_ID_PREFIX}dockerd-$$" \
+        --log-level warn >"$d/dockerd.log" 2>&1 &
+    BENCH__DOCKERD_PID=$!
+    bench_on_exit bench__dockerd_stop
+    BENCH_DOCKER_ARGV=(docker --config "$d/cli" --host "unix://$d/docker.sock")
+    BENCH_DOCKER="docker --config $(bench_quote "$d/cli") --host $(bench_quote "unix://$d/docker.sock")"
+    for ((i = 0; i < 600; i++)); do
+        kill -0 "$BENCH__DOCKERD_PID" 2>/dev/null ||
+            bench_die "dockerd exited at start: $(tail -n 5 "$d/dockerd.log")"
+        if [ -S "$d/docker.sock" ] && "${BENCH_DOCKER_ARGV[@]}" version >/dev/null 2>&1; then
+            bench_log "dockerd $(dockerd --version | cut -d' ' -f3 | tr -d ,) running (pid $BENCH__DOCKERD_PID, $d)"
+            return 0
+        fi
+        sleep 0.1
+    done
+    bench_die "dockerd did not answer within 60s: $(tail -n 5 "$d/dockerd.log")"
+}
+
+bench__dockerd_stop() {
+    local d=$BENCH_TMP/docker i pid p
+    [ -n "${BENCH__DOCKERD_PID:-}" ] || return 0
+    # containers first (dockerd would otherwise leave them to its shims on SIGKILL)
+    if kill -0 "$BENCH__DOCKERD_PID" 2>/dev/null; then
+        for i in $("${BENCH_DOCKER_ARGV[@]}" ps -aq 2>/dev/null); do
+            "${BENCH_DOCKER_ARGV[@]}" rm -f "$i" >/dev/null 2>&1 || bench_log "docker rm -f $i failed"
+        done
+    fi
+    # dockerd's managed containerd, to stop should it outlive dockerd
+    pid=$(cat "$d/exec/containerd/containerd.pid" 2>/dev/null || true)
+    kill -TERM "$BENCH__DOCKERD_PID" 2>/dev/null
+    for ((i = 0; i < 300; i++)); do
+        kill -0 "$BENCH__DOCKERD_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    if kill -0 "$BENCH__DOCKERD_PID" 2>/dev/null; then
+        bench_log "dockerd (pid $BENCH__DOCKERD_PID) ignored SIGTERM for 30s: killing it"
+        kill -KILL "$BENCH__DOCKERD_PID" 2>/dev/null
+    fi
+    wait "$BENCH__DOCKERD_PID" 2>/dev/null
+    if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null &&
+        [ "$(readlink "/proc/$pid/exe" 2>/dev/null)" = "$(command -v containerd)" ]; then
+        bench_log "dockerd's containerd (pid $pid) outlived it: killing it"
+        kill -KILL "$pid" 2>/dev/null
+    fi
+    BENCH__DOCKERD_PID=
+    for ((i = ${#BENCH__DOCKERD_HOST_PATHS[@]} - 1; i >= 0; i--)); do
+        p=${BENCH__DOCKERD_HOST_PATHS[$i]}
+        [ ! -d "$p" ] || rmdir "$p" 2>/dev/null || bench_log "dockerd left $p (not empty)"
+    done
+    find /sys/fs/cgroup -mindepth 1 -maxdepth 8 -type d -path "*/${BENCH_ID_PREFIX}dockerd-$$*" 2>/dev/null |
+        sort -r | while read -r p; do rmdir "$p" 2>/dev/null || bench_log "could not remove cgroup $p"; done
+}
+
+# ---------------------------------------------------------------------------------------
 # Side-by-side timing
 # ---------------------------------------------------------------------------------------
 
@@ -237,6 +339,12 @@ bench_quote() { printf "'%s'" "${1//\'/\'\\\'\'}"; }
 # untimed runs per command. The per-run times of all rounds are merged into OUT_JSON:
 #   {"labels": [...], "results": {LABEL: {"times": [s...], "median": s, "p90": s, ...}}}
 # A failing command aborts the run (no --ignore-failure).
+#
+# BENCH_PREPARE[LABEL]='command line' (optional) is run, untimed, before every run of
+# LABEL's command, warm-up runs included (hyperfine --prepare, also without a shell): for
+# clean-up between runs such as removing what the previous run created. Labels without an
+# entry get `true`.
+declare -A BENCH_PREPARE=()
 bench_compare() {
     local out=$1; shift
     [ $# -ge 2 ] && [ $(($# % 2)) -eq 0 ] || bench_die "bench_compare OUT LABEL CMD [LABEL CMD...]"
@@ -258,6 +366,12 @@ bench_compare() {
             idx=$(((j + r) % n))
             args+=(--command-name "${labels[$idx]}" "${cmds[$idx]}")
         done
+        if [ ${#BENCH_PREPARE[@]} -gt 0 ]; then
+            for ((j = 0; j < n; j++)); do
+                idx=$(((j + r) % n))
+                args+=(--prepare "${BENCH_PREPARE[${labels[$idx]}]:-true}")
+            done
+        fi
         bench_log "round $((r + 1))/$rounds: $k timed run(s) per command$([ "$warm" -gt 0 ] && echo ", after $warm warm-up run(s)")"
         hyperfine "${args[@]}" || bench_die "hyperfine failed in round $((r + 1))"
         jsons+=("$rawdir/round-$r.json")
