@@ -11,8 +11,8 @@ use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Subcommand};
 use pier_image::reference::Reference;
 use pier_image::service::api::ImageSummary;
-use pier_image::service::{ImageDetails, ImageService, ListFilters};
-use pier_image::time::{format_rfc3339, parse_rfc3339};
+use pier_image::service::{parse_until, ImageDetails, ImageService, ListFilters, PruneFilters};
+use pier_image::time::format_rfc3339;
 use serde_json::{json, Value};
 
 use crate::output::{ago, ellipsis, human_size, render_all, Template};
@@ -436,91 +436,28 @@ fn history(svc: &ImageService, args: HistoryArgs) -> Result<ExitCode> {
 }
 
 /// `until=<timestamp|duration>` and `label=`/`label!=` filters of `image prune`.
-fn prune_keep(filters: &[String]) -> Result<impl Fn(&ImageDetails) -> bool> {
+fn prune_filters(filters: &[String]) -> Result<PruneFilters> {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);
-    let mut until: Option<i64> = None;
-    let mut labels: Vec<(String, bool)> = Vec::new();
+    let mut out = PruneFilters::default();
     for filter in filters {
         let (key, value) = filter
             .split_once('=')
             .ok_or_else(|| anyhow!("bad format of filter (expected name=value)"))?;
         match key {
-            "until" => until = Some(parse_until(value, now)?),
-            "label" => labels.push((value.to_string(), true)),
-            "label!" => labels.push((value.to_string(), false)),
+            "until" => out.until = Some(parse_until(value, now)?),
+            "label" => out.labels.push((value.to_string(), true)),
+            "label!" => out.labels.push((value.to_string(), false)),
             _ => bail!("invalid filter '{key}'"),
         }
     }
-    Ok(move |d: &ImageDetails| {
-        let created = d
-            .config
-            .created
-            .as_deref()
-            .and_then(parse_rfc3339)
-            .map_or(0, |(s, _)| s);
-        if until.is_some_and(|u| created >= u) {
-            return true;
-        }
-        let image_labels = d
-            .config
-            .config
-            .as_ref()
-            .and_then(|c| c.labels.clone())
-            .unwrap_or_default();
-        labels.iter().any(|(l, want)| {
-            let has = match l.split_once('=') {
-                Some((k, v)) => image_labels.get(k).is_some_and(|x| x == v),
-                None => image_labels.contains_key(l),
-            };
-            has != *want
-        })
-    })
-}
-
-/// A Unix timestamp, an RFC 3339 time, or a Go duration (`24h`, `90m`, `1h30m`) ago.
-fn parse_until(value: &str, now: i64) -> Result<i64> {
-    if let Ok(secs) = value.parse::<i64>() {
-        return Ok(secs);
-    }
-    if let Some((secs, _)) = parse_rfc3339(value) {
-        return Ok(secs);
-    }
-    let mut total = 0f64;
-    let mut number = String::new();
-    let mut any = false;
-    let mut chars = value.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c.is_ascii_digit() || c == '.' {
-            number.push(c);
-            continue;
-        }
-        let mut unit = c.to_string();
-        if c == 'm' && chars.peek() == Some(&'s') {
-            unit.push(chars.next().unwrap_or('s'));
-        }
-        let n: f64 = number
-            .parse()
-            .map_err(|_| anyhow!("invalid until filter value {value:?}"))?;
-        total += n * match unit.as_str() {
-            "h" => 3600.0,
-            "m" => 60.0,
-            "s" => 1.0,
-            "ms" => 0.001,
-            _ => bail!("invalid until filter value {value:?}"),
-        };
-        number.clear();
-        any = true;
-    }
-    if !any || !number.is_empty() {
-        bail!("invalid until filter value {value:?}");
-    }
-    Ok(now - total as i64)
+    Ok(out)
 }
 
 fn prune(svc: &ImageService, args: PruneArgs) -> Result<ExitCode> {
-    let keep = prune_keep(&args.filters)?;
+    let filters = prune_filters(&args.filters)?;
+    let keep = |d: &ImageDetails| filters.keeps(d);
     if !args.force {
         let warning = if args.all {
             "WARNING! This will remove all images without at least one container associated to them."
@@ -681,19 +618,6 @@ mod tests {
         assert_eq!(split_tag("busybox:latest"), ("busybox", "latest"));
         assert_eq!(split_tag("host:5000/app:1"), ("host:5000/app", "1"));
         assert_eq!(split_tag("host:5000/app"), ("host:5000/app", "<none>"));
-    }
-
-    #[test]
-    fn until_values() {
-        assert_eq!(parse_until("100", 0).unwrap(), 100);
-        assert_eq!(parse_until("1h30m", 10_000).unwrap(), 10_000 - 5400);
-        assert_eq!(
-            parse_until("2024-01-01T00:00:00Z", 0).unwrap(),
-            1_704_067_200
-        );
-        assert!(parse_until("soon", 0).is_err());
-        assert!(parse_until("10", 0).is_ok());
-        assert!(parse_until("10x", 0).is_err());
     }
 
     #[test]

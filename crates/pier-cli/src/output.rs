@@ -60,32 +60,12 @@ fn significant(value: f64, digits: i32) -> String {
     }
 }
 
-/// `units.HumanDuration`: "Less than a second", "About a minute", "3 hours", …
-pub fn human_duration(seconds: i64) -> String {
-    let s = seconds.max(0);
-    let minutes = s / 60;
-    let hours = minutes / 60;
-    match () {
-        _ if s < 1 => "Less than a second".to_string(),
-        _ if s == 1 => "1 second".to_string(),
-        _ if s < 60 => format!("{s} seconds"),
-        _ if minutes == 1 => "About a minute".to_string(),
-        _ if minutes < 60 => format!("{minutes} minutes"),
-        _ if hours == 1 => "About an hour".to_string(),
-        _ if hours < 48 => format!("{hours} hours"),
-        _ if hours < 24 * 7 * 2 => format!("{} days", hours / 24),
-        _ if hours < 24 * 30 * 2 => format!("{} weeks", hours / 24 / 7),
-        _ if hours < 24 * 365 * 2 => format!("{} months", hours / 24 / 30),
-        _ => format!("{} years", hours / 24 / 365),
-    }
-}
-
 /// "2 hours ago" for a Unix time, relative to now.
 pub fn ago(unix: i64) -> String {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);
-    format!("{} ago", human_duration(now - unix))
+    format!("{} ago", pier_image::time::human_duration(now - unix))
 }
 
 /// Docker's `Ellipsis`: at most `max` characters, the last one `…` when cut.
@@ -245,18 +225,6 @@ mod tests {
         assert_eq!(human_size(12_345_678), "12.3MB");
         assert_eq!(human_size(123_456_789), "123MB");
         assert_eq!(human_size(1_000_000_000), "1GB");
-    }
-
-    #[test]
-    fn durations_like_docker() {
-        assert_eq!(human_duration(0), "Less than a second");
-        assert_eq!(human_duration(59), "59 seconds");
-        assert_eq!(human_duration(90), "About a minute");
-        assert_eq!(human_duration(3 * 3600), "3 hours");
-        assert_eq!(human_duration(3 * 86_400), "3 days");
-        assert_eq!(human_duration(20 * 86_400), "2 weeks");
-        assert_eq!(human_duration(100 * 86_400), "3 months");
-        assert_eq!(human_duration(800 * 86_400), "2 years");
     }
 
     #[test]

@@ -792,6 +792,82 @@ impl ImageService {
     }
 }
 
+/// `image prune`'s filters (`until`, `label`, `label!`), as Docker takes them.
+#[derive(Debug, Clone, Default)]
+pub struct PruneFilters {
+    /// Only images created before this Unix time are pruned.
+    pub until: Option<i64>,
+    /// `(label, wanted)`: `label=k[=v]` (wanted) and `label!=k[=v]` (unwanted).
+    pub labels: Vec<(String, bool)>,
+}
+
+impl PruneFilters {
+    /// Whether the filters keep the image (it is not pruned).
+    pub fn keeps(&self, d: &ImageDetails) -> bool {
+        if self.until.is_some_and(|u| config_created(&d.config) >= u) {
+            return true;
+        }
+        let image_labels = d
+            .config
+            .config
+            .as_ref()
+            .and_then(|c| c.labels.clone())
+            .unwrap_or_default();
+        self.labels
+            .iter()
+            .any(|(l, want)| label_matches(l, &image_labels) != *want)
+    }
+}
+
+/// Docker's `until` filter value: a Unix timestamp (fractions allowed), an RFC 3339
+/// time, or a Go duration (`24h`, `90m`, `1h30m`, `500ms`) before `now`.
+///
+/// # Errors
+///
+/// [`Error::InvalidArgument`] `invalid filter 'until=<value>'`.
+pub fn parse_until(value: &str, now: i64) -> Result<i64> {
+    let bad = || Error::InvalidArgument(format!("invalid filter 'until={value}'"));
+    if let Ok(secs) = value.parse::<i64>() {
+        return Ok(secs);
+    }
+    if let Ok(secs) = value.parse::<f64>() {
+        return Ok(secs as i64);
+    }
+    if let Some((secs, _)) = parse_rfc3339(value) {
+        return Ok(secs);
+    }
+    let mut total = 0f64;
+    let mut number = String::new();
+    let mut any = false;
+    let mut chars = value.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c.is_ascii_digit() || c == '.' {
+            number.push(c);
+            continue;
+        }
+        let mut unit = c.to_string();
+        if matches!(c, 'm' | 'u' | 'n') && chars.peek() == Some(&'s') {
+            unit.push(chars.next().unwrap_or('s'));
+        }
+        let n: f64 = number.parse().map_err(|_| bad())?;
+        total += n * match unit.as_str() {
+            "h" => 3600.0,
+            "m" => 60.0,
+            "s" => 1.0,
+            "ms" => 1e-3,
+            "us" => 1e-6,
+            "ns" => 1e-9,
+            _ => return Err(bad()),
+        };
+        number.clear();
+        any = true;
+    }
+    if !any || !number.is_empty() {
+        return Err(bad());
+    }
+    Ok(now - total as i64)
+}
+
 /// Seconds since the epoch of the config's `created`, 0 when absent or unparsable.
 fn config_created(config: &ImageConfig) -> i64 {
     config
@@ -884,6 +960,21 @@ mod tests {
         assert!(!reference_matches("busybox:2*", &r));
         let r = Reference::parse_with_default_tag("localhost:5000/app/web").unwrap();
         assert!(reference_matches("localhost:5000/app/*", &r));
+    }
+
+    #[test]
+    fn until_values() {
+        assert_eq!(parse_until("100", 0).unwrap(), 100);
+        assert_eq!(parse_until("1h30m", 10_000).unwrap(), 10_000 - 5400);
+        assert_eq!(
+            parse_until("2024-01-01T00:00:00Z", 0).unwrap(),
+            1_704_067_200
+        );
+        assert_eq!(
+            parse_until("soon", 0).unwrap_err().to_string(),
+            "invalid filter 'until=soon'"
+        );
+        assert!(parse_until("10x", 0).is_err());
     }
 
     #[test]

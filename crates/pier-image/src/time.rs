@@ -109,9 +109,42 @@ pub fn parse_rfc3339(text: &str) -> Option<(i64, u32)> {
     Some((days * 86_400 + hour * 3600 + min * 60 + sec - offset, nanos))
 }
 
+/// Docker's `units.HumanDuration` of a number of seconds: "Less than a second",
+/// "About a minute", "3 hours", "2 weeks", …
+pub fn human_duration(seconds: i64) -> String {
+    let s = seconds.max(0);
+    let minutes = s / 60;
+    let hours = minutes / 60;
+    match () {
+        _ if s < 1 => "Less than a second".to_string(),
+        _ if s == 1 => "1 second".to_string(),
+        _ if s < 60 => format!("{s} seconds"),
+        _ if minutes == 1 => "About a minute".to_string(),
+        _ if minutes < 60 => format!("{minutes} minutes"),
+        _ if hours == 1 => "About an hour".to_string(),
+        _ if hours < 48 => format!("{hours} hours"),
+        _ if hours < 24 * 7 * 2 => format!("{} days", hours / 24),
+        _ if hours < 24 * 30 * 2 => format!("{} weeks", hours / 24 / 7),
+        _ if hours < 24 * 365 * 2 => format!("{} months", hours / 24 / 30),
+        _ => format!("{} years", hours / 24 / 365),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_like_docker() {
+        assert_eq!(human_duration(0), "Less than a second");
+        assert_eq!(human_duration(59), "59 seconds");
+        assert_eq!(human_duration(90), "About a minute");
+        assert_eq!(human_duration(3 * 3600), "3 hours");
+        assert_eq!(human_duration(3 * 86_400), "3 days");
+        assert_eq!(human_duration(20 * 86_400), "2 weeks");
+        assert_eq!(human_duration(100 * 86_400), "3 months");
+        assert_eq!(human_duration(800 * 86_400), "2 years");
+    }
 
     #[test]
     fn formats_like_go() {

@@ -487,61 +487,10 @@ fn print_table(rows: &[Vec<String>]) {
 }
 
 fn parse_signal(s: &str) -> Result<i32> {
-    if let Ok(n) = s.parse::<i32>() {
-        // 0 checks that the process exists, as with kill(1).
-        if (0..65).contains(&n) {
-            return Ok(n);
-        }
-        bail!("unknown signal {s:?}");
+    match pier_runtime::process::signal_number(s) {
+        Some(n) => Ok(n),
+        None => bail!("unknown signal {s:?}"),
     }
-    let upper = s.to_ascii_uppercase();
-    let name = upper.strip_prefix("SIG").unwrap_or(&upper);
-    let sig = match name {
-        "HUP" => libc::SIGHUP,
-        "INT" => libc::SIGINT,
-        "QUIT" => libc::SIGQUIT,
-        "ILL" => libc::SIGILL,
-        "TRAP" => libc::SIGTRAP,
-        "ABRT" | "IOT" => libc::SIGABRT,
-        "BUS" => libc::SIGBUS,
-        "FPE" => libc::SIGFPE,
-        "KILL" => libc::SIGKILL,
-        "USR1" => libc::SIGUSR1,
-        "SEGV" => libc::SIGSEGV,
-        "USR2" => libc::SIGUSR2,
-        "PIPE" => libc::SIGPIPE,
-        "ALRM" => libc::SIGALRM,
-        "TERM" => libc::SIGTERM,
-        "STKFLT" => libc::SIGSTKFLT,
-        "CHLD" => libc::SIGCHLD,
-        "CONT" => libc::SIGCONT,
-        "STOP" => libc::SIGSTOP,
-        "TSTP" => libc::SIGTSTP,
-        "TTIN" => libc::SIGTTIN,
-        "TTOU" => libc::SIGTTOU,
-        "URG" => libc::SIGURG,
-        "XCPU" => libc::SIGXCPU,
-        "XFSZ" => libc::SIGXFSZ,
-        "VTALRM" => libc::SIGVTALRM,
-        "PROF" => libc::SIGPROF,
-        "WINCH" => libc::SIGWINCH,
-        "IO" | "POLL" => libc::SIGIO,
-        "PWR" => libc::SIGPWR,
-        "SYS" => libc::SIGSYS,
-        _ => {
-            if let Some(rt) = name.strip_prefix("RTMIN") {
-                let off: i32 = if rt.is_empty() {
-                    0
-                } else {
-                    rt.trim_start_matches('+').parse()?
-                };
-                libc::SIGRTMIN() + off
-            } else {
-                bail!("unknown signal {s:?}")
-            }
-        }
-    };
-    Ok(sig)
 }
 
 fn exec(rt: &Runtime, a: ExecArgs) -> Result<u8> {

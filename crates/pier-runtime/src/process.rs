@@ -8,6 +8,60 @@ use std::path::{Path, PathBuf};
 use crate::error::{Error, Result};
 use crate::spec::{Process, Rlimit};
 
+/// A signal by number (0–64; 0 only checks that the process exists, as with kill(1))
+/// or name (`SIGTERM`, `term`, `RTMIN+3`).
+pub fn signal_number(s: &str) -> Option<i32> {
+    if let Ok(n) = s.parse::<i32>() {
+        return (0..65).contains(&n).then_some(n);
+    }
+    let upper = s.to_ascii_uppercase();
+    let name = upper.strip_prefix("SIG").unwrap_or(&upper);
+    let sig = match name {
+        "HUP" => libc::SIGHUP,
+        "INT" => libc::SIGINT,
+        "QUIT" => libc::SIGQUIT,
+        "ILL" => libc::SIGILL,
+        "TRAP" => libc::SIGTRAP,
+        "ABRT" | "IOT" => libc::SIGABRT,
+        "BUS" => libc::SIGBUS,
+        "FPE" => libc::SIGFPE,
+        "KILL" => libc::SIGKILL,
+        "USR1" => libc::SIGUSR1,
+        "SEGV" => libc::SIGSEGV,
+        "USR2" => libc::SIGUSR2,
+        "PIPE" => libc::SIGPIPE,
+        "ALRM" => libc::SIGALRM,
+        "TERM" => libc::SIGTERM,
+        "STKFLT" => libc::SIGSTKFLT,
+        "CHLD" => libc::SIGCHLD,
+        "CONT" => libc::SIGCONT,
+        "STOP" => libc::SIGSTOP,
+        "TSTP" => libc::SIGTSTP,
+        "TTIN" => libc::SIGTTIN,
+        "TTOU" => libc::SIGTTOU,
+        "URG" => libc::SIGURG,
+        "XCPU" => libc::SIGXCPU,
+        "XFSZ" => libc::SIGXFSZ,
+        "VTALRM" => libc::SIGVTALRM,
+        "PROF" => libc::SIGPROF,
+        "WINCH" => libc::SIGWINCH,
+        "IO" | "POLL" => libc::SIGIO,
+        "PWR" => libc::SIGPWR,
+        "SYS" => libc::SIGSYS,
+        _ => {
+            let rt = name.strip_prefix("RTMIN")?;
+            let off: i32 = if rt.is_empty() {
+                0
+            } else {
+                rt.trim_start_matches('+').parse().ok()?
+            };
+            let n = libc::SIGRTMIN() + off;
+            return (n <= libc::SIGRTMAX()).then_some(n);
+        }
+    };
+    Some(sig)
+}
+
 /// The resource number for an OCI rlimit name such as `RLIMIT_NOFILE`.
 pub fn rlimit_resource(name: &str) -> Option<i32> {
     let r = match name {

@@ -1,0 +1,1320 @@
+//! The container engine: containers' records and lifecycle.
+//!
+//! A container is a record in the [`store`] plus, while it runs, a monitor process
+//! ([`crate::monitor`]) that pierd starts and that outlives pierd. pierd keeps the
+//! records in memory behind one lock, writes every change through to the store, and
+//! learns about exits from each monitor (or, if it was down, from the exit file the
+//! monitor leaves).
+
+pub mod spec;
+pub mod store;
+
+use std::collections::HashMap;
+use std::fs;
+use std::io::{BufRead, BufReader, Read};
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use pier_image::service::{ImageService, ImageUser};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+use tokio::sync::{oneshot, watch};
+
+use crate::monitor::{CreatedReport, ExitStatus, MonitorConfig};
+
+/// The engine's error classes; each maps to one API status.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// 404.
+    #[error("{0}")]
+    NotFound(String),
+    /// 409.
+    #[error("{0}")]
+    Conflict(String),
+    /// 400.
+    #[error("{0}")]
+    InvalidParameter(String),
+    /// 304: nothing to do (start of a running container, stop of a stopped one).
+    #[error("not modified")]
+    NotModified,
+    /// 500.
+    #[error("{0}")]
+    Internal(String),
+    #[error(transparent)]
+    Image(#[from] pier_image::Error),
+}
+
+fn internal(context: &str, e: impl std::fmt::Display) -> EngineError {
+    EngineError::Internal(format!("{context}: {e}"))
+}
+
+/// A container's state, in Docker's terms.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct State {
+    /// created, running, paused, restarting, removing, exited, dead.
+    pub status: String,
+    pub running: bool,
+    pub paused: bool,
+    pub restarting: bool,
+    pub oom_killed: bool,
+    pub dead: bool,
+    pub pid: i32,
+    pub exit_code: i32,
+    pub error: String,
+    pub started_at: String,
+    pub finished_at: String,
+}
+
+/// A container's record.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Container {
+    pub id: String,
+    /// Without the leading `/`.
+    pub name: String,
+    pub created: String,
+    /// The image ID (`sha256:…`).
+    pub image_id: String,
+    /// The image as the user named it.
+    pub image_name: String,
+    /// Docker's `Config`, with the image's defaults merged in.
+    pub config: Value,
+    pub host_config: Value,
+    pub path: String,
+    pub args: Vec<String>,
+    pub state: State,
+    pub restart_count: u32,
+    pub snapshot_key: String,
+    pub hostname: String,
+    /// The runtime that runs it (a name of the daemon's runtimes).
+    pub runtime: String,
+}
+
+impl Container {
+    pub fn short_id(&self) -> &str {
+        &self.id[..12]
+    }
+}
+
+/// What waiters watch.
+#[derive(Debug, Clone, Default)]
+pub struct Events {
+    pub exits: u64,
+    pub last_exit: i32,
+    pub running: bool,
+    pub removed: bool,
+}
+
+/// Handed to an attach that arrived before start: the monitor's control socket, and
+/// a sender to say "connected" so start can proceed without losing output.
+pub type AttachReady = (PathBuf, oneshot::Sender<()>);
+
+/// Where an attach connects.
+pub enum AttachTarget {
+    Now(PathBuf),
+    AtStart(oneshot::Receiver<AttachReady>),
+}
+
+struct Entry {
+    c: Container,
+    events: watch::Sender<Events>,
+    pending_attach: Vec<oneshot::Sender<AttachReady>>,
+}
+
+/// The engine; see the [module docs](self).
+pub struct Engine {
+    data_root: PathBuf,
+    exec_root: PathBuf,
+    images: Arc<ImageService>,
+    store: store::Store,
+    inner: Mutex<HashMap<String, Entry>>,
+    runtimes: HashMap<String, PathBuf>,
+    default_runtime: String,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("data_root", &self.data_root)
+            .finish_non_exhaustive()
+    }
+}
+
+const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+/// Default json-file rotation (Docker's `local` driver defaults): logs never fill the
+/// disk unless the user asks for it.
+const LOG_MAX_SIZE: u64 = 20 << 20;
+const LOG_MAX_FILES: u32 = 5;
+
+impl Engine {
+    /// Opens the engine's state and picks up containers that ran while pierd was away.
+    pub fn open(
+        config: &crate::config::DaemonConfig,
+        images: Arc<ImageService>,
+    ) -> Result<Arc<Engine>, EngineError> {
+        let containers_dir = config.data_root.join("containers");
+        fs::create_dir_all(&containers_dir).map_err(|e| internal("create containers dir", e))?;
+        fs::create_dir_all(config.exec_root.join("c"))
+            .map_err(|e| internal("create exec dir", e))?;
+        let store = store::Store::open(&config.data_root.join("state.redb"))?;
+        let mut runtimes = HashMap::new();
+        runtimes.insert("pier-runtime".to_string(), find_runtime("pier-runtime"));
+        for name in ["runc", "crun"] {
+            runtimes.insert(name.to_string(), find_runtime(name));
+        }
+        for entry in &config.add_runtime {
+            let (name, path) = entry.split_once('=').ok_or_else(|| {
+                EngineError::InvalidParameter(format!("--add-runtime {entry:?}: want NAME=PATH"))
+            })?;
+            runtimes.insert(name.to_string(), PathBuf::from(path));
+        }
+        if !runtimes.contains_key(&config.default_runtime) {
+            return Err(EngineError::InvalidParameter(format!(
+                "default runtime {:?} is not a known runtime",
+                config.default_runtime
+            )));
+        }
+        let engine = Arc::new(Engine {
+            data_root: config.data_root.clone(),
+            exec_root: config.exec_root.clone(),
+            images,
+            store,
+            inner: Mutex::new(HashMap::new()),
+            runtimes,
+            default_runtime: config.default_runtime.clone(),
+        });
+        let records = engine.store.load_all()?;
+        {
+            let mut inner = engine.lock();
+            for c in records {
+                let (events, _) = watch::channel(Events {
+                    running: c.state.running,
+                    ..Events::default()
+                });
+                inner.insert(
+                    c.id.clone(),
+                    Entry {
+                        c,
+                        events,
+                        pending_attach: Vec::new(),
+                    },
+                );
+            }
+        }
+        Ok(engine)
+    }
+
+    /// Reconnects to the monitors of containers that were running (live restore), and
+    /// records the exits that happened while pierd was down. Needs the tokio runtime.
+    pub fn restore(self: &Arc<Self>) {
+        let running: Vec<String> = self
+            .lock()
+            .values()
+            .filter(|e| e.c.state.running)
+            .map(|e| e.c.id.clone())
+            .collect();
+        for id in running {
+            let socket = self.exec_dir(&id).join("control.sock");
+            let engine = self.clone();
+            tokio::spawn(async move { engine.watch_exit(id, socket).await });
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn exec_dir(&self, id: &str) -> PathBuf {
+        // Short: unix socket paths are limited to 108 bytes.
+        self.exec_root.join("c").join(&id[..16])
+    }
+
+    fn data_dir(&self, id: &str) -> PathBuf {
+        self.data_root.join("containers").join(id)
+    }
+
+    pub fn log_path(&self, id: &str) -> PathBuf {
+        self.data_dir(id).join(format!("{id}-json.log"))
+    }
+
+    fn runtime_root(&self, runtime: &str) -> PathBuf {
+        self.exec_root.join("runtime").join(runtime)
+    }
+
+    // ------------------------------------------------------------------------------
+    // Looking up.
+
+    /// Full ID of a container given by ID, unique ID prefix or name.
+    pub fn resolve(&self, input: &str) -> Result<String, EngineError> {
+        let inner = self.lock();
+        resolve_in(&inner, input)
+    }
+
+    pub fn get(&self, input: &str) -> Result<Container, EngineError> {
+        let inner = self.lock();
+        let id = resolve_in(&inner, input)?;
+        Ok(inner[&id].c.clone())
+    }
+
+    pub fn list(&self) -> Vec<Container> {
+        let mut out: Vec<Container> = self.lock().values().map(|e| e.c.clone()).collect();
+        out.sort_by(|a, b| b.created.cmp(&a.created));
+        out
+    }
+
+    pub fn events(&self, id: &str) -> Option<watch::Receiver<Events>> {
+        self.lock().get(id).map(|e| e.events.subscribe())
+    }
+
+    /// Which containers hold which images.
+    pub fn image_users(&self) -> Vec<ImageUser> {
+        self.lock()
+            .values()
+            .filter_map(|e| {
+                Some(ImageUser {
+                    container: e.c.id.clone(),
+                    image: e.c.image_id.parse().ok()?,
+                    running: e.c.state.running,
+                })
+            })
+            .collect()
+    }
+
+    fn update(&self, id: &str, f: impl FnOnce(&mut Container)) -> Result<Container, EngineError> {
+        let mut inner = self.lock();
+        let entry = inner
+            .get_mut(id)
+            .ok_or_else(|| EngineError::NotFound(format!("No such container: {id}")))?;
+        f(&mut entry.c);
+        self.store.put(&entry.c)?;
+        let running = entry.c.state.running;
+        entry.events.send_modify(|e| e.running = running);
+        Ok(entry.c.clone())
+    }
+
+    // ------------------------------------------------------------------------------
+    // Create.
+
+    /// `POST /containers/create`. Returns the ID and warnings.
+    pub async fn create(
+        self: &Arc<Self>,
+        name: Option<String>,
+        mut config: Value,
+        mut host_config: Value,
+    ) -> Result<(String, Vec<String>), EngineError> {
+        let image_name = config["Image"].as_str().unwrap_or_default().to_string();
+        if image_name.is_empty() {
+            return Err(EngineError::InvalidParameter(
+                "Config cannot be empty in order to create a container".into(),
+            ));
+        }
+        let name = match name.filter(|n| !n.is_empty()) {
+            Some(n) => {
+                let n = n.trim_start_matches('/').to_string();
+                if !valid_name(&n) {
+                    return Err(EngineError::InvalidParameter(format!(
+                        "Invalid container name ({n}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+                    )));
+                }
+                n
+            }
+            None => self.generate_name(),
+        };
+        let runtime = host_config["Runtime"]
+            .as_str()
+            .filter(|r| !r.is_empty())
+            .unwrap_or(&self.default_runtime)
+            .to_string();
+        if !self.runtimes.contains_key(&runtime) {
+            return Err(EngineError::InvalidParameter(format!(
+                "unknown or invalid runtime name: {runtime}"
+            )));
+        }
+        if let Some(mode) = host_config["NetworkMode"].as_str() {
+            let ok = matches!(mode, "" | "none" | "host" | "default" | "bridge")
+                || mode.starts_with("container:");
+            if !ok {
+                return Err(EngineError::NotFound(format!("network {mode} not found")));
+            }
+        }
+        // Validate what the spec will need now, not at start.
+        spec::capabilities(&host_config)?;
+
+        let images = self.images.clone();
+        let lookup = image_name.clone();
+        let details = tokio::task::spawn_blocking(move || -> Result<_, EngineError> {
+            let d = images.details(&lookup)?;
+            images.unpack(&d.target)?;
+            Ok(d)
+        })
+        .await
+        .map_err(|e| internal("create", e))??;
+        let image_config = details.config.config.clone().unwrap_or_default();
+
+        // Docker's merge of the image's defaults into the container's config.
+        let mut env: Vec<String> = image_config.env.clone().unwrap_or_default();
+        for e in config["Env"].as_array().into_iter().flatten() {
+            if let Some(s) = e.as_str() {
+                let key = s.split('=').next().unwrap_or(s);
+                env.retain(|x| x.split('=').next() != Some(key));
+                env.push(s.to_string());
+            }
+        }
+        if !env.iter().any(|e| e.starts_with("PATH=")) {
+            env.insert(0, DEFAULT_PATH.to_string());
+        }
+        let given_entrypoint = config["Entrypoint"].as_array().map(|a| strings(a));
+        let given_cmd = config["Cmd"]
+            .as_array()
+            .map(|a| strings(a))
+            .filter(|c| !c.is_empty());
+        let entrypoint = match &given_entrypoint {
+            Some(e) => e.clone(),
+            None => image_config.entrypoint.clone().unwrap_or_default(),
+        };
+        let cmd = match (&given_cmd, &given_entrypoint) {
+            (Some(c), _) => c.clone(),
+            // A new entrypoint resets the image's CMD, as in Docker.
+            (None, Some(_)) => Vec::new(),
+            (None, None) => image_config.cmd.clone().unwrap_or_default(),
+        };
+        let argv: Vec<String> = entrypoint.iter().chain(cmd.iter()).cloned().collect();
+        if argv.is_empty() {
+            return Err(EngineError::InvalidParameter("no command specified".into()));
+        }
+        let id = random_id();
+        let hostname = config["Hostname"]
+            .as_str()
+            .filter(|h| !h.is_empty())
+            .map_or_else(|| id[..12].to_string(), str::to_string);
+        config["Hostname"] = json!(hostname);
+        config["Env"] = json!(env);
+        config["Cmd"] = json!(cmd);
+        config["Entrypoint"] = if entrypoint.is_empty() {
+            Value::Null
+        } else {
+            json!(entrypoint)
+        };
+        if config["WorkingDir"].as_str().unwrap_or_default().is_empty() {
+            config["WorkingDir"] = json!(image_config.working_dir.clone().unwrap_or_default());
+        }
+        if config["User"].as_str().unwrap_or_default().is_empty() {
+            config["User"] = json!(image_config.user.clone().unwrap_or_default());
+        }
+        if config["Labels"].is_null() {
+            config["Labels"] = json!(image_config.labels.clone().unwrap_or_default());
+        }
+        if config["StopSignal"].is_null() {
+            if let Some(s) = &image_config.stop_signal {
+                config["StopSignal"] = json!(s);
+            }
+        }
+        if host_config["NetworkMode"]
+            .as_str()
+            .unwrap_or_default()
+            .is_empty()
+            || host_config["NetworkMode"] == "default"
+        {
+            host_config["NetworkMode"] = json!("none");
+        }
+
+        let snapshot_key = format!("container-{id}");
+        let parent = details.chain.last().map(ToString::to_string);
+        let images = self.images.clone();
+        let key = snapshot_key.clone();
+        tokio::task::spawn_blocking(move || images.snapshots().prepare(&key, parent.as_deref()))
+            .await
+            .map_err(|e| internal("create", e))??;
+
+        let container = Container {
+            id: id.clone(),
+            name: name.clone(),
+            created: pier_image::time::now_rfc3339(),
+            image_id: details.id.to_string(),
+            image_name,
+            path: argv[0].clone(),
+            args: argv[1..].to_vec(),
+            config,
+            host_config,
+            state: State {
+                status: "created".into(),
+                started_at: "0001-01-01T00:00:00Z".into(),
+                finished_at: "0001-01-01T00:00:00Z".into(),
+                ..State::default()
+            },
+            restart_count: 0,
+            snapshot_key: snapshot_key.clone(),
+            hostname,
+            runtime,
+        };
+        let result = (|| {
+            fs::create_dir_all(self.data_dir(&id))
+                .map_err(|e| internal("create container dir", e))?;
+            let mut inner = self.lock();
+            if let Some(other) = inner.values().find(|e| e.c.name == name) {
+                return Err(EngineError::Conflict(format!(
+                    "Conflict. The container name \"/{name}\" is already in use by container \"{}\". You have to remove (or rename) that container to be able to reuse that name.",
+                    other.c.id
+                )));
+            }
+            self.store.put(&container)?;
+            let (events, _) = watch::channel(Events::default());
+            inner.insert(
+                id.clone(),
+                Entry {
+                    c: container,
+                    events,
+                    pending_attach: Vec::new(),
+                },
+            );
+            Ok(())
+        })();
+        if let Err(e) = result {
+            let _ = self.images.snapshots().remove(&snapshot_key);
+            let _ = fs::remove_dir_all(self.data_dir(&id));
+            return Err(e);
+        }
+        Ok((id, Vec::new()))
+    }
+
+    fn generate_name(&self) -> String {
+        const LEFT: [&str; 16] = [
+            "brave", "calm", "eager", "fond", "gentle", "happy", "keen", "lucid", "merry",
+            "nimble", "proud", "quiet", "sharp", "tender", "vivid", "witty",
+        ];
+        const RIGHT: [&str; 16] = [
+            "babbage", "curie", "darwin", "euler", "fermi", "gauss", "hopper", "kepler",
+            "lovelace", "noether", "pascal", "ritchie", "shannon", "thompson", "turing", "wozniak",
+        ];
+        let inner = self.lock();
+        loop {
+            let r = random_id();
+            let b = r.as_bytes();
+            let n = format!(
+                "{}_{}",
+                LEFT[usize::from(b[0]) % 16],
+                RIGHT[usize::from(b[1]) % 16]
+            );
+            let n = if inner.values().any(|e| e.c.name == n) {
+                format!("{n}{}", &r[..4])
+            } else {
+                n
+            };
+            if !inner.values().any(|e| e.c.name == n) {
+                return n;
+            }
+        }
+    }
+
+    // ------------------------------------------------------------------------------
+    // Start.
+
+    /// `POST /containers/{id}/start`.
+    pub async fn start(self: &Arc<Self>, input: &str) -> Result<(), EngineError> {
+        let c = self.get(input)?;
+        if c.state.running {
+            return Err(EngineError::NotModified);
+        }
+        if c.state.status == "removing" {
+            return Err(EngineError::Conflict(format!(
+                "container {} is marked for removal and cannot be started",
+                c.id
+            )));
+        }
+        let id = c.id.clone();
+        let engine = self.clone();
+        let launched = tokio::task::spawn_blocking(move || engine.launch(&c))
+            .await
+            .map_err(|e| internal("start", e))?;
+        let (pid, socket) = match launched {
+            Ok(v) => v,
+            Err(e) => {
+                // Attaches waiting for this start end (their senders drop).
+                if let Some(entry) = self.lock().get_mut(&id) {
+                    entry.pending_attach.clear();
+                }
+                let message = e.to_string();
+                let code = if message.contains("executable file not found")
+                    || message.contains("no such file or directory")
+                {
+                    127
+                } else if message.contains("permission denied") {
+                    126
+                } else {
+                    128
+                };
+                let updated = self.update(&id, |c| {
+                    c.state.error = message.clone();
+                    c.state.exit_code = code;
+                });
+                if let Some(entry) = self.lock().get(&id) {
+                    entry.events.send_modify(|e| {
+                        e.exits += 1;
+                        e.last_exit = code;
+                    });
+                }
+                // As in Docker: an auto-remove container that cannot start is removed.
+                if updated.is_ok_and(|c| c.host_config["AutoRemove"].as_bool() == Some(true)) {
+                    let _ = self.remove(&id, true).await;
+                }
+                return Err(match e {
+                    EngineError::Internal(m) => EngineError::InvalidParameter(format!(
+                        "failed to create task for container: {m}"
+                    )),
+                    other => other,
+                });
+            }
+        };
+
+        // Attaches that came before start connect now, so no output is missed.
+        let pending: Vec<_> = self
+            .lock()
+            .get_mut(&id)
+            .map(|e| std::mem::take(&mut e.pending_attach))
+            .unwrap_or_default();
+        let mut acks = Vec::new();
+        for p in pending {
+            let (tx, rx) = oneshot::channel();
+            if p.send((socket.clone(), tx)).is_ok() {
+                acks.push(rx);
+            }
+        }
+        for ack in acks {
+            let _ = tokio::time::timeout(Duration::from_secs(5), ack).await;
+        }
+
+        let answer = monitor_request(&socket, &json!({"op": "start"})).await;
+        match answer {
+            Ok(line) if line.trim() == "ok" => {}
+            other => {
+                let message = match other {
+                    Ok(line) => line.trim().trim_start_matches("error: ").to_string(),
+                    Err(e) => e,
+                };
+                // The monitor reaps the half-made container and cleans up.
+                let c = self.get(&id)?;
+                let _ = self.runtime_command(&c, &["delete", "--force", &id]).await;
+                let _ = self.update(&id, |c| {
+                    c.state.error = message.clone();
+                    c.state.exit_code = 128;
+                });
+                return Err(EngineError::InvalidParameter(format!(
+                    "failed to start container: {message}"
+                )));
+            }
+        }
+        self.update(&id, |c| {
+            c.state.status = "running".into();
+            c.state.running = true;
+            c.state.pid = pid;
+            c.state.exit_code = 0;
+            c.state.error = String::new();
+            c.state.started_at = pier_image::time::now_rfc3339();
+            c.state.finished_at = "0001-01-01T00:00:00Z".into();
+        })?;
+        let engine = self.clone();
+        tokio::spawn(async move { engine.watch_exit(id, socket).await });
+        Ok(())
+    }
+
+    /// Mounts the rootfs, writes the bundle and starts the monitor, which creates the
+    /// container. Blocking.
+    fn launch(&self, c: &Container) -> Result<(i32, PathBuf), EngineError> {
+        let exec_dir = self.exec_dir(&c.id);
+        let data_dir = self.data_dir(&c.id);
+        let _ = fs::remove_dir_all(&exec_dir);
+        fs::create_dir_all(&exec_dir).map_err(|e| internal("create bundle", e))?;
+        let rootfs = data_dir.join("rootfs");
+        fs::create_dir_all(&rootfs).map_err(|e| internal("create rootfs dir", e))?;
+        // A stale mount from a crash is replaced.
+        let _ = rustix::mount::unmount(&rootfs, rustix::mount::UnmountFlags::DETACH);
+        self.images.snapshots().mount(&c.snapshot_key, &rootfs)?;
+        let result = self.launch_mounted(c, &exec_dir, &data_dir, &rootfs);
+        if result.is_err() {
+            let _ = rustix::mount::unmount(&rootfs, rustix::mount::UnmountFlags::DETACH);
+        }
+        result
+    }
+
+    fn launch_mounted(
+        &self,
+        c: &Container,
+        exec_dir: &Path,
+        data_dir: &Path,
+        rootfs: &Path,
+    ) -> Result<(i32, PathBuf), EngineError> {
+        let etc_files = write_etc_files(c, data_dir)?;
+        let user = c.config["User"].as_str().unwrap_or_default();
+        let (uid, gid, additional_gids) = resolve_user(rootfs, user)?;
+        let mut env: Vec<String> = strings(c.config["Env"].as_array().map_or(&[][..], |v| v));
+        if !env.iter().any(|e| e.starts_with("HOSTNAME=")) {
+            env.push(format!("HOSTNAME={}", c.hostname));
+        }
+        if c.config["Tty"].as_bool() == Some(true) && !env.iter().any(|e| e.starts_with("TERM=")) {
+            env.push("TERM=xterm".into());
+        }
+        let mut host_config = c.host_config.clone();
+        if let Some(other) = host_config["NetworkMode"]
+            .as_str()
+            .and_then(|m| m.strip_prefix("container:"))
+            .map(str::to_string)
+        {
+            let target = self.get(&other)?;
+            if !target.state.running {
+                return Err(EngineError::Conflict(format!(
+                    "cannot join network namespace of a non running container: container {} is not running",
+                    target.id
+                )));
+            }
+            host_config["NetworkMode"] =
+                json!(format!("container:/proc/{}/ns/net", target.state.pid));
+        }
+        let mut args = vec![c.path.clone()];
+        args.extend(c.args.iter().cloned());
+        let cwd = c.config["WorkingDir"]
+            .as_str()
+            .filter(|w| !w.is_empty())
+            .unwrap_or("/")
+            .to_string();
+        let spec = spec::build(&spec::SpecInput {
+            config: &c.config,
+            host_config: &host_config,
+            args,
+            env,
+            cwd,
+            uid,
+            gid,
+            additional_gids,
+            hostname: c.hostname.clone(),
+            rootfs,
+            etc_files: &etc_files,
+            cgroups_path: format!("/pier/{}", c.id),
+        })?;
+        fs::write(
+            exec_dir.join("config.json"),
+            serde_json::to_vec_pretty(&spec).unwrap_or_default(),
+        )
+        .map_err(|e| internal("write config.json", e))?;
+
+        let log_config = &c.host_config["LogConfig"];
+        let driver = log_config["Type"].as_str().unwrap_or("json-file");
+        let opt = |k: &str| log_config["Config"][k].as_str().map(str::to_string);
+        let max_size = opt("max-size")
+            .map(|s| parse_size(&s))
+            .transpose()?
+            .unwrap_or(LOG_MAX_SIZE);
+        let max_files = match opt("max-file") {
+            Some(n) => n.parse().map_err(|_| {
+                EngineError::InvalidParameter(format!("invalid value for max-file: {n}"))
+            })?,
+            None => LOG_MAX_FILES,
+        };
+        let log_path = match driver {
+            "json-file" | "local" | "" => Some(self.log_path(&c.id)),
+            "none" => None,
+            other => {
+                return Err(EngineError::InvalidParameter(format!(
+                    "logger: no log driver named '{other}' is registered"
+                )))
+            }
+        };
+        let socket = exec_dir.join("control.sock");
+        let monitor = MonitorConfig {
+            id: c.id.clone(),
+            bundle: exec_dir.to_path_buf(),
+            runtime: self.runtimes[&c.runtime].clone(),
+            runtime_root: self.runtime_root(&c.runtime),
+            log_path,
+            log_max_size: max_size,
+            log_max_files: max_files,
+            exit_file: exec_dir.join("exit.json"),
+            control_socket: socket.clone(),
+            rootfs: Some(rootfs.to_path_buf()),
+            stdin: c.config["OpenStdin"].as_bool() == Some(true),
+            stdin_once: c.config["StdinOnce"].as_bool() == Some(true),
+            tty: c.config["Tty"].as_bool() == Some(true),
+        };
+        let monitor_file = exec_dir.join("monitor.json");
+        fs::write(
+            &monitor_file,
+            serde_json::to_vec(&monitor).unwrap_or_default(),
+        )
+        .map_err(|e| internal("write monitor.json", e))?;
+        let exe = std::env::current_exe().map_err(|e| internal("locate pierd", e))?;
+        let mut child = Command::new(exe)
+            .arg("monitor")
+            .arg(&monitor_file)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| internal("start the container monitor", e))?;
+        let mut line = String::new();
+        if let Some(out) = child.stdout.take() {
+            let _ = BufReader::new(out).read_line(&mut line);
+        }
+        // The monitor lives on (its own session); reap it in the background so it
+        // leaves no zombie while pierd runs.
+        std::thread::spawn(move || {
+            let _ = child.wait();
+        });
+        let report: CreatedReport = serde_json::from_str(line.trim()).map_err(|_| {
+            EngineError::Internal("the container monitor exited without a report".into())
+        })?;
+        match (report.pid, report.error) {
+            (Some(pid), None) => Ok((pid, socket)),
+            (_, Some(e)) => Err(EngineError::Internal(e)),
+            _ => Err(EngineError::Internal("bad monitor report".into())),
+        }
+    }
+
+    /// Waits for the container's exit through its monitor (or its exit file).
+    async fn watch_exit(self: Arc<Self>, id: String, socket: PathBuf) {
+        let status = match monitor_request(&socket, &json!({"op": "wait"})).await {
+            Ok(line) => serde_json::from_str::<ExitStatus>(line.trim()).ok(),
+            Err(_) => None,
+        };
+        let status = match status {
+            Some(s) => s,
+            None => {
+                // The monitor is gone: it left the status, or it died with the container.
+                let file = self.exec_dir(&id).join("exit.json");
+                match fs::read(&file)
+                    .ok()
+                    .and_then(|b| serde_json::from_slice(&b).ok())
+                {
+                    Some(s) => s,
+                    None => ExitStatus {
+                        exit_code: 255,
+                        finished_at: pier_image::time::now_rfc3339(),
+                        oom_killed: false,
+                        error: Some("container monitor disappeared".into()),
+                    },
+                }
+            }
+        };
+        self.on_exit(&id, status).await;
+    }
+
+    async fn on_exit(self: &Arc<Self>, id: &str, status: ExitStatus) {
+        let rootfs = self.data_dir(id).join("rootfs");
+        let _ = rustix::mount::unmount(&rootfs, rustix::mount::UnmountFlags::DETACH);
+        let updated = self.update(id, |c| {
+            c.state.status = "exited".into();
+            c.state.running = false;
+            c.state.paused = false;
+            c.state.pid = 0;
+            c.state.exit_code = status.exit_code;
+            c.state.oom_killed = status.oom_killed;
+            c.state.finished_at = status.finished_at.clone();
+            if let Some(e) = &status.error {
+                c.state.error = e.clone();
+            }
+        });
+        if let Some(entry) = self.lock().get(id) {
+            entry.events.send_modify(|e| {
+                e.exits += 1;
+                e.last_exit = status.exit_code;
+                e.running = false;
+            });
+        }
+        if let Ok(c) = updated {
+            if c.host_config["AutoRemove"].as_bool() == Some(true) {
+                let _ = self.remove(id, true).await;
+            }
+        }
+    }
+
+    // ------------------------------------------------------------------------------
+    // Signals, stop, wait, remove.
+
+    async fn runtime_command(&self, c: &Container, args: &[&str]) -> Result<String, EngineError> {
+        let out = tokio::process::Command::new(&self.runtimes[&c.runtime])
+            .arg("--root")
+            .arg(self.runtime_root(&c.runtime))
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .await
+            .map_err(|e| internal("run the runtime", e))?;
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            Err(EngineError::Internal(
+                String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            ))
+        }
+    }
+
+    /// `POST /containers/{id}/kill`.
+    pub async fn kill(&self, input: &str, signal: Option<&str>) -> Result<(), EngineError> {
+        let c = self.get(input)?;
+        let signal = parse_signal(signal.unwrap_or("SIGKILL"))?;
+        if !c.state.running {
+            return Err(EngineError::Conflict(format!(
+                "cannot kill container: {input}: container {} is not running",
+                c.id
+            )));
+        }
+        self.runtime_command(&c, &["kill", &c.id, &signal.to_string()])
+            .await
+            .map(|_| ())
+    }
+
+    /// `POST /containers/{id}/stop`: the stop signal, then SIGKILL after the timeout.
+    pub async fn stop(&self, input: &str, timeout: Option<i64>) -> Result<(), EngineError> {
+        let c = self.get(input)?;
+        if !c.state.running {
+            return Err(EngineError::NotModified);
+        }
+        let mut events = self
+            .events(&c.id)
+            .ok_or_else(|| EngineError::NotFound(format!("No such container: {input}")))?;
+        let signal = c.config["StopSignal"]
+            .as_str()
+            .filter(|s| !s.is_empty())
+            .unwrap_or("SIGTERM")
+            .to_string();
+        let timeout = timeout
+            .or_else(|| c.config["StopTimeout"].as_i64())
+            .unwrap_or(10);
+        let signal = parse_signal(&signal)?;
+        let _ = self
+            .runtime_command(&c, &["kill", &c.id, &signal.to_string()])
+            .await;
+        let stopped = if timeout < 0 {
+            events.wait_for(|e| !e.running).await.is_ok()
+        } else {
+            tokio::time::timeout(
+                Duration::from_secs(timeout.unsigned_abs()),
+                events.wait_for(|e| !e.running),
+            )
+            .await
+            .is_ok()
+        };
+        if !stopped {
+            let _ = self.runtime_command(&c, &["kill", &c.id, "9"]).await;
+            let _ = events.wait_for(|e| !e.running).await;
+        }
+        Ok(())
+    }
+
+    /// `POST /containers/{id}/wait`: `not-running` (default), `next-exit`, `removed`.
+    /// The wait is registered when this returns (so the API can answer the headers
+    /// before the client starts the container); the future gives the exit code.
+    pub fn wait(
+        &self,
+        input: &str,
+        condition: &str,
+    ) -> Result<std::pin::Pin<Box<dyn std::future::Future<Output = i32> + Send>>, EngineError> {
+        let c = self.get(input)?;
+        let mut events = self
+            .events(&c.id)
+            .ok_or_else(|| EngineError::NotFound(format!("No such container: {input}")))?;
+        let start = events.borrow().clone();
+        let exit_code = c.state.exit_code;
+        match condition {
+            "" | "not-running" => {
+                if !c.state.running {
+                    return Ok(Box::pin(async move { exit_code }));
+                }
+                Ok(Box::pin(async move {
+                    let _ = events.wait_for(|e| !e.running).await;
+                    let code = events.borrow().last_exit;
+                    code
+                }))
+            }
+            "next-exit" => Ok(Box::pin(async move {
+                let _ = events.wait_for(|e| e.exits > start.exits).await;
+                let code = events.borrow().last_exit;
+                code
+            })),
+            "removed" => Ok(Box::pin(async move {
+                let _ = events.wait_for(|e| e.removed).await;
+                let code = events.borrow().last_exit;
+                code
+            })),
+            other => Err(EngineError::InvalidParameter(format!(
+                "invalid condition: \"{other}\""
+            ))),
+        }
+    }
+
+    /// `DELETE /containers/{id}`.
+    pub async fn remove(&self, input: &str, force: bool) -> Result<(), EngineError> {
+        let c = self.get(input)?;
+        if c.state.running {
+            if !force {
+                return Err(EngineError::Conflict(format!(
+                    "cannot remove container \"/{}\": container is running: stop the container before removing or force remove",
+                    c.name
+                )));
+            }
+            let mut events = self
+                .events(&c.id)
+                .ok_or_else(|| EngineError::NotFound(format!("No such container: {input}")))?;
+            let _ = self.runtime_command(&c, &["kill", &c.id, "9"]).await;
+            let _ = tokio::time::timeout(Duration::from_secs(10), events.wait_for(|e| !e.running))
+                .await;
+        }
+        {
+            let mut inner = self.lock();
+            if let Some(e) = inner.get_mut(&c.id) {
+                if e.c.state.status == "removing" {
+                    return Ok(());
+                }
+                e.c.state.status = "removing".into();
+            }
+        }
+        let images = self.images.clone();
+        let key = c.snapshot_key.clone();
+        let rootfs = self.data_dir(&c.id).join("rootfs");
+        let data_dir = self.data_dir(&c.id);
+        let exec_dir = self.exec_dir(&c.id);
+        tokio::task::spawn_blocking(move || {
+            let _ = rustix::mount::unmount(&rootfs, rustix::mount::UnmountFlags::DETACH);
+            let _ = images.snapshots().remove(&key);
+            let _ = fs::remove_dir_all(&data_dir);
+            let _ = fs::remove_dir_all(&exec_dir);
+        })
+        .await
+        .map_err(|e| internal("remove", e))?;
+        self.store.delete(&c.id)?;
+        if let Some(entry) = self.lock().remove(&c.id) {
+            entry.events.send_modify(|e| e.removed = true);
+        }
+        Ok(())
+    }
+
+    /// Where an attach connects: the monitor now, or at start.
+    pub fn attach_target(&self, input: &str) -> Result<AttachTarget, EngineError> {
+        let mut inner = self.lock();
+        let id = resolve_in(&inner, input)?;
+        let entry = inner
+            .get_mut(&id)
+            .ok_or_else(|| EngineError::NotFound(format!("No such container: {input}")))?;
+        if entry.c.state.running {
+            return Ok(AttachTarget::Now(self.exec_dir(&id).join("control.sock")));
+        }
+        if entry.c.state.status != "created" && entry.c.state.status != "exited" {
+            return Err(EngineError::Conflict(
+                "You cannot attach to a stopped container, start it first".into(),
+            ));
+        }
+        let (tx, rx) = oneshot::channel();
+        entry.pending_attach.push(tx);
+        Ok(AttachTarget::AtStart(rx))
+    }
+
+    /// The monitor's control socket of a running container.
+    pub fn control_socket(&self, id: &str) -> PathBuf {
+        self.exec_dir(id).join("control.sock")
+    }
+
+    /// Container IDs by state, for `/info`.
+    pub fn counts(&self) -> (usize, usize, usize, usize) {
+        let inner = self.lock();
+        let total = inner.len();
+        let running = inner
+            .values()
+            .filter(|e| e.c.state.running && !e.c.state.paused)
+            .count();
+        let paused = inner.values().filter(|e| e.c.state.paused).count();
+        (total, running, paused, total - running - paused)
+    }
+}
+
+fn resolve_in(inner: &HashMap<String, Entry>, input: &str) -> Result<String, EngineError> {
+    if inner.contains_key(input) {
+        return Ok(input.to_string());
+    }
+    let name = input.trim_start_matches('/');
+    if let Some(e) = inner.values().find(|e| e.c.name == name) {
+        return Ok(e.c.id.clone());
+    }
+    if !input.is_empty() && input.bytes().all(|b| b.is_ascii_hexdigit()) {
+        let matches: Vec<&String> = inner.keys().filter(|k| k.starts_with(input)).collect();
+        match matches.as_slice() {
+            [one] => return Ok((*one).clone()),
+            [] => {}
+            _ => {
+                return Err(EngineError::InvalidParameter(format!(
+                    "multiple IDs found with provided prefix: {input}"
+                )))
+            }
+        }
+    }
+    Err(EngineError::NotFound(format!("No such container: {input}")))
+}
+
+/// One request line to a monitor, one answer line back.
+async fn monitor_request(socket: &Path, request: &Value) -> Result<String, String> {
+    let mut stream = tokio::net::UnixStream::connect(socket)
+        .await
+        .map_err(|e| format!("container monitor: {e}"))?;
+    let mut line = serde_json::to_vec(request).unwrap_or_default();
+    line.push(b'\n');
+    stream
+        .write_all(&line)
+        .await
+        .map_err(|e| format!("container monitor: {e}"))?;
+    let mut reader = tokio::io::BufReader::new(stream);
+    let mut answer = String::new();
+    reader
+        .read_line(&mut answer)
+        .await
+        .map_err(|e| format!("container monitor: {e}"))?;
+    if answer.is_empty() {
+        return Err("container monitor closed the connection".into());
+    }
+    Ok(answer)
+}
+
+fn strings(a: &[Value]) -> Vec<String> {
+    a.iter()
+        .filter_map(|v| v.as_str().map(str::to_string))
+        .collect()
+}
+
+fn valid_name(name: &str) -> bool {
+    let b = name.as_bytes();
+    b.len() >= 2
+        && b[0].is_ascii_alphanumeric()
+        && b[1..]
+            .iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
+}
+
+fn random_id() -> String {
+    let mut bytes = [0u8; 32];
+    if let Ok(mut f) = fs::File::open("/dev/urandom") {
+        let _ = f.read_exact(&mut bytes);
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// `pier-runtime` next to pierd's own binary, else the name (looked up in PATH).
+fn find_runtime(name: &str) -> PathBuf {
+    if let Ok(exe) = std::env::current_exe() {
+        if let Some(dir) = exe.parent() {
+            let beside = dir.join(name);
+            if beside.is_file() {
+                return beside;
+            }
+        }
+    }
+    PathBuf::from(name)
+}
+
+/// A signal by name (`SIGTERM`, `TERM`) or number; 0 is refused.
+pub fn parse_signal(text: &str) -> Result<i32, EngineError> {
+    pier_runtime::process::signal_number(text)
+        .filter(|n| *n > 0)
+        .ok_or_else(|| EngineError::InvalidParameter(format!("Invalid signal: {text}")))
+}
+
+/// `10m`, `1g`, `512k`, plain bytes.
+fn parse_size(text: &str) -> Result<u64, EngineError> {
+    let t = text.trim().to_ascii_lowercase();
+    let (num, mult) = match t.chars().last() {
+        Some('k') => (&t[..t.len() - 1], 1u64 << 10),
+        Some('m') => (&t[..t.len() - 1], 1 << 20),
+        Some('g') => (&t[..t.len() - 1], 1 << 30),
+        _ => (t.as_str(), 1),
+    };
+    num.trim_end_matches('b')
+        .parse::<u64>()
+        .map(|n| n * mult)
+        .map_err(|_| EngineError::InvalidParameter(format!("invalid size: '{text}'")))
+}
+
+/// `/etc/hostname`, `/etc/hosts`, `/etc/resolv.conf` for the container, as Docker
+/// writes them (no network yet: loopback only; the host's resolvers).
+fn write_etc_files(c: &Container, dir: &Path) -> Result<Vec<(String, PathBuf)>, EngineError> {
+    let hostname = dir.join("hostname");
+    fs::write(&hostname, format!("{}\n", c.hostname)).map_err(|e| internal("write hostname", e))?;
+    let mut hosts_text = String::from(
+        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n",
+    );
+    for extra in c.host_config["ExtraHosts"].as_array().into_iter().flatten() {
+        if let Some((name, ip)) = extra.as_str().and_then(|s| s.split_once(':')) {
+            hosts_text.push_str(&format!("{ip}\t{name}\n"));
+        }
+    }
+    let hosts = dir.join("hosts");
+    fs::write(&hosts, hosts_text).map_err(|e| internal("write hosts", e))?;
+    let mut resolv = String::new();
+    let dns = c.host_config["Dns"].as_array().cloned().unwrap_or_default();
+    if dns.is_empty() {
+        let host = fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+        for line in host.lines() {
+            // Loopback resolvers of the host are unreachable from the container.
+            let loopback =
+                line.starts_with("nameserver 127.") || line.starts_with("nameserver ::1");
+            if !loopback {
+                resolv.push_str(line);
+                resolv.push('\n');
+            }
+        }
+    } else {
+        for d in dns.iter().filter_map(|d| d.as_str()) {
+            resolv.push_str(&format!("nameserver {d}\n"));
+        }
+    }
+    for s in c.host_config["DnsSearch"].as_array().into_iter().flatten() {
+        if let Some(s) = s.as_str() {
+            resolv.push_str(&format!("search {s}\n"));
+        }
+    }
+    let resolv_path = dir.join("resolv.conf");
+    fs::write(&resolv_path, resolv).map_err(|e| internal("write resolv.conf", e))?;
+    Ok(vec![
+        ("hostname".into(), hostname),
+        ("hosts".into(), hosts),
+        ("resolv.conf".into(), resolv_path),
+    ])
+}
+
+/// Reads a file of the container's rootfs, resolving the path inside it.
+fn read_in_root(root: &Path, path: &str) -> Option<String> {
+    let dir = rustix::fs::open(
+        root,
+        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .ok()?;
+    let fd = rustix::fs::openat2(
+        dir.as_fd(),
+        path,
+        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+        rustix::fs::ResolveFlags::IN_ROOT,
+    )
+    .ok()?;
+    let mut text = String::new();
+    fs::File::from(fd).read_to_string(&mut text).ok()?;
+    Some(text)
+}
+
+/// `User` (`name`, `uid`, `name:group`, `uid:gid`) → uid, gid, supplementary gids,
+/// looked up in the container's `/etc/passwd` and `/etc/group`.
+fn resolve_user(rootfs: &Path, user: &str) -> Result<(u32, u32, Vec<u32>), EngineError> {
+    if user.is_empty() {
+        return Ok((0, 0, Vec::new()));
+    }
+    let (u, g) = match user.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (user, None),
+    };
+    let passwd = read_in_root(rootfs, "etc/passwd").unwrap_or_default();
+    let group = read_in_root(rootfs, "etc/group").unwrap_or_default();
+    let entry = passwd.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        (f.len() >= 4 && (f[0] == u || f[2] == u)).then(|| {
+            (
+                f[0].to_string(),
+                f[2].parse::<u32>().ok(),
+                f[3].parse::<u32>().ok(),
+            )
+        })
+    });
+    let (user_name, uid, mut gid) = match (entry, u.parse::<u32>()) {
+        (Some((name, Some(uid), gid)), _) => (Some(name), uid, gid.unwrap_or(0)),
+        (_, Ok(uid)) => (None, uid, 0),
+        _ => {
+            return Err(EngineError::InvalidParameter(format!(
+                "unable to find user {u}: no matching entries in passwd file"
+            )))
+        }
+    };
+    if let Some(g) = g {
+        gid = match g.parse::<u32>() {
+            Ok(n) => n,
+            Err(_) => group
+                .lines()
+                .find_map(|l| {
+                    let f: Vec<&str> = l.split(':').collect();
+                    (f.len() >= 3 && f[0] == g)
+                        .then(|| f[2].parse::<u32>().ok())
+                        .flatten()
+                })
+                .ok_or_else(|| {
+                    EngineError::InvalidParameter(format!(
+                        "unable to find group {g}: no matching entries in group file"
+                    ))
+                })?,
+        };
+    }
+    let mut additional = Vec::new();
+    if let Some(name) = user_name {
+        for l in group.lines() {
+            let f: Vec<&str> = l.split(':').collect();
+            if f.len() >= 4 && f[3].split(',').any(|m| m == name) {
+                if let Ok(n) = f[2].parse::<u32>() {
+                    if n != gid {
+                        additional.push(n);
+                    }
+                }
+            }
+        }
+    }
+    Ok((uid, gid, additional))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signals() {
+        assert_eq!(parse_signal("SIGTERM").unwrap(), 15);
+        assert_eq!(parse_signal("kill").unwrap(), 9);
+        assert_eq!(parse_signal("10").unwrap(), 10);
+        assert!(parse_signal("SIGNOPE").is_err());
+        assert!(parse_signal("0").is_err());
+    }
+
+    #[test]
+    fn names() {
+        assert!(valid_name("web-1.a_b"));
+        assert!(!valid_name("-x"));
+        assert!(!valid_name("a"));
+        assert!(!valid_name("a/b"));
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("10m").unwrap(), 10 << 20);
+        assert_eq!(parse_size("512").unwrap(), 512);
+        assert!(parse_size("x").is_err());
+    }
+
+    #[test]
+    fn users_from_the_rootfs() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir_all(dir.path().join("etc")).unwrap();
+        fs::write(
+            dir.path().join("etc/passwd"),
+            "root:x:0:0::/root:/bin/sh\nnobody:x:65534:65534::/:/bin/false\n",
+        )
+        .unwrap();
+        fs::write(
+            dir.path().join("etc/group"),
+            "root:x:0:\nwheel:x:10:nobody\n",
+        )
+        .unwrap();
+        assert_eq!(resolve_user(dir.path(), "").unwrap(), (0, 0, vec![]));
+        assert_eq!(
+            resolve_user(dir.path(), "nobody").unwrap(),
+            (65534, 65534, vec![10])
+        );
+        assert_eq!(
+            resolve_user(dir.path(), "1000:wheel").unwrap(),
+            (1000, 10, vec![])
+        );
+        assert!(resolve_user(dir.path(), "ghost").is_err());
+    }
+}

@@ -1,0 +1,312 @@
+//! Test harness for pierd: a daemon of the test's own (temp data root, exec root and
+//! socket), driven with the real `docker` CLI.
+//!
+//! [`Pierd`] is stopped by its pid (SIGTERM, then SIGKILL) and its directories are
+//! removed when it is dropped, also when the test panics. [`Engine`] is what a
+//! scenario needs from a daemon, so one script can run against pierd and against a
+//! real dockerd ([`pier_testsupport::IsolatedDockerd`]) and the outputs be compared.
+
+#![allow(dead_code)]
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use pier_testsupport::{mounts_below, wait_deadline, Daemon, IsolatedDockerd, Out};
+
+/// The docker CLI the tests drive.
+pub const DOCKER: &str = "/usr/local/bin/docker";
+
+/// How long one docker command may take.
+pub const CMD_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// What a scenario needs from a daemon: a `docker` command talking to it.
+pub trait Engine {
+    /// A `docker` command with `DOCKER_HOST` and an isolated `DOCKER_CONFIG` set.
+    fn command(&self) -> Command;
+
+    /// Runs `docker <args>` with stdin closed, bounded by [`CMD_TIMEOUT`].
+    fn docker(&self, args: &[&str]) -> Out {
+        let mut cmd = self.command();
+        cmd.args(args);
+        pier_testsupport::run(&mut cmd, CMD_TIMEOUT).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`docker`](Self::docker), panicking unless it exited 0; returns stdout.
+    fn docker_ok(&self, args: &[&str]) -> String {
+        match self.docker(args).ok() {
+            Ok(out) => out.stdout,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// Runs `docker <args>` with the file `stdin` as its standard input.
+    fn docker_with_stdin(&self, args: &[&str], stdin: &Path) -> Out {
+        let input = File::open(stdin).unwrap_or_else(|e| panic!("{}: {e}", stdin.display()));
+        let mut cmd = self.command();
+        cmd.args(args);
+        run_with_stdin(&mut cmd, Stdio::from(input))
+    }
+}
+
+/// Runs `cmd` with `stdin`, output through files, killed at [`CMD_TIMEOUT`].
+pub fn run_with_stdin(cmd: &mut Command, stdin: Stdio) -> Out {
+    let desc = pier_testsupport::describe(cmd);
+    let out = tempfile::tempfile().expect("temp file");
+    let err = tempfile::tempfile().expect("temp file");
+    let mut child = cmd
+        .stdin(stdin)
+        .stdout(out.try_clone().expect("dup"))
+        .stderr(err.try_clone().expect("dup"))
+        .spawn()
+        .unwrap_or_else(|e| panic!("{desc}: cannot spawn: {e}"));
+    let status = wait_deadline(&mut child, CMD_TIMEOUT);
+    let stdout = read_all(out);
+    let stderr = read_all(err);
+    match status {
+        Some(s) => Out {
+            desc,
+            code: s.code(),
+            stdout,
+            stderr,
+        },
+        None => panic!(
+            "{desc}: timed out after {CMD_TIMEOUT:?}\n  stdout: {stdout}\n  stderr: {stderr}"
+        ),
+    }
+}
+
+fn read_all(mut f: File) -> String {
+    use std::io::{Read, Seek};
+    let mut v = Vec::new();
+    let _ = f.seek(std::io::SeekFrom::Start(0));
+    let _ = f.read_to_end(&mut v);
+    String::from_utf8_lossy(&v).into_owned()
+}
+
+/// A pierd of the test's own.
+pub struct Pierd {
+    // Drop order: the daemon stops (in `Drop::drop`) before the directory goes.
+    daemon: Daemon,
+    tmp: tempfile::TempDir,
+}
+
+impl Pierd {
+    /// Starts `pierd` with its data root, exec root and socket in a new temp
+    /// directory and waits until `/_ping` answers.
+    pub fn start() -> Pierd {
+        let runtime = Path::new(env!("CARGO_BIN_EXE_pierd")).with_file_name("pier-runtime");
+        assert!(
+            runtime.is_file(),
+            "{} is missing: build it first (cargo build -p pier-runtime)",
+            runtime.display()
+        );
+        let tmp = tempfile::Builder::new()
+            .prefix("pierd-test-")
+            .tempdir()
+            .expect("temp dir");
+        let daemon = spawn_daemon(tmp.path());
+        Pierd { daemon, tmp }
+    }
+
+    /// `kill -9` of the daemon, `down` of nothing, then a new daemon on the same
+    /// roots (live restore).
+    pub fn crash_and_restart(&mut self, down: Duration) {
+        // SAFETY: kill(2) on the pid of the daemon this harness spawned.
+        unsafe { libc::kill(self.daemon.pid(), libc::SIGKILL) };
+        let _ = self.daemon.stop();
+        std::thread::sleep(down);
+        self.daemon = spawn_daemon(self.tmp.path());
+    }
+
+    /// Processes of this daemon's container monitors (their command line names the
+    /// exec root), by pid.
+    pub fn monitor_pids(&self) -> Vec<i32> {
+        let needle = self.exec_root().display().to_string();
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+                continue;
+            };
+            let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+            let text = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            if text.contains(" monitor ") && text.contains(&needle) {
+                out.push(pid);
+            }
+        }
+        out
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.tmp.path()
+    }
+
+    pub fn socket(&self) -> PathBuf {
+        self.dir().join("pier.sock")
+    }
+
+    /// `unix://<socket>`, for DOCKER_HOST.
+    pub fn host(&self) -> String {
+        format!("unix://{}", self.socket().display())
+    }
+
+    pub fn data_root(&self) -> PathBuf {
+        self.dir().join("data")
+    }
+
+    pub fn exec_root(&self) -> PathBuf {
+        self.dir().join("exec")
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.daemon.pid()
+    }
+
+    /// The end of the daemon's log, for failure messages.
+    pub fn log_tail(&self, lines: usize) -> String {
+        self.daemon.log_tail(lines)
+    }
+
+    /// Stops the daemon (SIGTERM, then SIGKILL after 30s); idempotent.
+    pub fn stop(&mut self) -> Option<String> {
+        self.daemon.stop()
+    }
+}
+
+impl Engine for Pierd {
+    fn command(&self) -> Command {
+        let mut c = Command::new(DOCKER);
+        c.env("DOCKER_HOST", self.host())
+            .env("DOCKER_CONFIG", self.dir().join("cli"))
+            .env_remove("DOCKER_CONTEXT")
+            .env_remove("DOCKER_API_VERSION");
+        c
+    }
+}
+
+impl Engine for IsolatedDockerd {
+    fn command(&self) -> Command {
+        let mut c = IsolatedDockerd::command(self);
+        c.env_remove("DOCKER_CONTEXT")
+            .env_remove("DOCKER_API_VERSION");
+        c
+    }
+}
+
+impl Drop for Pierd {
+    fn drop(&mut self) {
+        // Containers outlive pierd by design: remove them first, then make sure no
+        // monitor of ours is left (its container goes with it).
+        if !self.daemon.stopped() {
+            let ids = self.docker(&["ps", "-aq", "--no-trunc"]).stdout;
+            let ids: Vec<&str> = ids.split_whitespace().collect();
+            if !ids.is_empty() {
+                let mut args = vec!["rm", "-f"];
+                args.extend(ids);
+                let _ = self.docker(&args);
+            }
+        }
+        for pid in self.monitor_pids() {
+            eprintln!("warning: container monitor {pid} left behind; killing its container");
+            let init = std::fs::read_to_string(format!("/proc/{pid}/cmdline"))
+                .ok()
+                .and_then(|c| c.split('\0').nth(2).map(str::to_string))
+                .and_then(|cfg| {
+                    std::fs::read_to_string(Path::new(&cfg).with_file_name("init.pid")).ok()
+                })
+                .and_then(|p| p.trim().parse::<i32>().ok());
+            if let Some(init) = init {
+                // SAFETY: kill(2) on the init of a container this test created.
+                unsafe { libc::kill(init, libc::SIGKILL) };
+            }
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while Path::new(&format!("/proc/{pid}")).exists()
+                && std::time::Instant::now() < deadline
+            {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        if let Some(note) = self.daemon.stop() {
+            eprintln!("warning: {note}");
+        }
+        // Whatever the daemon left mounted below its directories must not keep the
+        // temp directory from going.
+        for m in mounts_below(self.tmp.path()) {
+            eprintln!(
+                "warning: pierd left a mount behind, detached: {}",
+                m.display()
+            );
+            if let Ok(c) = std::ffi::CString::new(m.as_os_str().as_encoded_bytes()) {
+                // SAFETY: umount2 takes a NUL-terminated path that outlives the call.
+                unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
+            }
+        }
+    }
+}
+
+fn spawn_daemon(dir: &Path) -> Daemon {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pierd"));
+    cmd.arg("--data-root")
+        .arg(dir.join("data"))
+        .arg("--exec-root")
+        .arg(dir.join("exec"))
+        .arg("-H")
+        .arg(format!("unix://{}", dir.join("pier.sock").display()));
+    let mut daemon =
+        Daemon::spawn("pierd", cmd, dir.join("pierd.log")).unwrap_or_else(|e| panic!("{e}"));
+    let sock = dir.join("pier.sock");
+    daemon
+        .wait_ready(Duration::from_secs(30), || ping(&sock))
+        .unwrap_or_else(|e| panic!("{e}"));
+    daemon
+}
+
+/// Whether `GET /_ping` on the socket answers `OK`.
+fn ping(sock: &Path) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::os::unix::net::UnixStream::connect(sock) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+    if s.write_all(b"GET /_ping HTTP/1.1\r\nHost: pierd\r\nConnection: close\r\n\r\n")
+        .is_err()
+    {
+        return false;
+    }
+    let mut answer = String::new();
+    let _ = s.read_to_string(&mut answer);
+    answer.starts_with("HTTP/1.1 200") && answer.ends_with("OK")
+}
+
+/// A busybox rootfs tar made by `scripts/busybox-rootfs.sh` in `dir`; None (after
+/// printing why, or a panic under `CI`) when busybox or the docker CLI is missing.
+pub fn busybox_rootfs_tar(dir: &Path) -> Option<PathBuf> {
+    if !Path::new(DOCKER).exists() {
+        pier_testsupport::skip("docker CLI", &format!("{DOCKER} is missing"));
+        return None;
+    }
+    if !Path::new("/bin/busybox").exists() {
+        pier_testsupport::skip("busybox rootfs", "/bin/busybox is missing (busybox-static)");
+        return None;
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/busybox-rootfs.sh");
+    let rootfs = dir.join("rootfs");
+    pier_testsupport::run_ok(
+        Command::new("bash").arg(&script).arg(&rootfs),
+        Duration::from_secs(60),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let tar = dir.join("busybox-rootfs.tar");
+    pier_testsupport::run_ok(
+        Command::new("tar")
+            .arg("-C")
+            .arg(&rootfs)
+            .arg("-cf")
+            .arg(&tar)
+            .arg("."),
+        Duration::from_secs(60),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    Some(tar)
+}
