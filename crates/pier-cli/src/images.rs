@@ -275,7 +275,7 @@ fn split_tag(name: &str) -> (&str, &str) {
 }
 
 /// Go's default time format, in UTC: `2024-01-02 03:04:05 +0000 UTC`.
-fn created_at(unix: i64) -> String {
+pub(crate) fn created_at(unix: i64) -> String {
     let text = format_rfc3339(unix, 0);
     format!("{} {} +0000 UTC", &text[..10], &text[11..19])
 }

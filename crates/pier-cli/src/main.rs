@@ -1,9 +1,12 @@
 //! `pier`: Docker's command line for Pier.
 //!
-//! The image commands work directly on the image store under `--data-root` (no
-//! daemon needed). Container commands arrive with `pierd`, and the image commands will
-//! then go through its Engine API like every other command.
+//! Container commands go through pierd's Engine API (`-H`, `PIER_HOST`); with the
+//! default socket and no daemon answering, `pier` starts `pierd` itself. The image
+//! commands still work directly on the image store under `--data-root`, so they need
+//! no daemon (they share the store, and its locks, with a pierd on the same root).
 
+mod client;
+mod containers;
 mod images;
 mod output;
 
@@ -29,6 +32,9 @@ struct Cli {
         value_name = "DIR"
     )]
     data_root: PathBuf,
+    /// Daemon socket to connect to (unix://PATH)
+    #[arg(short = 'H', long = "host", global = true, env = "PIER_HOST", default_value = client::DEFAULT_HOST)]
+    host: String,
     #[command(subcommand)]
     command: Command,
 }
@@ -54,11 +60,49 @@ enum Command {
     Load(images::LoadArgs),
     /// Import the contents from a tarball or directory to create a filesystem image
     Import(images::ImportArgs),
+    /// Create and run a new container from an image
+    Run(containers::RunArgs),
+    /// Create a new container
+    Create(containers::CreateArgs),
+    /// Start one or more stopped containers
+    Start(containers::StartArgs),
+    /// List containers
+    Ps(containers::PsArgs),
+    /// Fetch the logs of a container
+    Logs(containers::LogsArgs),
+    /// Stop one or more running containers
+    Stop(containers::StopArgs),
+    /// Kill one or more running containers
+    Kill(containers::KillArgs),
+    /// Remove one or more containers
+    Rm(containers::RmArgs),
+    /// Block until one or more containers stop, then print their exit codes
+    Wait(containers::NamesArgs),
+    /// Return low-level information on containers or images
+    Inspect(containers::InspectArgs),
+    /// Show the Pier version information
+    Version,
+    /// Display system-wide information
+    Info,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let host = cli.host;
+    let data_root = cli.data_root;
     let command = match cli.command {
+        Command::Run(a) => return with_daemon(&host, &data_root, |c| containers::run(c, a)),
+        Command::Create(a) => return with_daemon(&host, &data_root, |c| containers::create(c, a)),
+        Command::Start(a) => return with_daemon(&host, &data_root, |c| containers::start(c, a)),
+        Command::Ps(a) => return with_daemon(&host, &data_root, |c| containers::ps(c, a)),
+        Command::Logs(a) => return with_daemon(&host, &data_root, |c| containers::logs(c, a)),
+        Command::Stop(a) => return with_daemon(&host, &data_root, |c| containers::stop(c, a)),
+        Command::Kill(a) => return with_daemon(&host, &data_root, |c| containers::kill(c, a)),
+        Command::Rm(a) => return with_daemon(&host, &data_root, |c| containers::rm(c, a)),
+        Command::Wait(a) => return with_daemon(&host, &data_root, |c| containers::wait(c, a)),
+        Command::Inspect(a) => return with_daemon(&host, &data_root, |c| containers::inspect(c, a)),
+        Command::Version => return with_daemon(&host, &data_root, |c| containers::version(c)),
+        Command::Info => return with_daemon(&host, &data_root, |c| containers::info(c)),
         Command::Image { command } => command,
         Command::Images(a) => images::ImageCommand::Ls(a),
         Command::Tag(a) => images::ImageCommand::Tag(a),
@@ -68,10 +112,25 @@ fn main() -> ExitCode {
         Command::Load(a) => images::ImageCommand::Load(a),
         Command::Import(a) => images::ImageCommand::Import(a),
     };
-    match images::run(&cli.data_root, command) {
+    match images::run(&data_root, command) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("Error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs a command against the daemon (started if needed); errors print as docker's.
+fn with_daemon(
+    host: &str,
+    data_root: &std::path::Path,
+    f: impl FnOnce(&client::Client) -> anyhow::Result<ExitCode>,
+) -> ExitCode {
+    match client::Client::connect(host, data_root).and_then(|c| f(&c)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("{e:#}");
             ExitCode::FAILURE
         }
     }
