@@ -105,9 +105,7 @@ impl Client {
         }
         let autostart = std::env::var("PIER_AUTOSTART").is_ok_and(|v| v == "1");
         if host != DEFAULT_HOST && !autostart {
-            bail!(
-                "Cannot connect to the Pier daemon at {host}. Is the pier daemon running?"
-            );
+            bail!("Cannot connect to the Pier daemon at {host}. Is the pier daemon running?");
         }
         start_daemon(&client.socket, data_root)?;
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -132,7 +130,13 @@ impl Client {
         }
     }
 
-    fn open(&self, method: &str, path: &str, body: Option<(&str, &[u8])>, upgrade: bool) -> Result<UnixStream> {
+    fn open(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<(&str, &[u8])>,
+        upgrade: bool,
+    ) -> Result<UnixStream> {
         let mut stream = UnixStream::connect(&self.socket)
             .with_context(|| format!("connecting to {}", self.socket.display()))?;
         let path = if path == "/_ping" {
@@ -140,7 +144,10 @@ impl Client {
         } else {
             format!("/v{CLIENT_API}{path}")
         };
-        let mut head = format!("{method} {path} HTTP/1.1\r\nHost: pier\r\nUser-Agent: pier/{}\r\n", env!("CARGO_PKG_VERSION"));
+        let mut head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: pier\r\nUser-Agent: pier/{}\r\n",
+            env!("CARGO_PKG_VERSION")
+        );
         if upgrade {
             head.push_str("Connection: Upgrade\r\nUpgrade: tcp\r\n");
         } else {
@@ -164,7 +171,12 @@ impl Client {
     }
 
     /// A request with an optional body (content type, bytes).
-    pub fn request(&self, method: &str, path: &str, body: Option<(&str, &[u8])>) -> Result<Response> {
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<(&str, &[u8])>,
+    ) -> Result<Response> {
         let stream = self.open(method, path, body, false)?;
         read_response(stream)
     }
@@ -277,10 +289,15 @@ impl<R: BufRead> Read for Chunked<R> {
             }
             self.left = size;
         }
-        let want = buf.len().min(usize::try_from(self.left).unwrap_or(usize::MAX));
+        let want = buf
+            .len()
+            .min(usize::try_from(self.left).unwrap_or(usize::MAX));
         let n = self.inner.read(&mut buf[..want])?;
         if n == 0 {
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "truncated chunk"));
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "truncated chunk",
+            ));
         }
         self.left -= n as u64;
         Ok(n)
@@ -298,8 +315,12 @@ fn start_daemon(socket: &Path, data_root: &Path) -> Result<()> {
         .filter(|p| p.is_file());
     let program = beside.unwrap_or_else(|| PathBuf::from("pierd"));
     let run_dir = socket.parent().unwrap_or(Path::new("/run/pier"));
-    std::fs::create_dir_all(run_dir)
-        .with_context(|| format!("creating {} (pier needs root to start pierd)", run_dir.display()))?;
+    std::fs::create_dir_all(run_dir).with_context(|| {
+        format!(
+            "creating {} (pier needs root to start pierd)",
+            run_dir.display()
+        )
+    })?;
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)

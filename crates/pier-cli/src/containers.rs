@@ -239,7 +239,9 @@ fn parse_memory(s: &str) -> Result<i64> {
 
 fn restart_policy(s: &str) -> Value {
     match s.split_once(':') {
-        Some((name, n)) => json!({"Name": name, "MaximumRetryCount": n.parse::<i64>().unwrap_or(0)}),
+        Some((name, n)) => {
+            json!({"Name": name, "MaximumRetryCount": n.parse::<i64>().unwrap_or(0)})
+        }
         None => json!({"Name": s, "MaximumRetryCount": 0}),
     }
 }
@@ -329,7 +331,12 @@ fn create_body(a: &CreateArgs, auto_remove: bool, attach: bool) -> Result<Value>
     Ok(body)
 }
 
-fn create_container(client: &Client, a: &CreateArgs, auto_remove: bool, attach: bool) -> Result<String> {
+fn create_container(
+    client: &Client,
+    a: &CreateArgs,
+    auto_remove: bool,
+    attach: bool,
+) -> Result<String> {
     let body = create_body(a, auto_remove, attach)?;
     let path = match &a.name {
         Some(n) => format!("/containers/create?name={}", enc(n)),
@@ -355,7 +362,9 @@ pub fn create(client: &Client, a: CreateArgs) -> Result<ExitCode> {
 
 /// Exit status of `run` when the daemon refused to start the command, as docker's.
 fn start_failure_code(message: &str) -> u8 {
-    if message.contains("executable file not found") || message.contains("no such file or directory") {
+    if message.contains("executable file not found")
+        || message.contains("no such file or directory")
+    {
         127
     } else if message.contains("permission denied") {
         126
@@ -374,7 +383,10 @@ pub fn run(client: &Client, a: RunArgs) -> Result<ExitCode> {
         }
     };
     if a.detach {
-        if let Err(e) = client.request("POST", &format!("/containers/{id}/start"), None)?.check() {
+        if let Err(e) = client
+            .request("POST", &format!("/containers/{id}/start"), None)?
+            .check()
+        {
             eprintln!("pier: {e:#}");
             return Ok(ExitCode::from(start_failure_code(&e.to_string())));
         }
@@ -388,8 +400,15 @@ pub fn run(client: &Client, a: RunArgs) -> Result<ExitCode> {
         if stdin { "&stdin=1" } else { "" }
     ))?;
     let condition = if a.rm { "removed" } else { "next-exit" };
-    let waiter = client.request("POST", &format!("/containers/{id}/wait?condition={condition}"), None)?;
-    if let Err(e) = client.request("POST", &format!("/containers/{id}/start"), None)?.check() {
+    let waiter = client.request(
+        "POST",
+        &format!("/containers/{id}/wait?condition={condition}"),
+        None,
+    )?;
+    if let Err(e) = client
+        .request("POST", &format!("/containers/{id}/start"), None)?
+        .check()
+    {
         eprintln!("pier: {e:#}");
         return Ok(ExitCode::from(start_failure_code(&e.to_string())));
     }
@@ -404,7 +423,9 @@ pub fn run(client: &Client, a: RunArgs) -> Result<ExitCode> {
     let result = waiter.json()?;
     let _ = output.join();
     let code = result["StatusCode"].as_i64().unwrap_or(125);
-    Ok(ExitCode::from(u8::try_from(code.clamp(0, 255)).unwrap_or(125)))
+    Ok(ExitCode::from(
+        u8::try_from(code.clamp(0, 255)).unwrap_or(125),
+    ))
 }
 
 pub fn start(client: &Client, a: StartArgs) -> Result<ExitCode> {
@@ -413,16 +434,30 @@ pub fn start(client: &Client, a: StartArgs) -> Result<ExitCode> {
         if a.attach {
             let info = client.get_json(&format!("/containers/{}/json", enc(c)))?;
             let tty = info["Config"]["Tty"].as_bool() == Some(true);
-            let stream = client.hijack(&format!("/containers/{}/attach?stream=1&stdout=1&stderr=1", enc(c)))?;
-            let waiter = client.request("POST", &format!("/containers/{}/wait?condition=next-exit", enc(c)), None)?;
-            client.request("POST", &format!("/containers/{}/start", enc(c)), None)?.check()?;
+            let stream = client.hijack(&format!(
+                "/containers/{}/attach?stream=1&stdout=1&stderr=1",
+                enc(c)
+            ))?;
+            let waiter = client.request(
+                "POST",
+                &format!("/containers/{}/wait?condition=next-exit", enc(c)),
+                None,
+            )?;
+            client
+                .request("POST", &format!("/containers/{}/start", enc(c)), None)?
+                .check()?;
             let output = thread::spawn(move || demux(stream, tty));
             let result = waiter.json()?;
             let _ = output.join();
             let code = result["StatusCode"].as_i64().unwrap_or(1);
-            return Ok(ExitCode::from(u8::try_from(code.clamp(0, 255)).unwrap_or(1)));
+            return Ok(ExitCode::from(
+                u8::try_from(code.clamp(0, 255)).unwrap_or(1),
+            ));
         }
-        match client.request("POST", &format!("/containers/{}/start", enc(c)), None)?.check() {
+        match client
+            .request("POST", &format!("/containers/{}/start", enc(c)), None)?
+            .check()
+        {
             Ok(_) => println!("{c}"),
             Err(e) => {
                 eprintln!("{e:#}");
@@ -464,23 +499,40 @@ pub fn stop(client: &Client, a: StopArgs) -> Result<ExitCode> {
     if let Some(s) = &a.signal {
         query.push(format!("signal={}", enc(s)));
     }
-    let q = if query.is_empty() { String::new() } else { format!("?{}", query.join("&")) };
+    let q = if query.is_empty() {
+        String::new()
+    } else {
+        format!("?{}", query.join("&"))
+    };
     each(&a.containers, |c| {
-        client.request("POST", &format!("/containers/{}/stop{q}", enc(c)), None)?.check().map(|_| ())
+        client
+            .request("POST", &format!("/containers/{}/stop{q}", enc(c)), None)?
+            .check()
+            .map(|_| ())
     })
 }
 
 pub fn kill(client: &Client, a: KillArgs) -> Result<ExitCode> {
-    let q = a.signal.as_ref().map(|s| format!("?signal={}", enc(s))).unwrap_or_default();
+    let q = a
+        .signal
+        .as_ref()
+        .map(|s| format!("?signal={}", enc(s)))
+        .unwrap_or_default();
     each(&a.containers, |c| {
-        client.request("POST", &format!("/containers/{}/kill{q}", enc(c)), None)?.check().map(|_| ())
+        client
+            .request("POST", &format!("/containers/{}/kill{q}", enc(c)), None)?
+            .check()
+            .map(|_| ())
     })
 }
 
 pub fn rm(client: &Client, a: RmArgs) -> Result<ExitCode> {
     let q = format!("?force={}&v={}", u8::from(a.force), u8::from(a.volumes));
     each(&a.containers, |c| {
-        client.request("DELETE", &format!("/containers/{}{q}", enc(c)), None)?.check().map(|_| ())
+        client
+            .request("DELETE", &format!("/containers/{}{q}", enc(c)), None)?
+            .check()
+            .map(|_| ())
     })
 }
 
@@ -511,14 +563,23 @@ pub fn logs(client: &Client, a: LogsArgs) -> Result<ExitCode> {
         q.push_str(&format!("&since={}", enc(s)));
     }
     let r = client
-        .request("GET", &format!("/containers/{}/logs?{q}", enc(&a.container)), None)?
+        .request(
+            "GET",
+            &format!("/containers/{}/logs?{q}", enc(&a.container)),
+            None,
+        )?
         .check()?;
     demux(r.body, tty)?;
     Ok(ExitCode::SUCCESS)
 }
 
 pub fn inspect(client: &Client, a: InspectArgs) -> Result<ExitCode> {
-    let template = a.format.as_deref().map(Template::parse).transpose().map_err(|e| anyhow!(e))?;
+    let template = a
+        .format
+        .as_deref()
+        .map(Template::parse)
+        .transpose()
+        .map_err(|e| anyhow!(e))?;
     let mut found = Vec::new();
     let mut failed = false;
     for n in &a.names {
@@ -560,7 +621,9 @@ pub fn inspect(client: &Client, a: InspectArgs) -> Result<ExitCode> {
 pub fn ps(client: &Client, a: PsArgs) -> Result<ExitCode> {
     let mut filters: Map<String, Value> = Map::new();
     for f in &a.filter {
-        let (k, v) = f.split_once('=').ok_or_else(|| anyhow!("bad format of filter (expected name=value)"))?;
+        let (k, v) = f
+            .split_once('=')
+            .ok_or_else(|| anyhow!("bad format of filter (expected name=value)"))?;
         filters
             .entry(k.to_string())
             .or_insert_with(|| json!({}))
@@ -568,12 +631,23 @@ pub fn ps(client: &Client, a: PsArgs) -> Result<ExitCode> {
             .map(|m| m.insert(v.to_string(), json!(true)));
     }
     let filters = serde_json::to_string(&filters)?;
-    let list = client.get_json(&format!("/containers/json?all={}&filters={}", u8::from(a.all), enc(&filters)))?;
+    let list = client.get_json(&format!(
+        "/containers/json?all={}&filters={}",
+        u8::from(a.all),
+        enc(&filters)
+    ))?;
     let list = list.as_array().cloned().unwrap_or_default();
     if a.quiet {
         for c in &list {
             let id = c["Id"].as_str().unwrap_or_default();
-            println!("{}", if a.no_trunc { id } else { &id[..12.min(id.len())] });
+            println!(
+                "{}",
+                if a.no_trunc {
+                    id
+                } else {
+                    &id[..12.min(id.len())]
+                }
+            );
         }
         return Ok(ExitCode::SUCCESS);
     }
@@ -582,7 +656,11 @@ pub fn ps(client: &Client, a: PsArgs) -> Result<ExitCode> {
         .map(|c| {
             let id = c["Id"].as_str().unwrap_or_default();
             let command = c["Command"].as_str().unwrap_or_default();
-            let command = if a.no_trunc { command.to_string() } else { ellipsis(command, 20) };
+            let command = if a.no_trunc {
+                command.to_string()
+            } else {
+                ellipsis(command, 20)
+            };
             let names: Vec<String> = c["Names"]
                 .as_array()
                 .into_iter()
@@ -604,7 +682,8 @@ pub fn ps(client: &Client, a: PsArgs) -> Result<ExitCode> {
         })
         .collect();
     let default = "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}";
-    let template = Template::parse(a.format.as_deref().unwrap_or(default)).map_err(|e| anyhow!(e))?;
+    let template =
+        Template::parse(a.format.as_deref().unwrap_or(default)).map_err(|e| anyhow!(e))?;
     let names = |f: &str| match f {
         "ID" => "CONTAINER ID".to_string(),
         "RunningFor" => "CREATED".to_string(),
@@ -619,7 +698,11 @@ pub fn ps(client: &Client, a: PsArgs) -> Result<ExitCode> {
 
 pub fn version(client: &Client) -> Result<ExitCode> {
     let v = client.get_json("/version")?;
-    println!("Client:\n Version:           {}\n API version:       1.50\n OS/Arch:           linux/{}\n", env!("CARGO_PKG_VERSION"), std::env::consts::ARCH);
+    println!(
+        "Client:\n Version:           {}\n API version:       1.50\n OS/Arch:           linux/{}\n",
+        env!("CARGO_PKG_VERSION"),
+        std::env::consts::ARCH
+    );
     println!(
         "Server: {}\n Engine:\n  Version:          {}\n  API version:      {} (minimum version {})\n  OS/Arch:          {}/{}\n  Kernel:           {}",
         v["Platform"]["Name"].as_str().unwrap_or("Pier Engine"),
@@ -635,7 +718,11 @@ pub fn version(client: &Client) -> Result<ExitCode> {
 
 pub fn info(client: &Client) -> Result<ExitCode> {
     let v = client.get_json("/info")?;
-    let s = |k: &str| v[k].as_str().map(str::to_string).unwrap_or_else(|| v[k].to_string());
+    let s = |k: &str| {
+        v[k].as_str()
+            .map(str::to_string)
+            .unwrap_or_else(|| v[k].to_string())
+    };
     println!("Server:");
     println!(" Containers: {}", s("Containers"));
     println!("  Running: {}", s("ContainersRunning"));

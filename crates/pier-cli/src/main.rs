@@ -100,9 +100,11 @@ fn main() -> ExitCode {
         Command::Kill(a) => return with_daemon(&host, &data_root, |c| containers::kill(c, a)),
         Command::Rm(a) => return with_daemon(&host, &data_root, |c| containers::rm(c, a)),
         Command::Wait(a) => return with_daemon(&host, &data_root, |c| containers::wait(c, a)),
-        Command::Inspect(a) => return with_daemon(&host, &data_root, |c| containers::inspect(c, a)),
-        Command::Version => return with_daemon(&host, &data_root, |c| containers::version(c)),
-        Command::Info => return with_daemon(&host, &data_root, |c| containers::info(c)),
+        Command::Inspect(a) => {
+            return with_daemon(&host, &data_root, |c| containers::inspect(c, a))
+        }
+        Command::Version => return with_daemon(&host, &data_root, containers::version),
+        Command::Info => return with_daemon(&host, &data_root, containers::info),
         Command::Image { command } => command,
         Command::Images(a) => images::ImageCommand::Ls(a),
         Command::Tag(a) => images::ImageCommand::Tag(a),

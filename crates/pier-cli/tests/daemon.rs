@@ -108,7 +108,10 @@ impl Drop for Setup {
 
 fn rootfs_tar(dir: &Path) -> Option<Vec<u8>> {
     if !Path::new("/bin/busybox").exists() {
-        assert!(std::env::var_os("CI").is_none(), "busybox-static is missing");
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "busybox-static is missing"
+        );
         eprintln!("skipped: /bin/busybox is missing");
         return None;
     }
@@ -142,7 +145,15 @@ fn pier_starts_pierd_and_runs_containers() {
     assert!(Path::new(&format!("/proc/{pid}")).exists());
 
     let out = s.run(
-        &["run", "--name", "c1", "busybox", "sh", "-c", "echo out; echo err >&2; exit 3"],
+        &[
+            "run",
+            "--name",
+            "c1",
+            "busybox",
+            "sh",
+            "-c",
+            "echo out; echo err >&2; exit 3",
+        ],
         b"",
     );
     assert_eq!(out.status.code(), Some(3));
@@ -158,8 +169,14 @@ fn pier_starts_pierd_and_runs_containers() {
     assert_eq!(id.trim().len(), 64);
     let ps = s.ok(&["ps"]);
     let rows: Vec<&str> = ps.lines().collect();
-    assert!(rows[0].starts_with("CONTAINER ID   IMAGE     COMMAND"), "{ps}");
-    assert!(rows[1].contains("\"sleep 1000\"") && rows[1].ends_with("bg"), "{ps}");
+    assert!(
+        rows[0].starts_with("CONTAINER ID   IMAGE     COMMAND"),
+        "{ps}"
+    );
+    assert!(
+        rows[1].contains("\"sleep 1000\"") && rows[1].ends_with("bg"),
+        "{ps}"
+    );
     assert_eq!(s.ok(&["ps", "-a", "--format", "{{.Names}}"]), "bg\nc1\n");
     assert_eq!(
         s.ok(&["inspect", "-f", "{{.State.Status}}", "bg"]),
