@@ -1,45 +1,43 @@
 #!/usr/bin/env bash
-# The main job: make a busybox image with `pier import`, list it, and run a container
-# from its overlay snapshot with pier-runtime.
+# The main job: a busybox image made with `pier import`, then containers with `pier run`:
+# pier starts its daemon (pierd) by itself, which runs them with pier-runtime.
+# Everything lives in a temp dir (socket, data root, exec root) and goes at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "demo: run as root" >&2; exit 1; }
 
 scripts/setup.sh
-cargo build --release -p pier-runtime -p pier-cli
-rt=$PWD/target/release/pier-runtime
+cargo build --release -p pier-cli -p pierd -p pier-runtime
 pier=$PWD/target/release/pier
 work=$(mktemp -d /tmp/pier-demo.XXXXXX)
-bundle=$work/bundle
 cleanup() {
-    umount "$bundle/rootfs" 2>/dev/null || true
+    if [ -f "$work/pierd.pid" ]; then
+        "$pier" rm -f demo-web >/dev/null 2>&1 || true
+        kill "$(cat "$work/pierd.pid")" 2>/dev/null || true
+        sleep 1
+    fi
     rm -rf "$work"
 }
 trap cleanup EXIT
-export PIER_DATA_ROOT=$work/data
+# Pier's own socket and roots for the demo; PIER_AUTOSTART lets pier start pierd on a
+# socket other than the default /run/pier/pier.sock.
+export PIER_HOST=unix://$work/pier.sock PIER_DATA_ROOT=$work/data PIER_AUTOSTART=1
 
-# An image from the host's busybox-static, through Pier's image store.
 scripts/busybox-rootfs.sh "$work/rootfs"
 echo "+ pier import -c 'CMD [\"sh\"]' rootfs busybox"
 "$pier" import -c 'CMD ["sh"]' "$work/rootfs" busybox
 echo "+ pier images"
 "$pier" images
-
-# The container's root: an overlay of the image's layer and a fresh upper dir.
-layer=$("$pier" image inspect -f '{{.GraphDriver.Data.UpperDir}}' busybox)
-mkdir -p "$bundle/rootfs" "$work/upper" "$work/overlay-work"
-mount -t overlay overlay \
-    -o "lowerdir=$layer,upperdir=$work/upper,workdir=$work/overlay-work" "$bundle/rootfs"
-(cd "$bundle" && "$rt" spec)
-# Not a terminal, and a command that shows it runs inside a container.
-python3 - "$bundle/config.json" <<'PY'
-import json, sys
-p = sys.argv[1]
-c = json.load(open(p))
-c["process"]["terminal"] = False
-c["process"]["args"] = ["sh", "-c", "echo hello from $(hostname), I am pid $$; id; ls /"]
-c["hostname"] = "pier-demo"
-json.dump(c, open(p, "w"), indent=2)
-PY
-echo "+ pier-runtime run --bundle $bundle demo"
-"$rt" --root "$work/state" run --bundle "$bundle" "pier-demo-$$"
+echo "+ pier run --rm busybox sh -c '...'     (starts pierd)"
+"$pier" run --rm --hostname pier-demo busybox \
+    sh -c 'echo hello from $(hostname), I am pid $$; id; ls /'
+echo "+ pier run -d --name demo-web busybox sh -c 'while true; do date; sleep 1; done'"
+"$pier" run -d --name demo-web busybox sh -c 'while true; do date; sleep 1; done'
+sleep 2
+echo "+ pier ps"
+"$pier" ps
+echo "+ pier logs demo-web"
+"$pier" logs demo-web
+echo "+ pier stop -t 1 demo-web && pier rm demo-web"
+"$pier" stop -t 1 demo-web
+"$pier" rm demo-web

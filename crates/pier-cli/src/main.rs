@@ -33,7 +33,7 @@ struct Cli {
     )]
     data_root: PathBuf,
     /// Daemon socket to connect to (unix://PATH)
-    #[arg(short = 'H', long = "host", global = true, env = "PIER_HOST", default_value = client::DEFAULT_HOST)]
+    #[arg(short = 'H', long = "host", env = "PIER_HOST", default_value = client::DEFAULT_HOST)]
     host: String,
     #[command(subcommand)]
     command: Command,
@@ -135,5 +135,16 @@ fn with_daemon(
             eprintln!("{e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// clap's own consistency checks (e.g. a short flag used twice) over every command.
+    #[test]
+    fn command_line_is_consistent() {
+        super::Cli::command().debug_assert();
     }
 }

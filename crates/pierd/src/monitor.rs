@@ -587,7 +587,7 @@ fn send_exit(stream: &UnixStream, status: &ExitStatus) {
 }
 
 /// The last error the runtime logged (its `--log-format json` lines).
-fn runtime_error(log: &Path) -> Option<String> {
+pub(crate) fn runtime_error(log: &Path) -> Option<String> {
     let text = fs::read_to_string(log).ok()?;
     text.lines().rev().find_map(|l| {
         let v: serde_json::Value = serde_json::from_str(l).ok()?;
@@ -599,7 +599,7 @@ fn runtime_error(log: &Path) -> Option<String> {
     })
 }
 
-fn receive_fd(stream: &UnixStream) -> Result<OwnedFd, String> {
+pub(crate) fn receive_fd(stream: &UnixStream) -> Result<OwnedFd, String> {
     use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
     let mut space = [std::mem::MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(1))];
     let mut control = RecvAncillaryBuffer::new(&mut space);

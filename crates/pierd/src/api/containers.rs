@@ -32,7 +32,6 @@ pub fn routes() -> Router<AppState> {
         .route("/containers/{id}/wait", post(wait))
         .route("/containers/{id}/attach", post(attach))
         .route("/containers/{id}/logs", get(logs))
-        .route("/containers/{id}/rename", post(rename))
         .route("/containers/{id}", delete(remove))
 }
 
@@ -169,16 +168,6 @@ async fn wait(
         .into_response())
 }
 
-async fn rename(
-    State(_d): State<AppState>,
-    Path(_id): Path<String>,
-) -> Result<StatusCode, ApiError> {
-    Err(ApiError::new(
-        StatusCode::NOT_IMPLEMENTED,
-        "renaming containers is not supported yet",
-    ))
-}
-
 async fn prune(State(d): State<AppState>) -> Result<Json<Value>, ApiError> {
     let mut deleted = Vec::new();
     for c in d.engine.list() {
@@ -200,7 +189,7 @@ fn status_text(c: &Container) -> String {
         .map_or(0, |d| d.as_secs() as i64);
     let since = |t: &str| pier_image::time::parse_rfc3339(t).map_or(0, |(s, _)| now - s);
     match c.state.status.as_str() {
-        "running" if c.state.paused => {
+        "running" | "paused" if c.state.paused => {
             format!(
                 "Up {} (Paused)",
                 pier_image::time::human_duration(since(&c.state.started_at))
@@ -209,6 +198,11 @@ fn status_text(c: &Container) -> String {
         "running" => format!(
             "Up {}",
             pier_image::time::human_duration(since(&c.state.started_at))
+        ),
+        "restarting" => format!(
+            "Restarting ({}) {} ago",
+            c.state.exit_code,
+            pier_image::time::human_duration(since(&c.state.finished_at))
         ),
         "exited" => format!(
             "Exited ({}) {} ago",
@@ -467,11 +461,6 @@ async fn attach(
     let want_stdin = flag(&q, "stdin");
     let on_upgrade = hyper::upgrade::on(&mut req);
     let tty = c.config["Tty"].as_bool() == Some(true);
-    let content_type = if tty {
-        "application/vnd.docker.raw-stream"
-    } else {
-        "application/vnd.docker.multiplexed-stream"
-    };
     tokio::spawn(async move {
         let Ok(upgraded) = on_upgrade.await else {
             return;
@@ -513,13 +502,7 @@ async fn attach(
             () = from_client => {}
         }
     });
-    Response::builder()
-        .status(StatusCode::SWITCHING_PROTOCOLS)
-        .header(header::CONTENT_TYPE, content_type)
-        .header(header::CONNECTION, "Upgrade")
-        .header(header::UPGRADE, "tcp")
-        .body(Body::empty())
-        .map_err(|e| ApiError::internal(e.to_string()))
+    super::hijack_response(tty)
 }
 
 #[derive(Debug, Deserialize)]

@@ -5,8 +5,10 @@
 //! the version asked for is handed to handlers as [`ApiVersion`] (unprefixed requests
 //! get the newest). Errors are Docker's: a status code and `{"message": "..."}`.
 
+pub mod container_ops;
 pub mod containers;
 pub mod error;
+pub mod exec;
 pub mod images;
 pub mod system;
 
@@ -53,6 +55,8 @@ pub fn service(daemon: Arc<Daemon>) -> Router {
         .merge(system::routes())
         .merge(images::routes())
         .merge(containers::routes())
+        .merge(container_ops::routes())
+        .merge(exec::routes())
         .fallback(not_found)
         .with_state(daemon);
     // `Router::layer` would run after routing; the prefix must go before it.
@@ -60,6 +64,23 @@ pub fn service(daemon: Arc<Daemon>) -> Router {
         .layer(axum::middleware::from_fn(strip_version))
         .service(routes);
     Router::new().fallback_service(versioned)
+}
+
+/// The answer that hands the connection over to a raw stream (attach, exec start):
+/// 101 with `Upgrade: tcp` and Docker's stream content type.
+pub(crate) fn hijack_response(tty: bool) -> Result<Response, ApiError> {
+    let content_type = if tty {
+        "application/vnd.docker.raw-stream"
+    } else {
+        "application/vnd.docker.multiplexed-stream"
+    };
+    Response::builder()
+        .status(StatusCode::SWITCHING_PROTOCOLS)
+        .header(axum::http::header::CONTENT_TYPE, content_type)
+        .header(axum::http::header::CONNECTION, "Upgrade")
+        .header(axum::http::header::UPGRADE, "tcp")
+        .body(axum::body::Body::empty())
+        .map_err(|e| ApiError::internal(e.to_string()))
 }
 
 async fn not_found(uri: Uri) -> ApiError {

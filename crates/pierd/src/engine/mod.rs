@@ -6,6 +6,8 @@
 //! learns about exits from each monitor (or, if it was down, from the exit file the
 //! monitor leaves).
 
+pub mod exec;
+mod ops;
 pub mod spec;
 pub mod store;
 
@@ -91,6 +93,24 @@ pub struct Container {
     pub hostname: String,
     /// The runtime that runs it (a name of the daemon's runtimes).
     pub runtime: String,
+    /// `started_at` of the run the user stopped or killed (Docker's
+    /// `HasBeenManuallyStopped`, which the next start clears): `unless-stopped` does not
+    /// restart it.
+    #[serde(default)]
+    pub manual_stop_run: String,
+    /// `started_at` of the run a stop (or a kill with SIGKILL or the stop signal) ends
+    /// (Docker's `ExitOnNext`): no policy restarts it.
+    #[serde(default)]
+    pub exit_on_next_run: String,
+    /// The current run was started by the restart policy (not by the user).
+    #[serde(default)]
+    pub policy_start: bool,
+    /// The restart policy's back-off, in milliseconds (memory only, as in Docker).
+    #[serde(skip)]
+    pub restart_backoff_ms: u64,
+    /// Generation of the pending policy restart; a stop or kill bumps it to cancel.
+    #[serde(skip)]
+    pub restart_gen: u64,
 }
 
 impl Container {
@@ -133,6 +153,8 @@ pub struct Engine {
     inner: Mutex<HashMap<String, Entry>>,
     runtimes: HashMap<String, PathBuf>,
     default_runtime: String,
+    /// `docker exec` instances (memory only).
+    execs: exec::ExecStore,
 }
 
 impl std::fmt::Debug for Engine {
@@ -185,6 +207,7 @@ impl Engine {
             inner: Mutex::new(HashMap::new()),
             runtimes,
             default_runtime: config.default_runtime.clone(),
+            execs: exec::ExecStore::default(),
         });
         let records = engine.store.load_all()?;
         {
@@ -204,7 +227,32 @@ impl Engine {
                 );
             }
         }
+        engine.remove_orphans();
         Ok(engine)
+    }
+
+    /// Removes what a create interrupted by a crash left before its record was written:
+    /// container snapshots and directories no record names.
+    fn remove_orphans(&self) {
+        let known: std::collections::HashSet<String> = self.lock().keys().cloned().collect();
+        if let Ok(snapshots) = self.images.snapshots().list() {
+            for info in snapshots {
+                if let Some(id) = info.name.strip_prefix("container-") {
+                    if !known.contains(id) {
+                        let _ = self.images.snapshots().remove(&info.name);
+                    }
+                }
+            }
+        }
+        let dir = self.data_root.join("containers");
+        for entry in fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if !known.contains(&name) {
+                let rootfs = entry.path().join("rootfs");
+                let _ = rustix::mount::unmount(&rootfs, rustix::mount::UnmountFlags::DETACH);
+                let _ = fs::remove_dir_all(entry.path());
+            }
+        }
     }
 
     /// Reconnects to the monitors of containers that were running (live restore), and
@@ -213,7 +261,7 @@ impl Engine {
         let running: Vec<String> = self
             .lock()
             .values()
-            .filter(|e| e.c.state.running)
+            .filter(|e| e.c.state.running && !e.c.state.restarting)
             .map(|e| e.c.id.clone())
             .collect();
         for id in running {
@@ -221,6 +269,8 @@ impl Engine {
             let engine = self.clone();
             tokio::spawn(async move { engine.watch_exit(id, socket).await });
         }
+        // Restart policies: what should run again is started (after the live ones).
+        self.restart_on_boot();
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
@@ -342,6 +392,7 @@ impl Engine {
         }
         // Validate what the spec will need now, not at start.
         spec::capabilities(&host_config)?;
+        ops::validate_restart_policy(&host_config)?;
 
         let images = self.images.clone();
         let lookup = image_name.clone();
@@ -449,6 +500,11 @@ impl Engine {
             snapshot_key: snapshot_key.clone(),
             hostname,
             runtime,
+            manual_stop_run: String::new(),
+            exit_on_next_run: String::new(),
+            policy_start: false,
+            restart_backoff_ms: 0,
+            restart_gen: 0,
         };
         let result = (|| {
             fs::create_dir_all(self.data_dir(&id))
@@ -515,6 +571,11 @@ impl Engine {
     /// `POST /containers/{id}/start`.
     pub async fn start(self: &Arc<Self>, input: &str) -> Result<(), EngineError> {
         let c = self.get(input)?;
+        if c.state.paused {
+            return Err(EngineError::Conflict(
+                "cannot start a paused container, try unpause instead".into(),
+            ));
+        }
         if c.state.running {
             return Err(EngineError::NotModified);
         }
@@ -743,8 +804,9 @@ impl Engine {
             serde_json::to_vec(&monitor).unwrap_or_default(),
         )
         .map_err(|e| internal("write monitor.json", e))?;
-        let exe = std::env::current_exe().map_err(|e| internal("locate pierd", e))?;
-        let mut child = Command::new(exe)
+        // /proc/self/exe, not the path: still runs when the binary was replaced on
+        // disk (an upgrade) while pierd runs.
+        let mut child = Command::new("/proc/self/exe")
             .arg("monitor")
             .arg(&monitor_file)
             .stdin(Stdio::null())
@@ -802,6 +864,7 @@ impl Engine {
     async fn on_exit(self: &Arc<Self>, id: &str, status: ExitStatus) {
         let rootfs = self.data_dir(id).join("rootfs");
         let _ = rustix::mount::unmount(&rootfs, rustix::mount::UnmountFlags::DETACH);
+        let mut restart = None;
         let updated = self.update(id, |c| {
             c.state.status = "exited".into();
             c.state.running = false;
@@ -813,6 +876,9 @@ impl Engine {
             if let Some(e) = &status.error {
                 c.state.error = e.clone();
             }
+            // The restart policy: `restarting` (running, as Docker counts it) until the
+            // back-off has passed.
+            restart = ops::plan_restart(c, status.exit_code);
         });
         if let Some(entry) = self.lock().get(id) {
             entry.events.send_modify(|e| {
@@ -820,6 +886,10 @@ impl Engine {
                 e.last_exit = status.exit_code;
                 e.running = false;
             });
+        }
+        if let (Some((generation, delay)), Ok(_)) = (restart, &updated) {
+            self.schedule_restart(id.to_string(), generation, delay);
+            return;
         }
         if let Ok(c) = updated {
             if c.host_config["AutoRemove"].as_bool() == Some(true) {
@@ -859,9 +929,17 @@ impl Engine {
                 c.id
             )));
         }
+        // A user's kill: no `unless-stopped` restart; with SIGKILL or the stop signal
+        // no restart at all (a pending one is cancelled).
+        if self.mark_user_stop(&c, signal) {
+            return Ok(());
+        }
         self.runtime_command(&c, &["kill", &c.id, &signal.to_string()])
             .await
-            .map(|_| ())
+            .map(|_| ())?;
+        // As in Docker: the signal is delivered once the container is thawed.
+        self.thaw_after_signal(&c).await;
+        Ok(())
     }
 
     /// `POST /containers/{id}/stop`: the stop signal, then SIGKILL after the timeout.
@@ -882,9 +960,13 @@ impl Engine {
             .or_else(|| c.config["StopTimeout"].as_i64())
             .unwrap_or(10);
         let signal = parse_signal(&signal)?;
+        if self.mark_user_stop(&c, 9) {
+            return Ok(());
+        }
         let _ = self
             .runtime_command(&c, &["kill", &c.id, &signal.to_string()])
             .await;
+        self.thaw_after_signal(&c).await;
         let stopped = if timeout < 0 {
             events.wait_for(|e| !e.running).await.is_ok()
         } else {
@@ -957,6 +1039,8 @@ impl Engine {
                 .events(&c.id)
                 .ok_or_else(|| EngineError::NotFound(format!("No such container: {input}")))?;
             let _ = self.runtime_command(&c, &["kill", &c.id, "9"]).await;
+            // A paused container gets the signal once thawed (cgroup v1 freezer).
+            self.thaw_after_signal(&c).await;
             let _ = tokio::time::timeout(Duration::from_secs(10), events.wait_for(|e| !e.running))
                 .await;
         }
@@ -1201,7 +1285,7 @@ fn read_in_root(root: &Path, path: &str) -> Option<String> {
 
 /// `User` (`name`, `uid`, `name:group`, `uid:gid`) → uid, gid, supplementary gids,
 /// looked up in the container's `/etc/passwd` and `/etc/group`.
-fn resolve_user(rootfs: &Path, user: &str) -> Result<(u32, u32, Vec<u32>), EngineError> {
+pub(crate) fn resolve_user(rootfs: &Path, user: &str) -> Result<(u32, u32, Vec<u32>), EngineError> {
     if user.is_empty() {
         return Ok((0, 0, Vec::new()));
     }
