@@ -51,7 +51,7 @@ PIER="$BENCH_REPO/target/release/pier -H unix://$P/pier.sock --data-root $P/data
 DOCKER_PIERD="docker --config $P/cli -H unix://$P/pier.sock"
 $DOCKER_PIERD import -c 'CMD ["sh"]' "$ROOTFS_TAR" busybox >/dev/null || bench_die "import into pierd failed"
 
-CMDS=() NOTES=()
+CMDS=() NOTES=() SKIPPED=()
 for t in "$@"; do
     case $t in
         pier)
@@ -59,7 +59,7 @@ for t in "$@"; do
             NOTES+=("\`pier\`: pier CLI → pierd $(git -C "$BENCH_REPO" rev-parse --short HEAD) (default runtime pier-runtime; monitor per container)") ;;
         docker-cli-pierd)
             CMDS+=(docker-cli-pierd "$DOCKER_PIERD run --rm --network none busybox true")
-            NOTES+=("\`docker-cli-pierd\`: docker CLI $(docker version -f '{{.Client.Version}}' 2>/dev/null) → pierd") ;;
+            NOTES+=("\`docker-cli-pierd\`: docker CLI $(docker --version | cut -d' ' -f3 | tr -d ,) → pierd") ;;
         docker)
             bench_dockerd_start
             "${BENCH_DOCKER_ARGV[@]}" import -c 'CMD ["sh"]' "$ROOTFS_TAR" busybox >/dev/null
@@ -72,14 +72,18 @@ for t in "$@"; do
             PODMAN="podman --root $PM/root --runroot $PM/run --cgroup-manager cgroupfs --runtime runc --storage-driver overlay --events-backend none"
             $PODMAN import -c 'CMD ["sh"]' "$ROOTFS_TAR" busybox >/dev/null || bench_die "podman import failed"
             bench_on_exit "$PODMAN rm -af >/dev/null 2>&1; umount -R '$PM/root/overlay' 2>/dev/null; true"
+            if ! err=$($PODMAN run --rm --network none busybox true 2>&1); then
+                bench_log "skipping podman: it cannot run a container here: $err"
+                SKIPPED+=("podman $(podman --version | cut -d' ' -f3): cannot run a container on this host (${err%%$'\n'*})")
+                continue
+            fi
             CMDS+=(podman "$PODMAN run --rm --network none busybox true")
             NOTES+=("\`podman\`: podman $(podman --version | cut -d' ' -f3) (no daemon; runc; own --root)") ;;
     esac
 done
 bench_log "tools: $*"
 for ((i = 0; i < ${#CMDS[@]}; i += 2)); do
-    # shellcheck disable=SC2086 # command strings split like hyperfine does
-    ${CMDS[$((i + 1))]} >/dev/null || bench_die "${CMDS[$i]}: first run failed"
+    sh -c "${CMDS[$((i + 1))]}" >/dev/null || bench_die "${CMDS[$i]}: first run failed"
 done
 
 bench_compare "$BENCH_TMP/merged.json" "${CMDS[@]}"
@@ -87,6 +91,8 @@ bench_table "$BENCH_TMP/merged.json" docker | sed '1s/^| runtime |/| tool |/' >"
 
 # ---- memory ------------------------------------------------------------------------------
 rss_kib() { awk '/^VmRSS/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
+# Private (not shared with other processes) memory: what one more process really adds.
+uss_kib() { awk '/^Private_(Clean|Dirty)/ { s += $2 } END { print s + 0 }' "/proc/$1/smaps_rollup" 2>/dev/null || echo 0; }
 PIERD_RSS=$(rss_kib "$PIERD_PID")
 MEM_NOTES=("pierd idle: $PIERD_RSS KiB")
 if [ -n "${BENCH__DOCKERD_PID:-}" ]; then
@@ -97,13 +103,14 @@ if [ -n "${BENCH__DOCKERD_PID:-}" ]; then
 fi
 # What one running container adds: its monitor (pier) vs its shim (docker).
 $DOCKER_PIERD run -d --name rss --network none busybox sleep 1000 >/dev/null
-mon=$(pgrep -f "pierd monitor $P/exec" | head -n 1 || true)
-[ -z "$mon" ] || MEM_NOTES+=("pier per running container: monitor $(rss_kib "$mon") KiB (plus the container's own processes)")
+sleep 0.5
+mon=$(pgrep -f "monitor $P/exec" | head -n 1 || true)
+[ -z "$mon" ] || MEM_NOTES+=("pier per running container: monitor RSS $(rss_kib "$mon") KiB, private $(uss_kib "$mon") KiB (plus the container's own processes)")
 $DOCKER_PIERD rm -f rss >/dev/null
 if [ -n "${BENCH__DOCKERD_PID:-}" ]; then
     "${BENCH_DOCKER_ARGV[@]}" run -d --name rss --network none busybox sleep 1000 >/dev/null
     shim=$(pgrep -f "containerd-shim-runc-v2 .*-address $BENCH_TMP/docker" | head -n 1 || pgrep -n containerd-shim || true)
-    [ -z "$shim" ] || MEM_NOTES+=("docker per running container: containerd-shim-runc-v2 $(rss_kib "$shim") KiB")
+    [ -z "$shim" ] || MEM_NOTES+=("docker per running container: containerd-shim-runc-v2 RSS $(rss_kib "$shim") KiB, private $(uss_kib "$shim") KiB")
     "${BENCH_DOCKER_ARGV[@]}" rm -f rss >/dev/null
 fi
 
@@ -115,6 +122,7 @@ fi
     bench_machine_info
     echo "- Tools:"
     for n in "${NOTES[@]}"; do echo "  - $n"; done
+    [ ${#SKIPPED[@]} -eq 0 ] || echo "- Skipped: ${SKIPPED[*]}"
     echo "- Memory (VmRSS):"
     for n in "${MEM_NOTES[@]}"; do echo "  - $n"; done
     echo
