@@ -206,40 +206,7 @@ pub fn list_ids(root: &Path) -> Result<Vec<String>> {
     Ok(ids)
 }
 
-/// RFC 3339 UTC time with nanoseconds, as Go's time.RFC3339Nano prints it.
-pub fn now_rfc3339() -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    format_rfc3339(now.as_secs() as i64, now.subsec_nanos())
-}
-
-pub fn format_rfc3339(secs: i64, nanos: u32) -> String {
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    // Howard Hinnant's civil-from-days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    let frac = if nanos == 0 {
-        String::new()
-    } else {
-        let s = format!(".{nanos:09}");
-        s.trim_end_matches('0').to_string()
-    };
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}{frac}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
+pub use pier_time::{format_rfc3339, now_rfc3339};
 
 /// The user name for a uid from the host's /etc/passwd, as runc's `owner`.
 pub fn owner_name(uid: u32) -> String {
@@ -264,14 +231,5 @@ mod tests {
         assert!(validate_id("").is_err());
         assert!(validate_id("..").is_err());
         assert!(validate_id("a/b").is_err());
-    }
-
-    #[test]
-    fn rfc3339() {
-        assert_eq!(format_rfc3339(0, 0), "1970-01-01T00:00:00Z");
-        assert_eq!(
-            format_rfc3339(1_700_000_000, 500_000_000),
-            "2023-11-14T22:13:20.5Z"
-        );
     }
 }
