@@ -10,7 +10,7 @@ use clap::Args;
 use serde_json::{json, Map, Value};
 
 use crate::client::{demux, Client};
-use crate::output::{ago, ellipsis, render_all, Template};
+use crate::output::{ago, ellipsis, print_inspect, render_all, Template};
 
 /// Flags shared by `run` and `create`.
 #[derive(Debug, Args)]
@@ -599,22 +599,7 @@ pub fn inspect(client: &Client, a: InspectArgs) -> Result<ExitCode> {
         };
         found.push(v);
     }
-    let mut out = io::stdout().lock();
-    match template {
-        Some(t) => {
-            for v in &found {
-                writeln!(out, "{}", t.render(v))?;
-            }
-        }
-        None => {
-            let mut buf = Vec::new();
-            let fmt = serde_json::ser::PrettyFormatter::with_indent(b"    ");
-            let mut ser = serde_json::Serializer::with_formatter(&mut buf, fmt);
-            serde::Serialize::serialize(&found, &mut ser)?;
-            out.write_all(&buf)?;
-            out.write_all(b"\n")?;
-        }
-    }
+    print_inspect(&found, template.as_ref())?;
     Ok(exit(failed))
 }
 

@@ -15,7 +15,7 @@ use pier_image::service::{parse_until, ImageDetails, ImageService, ListFilters, 
 use pier_image::time::format_rfc3339;
 use serde_json::{json, Value};
 
-use crate::output::{ago, ellipsis, human_size, render_all, Template};
+use crate::output::{ago, ellipsis, human_size, print_inspect, render_all, Template};
 
 #[derive(Debug, Subcommand)]
 pub enum ImageCommand {
@@ -338,26 +338,11 @@ fn inspect(svc: &ImageService, args: InspectArgs) -> Result<ExitCode> {
     let mut errors = Vec::new();
     for name in &args.images {
         match svc.inspect(name) {
-            Ok(i) => found.push(i),
+            Ok(i) => found.push(serde_json::to_value(i)?),
             Err(e) => errors.push(e.to_string()),
         }
     }
-    let mut out = io::stdout().lock();
-    match template {
-        Some(t) => {
-            for i in &found {
-                writeln!(out, "{}", t.render(&serde_json::to_value(i)?))?;
-            }
-        }
-        None => {
-            let mut buf = Vec::new();
-            let fmt = serde_json::ser::PrettyFormatter::with_indent(b"    ");
-            let mut ser = serde_json::Serializer::with_formatter(&mut buf, fmt);
-            serde::Serialize::serialize(&found, &mut ser)?;
-            out.write_all(&buf)?;
-            out.write_all(b"\n")?;
-        }
-    }
+    print_inspect(&found, template.as_ref())?;
     for e in &errors {
         eprintln!("Error: {e}");
     }

@@ -212,6 +212,29 @@ fn split_cells(line: &str) -> Vec<String> {
     line.split('\t').map(str::to_string).collect()
 }
 
+/// `inspect`'s output: the objects as a JSON array indented like docker's (4 spaces),
+/// or one rendered template line per object with `--format`.
+pub fn print_inspect(values: &[Value], template: Option<&Template>) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match template {
+        Some(t) => {
+            for v in values {
+                writeln!(out, "{}", t.render(v))?;
+            }
+        }
+        None => {
+            let mut buf = Vec::new();
+            let fmt = serde_json::ser::PrettyFormatter::with_indent(b"    ");
+            let mut ser = serde_json::Serializer::with_formatter(&mut buf, fmt);
+            serde::Serialize::serialize(values, &mut ser).map_err(std::io::Error::other)?;
+            out.write_all(&buf)?;
+            out.write_all(b"\n")?;
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

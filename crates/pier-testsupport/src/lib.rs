@@ -694,7 +694,7 @@ fn remove_cgroup(parent: &str) -> Vec<String> {
 }
 
 /// `dir` and every directory below it, children before parents.
-fn dirs_post_order(dir: &Path) -> Vec<PathBuf> {
+pub fn dirs_post_order(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     if !dir.is_dir() {
         return out;

@@ -204,7 +204,7 @@ impl HostGuard {
     fn thaw(&self) {
         // Frozen processes cannot die; a paused container must be thawed to be killed.
         for h in hierarchies() {
-            for d in walk_post_order(&h.join(&self.cgroup_parent)) {
+            for d in pier_testsupport::dirs_post_order(&h.join(&self.cgroup_parent)) {
                 let state = d.join("freezer.state");
                 if state.exists() {
                     let _ = std::fs::write(&state, "THAWED");
@@ -254,7 +254,7 @@ impl HostGuard {
     fn remove_cgroups(&self) -> Vec<String> {
         let mut problems = Vec::new();
         for h in hierarchies() {
-            for d in walk_post_order(&h.join(&self.cgroup_parent)) {
+            for d in pier_testsupport::dirs_post_order(&h.join(&self.cgroup_parent)) {
                 if let Err(e) = std::fs::remove_dir(&d) {
                     problems.push(format!("cannot remove cgroup {}: {e}", d.display()));
                 }
@@ -293,7 +293,7 @@ impl HostGuard {
                 }
             }
             if path.is_dir() {
-                for d in walk_post_order(path) {
+                for d in pier_testsupport::dirs_post_order(path) {
                     // Sockets of killed shims (in /run/containerd/s): inert once their
                     // process is gone, and this directory did not exist before the run.
                     for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
@@ -348,23 +348,6 @@ fn dir_names(dir: &Path) -> BTreeSet<String> {
                 .collect()
         })
         .unwrap_or_default()
-}
-
-/// `dir` and every directory below it, children before parents.
-fn walk_post_order(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    if !dir.is_dir() {
-        return out;
-    }
-    if let Ok(rd) = std::fs::read_dir(dir) {
-        for e in rd.flatten() {
-            if e.file_type().is_ok_and(|t| t.is_dir()) {
-                out.extend(walk_post_order(&e.path()));
-            }
-        }
-    }
-    out.push(dir.to_path_buf());
-    out
 }
 
 fn net_links() -> BTreeSet<String> {
