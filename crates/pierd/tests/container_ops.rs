@@ -6,18 +6,8 @@ mod common;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{busybox_rootfs_tar, Engine, Pierd};
+use common::{pierd_with_busybox, Engine, Pierd};
 use serde_json::Value;
-
-/// A pierd with a `busybox` image imported; None when the host lacks what it needs.
-fn pierd_with_busybox() -> Option<(Pierd, tempfile::TempDir)> {
-    let work = tempfile::tempdir().unwrap();
-    let tar = busybox_rootfs_tar(work.path())?;
-    let pierd = Pierd::start();
-    let out = pierd.docker_with_stdin(&["import", "-c", "CMD [\"sh\"]", "-", "busybox"], &tar);
-    assert_eq!(out.code, Some(0), "{out:?}");
-    Some((pierd, work))
-}
 
 fn inspect(pierd: &Pierd, name: &str) -> Value {
     let out = pierd.docker_ok(&["inspect", name]);

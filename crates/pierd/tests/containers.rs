@@ -3,30 +3,9 @@
 
 mod common;
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{busybox_rootfs_tar, Engine, Pierd};
-
-/// A pierd with a `busybox` image imported; None when the host lacks what it needs.
-fn pierd_with_busybox() -> Option<(Pierd, tempfile::TempDir)> {
-    let work = tempfile::tempdir().unwrap();
-    let tar = busybox_rootfs_tar(work.path())?;
-    let pierd = Pierd::start();
-    let out = pierd.docker_with_stdin(&["import", "-c", "CMD [\"sh\"]", "-", "busybox"], &tar);
-    assert_eq!(out.code, Some(0), "{out:?}");
-    Some((pierd, work))
-}
-
-fn mounts_under(dir: &Path) -> Vec<String> {
-    let needle = dir.display().to_string();
-    std::fs::read_to_string("/proc/self/mountinfo")
-        .unwrap_or_default()
-        .lines()
-        .filter(|l| l.contains(&needle))
-        .map(str::to_string)
-        .collect()
-}
+use common::{mounts_under, pierd_with_busybox, Engine};
 
 fn pier_cgroups(ids: &[String]) -> Vec<String> {
     let mut found = Vec::new();

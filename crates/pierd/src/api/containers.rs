@@ -195,10 +195,16 @@ fn status_text(c: &Container) -> String {
                 pier_image::time::human_duration(since(&c.state.started_at))
             )
         }
-        "running" => format!(
-            "Up {}",
-            pier_image::time::human_duration(since(&c.state.started_at))
-        ),
+        "running" => {
+            let up = pier_image::time::human_duration(since(&c.state.started_at));
+            match &c.state.health {
+                Some(h) if h.status == crate::engine::health::STARTING => {
+                    format!("Up {up} (health: starting)")
+                }
+                Some(h) => format!("Up {up} ({})", h.status),
+                None => format!("Up {up}"),
+            }
+        }
         "restarting" => format!(
             "Restarting ({}) {} ago",
             c.state.exit_code,
@@ -396,24 +402,29 @@ async fn inspect(
         }
     }
     let log_path = d.engine.log_path(&c.id);
+    let mut state = json!({
+        "Status": c.state.status,
+        "Running": c.state.running,
+        "Paused": c.state.paused,
+        "Restarting": c.state.restarting,
+        "OOMKilled": c.state.oom_killed,
+        "Dead": c.state.dead,
+        "Pid": c.state.pid,
+        "ExitCode": c.state.exit_code,
+        "Error": c.state.error,
+        "StartedAt": c.state.started_at,
+        "FinishedAt": c.state.finished_at,
+    });
+    // Only for a container with a healthcheck (Docker's `State.Health` is nil else).
+    if let Some(h) = &c.state.health {
+        state["Health"] = serde_json::to_value(h).unwrap_or_default();
+    }
     Ok(Json(json!({
         "Id": c.id,
         "Created": c.created,
         "Path": c.path,
         "Args": c.args,
-        "State": {
-            "Status": c.state.status,
-            "Running": c.state.running,
-            "Paused": c.state.paused,
-            "Restarting": c.state.restarting,
-            "OOMKilled": c.state.oom_killed,
-            "Dead": c.state.dead,
-            "Pid": c.state.pid,
-            "ExitCode": c.state.exit_code,
-            "Error": c.state.error,
-            "StartedAt": c.state.started_at,
-            "FinishedAt": c.state.finished_at,
-        },
+        "State": state,
         "Image": c.image_id,
         "ResolvConfPath": data_dir.join("resolv.conf"),
         "HostnamePath": data_dir.join("hostname"),

@@ -5,6 +5,7 @@
 //! the version asked for is handed to handlers as [`ApiVersion`] (unprefixed requests
 //! get the newest). Errors are Docker's: a status code and `{"message": "..."}`.
 
+pub mod archive;
 pub mod container_ops;
 pub mod containers;
 pub mod error;
@@ -55,6 +56,7 @@ pub fn service(daemon: Arc<Daemon>) -> Router {
         .merge(system::routes())
         .merge(images::routes())
         .merge(containers::routes())
+        .merge(archive::routes())
         .merge(container_ops::routes())
         .merge(exec::routes())
         .fallback(not_found)

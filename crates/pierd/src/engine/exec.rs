@@ -122,7 +122,7 @@ fn failure_code(message: &str) -> i32 {
 }
 
 /// The runtime's error as dockerd words it (runc's prefix, containerd's suffix).
-fn docker_exec_error(message: &str) -> String {
+pub(super) fn docker_exec_error(message: &str) -> String {
     let mut m = message.trim();
     for prefix in [
         "container init: ",
@@ -401,12 +401,7 @@ impl Engine {
         };
         let dir = self.exec_dir(&cfg.container_id);
         let short = &id[..12];
-        let files = ExecFiles {
-            process: dir.join(format!("exec-{short}.json")),
-            pid: dir.join(format!("exec-{short}.pid")),
-            log: dir.join(format!("exec-{short}.log")),
-            console: dir.join(format!("exec-{short}.sock")),
-        };
+        let files = ExecFiles::new(&dir, &format!("exec-{short}"));
         let code = match self.exec_spawn(&id, &cfg, &files, client_r, &tx).await {
             Ok(code) => code,
             Err(message) => {
@@ -431,8 +426,8 @@ impl Engine {
     }
 
     /// Spawns the runtime, relays until the process ends; Ok(exit code) or Err(why it
-    /// could not start).
-    async fn exec_spawn<R>(
+    /// could not start). Also runs healthcheck probes ([`super::health`]).
+    pub(super) async fn exec_spawn<R>(
         &self,
         id: &str,
         cfg: &ExecConfig,
@@ -663,15 +658,25 @@ fn runtime_failure(log: &Path, status: std::process::ExitStatus) -> String {
 }
 
 /// The files of one running exec, beside the container's bundle.
-struct ExecFiles {
-    process: PathBuf,
-    pid: PathBuf,
-    log: PathBuf,
-    console: PathBuf,
+pub(super) struct ExecFiles {
+    pub(super) process: PathBuf,
+    pub(super) pid: PathBuf,
+    pub(super) log: PathBuf,
+    pub(super) console: PathBuf,
 }
 
 impl ExecFiles {
-    fn remove(&self) {
+    /// `<prefix>.json|pid|log|sock` in `dir`.
+    pub(super) fn new(dir: &Path, prefix: &str) -> ExecFiles {
+        ExecFiles {
+            process: dir.join(format!("{prefix}.json")),
+            pid: dir.join(format!("{prefix}.pid")),
+            log: dir.join(format!("{prefix}.log")),
+            console: dir.join(format!("{prefix}.sock")),
+        }
+    }
+
+    pub(super) fn remove(&self) {
         for p in [&self.process, &self.pid, &self.log, &self.console] {
             let _ = fs::remove_file(p);
         }

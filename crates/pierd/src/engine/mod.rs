@@ -7,6 +7,7 @@
 //! monitor leaves).
 
 pub mod exec;
+pub mod health;
 mod ops;
 pub mod spec;
 pub mod store;
@@ -69,6 +70,9 @@ pub struct State {
     pub error: String,
     pub started_at: String,
     pub finished_at: String,
+    /// `State.Health`: set once a run with a healthcheck started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<health::Health>,
 }
 
 /// A container's record.
@@ -155,6 +159,8 @@ pub struct Engine {
     default_runtime: String,
     /// `docker exec` instances (memory only).
     execs: exec::ExecStore,
+    /// Healthcheck monitors of running containers (memory only).
+    health: health::Monitors,
 }
 
 impl std::fmt::Debug for Engine {
@@ -208,6 +214,7 @@ impl Engine {
             runtimes,
             default_runtime: config.default_runtime.clone(),
             execs: exec::ExecStore::default(),
+            health: health::Monitors::default(),
         });
         let records = engine.store.load_all()?;
         {
@@ -266,6 +273,7 @@ impl Engine {
             .collect();
         for id in running {
             let socket = self.exec_dir(&id).join("control.sock");
+            self.health_start(&id, true);
             let engine = self.clone();
             tokio::spawn(async move { engine.watch_exit(id, socket).await });
         }
@@ -463,6 +471,7 @@ impl Engine {
                 config["StopSignal"] = json!(s);
             }
         }
+        health::merge_image_healthcheck(&mut config, image_config.healthcheck.as_ref());
         if host_config["NetworkMode"]
             .as_str()
             .unwrap_or_default()
@@ -676,6 +685,7 @@ impl Engine {
             c.state.started_at = pier_image::time::now_rfc3339();
             c.state.finished_at = "0001-01-01T00:00:00Z".into();
         })?;
+        self.health_start(&id, false);
         let engine = self.clone();
         tokio::spawn(async move { engine.watch_exit(id, socket).await });
         Ok(())
@@ -880,6 +890,7 @@ impl Engine {
             // back-off has passed.
             restart = ops::plan_restart(c, status.exit_code);
         });
+        self.health_stop(id);
         if let Some(entry) = self.lock().get(id) {
             entry.events.send_modify(|e| {
                 e.exits += 1;

@@ -310,3 +310,25 @@ pub fn busybox_rootfs_tar(dir: &Path) -> Option<PathBuf> {
     .unwrap_or_else(|e| panic!("{e}"));
     Some(tar)
 }
+
+/// A pierd with a `busybox` image imported (from `busybox_rootfs_tar`); None when the
+/// host lacks what it needs. The temp dir holds the rootfs and tar.
+pub fn pierd_with_busybox() -> Option<(Pierd, tempfile::TempDir)> {
+    let work = tempfile::tempdir().expect("temp dir");
+    let tar = busybox_rootfs_tar(work.path())?;
+    let pierd = Pierd::start();
+    let out = pierd.docker_with_stdin(&["import", "-c", "CMD [\"sh\"]", "-", "busybox"], &tar);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    Some((pierd, work))
+}
+
+/// Lines of this process's mountinfo that mention `dir`.
+pub fn mounts_under(dir: &Path) -> Vec<String> {
+    let needle = dir.display().to_string();
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains(&needle))
+        .map(str::to_string)
+        .collect()
+}

@@ -1,0 +1,1125 @@
+//! A container's files: `docker cp` (`/containers/{id}/archive`), `docker export`
+//! (`/containers/{id}/export`) and `docker diff` (`/containers/{id}/changes`).
+//!
+//! The container's root is its rootfs mount in pierd's mount namespace while it runs
+//! (`<data-root>/containers/<id>/rootfs`), else its snapshot mounted for the request on
+//! a temporary directory. Every path is resolved with `openat2(RESOLVE_IN_ROOT)` from
+//! the root's fd, and every file is created or opened with `*at` calls under such a
+//! parent and `O_NOFOLLOW`, so neither the request's path, the uploaded tar's names,
+//! nor symlinks inside the container can reach outside it. The container's own bind
+//! mounts (volumes) are not part of that root and so are not seen; the `/etc/hostname`,
+//! `/etc/hosts` and `/etc/resolv.conf` pierd writes are served from pierd's copies
+//! when asked for by exactly those paths.
+
+use std::collections::{BTreeMap, HashMap};
+use std::ffi::{OsStr, OsString};
+use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use futures_util::StreamExt;
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags, Timestamps};
+use rustix::io::Errno;
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+
+use super::{ApiError, AppState};
+use crate::engine::Container;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/containers/{id}/archive",
+            get(get_archive).head(head_archive).put(put_archive),
+        )
+        .route("/containers/{id}/export", get(export))
+        .route("/containers/{id}/changes", get(changes))
+}
+
+const STAT_HEADER: &str = "X-Docker-Container-Path-Stat";
+
+fn flag(q: &HashMap<String, String>, key: &str) -> bool {
+    matches!(
+        q.get(key).map(String::as_str),
+        Some("1" | "true" | "True" | "TRUE")
+    )
+}
+
+fn errno_err(context: &str, e: Errno) -> ApiError {
+    ApiError::internal(format!("{context}: {}", io::Error::from(e)))
+}
+
+// ---------------------------------------------------------------------------------
+// The container's root.
+
+/// The container's merged filesystem, mounted for as long as this lives.
+struct Root {
+    fd: OwnedFd,
+    /// A temporary mount to undo (stopped container); the dir is removed after.
+    mounted: Option<tempfile::TempDir>,
+}
+
+impl Drop for Root {
+    fn drop(&mut self) {
+        if let Some(dir) = &self.mounted {
+            let _ = pier_image::snapshot::unmount(dir.path());
+        }
+    }
+}
+
+fn open_dir(path: &std::path::Path) -> Result<OwnedFd, Errno> {
+    rustix::fs::open(
+        path,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+}
+
+/// Opens the container's root: its rootfs mount when it runs, else its snapshot
+/// mounted on a temporary directory (blocking).
+fn open_root(d: &AppState, c: &Container) -> Result<Root, ApiError> {
+    let dir = d.config.data_root.join("containers").join(&c.id);
+    if c.state.running {
+        let rootfs = dir.join("rootfs");
+        let fd = open_dir(&rootfs).map_err(|e| errno_err("opening container rootfs", e))?;
+        return Ok(Root { fd, mounted: None });
+    }
+    let tmp = tempfile::Builder::new()
+        .prefix("mnt-")
+        .tempdir_in(&dir)
+        .map_err(|e| ApiError::internal(format!("creating mount point: {e}")))?;
+    d.images.snapshots().mount(&c.snapshot_key, tmp.path())?;
+    let root = Root {
+        fd: rustix::fs::openat(
+            rustix::fs::CWD,
+            tmp.path(),
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| errno_err("opening container root", e))?,
+        mounted: Some(tmp),
+    };
+    Ok(root)
+}
+
+/// `a/./b/../c/` → `["a", "c"]`; `..` above the root stays at the root (as a path
+/// inside a container does). The trailing-separator flag is returned too.
+fn clean(path: &str) -> (Vec<String>, bool) {
+    let mut out: Vec<String> = Vec::new();
+    for comp in path.split('/') {
+        match comp {
+            "" | "." => {}
+            ".." => {
+                out.pop();
+            }
+            c => out.push(c.to_string()),
+        }
+    }
+    let follow = path.ends_with('/') || path.ends_with("/.") || path == ".";
+    (out, follow)
+}
+
+fn in_root(root: BorrowedFd<'_>, rel: &str, flags: OFlags) -> Result<OwnedFd, Errno> {
+    let rel = if rel.is_empty() { "." } else { rel };
+    rustix::fs::openat2(
+        root,
+        rel,
+        flags | OFlags::CLOEXEC,
+        Mode::empty(),
+        ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+    )
+}
+
+/// A path resolved in the root: its parent dir, its name in it, its lstat.
+struct Resolved {
+    parent: OwnedFd,
+    name: OsString,
+    stat: rustix::fs::Stat,
+    /// Where it really is, inside the container (`/etc/passwd`).
+    abs: String,
+}
+
+/// The container path an fd (below the root) stands for.
+fn path_in_root(root: BorrowedFd<'_>, fd: BorrowedFd<'_>) -> Option<String> {
+    let r = std::fs::read_link(format!("/proc/self/fd/{}", root.as_raw_fd())).ok()?;
+    let p = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())).ok()?;
+    let rel = p.strip_prefix(&r).ok()?;
+    Some(format!("/{}", rel.display()))
+}
+
+/// Resolves `path` inside the root; the final symlink is followed only when the path
+/// ends with `/` or `/.` (Docker's rule).
+fn resolve(root: BorrowedFd<'_>, path: &str) -> Result<Resolved, Errno> {
+    let (mut comps, follow) = clean(path);
+    if follow && !comps.is_empty() {
+        let fd = in_root(root, &comps.join("/"), OFlags::PATH)?;
+        let abs = path_in_root(root, fd.as_fd()).ok_or(Errno::NOENT)?;
+        comps = clean(&abs).0;
+    }
+    let Some(name) = comps.pop() else {
+        let parent = in_root(root, ".", OFlags::PATH | OFlags::DIRECTORY)?;
+        let stat = rustix::fs::fstat(&parent)?;
+        return Ok(Resolved {
+            parent,
+            name: OsString::from("."),
+            stat,
+            abs: "/".into(),
+        });
+    };
+    let parent = in_root(root, &comps.join("/"), OFlags::PATH | OFlags::DIRECTORY)?;
+    let stat = rustix::fs::statat(&parent, name.as_str(), AtFlags::SYMLINK_NOFOLLOW)?;
+    let dir = path_in_root(root, parent.as_fd()).unwrap_or_else(|| "/".into());
+    let abs = if dir == "/" {
+        format!("/{name}")
+    } else {
+        format!("{dir}/{name}")
+    };
+    Ok(Resolved {
+        parent,
+        name: OsString::from(name),
+        stat,
+        abs,
+    })
+}
+
+/// Go's `os.FileMode` bits for a stat.
+fn go_mode(st: &rustix::fs::Stat) -> u32 {
+    let raw = st.st_mode;
+    let mut m = raw & 0o777;
+    if raw & 0o4000 != 0 {
+        m |= 1 << 23;
+    }
+    if raw & 0o2000 != 0 {
+        m |= 1 << 22;
+    }
+    if raw & 0o1000 != 0 {
+        m |= 1 << 20;
+    }
+    m |= match FileType::from_raw_mode(raw) {
+        FileType::Directory => 1 << 31,
+        FileType::Symlink => 1 << 27,
+        FileType::BlockDevice => 1 << 26,
+        FileType::CharacterDevice => (1 << 26) | (1 << 21),
+        FileType::Fifo => 1 << 25,
+        FileType::Socket => 1 << 24,
+        _ => 0,
+    };
+    m
+}
+
+/// The `X-Docker-Container-Path-Stat` value: base64 of Docker's `PathStat`.
+fn stat_header(root: BorrowedFd<'_>, requested: &str, r: &Resolved) -> String {
+    let (comps, _) = clean(requested);
+    let name = comps.last().cloned().unwrap_or_else(|| "/".into());
+    let mut link_target = String::new();
+    if FileType::from_raw_mode(r.stat.st_mode) == FileType::Symlink {
+        if let Ok(fd) = in_root(root, &r.abs, OFlags::PATH) {
+            link_target = path_in_root(root, fd.as_fd()).unwrap_or_default();
+        }
+    }
+    let stat = json!({
+        "name": name,
+        "size": r.stat.st_size,
+        "mode": go_mode(&r.stat),
+        "mtime": pier_image::time::format_rfc3339(
+            r.stat.st_mtime,
+            u32::try_from(r.stat.st_mtime_nsec).unwrap_or(0),
+        ),
+        "linkTarget": link_target,
+    });
+    base64(stat.to_string().as_bytes())
+}
+
+fn base64(data: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
+    for chunk in data.chunks(3) {
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(T[((n >> (18 - 6 * i)) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+fn not_found_in(path: &str, c: &Container) -> ApiError {
+    ApiError::not_found(format!(
+        "Could not find the file {path} in container {}",
+        c.name
+    ))
+}
+
+/// The file pierd writes for `/etc/hostname|hosts|resolv.conf` (a bind mount inside
+/// the container), when `path` names one of them and the container has run.
+fn etc_file(d: &AppState, c: &Container, path: &str) -> Option<PathBuf> {
+    let (comps, _) = clean(path);
+    match comps
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
+        ["etc", name @ ("hostname" | "hosts" | "resolv.conf")] => {
+            let p = d.config.data_root.join("containers").join(&c.id).join(name);
+            p.is_file().then_some(p)
+        }
+        _ => None,
+    }
+}
+
+/// What GET/HEAD work on: the root, and the path resolved in it.
+struct Source {
+    root: Root,
+    /// The path (for pierd's etc files, resolved in the container's data dir).
+    resolved: Resolved,
+    header: String,
+}
+
+async fn open_source(d: &AppState, id: &str, path: Option<String>) -> Result<Source, ApiError> {
+    let c = d.engine.get(id)?;
+    let Some(path) = path.filter(|p| !p.is_empty()) else {
+        return Err(ApiError::bad_request("path cannot be empty"));
+    };
+    let d = d.clone();
+    tokio::task::spawn_blocking(move || -> Result<Source, ApiError> {
+        let root = open_root(&d, &c)?;
+        let resolved = match etc_file(&d, &c, &path) {
+            Some(file) => {
+                let parent = file.parent().map(PathBuf::from).unwrap_or_default();
+                let parent = open_dir(&parent).map_err(|e| errno_err("open", e))?;
+                let name = OsString::from(file.file_name().unwrap_or_default());
+                let stat = rustix::fs::statat(&parent, &name, AtFlags::SYMLINK_NOFOLLOW)
+                    .map_err(|e| errno_err("stat", e))?;
+                Resolved {
+                    parent,
+                    name,
+                    stat,
+                    abs: path.clone(),
+                }
+            }
+            None => match resolve(root.fd.as_fd(), &path) {
+                Ok(r) => r,
+                Err(Errno::NOENT | Errno::NOTDIR | Errno::LOOP) => {
+                    return Err(not_found_in(&path, &c))
+                }
+                Err(e) => return Err(errno_err("resolving path", e)),
+            },
+        };
+        let header = stat_header(root.fd.as_fd(), &path, &resolved);
+        Ok(Source {
+            root,
+            resolved,
+            header,
+        })
+    })
+    .await?
+}
+
+async fn head_archive(
+    State(d): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let src = open_source(&d, &id, q.get("path").cloned()).await?;
+    Ok((StatusCode::OK, [(STAT_HEADER, src.header.clone())]).into_response())
+}
+
+async fn get_archive(
+    State(d): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let src = open_source(&d, &id, q.get("path").cloned()).await?;
+    let header = src.header.clone();
+    let requested = q.get("path").map_or("", String::as_str);
+    let (comps, _) = clean(requested);
+    // `dir/.` means the directory's contents.
+    let base = match comps.last() {
+        Some(last) if !requested.ends_with("/.") => last.clone(),
+        _ => ".".into(),
+    };
+    let body = stream_tar(move |w| {
+        let Source { root, resolved, .. } = src;
+        let mut b = tar::Builder::new(w);
+        let mut links = HashMap::new();
+        append(
+            &mut b,
+            resolved.parent.as_fd(),
+            &resolved.name,
+            &base,
+            &mut links,
+        )?;
+        b.into_inner()?.flush()?;
+        drop(root);
+        Ok(())
+    });
+    Ok((
+        StatusCode::OK,
+        [
+            (
+                header::CONTENT_TYPE.as_str(),
+                "application/x-tar".to_string(),
+            ),
+            (STAT_HEADER, header),
+        ],
+        body,
+    )
+        .into_response())
+}
+
+async fn export(State(d): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let c = d.engine.get(&id)?;
+    let d2 = d.clone();
+    let root = tokio::task::spawn_blocking(move || open_root(&d2, &c)).await??;
+    let body = stream_tar(move |w| {
+        let mut b = tar::Builder::new(w);
+        let mut links = HashMap::new();
+        append_children(&mut b, root.fd.as_fd(), "", &mut links)?;
+        b.into_inner()?.flush()?;
+        drop(root);
+        Ok(())
+    });
+    Ok((
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/x-tar")],
+        body,
+    )
+        .into_response())
+}
+
+// ---------------------------------------------------------------------------------
+// Writing tars.
+
+/// Writes into a channel that the response body reads.
+struct ChanWriter {
+    tx: mpsc::Sender<io::Result<Bytes>>,
+    buf: Vec<u8>,
+}
+
+const CHUNK: usize = 64 * 1024;
+
+impl Write for ChanWriter {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= CHUNK {
+            self.flush()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        if !self.buf.is_empty() {
+            let chunk = Bytes::from(std::mem::take(&mut self.buf));
+            self.tx
+                .blocking_send(Ok(chunk))
+                .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "client went away"))?;
+        }
+        Ok(())
+    }
+}
+
+/// A body written by `f` on a blocking thread; an error aborts the body.
+fn stream_tar<F>(f: F) -> Body
+where
+    F: FnOnce(&mut ChanWriter) -> io::Result<()> + Send + 'static,
+{
+    let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(8);
+    tokio::task::spawn_blocking(move || {
+        let mut w = ChanWriter {
+            tx: tx.clone(),
+            buf: Vec::with_capacity(CHUNK),
+        };
+        if let Err(e) = f(&mut w) {
+            let _ = tx.blocking_send(Err(e));
+        }
+    });
+    Body::from_stream(futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    }))
+}
+
+/// Appends `parent/name` as `arc_name` (recursively for a directory), never following
+/// symlinks. Sockets are skipped; hard links become link entries.
+fn append<W: Write>(
+    b: &mut tar::Builder<W>,
+    parent: BorrowedFd<'_>,
+    name: &OsStr,
+    arc_name: &str,
+    links: &mut HashMap<(u64, u64), String>,
+) -> io::Result<()> {
+    let st = rustix::fs::statat(parent, name, AtFlags::SYMLINK_NOFOLLOW)?;
+    let kind = FileType::from_raw_mode(st.st_mode);
+    let mut h = tar::Header::new_gnu();
+    h.set_mode(st.st_mode & 0o7777);
+    h.set_uid(u64::from(st.st_uid));
+    h.set_gid(u64::from(st.st_gid));
+    h.set_mtime(u64::try_from(st.st_mtime).unwrap_or(0));
+    h.set_size(0);
+    match kind {
+        FileType::Directory => {
+            h.set_entry_type(tar::EntryType::Directory);
+            let dir_name = if arc_name.is_empty() || arc_name == "." {
+                None
+            } else {
+                Some(format!("{arc_name}/"))
+            };
+            if let Some(n) = &dir_name {
+                b.append_data(&mut h, n, io::empty())?;
+            }
+            let fd = rustix::fs::openat(
+                parent,
+                name,
+                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+            )?;
+            let prefix = if dir_name.is_some() { arc_name } else { "" };
+            append_children(b, fd.as_fd(), prefix, links)?;
+        }
+        FileType::RegularFile => {
+            let key = (st.st_dev, st.st_ino);
+            if st.st_nlink > 1 {
+                if let Some(first) = links.get(&key) {
+                    h.set_entry_type(tar::EntryType::Link);
+                    b.append_link(&mut h, arc_name, first)?;
+                    return Ok(());
+                }
+                links.insert(key, arc_name.to_string());
+            }
+            let fd = rustix::fs::openat(
+                parent,
+                name,
+                OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+            )?;
+            let size = u64::try_from(st.st_size).unwrap_or(0);
+            h.set_entry_type(tar::EntryType::Regular);
+            h.set_size(size);
+            // Exactly `size` bytes even if the file changes meanwhile.
+            let data = std::fs::File::from(fd)
+                .take(size)
+                .chain(io::repeat(0))
+                .take(size);
+            b.append_data(&mut h, arc_name, data)?;
+        }
+        FileType::Symlink => {
+            let target = rustix::fs::readlinkat(parent, name, Vec::new())?;
+            h.set_entry_type(tar::EntryType::Symlink);
+            b.append_link(&mut h, arc_name, OsStr::from_bytes(target.as_bytes()))?;
+        }
+        FileType::CharacterDevice | FileType::BlockDevice | FileType::Fifo => {
+            h.set_entry_type(match kind {
+                FileType::CharacterDevice => tar::EntryType::Char,
+                FileType::BlockDevice => tar::EntryType::Block,
+                _ => tar::EntryType::Fifo,
+            });
+            if kind != FileType::Fifo {
+                h.set_device_major(rustix::fs::major(st.st_rdev))?;
+                h.set_device_minor(rustix::fs::minor(st.st_rdev))?;
+            }
+            b.append_data(&mut h, arc_name, io::empty())?;
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+fn dir_names(dir: BorrowedFd<'_>) -> io::Result<Vec<OsString>> {
+    let mut names = Vec::new();
+    let mut d = rustix::fs::Dir::read_from(dir)?;
+    while let Some(ent) = d.read() {
+        let ent = ent?;
+        let n = ent.file_name().to_bytes();
+        if n != b"." && n != b".." {
+            names.push(OsStr::from_bytes(n).to_os_string());
+        }
+    }
+    names.sort();
+    Ok(names)
+}
+
+fn append_children<W: Write>(
+    b: &mut tar::Builder<W>,
+    dir: BorrowedFd<'_>,
+    prefix: &str,
+    links: &mut HashMap<(u64, u64), String>,
+) -> io::Result<()> {
+    for name in dir_names(dir)? {
+        let s = name.to_string_lossy();
+        let arc = if prefix.is_empty() {
+            s.into_owned()
+        } else {
+            format!("{prefix}/{s}")
+        };
+        match append(b, dir, &name, &arc, links) {
+            // Gone meanwhile: a running container changes its files.
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
+            r => r?,
+        }
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------
+// Extracting (PUT).
+
+/// Reads the request body on a blocking thread.
+struct ChanReader {
+    rx: mpsc::Receiver<io::Result<Bytes>>,
+    cur: Bytes,
+}
+
+impl Read for ChanReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.cur.is_empty() {
+            match self.rx.blocking_recv() {
+                Some(Ok(b)) => self.cur = b,
+                Some(Err(e)) => return Err(e),
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.cur.len());
+        buf[..n].copy_from_slice(&self.cur[..n]);
+        let _ = self.cur.split_to(n);
+        Ok(n)
+    }
+}
+
+async fn put_archive(
+    State(d): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+    body: Body,
+) -> Result<StatusCode, ApiError> {
+    let c = d.engine.get(&id)?;
+    let Some(path) = q.get("path").cloned().filter(|p| !p.is_empty()) else {
+        return Err(ApiError::bad_request("path cannot be empty"));
+    };
+    if c.host_config["ReadonlyRootfs"].as_bool() == Some(true) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "container rootfs is marked read-only",
+        ));
+    }
+    let opts = PutOptions {
+        no_overwrite_dir_non_dir: flag(&q, "noOverwriteDirNonDir"),
+        copy_uid_gid: flag(&q, "copyUIDGID"),
+    };
+    let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(8);
+    let mut stream = body.into_data_stream();
+    tokio::spawn(async move {
+        while let Some(chunk) = stream.next().await {
+            let item = chunk.map_err(io::Error::other);
+            let stop = item.is_err();
+            if tx.send(item).await.is_err() || stop {
+                break;
+            }
+        }
+    });
+    let d2 = d.clone();
+    tokio::task::spawn_blocking(move || -> Result<(), ApiError> {
+        let root = open_root(&d2, &c)?;
+        let dest = match in_root(root.fd.as_fd(), &clean(&path).0.join("/"), OFlags::PATH) {
+            Ok(fd) => fd,
+            Err(Errno::NOENT | Errno::LOOP) => return Err(not_found_in(&path, &c)),
+            Err(e) => return Err(errno_err("resolving path", e)),
+        };
+        let st = rustix::fs::fstat(&dest).map_err(|e| errno_err("stat", e))?;
+        if FileType::from_raw_mode(st.st_mode) != FileType::Directory {
+            return Err(ApiError::bad_request("extraction point is not a directory"));
+        }
+        let dest_abs = path_in_root(root.fd.as_fd(), dest.as_fd())
+            .ok_or_else(|| ApiError::internal("cannot locate the extraction point"))?;
+        let reader = ChanReader {
+            rx,
+            cur: Bytes::new(),
+        };
+        extract(root.fd.as_fd(), &dest_abs, reader, &opts)
+    })
+    .await??;
+    Ok(StatusCode::OK)
+}
+
+struct PutOptions {
+    no_overwrite_dir_non_dir: bool,
+    copy_uid_gid: bool,
+}
+
+fn io_err(context: &str, e: impl Into<io::Error>) -> ApiError {
+    let e: io::Error = e.into();
+    if e.kind() == io::ErrorKind::InvalidData {
+        ApiError::bad_request(format!("{context}: {e}"))
+    } else {
+        ApiError::internal(format!("{context}: {e}"))
+    }
+}
+
+/// Normalises an archive name; `None` when it climbs above the archive's root.
+fn archive_path(raw: &[u8]) -> Option<Vec<String>> {
+    let text = String::from_utf8_lossy(raw);
+    let mut out: Vec<String> = Vec::new();
+    for comp in text.split('/') {
+        match comp {
+            "" | "." => {}
+            ".." => {
+                out.pop()?;
+            }
+            c => out.push(c.to_string()),
+        }
+    }
+    Some(out)
+}
+
+/// Makes `root/rel` (and its missing parents) a directory; returns it.
+fn ensure_dir(root: BorrowedFd<'_>, comps: &[String]) -> Result<OwnedFd, Errno> {
+    match in_root(root, &comps.join("/"), OFlags::PATH | OFlags::DIRECTORY) {
+        Ok(fd) => Ok(fd),
+        Err(Errno::NOENT) if !comps.is_empty() => {
+            let (name, parent) = comps.split_last().unwrap_or((&comps[0], &[]));
+            let pfd = ensure_dir(root, parent)?;
+            match rustix::fs::mkdirat(&pfd, name.as_str(), Mode::from_raw_mode(0o755)) {
+                Ok(()) | Err(Errno::EXIST) => {}
+                Err(e) => return Err(e),
+            }
+            in_root(root, &comps.join("/"), OFlags::PATH | OFlags::DIRECTORY)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// `rm -rf parent/name` without following symlinks.
+fn remove_all_at(parent: BorrowedFd<'_>, name: &OsStr) -> io::Result<()> {
+    let st = match rustix::fs::statat(parent, name, AtFlags::SYMLINK_NOFOLLOW) {
+        Ok(st) => st,
+        Err(Errno::NOENT) => return Ok(()),
+        Err(e) => return Err(e.into()),
+    };
+    if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
+        let fd = rustix::fs::openat(
+            parent,
+            name,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
+        for child in dir_names(fd.as_fd())? {
+            remove_all_at(fd.as_fd(), &child)?;
+        }
+        rustix::fs::unlinkat(parent, name, AtFlags::REMOVEDIR)?;
+    } else {
+        rustix::fs::unlinkat(parent, name, AtFlags::empty())?;
+    }
+    Ok(())
+}
+
+/// Extracts `reader` (a tar) into the directory `dest` (a path inside the root).
+fn extract(
+    root: BorrowedFd<'_>,
+    dest: &str,
+    reader: impl Read,
+    opts: &PutOptions,
+) -> Result<(), ApiError> {
+    let base = clean(dest).0;
+    let mut archive = tar::Archive::new(reader);
+    let mut dir_times: Vec<(Vec<String>, i64)> = Vec::new();
+    let entries = archive
+        .entries()
+        .map_err(|e| io_err("reading archive", e))?;
+    for entry in entries {
+        let mut entry = entry.map_err(|e| io_err("reading archive", e))?;
+        let raw = entry.path_bytes().into_owned();
+        let Some(rel) = archive_path(&raw) else {
+            return Err(ApiError::bad_request(format!(
+                "invalid archive entry {:?}: it points outside the destination (breakout)",
+                String::from_utf8_lossy(&raw)
+            )));
+        };
+        let h = entry.header().clone();
+        let kind = h.entry_type();
+        if matches!(
+            kind,
+            tar::EntryType::XGlobalHeader | tar::EntryType::XHeader
+        ) {
+            continue;
+        }
+        let Some((name, parent_rel)) = rel.split_last() else {
+            continue; // the destination itself
+        };
+        let mut full: Vec<String> = base.clone();
+        full.extend(parent_rel.iter().cloned());
+        let parent = ensure_dir(root, &full).map_err(|e| io_err("creating parent", e))?;
+        let is_dir = kind == tar::EntryType::Directory;
+        let shown = format!("/{}/{}", full.join("/"), name).replace("//", "/");
+        match rustix::fs::statat(&parent, name.as_str(), AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) => {
+                let was_dir = FileType::from_raw_mode(st.st_mode) == FileType::Directory;
+                if opts.no_overwrite_dir_non_dir && was_dir && !is_dir {
+                    return Err(ApiError::bad_request(format!(
+                        "cannot overwrite directory \"{shown}\" with non-directory \"{}\"",
+                        String::from_utf8_lossy(&raw)
+                    )));
+                }
+                if opts.no_overwrite_dir_non_dir && !was_dir && is_dir {
+                    return Err(ApiError::bad_request(format!(
+                        "cannot overwrite non-directory \"{shown}\" with directory \"{}\"",
+                        String::from_utf8_lossy(&raw)
+                    )));
+                }
+                if !(was_dir && is_dir) {
+                    remove_all_at(parent.as_fd(), OsStr::new(name))
+                        .map_err(|e| io_err(&format!("replacing {shown}"), e))?;
+                }
+            }
+            Err(Errno::NOENT) => {}
+            Err(e) => return Err(io_err(&format!("stat {shown}"), e)),
+        }
+        let ctx = format!("extracting {shown}");
+        match kind {
+            tar::EntryType::Directory => {
+                match rustix::fs::mkdirat(&parent, name.as_str(), Mode::from_raw_mode(0o700)) {
+                    Ok(()) | Err(Errno::EXIST) => {}
+                    Err(e) => return Err(io_err(&ctx, e)),
+                }
+                let mut p = full.clone();
+                p.push(name.clone());
+                dir_times.push((p, h.mtime().map_or(0, |t| t as i64)));
+            }
+            tar::EntryType::Regular | tar::EntryType::Continuous => {
+                let fd = rustix::fs::openat(
+                    &parent,
+                    name.as_str(),
+                    OFlags::WRONLY
+                        | OFlags::CREATE
+                        | OFlags::EXCL
+                        | OFlags::NOFOLLOW
+                        | OFlags::CLOEXEC,
+                    Mode::from_raw_mode(0o600),
+                )
+                .map_err(|e| io_err(&ctx, e))?;
+                let mut f = std::fs::File::from(fd);
+                io::copy(&mut entry, &mut f).map_err(|e| io_err(&ctx, e))?;
+            }
+            tar::EntryType::Symlink => {
+                let target = entry
+                    .link_name_bytes()
+                    .map(|t| t.into_owned())
+                    .unwrap_or_default();
+                rustix::fs::symlinkat(OsStr::from_bytes(&target), &parent, name.as_str())
+                    .map_err(|e| io_err(&ctx, e))?;
+            }
+            tar::EntryType::Link => {
+                let target = entry
+                    .link_name_bytes()
+                    .map(|t| t.into_owned())
+                    .unwrap_or_default();
+                let Some(mut t) = archive_path(&target) else {
+                    return Err(ApiError::bad_request(format!(
+                        "invalid hardlink {:?} (breakout)",
+                        String::from_utf8_lossy(&target)
+                    )));
+                };
+                let Some(tname) = t.pop() else {
+                    return Err(ApiError::bad_request("invalid hardlink to the destination"));
+                };
+                let mut tfull = base.clone();
+                tfull.extend(t);
+                let tparent = in_root(root, &tfull.join("/"), OFlags::PATH | OFlags::DIRECTORY)
+                    .map_err(|e| io_err(&ctx, e))?;
+                rustix::fs::linkat(
+                    &tparent,
+                    tname.as_str(),
+                    &parent,
+                    name.as_str(),
+                    AtFlags::empty(),
+                )
+                .map_err(|e| io_err(&ctx, e))?;
+                continue;
+            }
+            tar::EntryType::Char | tar::EntryType::Block | tar::EntryType::Fifo => {
+                let ft = match kind {
+                    tar::EntryType::Char => FileType::CharacterDevice,
+                    tar::EntryType::Block => FileType::BlockDevice,
+                    _ => FileType::Fifo,
+                };
+                let dev = rustix::fs::makedev(
+                    h.device_major().ok().flatten().unwrap_or(0),
+                    h.device_minor().ok().flatten().unwrap_or(0),
+                );
+                rustix::fs::mknodat(&parent, name.as_str(), ft, Mode::from_raw_mode(0o600), dev)
+                    .map_err(|e| io_err(&ctx, e))?;
+            }
+            _ => continue,
+        }
+        set_meta(&parent, name, &h, opts.copy_uid_gid).map_err(|e| io_err(&ctx, e))?;
+    }
+    for (comps, mtime) in dir_times.iter().rev() {
+        if let Some((name, parent)) = comps.split_last() {
+            if let Ok(pfd) = in_root(root, &parent.join("/"), OFlags::PATH | OFlags::DIRECTORY) {
+                let t = rustix::fs::Timespec {
+                    tv_sec: *mtime,
+                    tv_nsec: 0,
+                };
+                let times = Timestamps {
+                    last_access: t,
+                    last_modification: t,
+                };
+                let _ =
+                    rustix::fs::utimensat(&pfd, name.as_str(), &times, AtFlags::SYMLINK_NOFOLLOW);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Ownership (the archive's with `copyUIDGID`, else root's, as Docker), mode and
+/// mtime of the just-created `parent/name`, never following a final symlink.
+fn set_meta(parent: &OwnedFd, name: &str, h: &tar::Header, copy_uid_gid: bool) -> io::Result<()> {
+    let (uid, gid) = if copy_uid_gid {
+        (
+            u32::try_from(h.uid()?).unwrap_or(0),
+            u32::try_from(h.gid()?).unwrap_or(0),
+        )
+    } else {
+        (0, 0)
+    };
+    rustix::fs::chownat(
+        parent,
+        name,
+        Some(rustix::fs::Uid::from_raw(uid)),
+        Some(rustix::fs::Gid::from_raw(gid)),
+        AtFlags::SYMLINK_NOFOLLOW,
+    )?;
+    let fd = rustix::fs::openat(
+        parent,
+        name,
+        OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    let st = rustix::fs::fstat(&fd)?;
+    let kind = FileType::from_raw_mode(st.st_mode);
+    if kind != FileType::Symlink {
+        rustix::fs::chmod(
+            format!("/proc/self/fd/{}", fd.as_raw_fd()),
+            Mode::from_raw_mode(h.mode()? & 0o7777),
+        )?;
+    }
+    if kind != FileType::Directory {
+        let t = rustix::fs::Timespec {
+            tv_sec: h.mtime().map_or(0, |t| t as i64),
+            tv_nsec: 0,
+        };
+        let times = Timestamps {
+            last_access: t,
+            last_modification: t,
+        };
+        rustix::fs::utimensat(parent, name, &times, AtFlags::SYMLINK_NOFOLLOW)?;
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------
+// Changes.
+
+async fn changes(
+    State(d): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let c = d.engine.get(&id)?;
+    let images = d.images.clone();
+    let list = tokio::task::spawn_blocking(move || -> Result<Value, ApiError> {
+        let snaps = images.snapshots();
+        let upper = snaps.fs_path(&c.snapshot_key)?;
+        let lowers = match snaps.mounts(&c.snapshot_key)? {
+            pier_image::snapshot::MountSpec::Overlay { lowerdirs, .. } => lowerdirs,
+            pier_image::snapshot::MountSpec::Bind { .. } => Vec::new(),
+        };
+        let lower_fds: Vec<OwnedFd> = lowers.iter().filter_map(|l| open_dir(l).ok()).collect();
+        let upper_fd = open_dir(&upper).map_err(|e| errno_err("opening upper dir", e))?;
+        let mut out: BTreeMap<String, u8> = BTreeMap::new();
+        walk_changes(upper_fd.as_fd(), &[], &lower_fds, &mut out)
+            .map_err(|e| io_err("reading changes", e))?;
+        // The mount points of pierd's `/etc/hostname|hosts|resolv.conf` are made in
+        // the upper dir (Docker makes them in its init layer, below): not changes.
+        for name in ["hostname", "hosts", "resolv.conf"] {
+            let path = format!("/etc/{name}");
+            if out.get(&path) == Some(&1) {
+                out.remove(&path);
+            }
+        }
+        if out.get("/etc") == Some(&0) && !out.keys().any(|k| k.starts_with("/etc/")) {
+            out.remove("/etc");
+        }
+        // Docker lists the parents of changes as modified.
+        let paths: Vec<String> = out.keys().cloned().collect();
+        for p in paths {
+            let mut cur = p.as_str();
+            while let Some(i) = cur.rfind('/') {
+                cur = &cur[..i];
+                if cur.is_empty() {
+                    break;
+                }
+                out.entry(cur.to_string()).or_insert(0);
+            }
+        }
+        Ok(Value::Array(
+            out.into_iter()
+                .map(|(p, k)| json!({ "Path": p, "Kind": k }))
+                .collect(),
+        ))
+    })
+    .await??;
+    Ok(Json(list))
+}
+
+fn is_whiteout(st: &rustix::fs::Stat) -> bool {
+    FileType::from_raw_mode(st.st_mode) == FileType::CharacterDevice && st.st_rdev == 0
+}
+
+/// The path's stat in the lower layers (top-most first), `None` when absent or
+/// whited out there.
+fn lower_stat(lowers: &[OwnedFd], comps: &[String]) -> Option<rustix::fs::Stat> {
+    let (name, parent) = comps.split_last()?;
+    for l in lowers {
+        let parent_rel = if parent.is_empty() {
+            ".".to_string()
+        } else {
+            parent.join("/")
+        };
+        let Ok(pfd) = rustix::fs::openat2(
+            l,
+            parent_rel,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+            ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
+        ) else {
+            continue;
+        };
+        if let Ok(st) = rustix::fs::statat(&pfd, name.as_str(), AtFlags::SYMLINK_NOFOLLOW) {
+            return (!is_whiteout(&st)).then_some(st);
+        }
+    }
+    None
+}
+
+fn walk_changes(
+    dir: BorrowedFd<'_>,
+    prefix: &[String],
+    lowers: &[OwnedFd],
+    out: &mut BTreeMap<String, u8>,
+) -> io::Result<()> {
+    for name in dir_names(dir)? {
+        let Ok(st) = rustix::fs::statat(dir, &name, AtFlags::SYMLINK_NOFOLLOW) else {
+            continue;
+        };
+        let mut comps = prefix.to_vec();
+        comps.push(name.to_string_lossy().into_owned());
+        let path = format!("/{}", comps.join("/"));
+        let below = lower_stat(lowers, &comps);
+        if is_whiteout(&st) {
+            if below.is_some() {
+                out.insert(path, 2);
+            }
+            continue;
+        }
+        if FileType::from_raw_mode(st.st_mode) != FileType::Directory {
+            out.insert(path, if below.is_some() { 0 } else { 1 });
+            continue;
+        }
+        let fd = rustix::fs::openat(
+            dir,
+            &name,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
+        let mut buf = [0u8; 4];
+        let opaque = matches!(
+            rustix::fs::fgetxattr(&fd, "trusted.overlay.opaque", &mut buf[..]),
+            Ok(n) if &buf[..n] == b"y"
+        );
+        match &below {
+            None => {
+                out.insert(path.clone(), 1);
+            }
+            Some(l) => {
+                let is_dir_below = FileType::from_raw_mode(l.st_mode) == FileType::Directory;
+                if !is_dir_below || opaque || l.st_mtime != st.st_mtime {
+                    out.insert(path.clone(), 0);
+                }
+            }
+        }
+        walk_changes(fd.as_fd(), &comps, lowers, out)?;
+        if opaque && below.is_some() {
+            // What the lower layers had there is gone.
+            deleted_below(lowers, &comps, fd.as_fd(), out);
+        }
+    }
+    Ok(())
+}
+
+/// Records the lower entries of the opaque directory `comps` that the upper dir
+/// (`upper_dir`) does not have as deleted.
+fn deleted_below(
+    lowers: &[OwnedFd],
+    comps: &[String],
+    upper_dir: BorrowedFd<'_>,
+    out: &mut BTreeMap<String, u8>,
+) {
+    let rel = comps.join("/");
+    for l in lowers {
+        let Ok(fd) = rustix::fs::openat2(
+            l,
+            rel.as_str(),
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+            ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
+        ) else {
+            continue;
+        };
+        for name in dir_names(fd.as_fd()).unwrap_or_default() {
+            if rustix::fs::statat(upper_dir, &name, AtFlags::SYMLINK_NOFOLLOW).is_err() {
+                out.entry(format!("/{rel}/{}", name.to_string_lossy()))
+                    .or_insert(2);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_matches_the_standard_alphabet() {
+        assert_eq!(base64(b""), "");
+        assert_eq!(base64(b"f"), "Zg==");
+        assert_eq!(base64(b"fo"), "Zm8=");
+        assert_eq!(base64(b"foo"), "Zm9v");
+        assert_eq!(base64(b"{\"a\":1}"), "eyJhIjoxfQ==");
+    }
+
+    #[test]
+    fn paths_are_cleaned_inside_the_root() {
+        assert_eq!(clean("/a/./b/../c/").0, vec!["a", "c"]);
+        assert!(clean("/a/").1);
+        assert!(clean("/a/.").1);
+        assert!(!clean("/a").1);
+        assert!(clean("/../../..").0.is_empty());
+        assert_eq!(archive_path(b"./x/../y").unwrap(), vec!["y"]);
+        assert!(archive_path(b"../../x").is_none());
+        assert!(archive_path(b"a/../../x").is_none());
+    }
+}
