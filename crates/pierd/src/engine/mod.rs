@@ -702,7 +702,21 @@ impl Engine {
         fs::create_dir_all(&rootfs).map_err(|e| internal("create rootfs dir", e))?;
         // A stale mount from a crash is replaced.
         let _ = rustix::mount::unmount(&rootfs, rustix::mount::UnmountFlags::DETACH);
-        self.images.snapshots().mount(&c.snapshot_key, &rootfs)?;
+        // Right after the previous run's lazy unmount, overlay may still hold the work
+        // dir ("in use", EBUSY) until its last reference goes: retry briefly.
+        let mut attempt = 0;
+        loop {
+            match self.images.snapshots().mount(&c.snapshot_key, &rootfs) {
+                Ok(()) => break,
+                Err(pier_image::Error::Io { cause, .. })
+                    if cause.raw_os_error() == Some(libc::EBUSY) && attempt < 30 =>
+                {
+                    attempt += 1;
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
         let result = self.launch_mounted(c, &exec_dir, &data_dir, &rootfs);
         if result.is_err() {
             let _ = rustix::mount::unmount(&rootfs, rustix::mount::UnmountFlags::DETACH);
