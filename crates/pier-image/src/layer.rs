@@ -386,8 +386,9 @@ fn clear_dir(dir: BorrowedFd<'_>) -> io::Result<()> {
     Ok(())
 }
 
-/// `rm -rf parent/name` without following symlinks; absent is fine.
-fn remove_all_at(parent: BorrowedFd<'_>, name: &OsStr) -> io::Result<()> {
+/// `rm -rf parent/name` without following symlinks; absent is fine. Contained: it
+/// never leaves `parent` (pierd's `docker cp` uses it too).
+pub fn remove_all_at(parent: BorrowedFd<'_>, name: &OsStr) -> io::Result<()> {
     let st = match rustix::fs::statat(parent, name, AtFlags::SYMLINK_NOFOLLOW) {
         Ok(st) => st,
         Err(Errno::NOENT) => return Ok(()),

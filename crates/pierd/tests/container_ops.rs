@@ -6,25 +6,13 @@ mod common;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{pierd_with_busybox, Engine, Pierd};
+use common::{pierd_with_busybox, wait_until, Engine, Pierd};
 use serde_json::Value;
 
 fn inspect(pierd: &Pierd, name: &str) -> Value {
     let out = pierd.docker_ok(&["inspect", name]);
     let v: Value = serde_json::from_str(&out).unwrap();
     v[0].clone()
-}
-
-/// Polls `f` until it is true or `timeout` passes.
-fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    f()
 }
 
 /// A raw API call: (status, body).

@@ -4,17 +4,13 @@
 mod common;
 
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{busybox_rootfs_tar, Engine, Pierd};
+use common::{pierd_with_busybox, wait_until, Engine, Pierd};
 
 /// A pierd with a `busybox` image imported and a container `c1` running in it.
 fn pierd_with_running_container() -> Option<(Pierd, tempfile::TempDir)> {
-    let work = tempfile::tempdir().unwrap();
-    let tar = busybox_rootfs_tar(work.path())?;
-    let pierd = Pierd::start();
-    let out = pierd.docker_with_stdin(&["import", "-c", "CMD [\"sh\"]", "-", "busybox"], &tar);
-    assert_eq!(out.code, Some(0), "{out:?}");
+    let (pierd, work) = pierd_with_busybox()?;
     pierd.docker_ok(&["run", "-d", "--name", "c1", "busybox", "sleep", "1000"]);
     Some((pierd, work))
 }
@@ -55,12 +51,11 @@ fn api_post(pierd: &Pierd, path: &str, body: &str) -> (u16, String) {
     (code.trim().parse().unwrap_or(0), body.to_string())
 }
 
-fn poll(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+fn poll(what: &str, f: impl FnMut() -> bool) {
+    assert!(
+        wait_until(Duration::from_secs(10), f),
+        "timed out waiting for {what}"
+    );
 }
 
 #[test]

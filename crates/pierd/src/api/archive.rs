@@ -30,6 +30,7 @@ use rustix::io::Errno;
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
+use super::stream::ChannelWriter;
 use super::{ApiError, AppState};
 use crate::engine::Container;
 
@@ -406,46 +407,15 @@ async fn export(State(d): State<AppState>, Path(id): Path<String>) -> Result<Res
 // ---------------------------------------------------------------------------------
 // Writing tars.
 
-/// Writes into a channel that the response body reads.
-struct ChanWriter {
-    tx: mpsc::Sender<io::Result<Bytes>>,
-    buf: Vec<u8>,
-}
-
-const CHUNK: usize = 64 * 1024;
-
-impl Write for ChanWriter {
-    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        self.buf.extend_from_slice(data);
-        if self.buf.len() >= CHUNK {
-            self.flush()?;
-        }
-        Ok(data.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        if !self.buf.is_empty() {
-            let chunk = Bytes::from(std::mem::take(&mut self.buf));
-            self.tx
-                .blocking_send(Ok(chunk))
-                .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "client went away"))?;
-        }
-        Ok(())
-    }
-}
-
 /// A body written by `f` on a blocking thread; an error aborts the body.
 fn stream_tar<F>(f: F) -> Body
 where
-    F: FnOnce(&mut ChanWriter) -> io::Result<()> + Send + 'static,
+    F: FnOnce(&mut ChannelWriter) -> io::Result<()> + Send + 'static,
 {
     let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(8);
     tokio::task::spawn_blocking(move || {
-        let mut w = ChanWriter {
-            tx: tx.clone(),
-            buf: Vec::with_capacity(CHUNK),
-        };
-        if let Err(e) = f(&mut w) {
+        let mut w = ChannelWriter::new(tx.clone());
+        if let Err(e) = f(&mut w).and_then(|()| w.flush()) {
             let _ = tx.blocking_send(Err(e));
         }
     });
@@ -702,30 +672,6 @@ fn ensure_dir(root: BorrowedFd<'_>, comps: &[String]) -> Result<OwnedFd, Errno> 
     }
 }
 
-/// `rm -rf parent/name` without following symlinks.
-fn remove_all_at(parent: BorrowedFd<'_>, name: &OsStr) -> io::Result<()> {
-    let st = match rustix::fs::statat(parent, name, AtFlags::SYMLINK_NOFOLLOW) {
-        Ok(st) => st,
-        Err(Errno::NOENT) => return Ok(()),
-        Err(e) => return Err(e.into()),
-    };
-    if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
-        let fd = rustix::fs::openat(
-            parent,
-            name,
-            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            Mode::empty(),
-        )?;
-        for child in dir_names(fd.as_fd())? {
-            remove_all_at(fd.as_fd(), &child)?;
-        }
-        rustix::fs::unlinkat(parent, name, AtFlags::REMOVEDIR)?;
-    } else {
-        rustix::fs::unlinkat(parent, name, AtFlags::empty())?;
-    }
-    Ok(())
-}
-
 /// Extracts `reader` (a tar) into the directory `dest` (a path inside the root).
 fn extract(
     root: BorrowedFd<'_>,
@@ -780,7 +726,7 @@ fn extract(
                     )));
                 }
                 if !(was_dir && is_dir) {
-                    remove_all_at(parent.as_fd(), OsStr::new(name))
+                    pier_image::layer::remove_all_at(parent.as_fd(), OsStr::new(name))
                         .map_err(|e| io_err(&format!("replacing {shown}"), e))?;
                 }
             }

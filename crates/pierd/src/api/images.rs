@@ -26,6 +26,7 @@ use pier_image::service::{parse_until, ImageDetails, ImageService, ListFilters, 
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
+use super::stream::{ChannelWriter, CHUNK};
 use super::{ApiError, ApiVersion, AppState};
 
 pub fn routes() -> Router<AppState> {
@@ -44,8 +45,6 @@ pub fn routes() -> Router<AppState> {
 
 type Result<T, E = ApiError> = std::result::Result<T, E>;
 
-/// Chunks of an archive between the blocking service and the HTTP body.
-const CHUNK: usize = 256 * 1024;
 /// Chunks in flight per transfer: bounds the memory an archive takes.
 const CHANNEL_DEPTH: usize = 8;
 
@@ -390,50 +389,6 @@ async fn save(state: AppState, names: Vec<String>) -> Result<Response> {
 
 fn tar_response(body: Body) -> Response {
     ([(header::CONTENT_TYPE, "application/x-tar")], body).into_response()
-}
-
-/// A blocking [`Write`] feeding a channel in [`CHUNK`]-sized pieces.
-struct ChannelWriter {
-    tx: mpsc::Sender<io::Result<Bytes>>,
-    buf: Vec<u8>,
-    /// Whether anything went out (the response has started).
-    sent: bool,
-}
-
-impl ChannelWriter {
-    fn new(tx: mpsc::Sender<io::Result<Bytes>>) -> ChannelWriter {
-        ChannelWriter {
-            tx,
-            buf: Vec::with_capacity(CHUNK),
-            sent: false,
-        }
-    }
-
-    fn send(&mut self) -> io::Result<()> {
-        if self.buf.is_empty() {
-            return Ok(());
-        }
-        let chunk = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK)));
-        self.sent = true;
-        self.tx
-            .blocking_send(Ok(chunk))
-            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the client went away"))
-    }
-}
-
-impl Write for ChannelWriter {
-    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        let n = data.len().min(CHUNK - self.buf.len());
-        self.buf.extend_from_slice(&data[..n]);
-        if self.buf.len() >= CHUNK {
-            self.send()?;
-        }
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.send()
-    }
 }
 
 // ---------------------------------------------------------------------------------------

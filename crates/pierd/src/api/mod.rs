@@ -11,6 +11,7 @@ pub mod containers;
 pub mod error;
 pub mod exec;
 pub mod images;
+mod stream;
 pub mod system;
 
 use std::sync::Arc;
