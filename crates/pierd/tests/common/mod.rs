@@ -90,12 +90,20 @@ pub struct Pierd {
     // Drop order: the daemon stops (in `Drop::drop`) before the directory goes.
     daemon: Daemon,
     tmp: tempfile::TempDir,
+    /// Flags added to every start of this daemon ([`Pierd::start_with_args`]).
+    extra_args: Vec<String>,
 }
 
 impl Pierd {
     /// Starts `pierd` with its data root, exec root and socket in a new temp
     /// directory and waits until `/_ping` answers.
     pub fn start() -> Pierd {
+        Pierd::start_with_args(&[])
+    }
+
+    /// [`start`](Self::start) with more daemon flags (e.g. `-H tcp://…`, `--tlsverify`).
+    pub fn start_with_args(extra_args: &[&str]) -> Pierd {
+        let extra_args: Vec<String> = extra_args.iter().map(|a| a.to_string()).collect();
         let runtime = Path::new(env!("CARGO_BIN_EXE_pierd")).with_file_name("pier-runtime");
         assert!(
             runtime.is_file(),
@@ -106,8 +114,12 @@ impl Pierd {
             .prefix("pierd-test-")
             .tempdir()
             .expect("temp dir");
-        let daemon = spawn_daemon(tmp.path());
-        Pierd { daemon, tmp }
+        let daemon = spawn_daemon(tmp.path(), &extra_args);
+        Pierd {
+            daemon,
+            tmp,
+            extra_args,
+        }
     }
 
     /// `kill -9` of the daemon, `down` of nothing, then a new daemon on the same
@@ -117,7 +129,7 @@ impl Pierd {
         unsafe { libc::kill(self.daemon.pid(), libc::SIGKILL) };
         let _ = self.daemon.stop();
         std::thread::sleep(down);
-        self.daemon = spawn_daemon(self.tmp.path());
+        self.daemon = spawn_daemon(self.tmp.path(), &self.extra_args);
     }
 
     /// Processes of this daemon's container monitors (their command line names the
@@ -245,14 +257,15 @@ impl Drop for Pierd {
     }
 }
 
-fn spawn_daemon(dir: &Path) -> Daemon {
+fn spawn_daemon(dir: &Path, extra_args: &[String]) -> Daemon {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_pierd"));
     cmd.arg("--data-root")
         .arg(dir.join("data"))
         .arg("--exec-root")
         .arg(dir.join("exec"))
         .arg("-H")
-        .arg(format!("unix://{}", dir.join("pier.sock").display()));
+        .arg(format!("unix://{}", dir.join("pier.sock").display()))
+        .args(extra_args);
     let mut daemon =
         Daemon::spawn("pierd", cmd, dir.join("pierd.log")).unwrap_or_else(|e| panic!("{e}"));
     let sock = dir.join("pier.sock");
@@ -314,9 +327,14 @@ pub fn busybox_rootfs_tar(dir: &Path) -> Option<PathBuf> {
 /// A pierd with a `busybox` image imported (from `busybox_rootfs_tar`); None when the
 /// host lacks what it needs. The temp dir holds the rootfs and tar.
 pub fn pierd_with_busybox() -> Option<(Pierd, tempfile::TempDir)> {
+    pierd_with_busybox_args(&[])
+}
+
+/// [`pierd_with_busybox`] with more daemon flags.
+pub fn pierd_with_busybox_args(extra_args: &[&str]) -> Option<(Pierd, tempfile::TempDir)> {
     let work = tempfile::tempdir().expect("temp dir");
     let tar = busybox_rootfs_tar(work.path())?;
-    let pierd = Pierd::start();
+    let pierd = Pierd::start_with_args(extra_args);
     let out = pierd.docker_with_stdin(&["import", "-c", "CMD [\"sh\"]", "-", "busybox"], &tar);
     assert_eq!(out.code, Some(0), "{out:?}");
     Some((pierd, work))
