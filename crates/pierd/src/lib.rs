@@ -15,6 +15,7 @@
 pub mod api;
 pub mod config;
 pub mod engine;
+pub mod logdriver;
 pub mod monitor;
 pub mod server;
 

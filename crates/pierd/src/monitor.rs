@@ -41,6 +41,10 @@ pub struct MonitorConfig {
     pub log_path: Option<PathBuf>,
     pub log_max_size: u64,
     pub log_max_files: u32,
+    /// Rotated files are gzip-compressed (`<log>.N.gz`): the `local` driver's
+    /// default, json-file's `compress` option.
+    #[serde(default)]
+    pub log_compress: bool,
     pub exit_file: PathBuf,
     pub control_socket: PathBuf,
     /// Unmounted when the container is gone.
@@ -48,6 +52,10 @@ pub struct MonitorConfig {
     pub stdin: bool,
     pub stdin_once: bool,
     pub tty: bool,
+    /// The terminal's size (height, width) before the container starts
+    /// (`HostConfig.ConsoleSize`).
+    #[serde(default)]
+    pub console_size: Option<(u16, u16)>,
 }
 
 /// What the monitor records when the container exits.
@@ -221,7 +229,17 @@ impl Monitor {
             loop {
                 match l.accept() {
                     Ok((s, _)) => {
-                        pty = Some(File::from(receive_fd(&s)?));
+                        let master = File::from(receive_fd(&s)?);
+                        if let Some((h, w)) = config.console_size.filter(|&(h, w)| h > 0 && w > 0) {
+                            let size = rustix::termios::Winsize {
+                                ws_row: h,
+                                ws_col: w,
+                                ws_xpixel: 0,
+                                ws_ypixel: 0,
+                            };
+                            let _ = rustix::termios::tcsetwinsize(&master, size);
+                        }
+                        pty = Some(master);
                         break;
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -255,7 +273,12 @@ impl Monitor {
         let pidfd = rustix::process::pidfd_open(pid, PidfdFlags::empty())
             .map_err(|e| format!("pidfd_open {raw}: {e}"))?;
         let log = match &config.log_path {
-            Some(p) => Some(JsonLog::open(p, config.log_max_size, config.log_max_files)?),
+            Some(p) => Some(JsonLog::open(
+                p,
+                config.log_max_size,
+                config.log_max_files,
+                config.log_compress,
+            )?),
             None => None,
         };
         Ok(Monitor {
@@ -353,7 +376,7 @@ impl Monitor {
                 }
             } else {
                 // Keep reaping orphans handed to us.
-                while let Ok(Some(_)) = rustix::process::waitpid(None, WaitOptions::NOHANG) {}
+                while let Ok(Some(_)) = rustix::process::wait(WaitOptions::NOHANG) {}
             }
         }
         self.finish();
@@ -382,9 +405,15 @@ impl Monitor {
                     let _ = (&stream).write_all(answer.as_bytes());
                 }
                 "attach" => {
-                    let stdin = req.stdin && self.stdin.is_some();
+                    // With a terminal, stdin (when open) goes to the pty.
+                    let stdin = req.stdin
+                        && (self.stdin.is_some() || (self.config.stdin && self.pty.is_some()));
                     if stdin && !early.is_empty() {
-                        if let Some(w) = &mut self.stdin {
+                        let target = match &mut self.pty {
+                            Some(p) => Some(p),
+                            None => self.stdin.as_mut(),
+                        };
+                        if let Some(w) = target {
                             let _ = w.write_all(&early);
                         }
                     }
@@ -515,7 +544,7 @@ impl Monitor {
     }
 
     fn reap(&mut self) {
-        while let Ok(Some((pid, status))) = rustix::process::waitpid(None, WaitOptions::NOHANG) {
+        while let Ok(Some((pid, status))) = rustix::process::wait(WaitOptions::NOHANG) {
             if pid == self.pid {
                 let code = match (status.exit_status(), status.terminating_signal()) {
                     (Some(c), _) => c,
@@ -549,11 +578,11 @@ impl Monitor {
             &self.config.exit_file,
             &serde_json::to_vec(&status).unwrap_or_default(),
         );
-        // Output clients see EOF; wait clients get the status.
+        // Output clients see EOF.
         self.attached.clear();
-        for w in self.waiters.drain(..) {
-            send_exit(&w, &status);
-        }
+        // The runtime's state and the rootfs mount go before waiters hear of the exit:
+        // pierd may start the container again at once (restart, a policy), and this
+        // cleanup must not delete the next run's state or unmount its rootfs.
         let _ = Command::new(&self.config.runtime)
             .arg("--root")
             .arg(&self.config.runtime_root)
@@ -568,6 +597,9 @@ impl Monitor {
             let _ = rustix::mount::unmount(rootfs, rustix::mount::UnmountFlags::DETACH);
         }
         let _ = fs::remove_file(&self.config.control_socket);
+        for w in self.waiters.drain(..) {
+            send_exit(&w, &status);
+        }
     }
 }
 
@@ -640,6 +672,7 @@ struct JsonLog {
     size: u64,
     max_size: u64,
     max_files: u32,
+    compress: bool,
     partial: [Vec<u8>; 2],
 }
 
@@ -647,7 +680,10 @@ struct JsonLog {
 const MAX_LINE: usize = 16 * 1024;
 
 impl JsonLog {
-    fn open(path: &Path, max_size: u64, max_files: u32) -> Result<JsonLog, String> {
+    fn open(path: &Path, max_size: u64, max_files: u32, compress: bool) -> Result<JsonLog, String> {
+        if let Some(dir) = path.parent() {
+            let _ = fs::create_dir_all(dir);
+        }
         let file = OpenOptions::new()
             .create(true)
             .append(true)
@@ -660,6 +696,7 @@ impl JsonLog {
             size,
             max_size,
             max_files,
+            compress,
             partial: [Vec::new(), Vec::new()],
         })
     }
@@ -714,11 +751,21 @@ impl JsonLog {
             self.size = 0;
             return;
         }
-        let name = |n: u32| PathBuf::from(format!("{}.{n}", self.path.display()));
+        let suffix = if self.compress { ".gz" } else { "" };
+        let name = |n: u32| PathBuf::from(format!("{}.{n}{suffix}", self.path.display()));
         for n in (1..self.max_files - 1).rev() {
             let _ = fs::rename(name(n), name(n + 1));
         }
-        let _ = fs::rename(&self.path, name(1));
+        if self.compress {
+            // Readers that have the file open keep reading it after the unlink.
+            if compress_file(&self.path, &name(1)).is_ok() {
+                let _ = fs::remove_file(&self.path);
+            } else {
+                let _ = fs::rename(&self.path, name(1));
+            }
+        } else {
+            let _ = fs::rename(&self.path, name(1));
+        }
         if let Ok(f) = OpenOptions::new()
             .create(true)
             .append(true)
@@ -728,4 +775,21 @@ impl JsonLog {
             self.size = 0;
         }
     }
+}
+
+/// `src` gzip-compressed into `dest` (through a temp file and a rename).
+fn compress_file(src: &Path, dest: &Path) -> io::Result<()> {
+    let tmp = dest.with_extension("tmp");
+    let result = (|| {
+        let mut input = File::open(src)?;
+        let out = File::create(&tmp)?;
+        let mut gz = flate2::write::GzEncoder::new(out, flate2::Compression::fast());
+        io::copy(&mut input, &mut gz)?;
+        gz.finish()?;
+        fs::rename(&tmp, dest)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
 }
