@@ -66,6 +66,18 @@ impl<W: Write> Write for HashingWriter<W> {
 /// Writes the changes recorded in overlay upper directory `upper` as an uncompressed
 /// Docker layer tar to `out`. See the module documentation for the conventions.
 pub fn diff_upper(upper: &Path, out: impl Write) -> Result<DiffStats> {
+    diff_upper_excluding(upper, out, &[])
+}
+
+/// [`diff_upper`] leaving out the entries at the tar paths in `exclude` (relative,
+/// `etc/hostname`) and everything below them: what the engine itself made in the
+/// upper dir (mount points of its bind-mounted files) is not a change of the
+/// container's (`docker commit`).
+pub fn diff_upper_excluding(
+    upper: &Path,
+    out: impl Write,
+    exclude: &[PathBuf],
+) -> Result<DiffStats> {
     let root_meta = fs::symlink_metadata(upper)
         .map_err(|e| Error::io(format!("reading {}", upper.display()), e))?;
     if !root_meta.is_dir() {
@@ -81,6 +93,7 @@ pub fn diff_upper(upper: &Path, out: impl Write) -> Result<DiffStats> {
         }),
         links: HashMap::new(),
         files: 0,
+        exclude,
     };
     if is_opaque(upper) {
         differ.append_marker(
@@ -109,14 +122,16 @@ pub fn diff_upper(upper: &Path, out: impl Write) -> Result<DiffStats> {
     })
 }
 
-struct Differ<W: Write> {
+struct Differ<'a, W: Write> {
     builder: tar::Builder<HashingWriter<W>>,
     /// (dev, ino) of multiply-linked files already written → their tar path.
     links: HashMap<(u64, u64), PathBuf>,
     files: u64,
+    /// Tar paths not to write (with their subtrees).
+    exclude: &'a [PathBuf],
 }
 
-impl<W: Write> Differ<W> {
+impl<W: Write> Differ<'_, W> {
     /// Writes the entries below directory `dir` (tar path `rel`), sorted by name.
     fn walk(&mut self, dir: &Path, rel: &Path) -> Result<()> {
         let mut names: Vec<OsString> = fs::read_dir(dir)
@@ -128,6 +143,9 @@ impl<W: Write> Differ<W> {
         for name in names {
             let path = dir.join(&name);
             let tar_path = rel.join(&name);
+            if self.exclude.contains(&tar_path) {
+                continue;
+            }
             let meta = fs::symlink_metadata(&path)
                 .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
             self.entry(&path, &tar_path, &name, &meta)?;
@@ -748,8 +766,8 @@ fn key_values(rest: &str, what: &str) -> Result<Vec<(String, String)>> {
             .split_once(char::is_whitespace)
             .map(|(k, v)| (k, v.trim()))
             .unwrap_or((rest, ""));
-        if what == "ENV" && v.is_empty() {
-            return Err(invalid_change(format!("{what} names can not be blank")));
+        if v.is_empty() {
+            return Err(invalid_change(format!("{what} must have two arguments")));
         }
         return Ok(vec![(k.to_string(), v.to_string())]);
     }
@@ -916,6 +934,50 @@ mod tests {
         assert_eq!(c.labels.as_ref().unwrap()["a b"], "c");
         assert!(apply_changes(&mut c, &["ENV".into()]).is_err());
         assert!(apply_changes(&mut c, &["LABEL a=1 b".into()]).is_err());
+    }
+
+    #[test]
+    fn excluded_paths_and_their_subtrees_are_left_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let upper = dir.path();
+        fs::create_dir_all(upper.join("etc/sub")).unwrap();
+        fs::write(upper.join("etc/hosts"), "").unwrap();
+        fs::write(upper.join("etc/sub/x"), "x").unwrap();
+        fs::write(upper.join("keep"), "k").unwrap();
+        let names = |exclude: &[PathBuf]| -> Vec<String> {
+            let mut out = Vec::new();
+            let stats = diff_upper_excluding(upper, &mut out, exclude).unwrap();
+            let mut archive = tar::Archive::new(out.as_slice());
+            let names: Vec<String> = archive
+                .entries()
+                .unwrap()
+                .map(|e| e.unwrap().path().unwrap().display().to_string())
+                .collect();
+            assert_eq!(stats.files as usize, names.len());
+            names
+        };
+        assert_eq!(
+            names(&[]),
+            ["etc", "etc/hosts", "etc/sub", "etc/sub/x", "keep"]
+        );
+        assert_eq!(
+            names(&[PathBuf::from("etc/hosts"), PathBuf::from("etc/sub")]),
+            ["etc", "keep"]
+        );
+        assert_eq!(names(&[PathBuf::from("etc")]), ["keep"]);
+        // Nothing left: an empty layer (only the end-of-archive blocks).
+        let mut out = Vec::new();
+        let stats = diff_upper_excluding(
+            upper,
+            &mut out,
+            &[PathBuf::from("etc"), PathBuf::from("keep")],
+        )
+        .unwrap();
+        assert_eq!(stats.files, 0);
+        assert_eq!(
+            stats.diff_id.to_string(),
+            crate::service::commit::EMPTY_LAYER_DIFF_ID
+        );
     }
 
     #[test]

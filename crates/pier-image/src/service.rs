@@ -14,6 +14,7 @@
 //! holds.
 
 pub mod api;
+pub mod commit;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{BufReader, Read, Write};

@@ -1,19 +1,29 @@
-//! `/_ping`, `/version`, `/info`.
+//! `/_ping`, `/version`, `/info`, `/system/df`, and the prunes of what Pier does not
+//! have yet (networks, volumes, build cache), which answer honestly: nothing removed.
 
-use axum::extract::{Extension, State};
+use std::collections::HashMap;
+
+use axum::extract::{Extension, Query, State};
 use axum::http::header::{HeaderMap, HeaderName, HeaderValue};
 use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
 use super::{ApiError, ApiVersion, AppState, MAX_API_VERSION, MIN_API_VERSION};
+use crate::engine::events::Event;
+use crate::engine::usage::ContainerPruneFilters;
+use crate::engine::Container;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/_ping", get(ping).head(ping))
         .route("/version", get(version))
         .route("/info", get(info))
+        .route("/system/df", get(df))
+        .route("/networks/prune", post(prune_networks))
+        .route("/volumes/prune", post(prune_volumes))
+        .route("/build/prune", post(prune_build_cache))
 }
 
 /// Docker's ping: `OK` plus the headers clients negotiate with.
@@ -148,6 +158,7 @@ async fn info(State(daemon): State<AppState>) -> Result<Json<Value>, ApiError> {
         "NEventsListener": 0,
         "KernelVersion": kernel_version(),
         "OperatingSystem": os_name(),
+        "OSVersion": os_release("VERSION_ID").unwrap_or_default(),
         "OSType": "linux",
         "Architecture": std::env::consts::ARCH,
         "NCPU": std::thread::available_parallelism().map_or(1, usize::from),
@@ -173,6 +184,10 @@ async fn info(State(daemon): State<AppState>) -> Result<Json<Value>, ApiError> {
         "LiveRestoreEnabled": true,
         "Isolation": "",
         "InitBinary": "",
+        // No containerd and no init binary; the runtime is pier-runtime, of this build.
+        "ContainerdCommit": { "ID": "" },
+        "RuncCommit": { "ID": env!("CARGO_PKG_VERSION") },
+        "InitCommit": { "ID": "" },
         "SecurityOptions": ["name=seccomp,profile=builtin"],
         "Warnings": [],
     })))
@@ -190,12 +205,282 @@ fn runtimes(config: &crate::config::DaemonConfig) -> Value {
 }
 
 fn os_name() -> String {
-    std::fs::read_to_string("/etc/os-release")
-        .ok()
-        .and_then(|t| {
-            t.lines()
-                .find_map(|l| l.strip_prefix("PRETTY_NAME="))
-                .map(|v| v.trim_matches('"').to_string())
-        })
-        .unwrap_or_else(|| "Linux".to_string())
+    os_release("PRETTY_NAME").unwrap_or_else(|| "Linux".to_string())
+}
+
+/// A value of `/etc/os-release`, unquoted.
+fn os_release(key: &str) -> Option<String> {
+    let text = std::fs::read_to_string("/etc/os-release").ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
+        .map(|v| v.trim_matches('"').to_string())
+}
+
+// ---------------------------------------------------------------------------------
+// GET /system/df
+
+/// The object types of `system df`'s `type` parameter.
+const DF_TYPES: [&str; 4] = ["container", "image", "volume", "build-cache"];
+
+/// `GET /system/df`: images (with `SharedSize` and `Containers`), containers (with
+/// `SizeRw`/`SizeRootFs`), no volumes, no build cache. API ≥ 1.42 honours `type=`
+/// (types not asked for are null); API ≥ 1.52 answers in the `*Usage` shape, with the
+/// items only when `verbose`.
+async fn df(
+    State(d): State<AppState>,
+    Extension(v): Extension<ApiVersion>,
+    Query(q): Query<Vec<(String, String)>>,
+) -> Result<Json<Value>, ApiError> {
+    let mut wanted: Vec<String> = Vec::new();
+    if v >= ApiVersion(1, 42) {
+        for (k, t) in &q {
+            if k != "type" {
+                continue;
+            }
+            if !DF_TYPES.contains(&t.as_str()) {
+                return Err(ApiError::bad_request(format!("unknown object type: {t}")));
+            }
+            wanted.push(t.clone());
+        }
+    }
+    let want = |t: &str| wanted.is_empty() || wanted.iter().any(|w| w == t);
+    let verbose = q
+        .iter()
+        .any(|(k, v)| k == "verbose" && matches!(v.as_str(), "1" | "true" | "True"));
+
+    let users = d.image_users();
+    let images = d.images.clone();
+    let (layers_size, image_list) = tokio::task::spawn_blocking(move || {
+        let list = images.list(&pier_image::service::ListFilters::default(), Some(&users))?;
+        Ok::<_, pier_image::Error>((images.layers_size()?, list))
+    })
+    .await??;
+    let image_size: HashMap<String, i64> =
+        image_list.iter().map(|i| (i.id.clone(), i.size)).collect();
+
+    let mut containers = Vec::new();
+    if want("container") {
+        for c in d.engine.list() {
+            let engine = d.engine.clone();
+            let rec = c.clone();
+            let size_rw = tokio::task::spawn_blocking(move || engine.size_rw(&rec))
+                .await?
+                .unwrap_or(0) as i64;
+            let root = size_rw + image_size.get(&c.image_id).copied().unwrap_or(0);
+            let mut summary = container_summary(&c);
+            summary["SizeRw"] = json!(size_rw);
+            summary["SizeRootFs"] = json!(root);
+            containers.push(summary);
+        }
+    }
+
+    if v >= ApiVersion(1, 52) {
+        let images_total = layers_size as i64;
+        let used: i64 = image_list
+            .iter()
+            .filter(|i| i.containers > 0)
+            .map(|i| i.size - i.shared_size)
+            .sum();
+        let c_total: i64 = containers.iter().filter_map(|c| c["SizeRw"].as_i64()).sum();
+        let c_reclaimable: i64 = containers
+            .iter()
+            .filter(|c| c["State"] != "running" && c["State"] != "paused")
+            .filter_map(|c| c["SizeRw"].as_i64())
+            .sum();
+        let c_active = containers
+            .iter()
+            .filter(|c| c["State"] == "running" || c["State"] == "paused")
+            .count();
+        let usage = |active: usize, total: usize, reclaimable: i64, size: i64, items: Value| {
+            let mut u = json!({
+                "ActiveCount": active,
+                "TotalCount": total,
+                "Reclaimable": reclaimable,
+                "TotalSize": size,
+            });
+            if verbose {
+                u["Items"] = items;
+            }
+            u
+        };
+        let mut out = serde_json::Map::new();
+        if want("image") {
+            let active = image_list.iter().filter(|i| i.containers > 0).count();
+            out.insert(
+                "ImageUsage".into(),
+                usage(
+                    active,
+                    image_list.len(),
+                    (images_total - used).max(0),
+                    images_total,
+                    serde_json::to_value(&image_list).map_err(internal_json)?,
+                ),
+            );
+        }
+        if want("container") {
+            let n = containers.len();
+            out.insert(
+                "ContainerUsage".into(),
+                usage(
+                    c_active,
+                    n,
+                    c_reclaimable,
+                    c_total,
+                    Value::Array(containers),
+                ),
+            );
+        }
+        if want("volume") {
+            out.insert("VolumeUsage".into(), usage(0, 0, 0, 0, json!([])));
+        }
+        if want("build-cache") {
+            out.insert("BuildCacheUsage".into(), usage(0, 0, 0, 0, json!([])));
+        }
+        return Ok(Json(Value::Object(out)));
+    }
+
+    Ok(Json(json!({
+        "LayersSize": if want("image") { layers_size } else { 0 },
+        "Images": if want("image") {
+            serde_json::to_value(&image_list).map_err(internal_json)?
+        } else {
+            Value::Null
+        },
+        "Containers": if want("container") { Value::Array(containers) } else { Value::Null },
+        "Volumes": if want("volume") { json!([]) } else { Value::Null },
+        "BuildCache": if want("build-cache") { json!([]) } else { Value::Null },
+    })))
+}
+
+fn internal_json(e: serde_json::Error) -> ApiError {
+    ApiError::internal(e.to_string())
+}
+
+/// A container in `GET /containers/json`'s shape (what `system df -v` prints).
+fn container_summary(c: &Container) -> Value {
+    let created = pier_image::time::parse_rfc3339(&c.created).map_or(0, |(s, _)| s);
+    let mut command = vec![c.path.clone()];
+    command.extend(c.args.iter().cloned());
+    json!({
+        "Id": c.id,
+        "Names": [format!("/{}", c.name)],
+        "Image": c.image_name,
+        "ImageID": c.image_id,
+        "Command": command.join(" "),
+        "Created": created,
+        "Ports": [],
+        "Labels": c.config["Labels"].as_object().cloned().unwrap_or_default(),
+        "State": c.state.status,
+        "Status": status_text(c),
+        "HostConfig": { "NetworkMode": c.host_config["NetworkMode"] },
+        "NetworkSettings": { "Networks": {} },
+        "Mounts": super::containers::mount_points(&c.host_config),
+    })
+}
+
+/// `Status` of a container summary, as Docker words it.
+fn status_text(c: &Container) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let since = |t: &str| {
+        pier_image::time::human_duration(
+            pier_image::time::parse_rfc3339(t).map_or(0, |(s, _)| now - s),
+        )
+    };
+    match c.state.status.as_str() {
+        _ if c.state.running && c.state.paused => {
+            format!("Up {} (Paused)", since(&c.state.started_at))
+        }
+        "running" => match &c.state.health {
+            Some(h) if h.status == crate::engine::health::STARTING => {
+                format!("Up {} (health: starting)", since(&c.state.started_at))
+            }
+            Some(h) => format!("Up {} ({})", since(&c.state.started_at), h.status),
+            None => format!("Up {}", since(&c.state.started_at)),
+        },
+        "restarting" => format!(
+            "Restarting ({}) {} ago",
+            c.state.exit_code,
+            since(&c.state.finished_at)
+        ),
+        "exited" => format!(
+            "Exited ({}) {} ago",
+            c.state.exit_code,
+            since(&c.state.finished_at)
+        ),
+        "removing" => "Removal In Progress".into(),
+        "dead" => "Dead".into(),
+        _ => "Created".into(),
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Prunes
+
+/// Docker's `filters` query parameter, as a map of key → values.
+fn prune_filters(
+    q: &HashMap<String, String>,
+    accepted: &[&str],
+) -> Result<HashMap<String, Vec<String>>, ApiError> {
+    let filters = super::containers::parse_filters(q.get("filters"))?;
+    for key in filters.keys() {
+        if !accepted.contains(&key.as_str()) {
+            return Err(ApiError::bad_request(format!("invalid filter '{key}'")));
+        }
+    }
+    Ok(filters)
+}
+
+/// `POST /containers/prune` with Docker's filters (`until`, `label`, `label!`) and
+/// `SpaceReclaimed` (the removed containers' writable layers).
+pub async fn prune_containers(
+    State(d): State<AppState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    let filters = prune_filters(&q, &["until", "label", "label!"])?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let until = match filters.get("until").map(Vec::as_slice) {
+        None | Some([]) => None,
+        Some([u]) => Some(pier_image::service::parse_until(u, now)?),
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "more than one until filter specified",
+            ))
+        }
+    };
+    let pf = ContainerPruneFilters {
+        until,
+        labels: filters.get("label").cloned().unwrap_or_default(),
+        not_labels: filters.get("label!").cloned().unwrap_or_default(),
+    };
+    let report = d.engine.prune_containers(&pf).await;
+    d.engine.bus().publish(
+        Event::new("container", "prune", "").with("reclaimed", report.space_reclaimed.to_string()),
+    );
+    Ok(Json(json!({
+        "ContainersDeleted": report.deleted,
+        "SpaceReclaimed": report.space_reclaimed,
+    })))
+}
+
+/// `POST /networks/prune`: Pier has only the predefined networks (`none`, `host`),
+/// which are never pruned.
+async fn prune_networks(Query(q): Query<HashMap<String, String>>) -> Result<Json<Value>, ApiError> {
+    prune_filters(&q, &["until", "label", "label!"])?;
+    Ok(Json(json!({ "NetworksDeleted": null })))
+}
+
+/// `POST /volumes/prune`: Pier has no volumes yet.
+async fn prune_volumes(Query(q): Query<HashMap<String, String>>) -> Result<Json<Value>, ApiError> {
+    prune_filters(&q, &["label", "label!", "all"])?;
+    Ok(Json(json!({ "VolumesDeleted": null, "SpaceReclaimed": 0 })))
+}
+
+/// `POST /build/prune`: Pier has no build cache yet (BuildKit's filters are not
+/// checked: nothing would match them).
+async fn prune_build_cache() -> Json<Value> {
+    Json(json!({ "CachesDeleted": null, "SpaceReclaimed": 0 }))
 }
