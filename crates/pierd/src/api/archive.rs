@@ -444,13 +444,13 @@ fn append<W: Write>(
     match kind {
         FileType::Directory => {
             h.set_entry_type(tar::EntryType::Directory);
-            let dir_name = if arc_name.is_empty() || arc_name == "." {
+            let dir_name = if arc_name.is_empty() {
                 None
             } else {
                 Some(format!("{arc_name}/"))
             };
             if let Some(n) = &dir_name {
-                b.append_data(&mut h, n, io::empty())?;
+                append_entry(b, &mut h, n, None, io::empty())?;
             }
             let fd = rustix::fs::openat(
                 parent,
@@ -466,7 +466,7 @@ fn append<W: Write>(
             if st.st_nlink > 1 {
                 if let Some(first) = links.get(&key) {
                     h.set_entry_type(tar::EntryType::Link);
-                    b.append_link(&mut h, arc_name, first)?;
+                    append_entry(b, &mut h, arc_name, Some(first.as_bytes()), io::empty())?;
                     return Ok(());
                 }
                 links.insert(key, arc_name.to_string());
@@ -485,12 +485,12 @@ fn append<W: Write>(
                 .take(size)
                 .chain(io::repeat(0))
                 .take(size);
-            b.append_data(&mut h, arc_name, data)?;
+            append_entry(b, &mut h, arc_name, None, data)?;
         }
         FileType::Symlink => {
             let target = rustix::fs::readlinkat(parent, name, Vec::new())?;
             h.set_entry_type(tar::EntryType::Symlink);
-            b.append_link(&mut h, arc_name, OsStr::from_bytes(target.as_bytes()))?;
+            append_entry(b, &mut h, arc_name, Some(target.as_bytes()), io::empty())?;
         }
         FileType::CharacterDevice | FileType::BlockDevice | FileType::Fifo => {
             h.set_entry_type(match kind {
@@ -502,11 +502,58 @@ fn append<W: Write>(
                 h.set_device_major(rustix::fs::major(st.st_rdev))?;
                 h.set_device_minor(rustix::fs::minor(st.st_rdev))?;
             }
-            b.append_data(&mut h, arc_name, io::empty())?;
+            append_entry(b, &mut h, arc_name, None, io::empty())?;
         }
         _ => {}
     }
     Ok(())
+}
+
+/// Appends one entry named exactly `name` (and `link`). The tar crate drops a leading
+/// `./`, but `docker cp CTR:dir/. DEST` needs it: the CLI renames entries by replacing
+/// their first `.` (Docker's `RebaseArchiveEntries`), so a bare `a.txt` would be
+/// mangled. Names too long for the header get GNU long-name entries, as tar does.
+fn append_entry<W: Write>(
+    b: &mut tar::Builder<W>,
+    h: &mut tar::Header,
+    name: &str,
+    link: Option<&[u8]>,
+    data: impl Read,
+) -> io::Result<()> {
+    let dotted = name.starts_with("./") || link.is_some_and(|l| l.starts_with(b"./"));
+    if !dotted {
+        return match link {
+            Some(target) => b.append_link(h, name, OsStr::from_bytes(target)),
+            None => b.append_data(h, name, data),
+        };
+    }
+    let field_len = h.as_old().name.len();
+    for (value, kind) in [
+        (Some(name.as_bytes()), tar::EntryType::GNULongName),
+        (link, tar::EntryType::GNULongLink),
+    ] {
+        let Some(value) = value.filter(|v| v.len() > field_len) else {
+            continue;
+        };
+        let mut long = tar::Header::new_gnu();
+        long.as_old_mut().name[..13].copy_from_slice(b"././@LongLink");
+        long.set_mode(0o644);
+        long.set_entry_type(kind);
+        long.set_size(value.len() as u64 + 1);
+        long.set_cksum();
+        b.append(&long, value.chain(&[0u8][..]))?;
+    }
+    let fill = |field: &mut [u8], value: &[u8]| {
+        let n = value.len().min(field.len());
+        field.fill(0);
+        field[..n].copy_from_slice(&value[..n]);
+    };
+    fill(&mut h.as_old_mut().name, name.as_bytes());
+    if let Some(target) = link {
+        fill(&mut h.as_old_mut().linkname, target);
+    }
+    h.set_cksum();
+    b.append(h, data)
 }
 
 fn dir_names(dir: BorrowedFd<'_>) -> io::Result<Vec<OsString>> {

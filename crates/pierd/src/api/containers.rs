@@ -10,9 +10,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
-use futures_util::StreamExt;
 use hyper_util::rt::TokioIo;
-use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -23,7 +21,7 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/containers/create", post(create))
         .route("/containers/json", get(list))
-        .route("/containers/prune", post(prune))
+        .route("/containers/prune", post(super::system::prune_containers))
         .route("/containers/{id}/json", get(inspect))
         .route("/containers/{id}/start", post(start))
         .route("/containers/{id}/stop", post(stop))
@@ -31,7 +29,12 @@ pub fn routes() -> Router<AppState> {
         .route("/containers/{id}/kill", post(kill))
         .route("/containers/{id}/wait", post(wait))
         .route("/containers/{id}/attach", post(attach))
-        .route("/containers/{id}/logs", get(logs))
+        .route(
+            "/containers/{id}/attach/ws",
+            get(super::websocket::attach_ws),
+        )
+        .route("/containers/{id}/resize", post(resize))
+        .route("/containers/{id}/logs", get(super::logs::logs))
         .route("/containers/{id}", delete(remove))
 }
 
@@ -103,7 +106,8 @@ async fn stop(
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<StatusCode, ApiError> {
     let t = q.get("t").and_then(|t| t.parse().ok());
-    no_content(d.engine.stop(&id, t).await)
+    let signal = q.get("signal").map(String::as_str);
+    no_content(d.engine.stop(&id, t, signal).await)
 }
 
 async fn restart(
@@ -112,12 +116,18 @@ async fn restart(
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<StatusCode, ApiError> {
     let t = q.get("t").and_then(|t| t.parse().ok());
-    match d.engine.stop(&id, t).await {
+    let signal = q.get("signal").map(String::as_str);
+    match d.engine.stop(&id, t, signal).await {
         Ok(()) | Err(EngineError::NotModified) => {}
         Err(e) => return Err(e.into()),
     }
     match d.engine.start(&id).await {
-        Ok(()) | Err(EngineError::NotModified) => Ok(StatusCode::NO_CONTENT),
+        Ok(()) | Err(EngineError::NotModified) => {
+            if let Ok(full) = d.engine.resolve(&id) {
+                d.engine.container_event(&full, "restart", &[]);
+            }
+            Ok(StatusCode::NO_CONTENT)
+        }
         Err(e) => Err(e.into()),
     }
 }
@@ -168,18 +178,6 @@ async fn wait(
         .into_response())
 }
 
-async fn prune(State(d): State<AppState>) -> Result<Json<Value>, ApiError> {
-    let mut deleted = Vec::new();
-    for c in d.engine.list() {
-        if !c.state.running && d.engine.remove(&c.id, false).await.is_ok() {
-            deleted.push(c.id);
-        }
-    }
-    Ok(Json(
-        json!({ "ContainersDeleted": deleted, "SpaceReclaimed": 0 }),
-    ))
-}
-
 // ---------------------------------------------------------------------------------
 // Inspect and list, in Docker's shapes.
 
@@ -221,9 +219,16 @@ fn status_text(c: &Container) -> String {
     }
 }
 
+/// The list's `Command`, as dockerd writes it: arguments with a space in quotes.
 fn command_line(c: &Container) -> String {
     let mut parts = vec![c.path.clone()];
-    parts.extend(c.args.iter().cloned());
+    parts.extend(c.args.iter().map(|a| {
+        if a.contains(' ') {
+            format!("'{a}'")
+        } else {
+            a.clone()
+        }
+    }));
     parts.join(" ")
 }
 
@@ -242,8 +247,97 @@ fn summary(c: &Container) -> Value {
         "Status": status_text(c),
         "HostConfig": { "NetworkMode": c.host_config["NetworkMode"] },
         "NetworkSettings": { "Networks": {} },
-        "Mounts": [],
+        "Mounts": mount_points(&c.host_config),
     })
+}
+
+/// `GraphDriver.Data` of inspect: the overlay dirs of the container's snapshot (null
+/// when it is not an overlay).
+fn graph_driver_data(d: &AppState, c: &Container, data_dir: &std::path::Path) -> Value {
+    match d.images.snapshots().mounts(&c.snapshot_key) {
+        Ok(pier_image::snapshot::MountSpec::Overlay {
+            lowerdirs,
+            upperdir: Some(upper),
+            workdir: Some(work),
+        }) => {
+            let lower: Vec<String> = lowerdirs.iter().map(|p| p.display().to_string()).collect();
+            json!({
+                "LowerDir": lower.join(":"),
+                "MergedDir": data_dir.join("rootfs"),
+                "UpperDir": upper,
+                "WorkDir": work,
+            })
+        }
+        _ => Value::Null,
+    }
+}
+
+/// Docker's `Mounts` (list and inspect): the binds and volumes of `-v` and `--mount`
+/// (`--tmpfs` is only in `HostConfig.Tmpfs`, as in dockerd).
+pub(crate) fn mount_points(hc: &Value) -> Value {
+    const PROPAGATIONS: [&str; 6] = [
+        "rprivate", "private", "rshared", "shared", "rslave", "slave",
+    ];
+    let mut out = Vec::new();
+    for bind in hc["Binds"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+    {
+        let mut parts = bind.splitn(3, ':');
+        let (Some(src), Some(dst)) = (parts.next(), parts.next()) else {
+            continue;
+        };
+        let mode = parts.next().unwrap_or("");
+        let opts: Vec<&str> = mode.split(',').collect();
+        let rw = !opts.contains(&"ro");
+        if src.starts_with('/') {
+            let propagation = opts
+                .iter()
+                .find(|o| PROPAGATIONS.contains(o))
+                .copied()
+                .unwrap_or("rprivate");
+            out.push(json!({
+                "Type": "bind", "Source": src, "Destination": dst,
+                "Mode": mode, "RW": rw, "Propagation": propagation,
+            }));
+        } else {
+            out.push(json!({
+                "Type": "volume", "Name": src, "Source": "", "Destination": dst,
+                "Driver": "local", "Mode": mode, "RW": rw, "Propagation": "",
+            }));
+        }
+    }
+    for m in hc["Mounts"].as_array().into_iter().flatten() {
+        let kind = m["Type"].as_str().unwrap_or("volume");
+        let rw = m["ReadOnly"].as_bool() != Some(true);
+        let mut point = json!({
+            "Type": kind,
+            "Source": m["Source"].as_str().unwrap_or(""),
+            "Destination": m["Target"].as_str().unwrap_or(""),
+            "Mode": "",
+            "RW": rw,
+            "Propagation": "",
+        });
+        match kind {
+            "bind" => {
+                point["Propagation"] = json!(m["BindOptions"]["Propagation"]
+                    .as_str()
+                    .filter(|p| !p.is_empty())
+                    .unwrap_or("rprivate"));
+            }
+            "volume" => {
+                point["Name"] = json!(m["Source"].as_str().unwrap_or(""));
+                point["Source"] = json!("");
+                point["Driver"] = json!("local");
+                point["Mode"] = json!("z");
+            }
+            _ => {}
+        }
+        out.push(point);
+    }
+    Value::Array(out)
 }
 
 /// Docker's `filters` JSON in either form: `{"k":["v"]}` or `{"k":{"v":true}}`.
@@ -277,8 +371,10 @@ async fn list(
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
     let filters = parse_filters(q.get("filters"))?;
-    let all = flag(&q, "all");
     let limit: i64 = q.get("limit").and_then(|l| l.parse().ok()).unwrap_or(-1);
+    // As dockerd: `limit` (docker ps -n/-l) counts stopped containers too.
+    let all = flag(&q, "all") || limit > 0;
+    let with_size = flag(&q, "size");
     for key in filters.keys() {
         if !matches!(
             key.as_str(),
@@ -339,12 +435,29 @@ async fn list(
         {
             continue;
         }
-        out.push(summary(c));
+        let mut item = summary(c);
+        if with_size {
+            let (rw, root) = tokio::task::block_in_place(|| container_sizes(&d, c));
+            item["SizeRw"] = json!(rw);
+            item["SizeRootFs"] = json!(root);
+        }
+        out.push(item);
         if limit > 0 && out.len() as i64 >= limit {
             break;
         }
     }
     Ok(Json(Value::Array(out)))
+}
+
+/// `SizeRw` (the container's own changes) and `SizeRootFs` (those plus its image).
+/// Blocking: walks the container's upper directory.
+fn container_sizes(d: &AppState, c: &Container) -> (u64, u64) {
+    let rw = d.images.snapshots().usage(&c.snapshot_key).unwrap_or(0);
+    let image = d
+        .images
+        .inspect(&c.image_id)
+        .map_or(0, |i| u64::try_from(i.size).unwrap_or(0));
+    (rw, rw + image)
 }
 
 async fn inspect(
@@ -396,12 +509,79 @@ async fn inspect(
         ("CpuShares", json!(0)),
         ("PidsLimit", Value::Null),
         ("Runtime", json!(c.runtime)),
+        // dockerd reports every field, also those the client did not send.
+        ("ContainerIDFile", json!("")),
+        ("PortBindings", Value::Null),
+        ("VolumeDriver", json!("")),
+        ("VolumesFrom", Value::Null),
+        ("ConsoleSize", json!([0, 0])),
+        ("CgroupnsMode", json!("host")),
+        ("Dns", Value::Null),
+        ("DnsOptions", Value::Null),
+        ("DnsSearch", Value::Null),
+        ("ExtraHosts", Value::Null),
+        ("GroupAdd", Value::Null),
+        ("IpcMode", json!("private")),
+        ("Cgroup", json!("")),
+        ("Links", Value::Null),
+        ("OomScoreAdj", json!(0)),
+        ("PidMode", json!("")),
+        ("PublishAllPorts", json!(false)),
+        ("SecurityOpt", Value::Null),
+        ("UTSMode", json!("")),
+        ("UsernsMode", json!("")),
+        ("ShmSize", json!(64 << 20)),
+        ("Isolation", json!("")),
+        ("CgroupParent", json!("")),
+        ("BlkioWeight", json!(0)),
+        ("BlkioWeightDevice", Value::Null),
+        ("BlkioDeviceReadBps", Value::Null),
+        ("BlkioDeviceWriteBps", Value::Null),
+        ("BlkioDeviceReadIOps", Value::Null),
+        ("BlkioDeviceWriteIOps", Value::Null),
+        ("CpuPeriod", json!(0)),
+        ("CpuQuota", json!(0)),
+        ("CpuRealtimePeriod", json!(0)),
+        ("CpuRealtimeRuntime", json!(0)),
+        ("CpusetCpus", json!("")),
+        ("CpusetMems", json!("")),
+        ("Devices", Value::Null),
+        ("DeviceCgroupRules", Value::Null),
+        ("DeviceRequests", Value::Null),
+        ("MemoryReservation", json!(0)),
+        ("MemorySwappiness", Value::Null),
+        ("OomKillDisable", json!(false)),
+        ("Ulimits", Value::Null),
+        ("CpuCount", json!(0)),
+        ("CpuPercent", json!(0)),
+        ("IOMaximumIOps", json!(0)),
+        ("IOMaximumBandwidth", json!(0)),
     ] {
         if host_config.get(key).is_none() {
             host_config[key] = default;
         }
     }
-    let log_path = d.engine.log_path(&c.id);
+    // As dockerd (and the spec pierd runs): swap defaults to twice the memory limit.
+    if host_config["MemorySwap"].as_i64().unwrap_or(0) == 0 {
+        let memory = host_config["Memory"].as_i64().unwrap_or(0);
+        host_config["MemorySwap"] = json!(if memory > 0 { memory * 2 } else { 0 });
+    }
+    // As dockerd: the default masked and read-only paths, unless privileged.
+    if host_config["MaskedPaths"].is_null() {
+        host_config["MaskedPaths"] = crate::engine::spec::default_masked_paths(&c.host_config);
+    }
+    if host_config["ReadonlyPaths"].is_null() {
+        host_config["ReadonlyPaths"] = crate::engine::spec::default_readonly_paths(&c.host_config);
+    }
+    // As Docker: only json-file's path is shown.
+    let json_file = c.host_config["LogConfig"]["Type"]
+        .as_str()
+        .is_none_or(|t| t.is_empty() || t == "json-file");
+    let log_path = if json_file {
+        d.engine.log_path(&c.id).display().to_string()
+    } else {
+        String::new()
+    };
     let mut state = json!({
         "Status": c.state.status,
         "Running": c.state.running,
@@ -439,8 +619,8 @@ async fn inspect(
         "AppArmorProfile": "",
         "ExecIDs": null,
         "HostConfig": host_config,
-        "GraphDriver": { "Name": "overlay2", "Data": null },
-        "Mounts": [],
+        "GraphDriver": { "Name": "overlay2", "Data": graph_driver_data(&d, &c, &data_dir) },
+        "Mounts": mount_points(&c.host_config),
         "Config": config,
         "NetworkSettings": {
             "Bridge": "",
@@ -456,7 +636,58 @@ async fn inspect(
 }
 
 // ---------------------------------------------------------------------------------
-// Attach and logs.
+// Attach, resize and logs.
+
+/// `POST /containers/{id}/resize?h=&w=`: the container's terminal size, through its
+/// monitor. Docker's answers: 404 unknown, 409 not running, 400 bad numbers.
+async fn resize(
+    State(d): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<StatusCode, ApiError> {
+    let c = d.engine.get(&id)?;
+    let dim = |k: &str| -> Result<u16, ApiError> {
+        let v = q.get(k).map(String::as_str).unwrap_or_default();
+        v.parse::<u16>().map_err(|_| {
+            ApiError::bad_request(format!("invalid resize value {k}={v:?}: want 0..65535"))
+        })
+    };
+    let (h, w) = (dim("h")?, dim("w")?);
+    if !c.state.running {
+        return Err(ApiError::conflict(format!(
+            "container {} is not running",
+            c.id
+        )));
+    }
+    let socket = d.engine.control_socket(&c.id);
+    let request = json!({"op": "resize", "height": h, "width": w}).to_string() + "\n";
+    let answer = tokio::time::timeout(Duration::from_secs(10), async {
+        let mut s = tokio::net::UnixStream::connect(&socket).await?;
+        s.write_all(request.as_bytes()).await?;
+        let mut answer = String::new();
+        s.read_to_string(&mut answer).await?;
+        Ok::<_, std::io::Error>(answer)
+    })
+    .await;
+    match answer {
+        Ok(Ok(a)) if a.trim() == "ok" => {
+            d.engine.container_event(
+                &c.id,
+                "resize",
+                &[("height", h.to_string()), ("width", w.to_string())],
+            );
+            Ok(StatusCode::OK)
+        }
+        Ok(Ok(a)) => Err(ApiError::internal(format!(
+            "resize: {}",
+            a.trim().trim_start_matches("error: ")
+        ))),
+        Ok(Err(e)) => Err(ApiError::internal(format!("resize: {e}"))),
+        Err(_) => Err(ApiError::internal(
+            "resize: the container monitor did not answer",
+        )),
+    }
+}
 
 /// `POST /containers/{id}/attach`: hijacks the connection (101, `Upgrade: tcp`) and
 /// joins it to the container's monitor. Works before start: the connection is joined
@@ -468,10 +699,15 @@ async fn attach(
     mut req: Request,
 ) -> Result<Response, ApiError> {
     let c = d.engine.get(&id)?;
+    let keys = super::detach::keys_or_default(q.get("detachKeys").map(String::as_str))
+        .map_err(ApiError::bad_request)?;
     let target = d.engine.attach_target(&id)?;
+    d.engine.container_event(&c.id, "attach", &[]);
     let want_stdin = flag(&q, "stdin");
     let on_upgrade = hyper::upgrade::on(&mut req);
     let tty = c.config["Tty"].as_bool() == Some(true);
+    // As in Docker, detach keys only with a terminal.
+    let keys = tty.then_some(keys);
     tokio::spawn(async move {
         let Ok(upgraded) = on_upgrade.await else {
             return;
@@ -502,7 +738,11 @@ async fn attach(
         };
         let from_client = async {
             if want_stdin {
-                let _ = tokio::io::copy(&mut client_r, &mut mon_w).await;
+                let end = super::detach::copy_detachable(&mut client_r, &mut mon_w, keys).await;
+                if end == super::detach::InputEnd::Detached {
+                    // The attach ends here; the container runs on.
+                    return;
+                }
                 let _ = mon_w.shutdown().await;
             }
             // Keep going until the output side ends.
@@ -514,179 +754,4 @@ async fn attach(
         }
     });
     super::hijack_response(tty)
-}
-
-#[derive(Debug, Deserialize)]
-struct LogLine {
-    log: String,
-    stream: String,
-    time: String,
-}
-
-/// Parses a Docker time filter: Unix seconds (with fraction) or RFC 3339.
-fn time_filter(v: Option<&String>) -> Option<f64> {
-    let v = v?.trim();
-    if v.is_empty() || v == "0" {
-        return None;
-    }
-    v.parse::<f64>()
-        .ok()
-        .or_else(|| pier_image::time::parse_rfc3339(v).map(|(s, n)| s as f64 + f64::from(n) / 1e9))
-}
-
-fn frame(stream: u8, data: &[u8], tty: bool) -> Bytes {
-    if tty {
-        return Bytes::copy_from_slice(data);
-    }
-    let mut out = Vec::with_capacity(8 + data.len());
-    out.extend_from_slice(&[stream, 0, 0, 0]);
-    out.extend_from_slice(&(data.len() as u32).to_be_bytes());
-    out.extend_from_slice(data);
-    Bytes::from(out)
-}
-
-/// `GET /containers/{id}/logs`: the json-file log (rotated files oldest first), then,
-/// with `follow`, what the container writes until it stops.
-async fn logs(
-    State(d): State<AppState>,
-    Path(id): Path<String>,
-    Query(q): Query<HashMap<String, String>>,
-) -> Result<Response, ApiError> {
-    let c = d.engine.get(&id)?;
-    let want_out = flag(&q, "stdout");
-    let want_err = flag(&q, "stderr");
-    if !want_out && !want_err {
-        return Err(ApiError::bad_request(
-            "Bad parameters: you must choose at least one stream",
-        ));
-    }
-    let driver = c.host_config["LogConfig"]["Type"]
-        .as_str()
-        .unwrap_or("json-file");
-    if driver == "none" {
-        return Err(ApiError::bad_request(
-            "configured logging driver does not support reading",
-        ));
-    }
-    let follow = flag(&q, "follow");
-    let timestamps = flag(&q, "timestamps");
-    let since = time_filter(q.get("since"));
-    let until = time_filter(q.get("until"));
-    let tail: Option<usize> = q.get("tail").and_then(|t| t.parse().ok());
-    let tty = c.config["Tty"].as_bool() == Some(true);
-    let path = d.engine.log_path(&c.id);
-    let mut events = d.engine.events(&c.id);
-    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(64);
-
-    tokio::spawn(async move {
-        let render = |line: &LogLine| -> Option<Bytes> {
-            let stream = if line.stream == "stderr" { 2 } else { 1 };
-            if (stream == 1 && !want_out) || (stream == 2 && !want_err) {
-                return None;
-            }
-            let t = pier_image::time::parse_rfc3339(&line.time)
-                .map_or(0.0, |(s, n)| s as f64 + f64::from(n) / 1e9);
-            if since.is_some_and(|s| t < s) || until.is_some_and(|u| t > u) {
-                return None;
-            }
-            let text = if timestamps {
-                format!("{} {}", line.time, line.log)
-            } else {
-                line.log.clone()
-            };
-            Some(frame(stream, text.as_bytes(), tty))
-        };
-        // Everything so far, oldest rotated file first.
-        let mut files: Vec<std::path::PathBuf> = (1..100)
-            .map(|n| std::path::PathBuf::from(format!("{}.{n}", path.display())))
-            .take_while(|p| p.exists())
-            .collect();
-        files.reverse();
-        files.push(path.clone());
-        let mut lines: Vec<Bytes> = Vec::new();
-        let mut offset = 0u64;
-        for f in &files {
-            let Ok(text) = tokio::fs::read(f).await else {
-                continue;
-            };
-            if f == &path {
-                offset = text.len() as u64;
-            }
-            for l in text.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
-                if let Ok(line) = serde_json::from_slice::<LogLine>(l) {
-                    if let Some(b) = render(&line) {
-                        lines.push(b);
-                    }
-                }
-            }
-        }
-        let skip = match tail {
-            Some(n) => lines.len().saturating_sub(n),
-            None => 0,
-        };
-        for b in lines.into_iter().skip(skip) {
-            if tx.send(b).await.is_err() {
-                return;
-            }
-        }
-        if !follow {
-            return;
-        }
-        // Follow: read what is appended until the container stops and all is read.
-        let mut partial: Vec<u8> = Vec::new();
-        loop {
-            let running = events.as_ref().is_some_and(|e| e.borrow().running);
-            let mut grew = false;
-            if let Ok(mut file) = tokio::fs::File::open(&path).await {
-                let len = file.metadata().await.map(|m| m.len()).unwrap_or(0);
-                if len < offset {
-                    offset = 0; // rotated
-                }
-                if len > offset {
-                    use tokio::io::AsyncSeekExt;
-                    let _ = file.seek(std::io::SeekFrom::Start(offset)).await;
-                    let mut buf = Vec::new();
-                    let _ = file.read_to_end(&mut buf).await;
-                    offset += buf.len() as u64;
-                    partial.extend_from_slice(&buf);
-                    grew = true;
-                }
-            }
-            while let Some(pos) = partial.iter().position(|b| *b == b'\n') {
-                let l: Vec<u8> = partial.drain(..=pos).collect();
-                if let Ok(line) = serde_json::from_slice::<LogLine>(&l[..l.len() - 1]) {
-                    if let Some(b) = render(&line) {
-                        if tx.send(b).await.is_err() {
-                            return;
-                        }
-                    }
-                }
-            }
-            if !running && !grew {
-                return;
-            }
-            if let Some(e) = events.as_mut() {
-                let _ = tokio::time::timeout(Duration::from_millis(100), e.changed()).await;
-            } else {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-    });
-    let stream = tokio_stream_from(rx);
-    let content_type = if tty {
-        "application/vnd.docker.raw-stream"
-    } else {
-        "application/vnd.docker.multiplexed-stream"
-    };
-    Ok((
-        [(header::CONTENT_TYPE, content_type)],
-        Body::from_stream(stream),
-    )
-        .into_response())
-}
-
-fn tokio_stream_from(
-    mut rx: tokio::sync::mpsc::Receiver<Bytes>,
-) -> impl futures_util::Stream<Item = Result<Bytes, Infallible>> {
-    futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx)).map(Ok)
 }

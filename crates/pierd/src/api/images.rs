@@ -22,12 +22,14 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use futures_util::StreamExt;
 use pier_image::reference::Reference;
+use pier_image::service::api::DeleteItem;
 use pier_image::service::{parse_until, ImageDetails, ImageService, ListFilters, PruneFilters};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
 use super::stream::{ChannelWriter, CHUNK};
 use super::{ApiError, ApiVersion, AppState};
+use crate::engine::events::Event;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -292,7 +294,13 @@ async fn image_post(
                 ));
             }
             let source = name.to_string();
-            blocking(&state, move |svc| svc.tag(&source, &target.to_string())).await?;
+            let tagged = target.to_string();
+            let id = blocking(&state, move |svc| {
+                svc.tag(&source, &tagged)?;
+                Ok(svc.inspect(&source)?.id)
+            })
+            .await?;
+            publish(&state, Event::image(&id, "tag", Some(&target.familiar())));
             Ok(StatusCode::CREATED.into_response())
         }
         Some((name, _)) => Err(ApiError::new(
@@ -312,10 +320,12 @@ async fn image_delete(
     let force = params.bool("force");
     let no_prune = params.bool("noprune");
     let users = state.image_users();
-    let items = blocking(&state, move |svc| {
-        svc.remove(&rest, force, no_prune, &users)
+    let (id, items) = blocking(&state, move |svc| {
+        let id = svc.inspect(&rest)?.id;
+        Ok((id, svc.remove(&rest, force, no_prune, &users)?))
     })
     .await?;
+    image_removal_events(&state, &id, &items);
     Ok(Json(items).into_response())
 }
 
@@ -484,20 +494,29 @@ async fn load(
     let result = with_body(&state, body, |svc, reader| {
         let loaded = svc.load(io::BufReader::with_capacity(CHUNK, reader))?;
         let mut lines = Vec::new();
+        let mut events = Vec::new();
         for image in loaded {
-            lines.push(match image.name {
+            let id = svc.store().image_id(&image.target).to_string();
+            lines.push(match &image.name {
                 Some(name) => format!("Loaded image: {}\n", name.familiar()),
-                None => format!("Loaded image ID: {}\n", svc.store().image_id(&image.target)),
+                None => format!("Loaded image ID: {id}\n"),
             });
+            // As dockerd: the image ID is also the event's name.
+            events.push(Event::image(&id, "load", Some(&id)));
         }
-        Ok(lines)
+        Ok((lines, events))
     })
     .await;
     let text = match result {
-        Ok(lines) => lines
-            .iter()
-            .map(|l| json_line(&json!({ "stream": l })))
-            .collect(),
+        Ok((lines, events)) => {
+            for event in events {
+                publish(&state, event);
+            }
+            lines
+                .iter()
+                .map(|l| json_line(&json!({ "stream": l })))
+                .collect()
+        }
         Err(e) => error_line(&e.message),
     };
     json_stream_response(StatusCode::OK, text)
@@ -563,6 +582,8 @@ async fn create(
         )
     })
     .await?;
+    let id_text = id.to_string();
+    publish(&state, Event::image(&id_text, "import", Some(&id_text)));
     Ok(json_stream_response(
         StatusCode::OK,
         json_line(&json!({ "status": id.to_string() })),
@@ -598,7 +619,32 @@ async fn prune(
         svc.prune(all, &users, &keep)
     })
     .await?;
+    for item in &report.images_deleted {
+        if let Some(id) = &item.deleted {
+            publish(&state, Event::image(id, "delete", None));
+        }
+    }
+    publish(
+        &state,
+        Event::new("image", "prune", "").with("reclaimed", report.space_reclaimed.to_string()),
+    );
     Ok(Json(serde_json::to_value(&report).map_err(internal)?))
+}
+
+fn publish(state: &AppState, event: Event) {
+    state.engine.bus().publish(event);
+}
+
+/// `untag` for each name removed, `delete` for the image if it went.
+fn image_removal_events(state: &AppState, id: &str, items: &[DeleteItem]) {
+    for item in items {
+        if let Some(name) = &item.untagged {
+            publish(state, Event::image(id, "untag", Some(name)));
+        }
+        if let Some(deleted) = &item.deleted {
+            publish(state, Event::image(deleted, "delete", None));
+        }
+    }
 }
 
 fn now() -> i64 {

@@ -6,13 +6,18 @@
 //! get the newest). Errors are Docker's: a status code and `{"message": "..."}`.
 
 pub mod archive;
+pub mod commit;
 pub mod container_ops;
 pub mod containers;
+pub mod detach;
 pub mod error;
+pub mod events;
 pub mod exec;
 pub mod images;
+pub mod logs;
 mod stream;
 pub mod system;
+pub mod websocket;
 
 use std::sync::Arc;
 
@@ -58,8 +63,10 @@ pub fn service(daemon: Arc<Daemon>) -> Router {
         .merge(images::routes())
         .merge(containers::routes())
         .merge(archive::routes())
+        .merge(commit::routes())
         .merge(container_ops::routes())
         .merge(exec::routes())
+        .merge(events::routes())
         .fallback(not_found)
         .with_state(daemon);
     // `Router::layer` would run after routing; the prefix must go before it.

@@ -186,6 +186,13 @@ impl Engine {
             let w = u16::try_from(a.get(1)?.as_u64()?).ok()?;
             (h > 0 && w > 0).then_some((h, w))
         });
+        if let Some(keys) = body["DetachKeys"].as_str().filter(|k| !k.is_empty()) {
+            if crate::api::detach::parse_detach_keys(keys).is_err() {
+                return Err(EngineError::InvalidParameter(format!(
+                    "Invalid escape keys ({keys}) provided"
+                )));
+            }
+        }
         let config = ExecConfig {
             container_id: c.id.clone(),
             entrypoint: entrypoint.clone(),
@@ -217,6 +224,12 @@ impl Engine {
                 pid_file: None,
                 master: None,
             },
+        );
+        drop(execs);
+        self.container_event(
+            &c.id,
+            &format!("exec_create: {}", cmd.join(" ")),
+            &[("execID", id.clone())],
         );
         Ok(id)
     }
@@ -384,10 +397,28 @@ impl Engine {
         let (client_r, writer) = match client {
             Some(client) => {
                 let (r, mut w) = tokio::io::split(client);
+                // Detach keys (with a terminal, as Docker): the client's connection
+                // ends, the process runs on.
+                let keys = (cfg.tty && cfg.attach_stdin).then(|| {
+                    crate::api::detach::keys_or_default(Some(&cfg.detach_keys)).unwrap_or_default()
+                });
+                let (detach_tx, mut detached) = tokio::sync::oneshot::channel();
+                let r = crate::api::detach::DetachReader::new(r, keys, detach_tx);
                 let writer = tokio::spawn(async move {
-                    while let Some(bytes) = rx.recv().await {
-                        if w.write_all(&bytes).await.is_err() {
-                            break;
+                    // A oneshot must not be polled again once it answered.
+                    let mut detach_pending = true;
+                    loop {
+                        tokio::select! {
+                            bytes = rx.recv() => match bytes {
+                                Some(bytes) if w.write_all(&bytes).await.is_ok() => {}
+                                _ => break,
+                            },
+                            r = &mut detached, if detach_pending => {
+                                if r.is_ok() {
+                                    break;
+                                }
+                                detach_pending = false;
+                            }
                         }
                     }
                     let _ = w.shutdown().await;
@@ -402,6 +433,13 @@ impl Engine {
         let dir = self.exec_dir(&cfg.container_id);
         let short = &id[..12];
         let files = ExecFiles::new(&dir, &format!("exec-{short}"));
+        let mut command = vec![cfg.entrypoint.clone()];
+        command.extend(cfg.arguments.iter().cloned());
+        self.container_event(
+            &cfg.container_id,
+            &format!("exec_start: {}", command.join(" ")),
+            &[("execID", id.clone())],
+        );
         let code = match self.exec_spawn(&id, &cfg, &files, client_r, &tx).await {
             Ok(code) => code,
             Err(message) => {
@@ -418,6 +456,11 @@ impl Engine {
             r.exit_code = Some(code);
             r.master = None;
         });
+        self.container_event(
+            &cfg.container_id,
+            "exec_die",
+            &[("execID", id.clone()), ("exitCode", code.to_string())],
+        );
         files.remove();
         drop(tx);
         if let Some(w) = writer {
@@ -529,9 +572,11 @@ impl Engine {
             tasks.push(tokio::spawn(async move {
                 let mut buf = vec![0u8; 32 * 1024];
                 // A closed pty reads EIO: the end.
+                let mut forward = forward;
                 while let Ok(n @ 1..) = out.read(&mut buf).await {
+                    // A client gone (detached): keep draining the terminal.
                     if forward && tx.send(buf[..n].to_vec()).await.is_err() {
-                        break;
+                        forward = false;
                     }
                 }
                 Vec::new()

@@ -366,6 +366,7 @@ impl Engine {
                 output,
             };
             let since_start = start.duration_since(started).unwrap_or(Duration::ZERO);
+            let mut changed_to = None;
             let _ = self.update(&id, |c| {
                 // The run may have ended while the probe ran: its result is dropped.
                 if !c.state.running || c.state.started_at != run {
@@ -375,8 +376,15 @@ impl Engine {
                     status: STARTING.into(),
                     ..Health::default()
                 });
+                let before = h.status.clone();
                 apply_result(h, result, &probe, since_start);
+                if h.status != before {
+                    changed_to = Some(h.status.clone());
+                }
             });
+            if let Some(status) = changed_to {
+                self.container_event(&id, &format!("health_status: {status}"), &[]);
+            }
         }
     }
 

@@ -6,11 +6,14 @@
 //! learns about exits from each monitor (or, if it was down, from the exit file the
 //! monitor leaves).
 
+pub mod commit;
+pub mod events;
 pub mod exec;
 pub mod health;
 mod ops;
 pub mod spec;
 pub mod store;
+pub mod usage;
 
 use std::collections::HashMap;
 use std::fs;
@@ -161,6 +164,8 @@ pub struct Engine {
     execs: exec::ExecStore,
     /// Healthcheck monitors of running containers (memory only).
     health: health::Monitors,
+    /// What `GET /events` serves.
+    bus: events::EventBus,
 }
 
 impl std::fmt::Debug for Engine {
@@ -172,10 +177,6 @@ impl std::fmt::Debug for Engine {
 }
 
 const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-/// Default json-file rotation (Docker's `local` driver defaults): logs never fill the
-/// disk unless the user asks for it.
-const LOG_MAX_SIZE: u64 = 20 << 20;
-const LOG_MAX_FILES: u32 = 5;
 
 impl Engine {
     /// Opens the engine's state and picks up containers that ran while pierd was away.
@@ -215,6 +216,7 @@ impl Engine {
             default_runtime: config.default_runtime.clone(),
             execs: exec::ExecStore::default(),
             health: health::Monitors::default(),
+            bus: events::EventBus::default(),
         });
         let records = engine.store.load_all()?;
         {
@@ -279,6 +281,23 @@ impl Engine {
         }
         // Restart policies: what should run again is started (after the live ones).
         self.restart_on_boot();
+    }
+
+    /// The event log.
+    pub fn bus(&self) -> &events::EventBus {
+        &self.bus
+    }
+
+    /// Publishes a container's event (by ID, so a record that is gone publishes none).
+    pub(crate) fn container_event(&self, id: &str, action: &str, extra: &[(&str, String)]) {
+        let Some(c) = self.lock().get(id).map(|e| e.c.clone()) else {
+            return;
+        };
+        let mut event = events::Event::container(&c, action);
+        for (k, v) in extra {
+            event = event.with(k, v.clone());
+        }
+        self.bus.publish(event);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
@@ -401,6 +420,7 @@ impl Engine {
         // Validate what the spec will need now, not at start.
         spec::capabilities(&host_config)?;
         ops::validate_restart_policy(&host_config)?;
+        crate::logdriver::validate(&host_config)?;
 
         let images = self.images.clone();
         let lookup = image_name.clone();
@@ -421,9 +441,6 @@ impl Engine {
                 env.retain(|x| x.split('=').next() != Some(key));
                 env.push(s.to_string());
             }
-        }
-        if !env.iter().any(|e| e.starts_with("PATH=")) {
-            env.insert(0, DEFAULT_PATH.to_string());
         }
         let given_entrypoint = config["Entrypoint"].as_array().map(|a| strings(a));
         let given_cmd = config["Cmd"]
@@ -542,6 +559,7 @@ impl Engine {
             let _ = fs::remove_dir_all(self.data_dir(&id));
             return Err(e);
         }
+        self.container_event(&id, "create", &[]);
         Ok((id, Vec::new()))
     }
 
@@ -686,6 +704,7 @@ impl Engine {
             c.state.finished_at = "0001-01-01T00:00:00Z".into();
         })?;
         self.health_start(&id, false);
+        self.container_event(&id, "start", &[]);
         let engine = self.clone();
         tokio::spawn(async move { engine.watch_exit(id, socket).await });
         Ok(())
@@ -735,6 +754,10 @@ impl Engine {
         let user = c.config["User"].as_str().unwrap_or_default();
         let (uid, gid, additional_gids) = resolve_user(rootfs, user)?;
         let mut env: Vec<String> = strings(c.config["Env"].as_array().map_or(&[][..], |v| v));
+        // As dockerd: the default PATH is the process's, not part of `Config.Env`.
+        if !env.iter().any(|e| e.starts_with("PATH=")) {
+            env.insert(0, DEFAULT_PATH.to_string());
+        }
         if !env.iter().any(|e| e.starts_with("HOSTNAME=")) {
             env.push(format!("HOSTNAME={}", c.hostname));
         }
@@ -784,43 +807,29 @@ impl Engine {
         )
         .map_err(|e| internal("write config.json", e))?;
 
-        let log_config = &c.host_config["LogConfig"];
-        let driver = log_config["Type"].as_str().unwrap_or("json-file");
-        let opt = |k: &str| log_config["Config"][k].as_str().map(str::to_string);
-        let max_size = opt("max-size")
-            .map(|s| parse_size(&s))
-            .transpose()?
-            .unwrap_or(LOG_MAX_SIZE);
-        let max_files = match opt("max-file") {
-            Some(n) => n.parse().map_err(|_| {
-                EngineError::InvalidParameter(format!("invalid value for max-file: {n}"))
-            })?,
-            None => LOG_MAX_FILES,
-        };
-        let log_path = match driver {
-            "json-file" | "local" | "" => Some(self.log_path(&c.id)),
-            "none" => None,
-            other => {
-                return Err(EngineError::InvalidParameter(format!(
-                    "logger: no log driver named '{other}' is registered"
-                )))
-            }
-        };
+        let log = crate::logdriver::settings(&c.host_config, &self.log_path(&c.id))?;
         let socket = exec_dir.join("control.sock");
         let monitor = MonitorConfig {
             id: c.id.clone(),
             bundle: exec_dir.to_path_buf(),
             runtime: self.runtimes[&c.runtime].clone(),
             runtime_root: self.runtime_root(&c.runtime),
-            log_path,
-            log_max_size: max_size,
-            log_max_files: max_files,
+            log_path: log.path,
+            log_max_size: log.max_size,
+            log_max_files: log.max_files,
+            log_compress: log.compress,
             exit_file: exec_dir.join("exit.json"),
             control_socket: socket.clone(),
             rootfs: Some(rootfs.to_path_buf()),
             stdin: c.config["OpenStdin"].as_bool() == Some(true),
             stdin_once: c.config["StdinOnce"].as_bool() == Some(true),
             tty: c.config["Tty"].as_bool() == Some(true),
+            console_size: c.host_config["ConsoleSize"].as_array().and_then(|a| {
+                Some((
+                    u16::try_from(a.first()?.as_u64()?).ok()?,
+                    u16::try_from(a.get(1)?.as_u64()?).ok()?,
+                ))
+            }),
         };
         let monitor_file = exec_dir.join("monitor.json");
         fs::write(
@@ -905,6 +914,22 @@ impl Engine {
             restart = ops::plan_restart(c, status.exit_code);
         });
         self.health_stop(id);
+        if let Ok(c) = &updated {
+            if status.oom_killed {
+                self.container_event(id, "oom", &[]);
+            }
+            let ran_for = pier_image::time::parse_rfc3339(&c.state.finished_at)
+                .zip(pier_image::time::parse_rfc3339(&c.state.started_at))
+                .map_or(0, |(end, start)| (end.0 - start.0).max(0));
+            self.container_event(
+                id,
+                "die",
+                &[
+                    ("exitCode", status.exit_code.to_string()),
+                    ("execDuration", ran_for.to_string()),
+                ],
+            );
+        }
         if let Some(entry) = self.lock().get(id) {
             entry.events.send_modify(|e| {
                 e.exits += 1;
@@ -962,23 +987,34 @@ impl Engine {
         self.runtime_command(&c, &["kill", &c.id, &signal.to_string()])
             .await
             .map(|_| ())?;
+        self.container_event(&c.id, "kill", &[("signal", signal.to_string())]);
         // As in Docker: the signal is delivered once the container is thawed.
         self.thaw_after_signal(&c).await;
         Ok(())
     }
 
     /// `POST /containers/{id}/stop`: the stop signal, then SIGKILL after the timeout.
-    pub async fn stop(&self, input: &str, timeout: Option<i64>) -> Result<(), EngineError> {
+    /// `signal` overrides the container's stop signal (`docker stop -s`).
+    pub async fn stop(
+        &self,
+        input: &str,
+        timeout: Option<i64>,
+        signal: Option<&str>,
+    ) -> Result<(), EngineError> {
         let c = self.get(input)?;
+        // A bad signal is refused before anything happens, as in dockerd.
+        if let Some(s) = signal.filter(|s| !s.is_empty()) {
+            parse_signal(s)?;
+        }
         if !c.state.running {
             return Err(EngineError::NotModified);
         }
         let mut events = self
             .events(&c.id)
             .ok_or_else(|| EngineError::NotFound(format!("No such container: {input}")))?;
-        let signal = c.config["StopSignal"]
-            .as_str()
+        let signal = signal
             .filter(|s| !s.is_empty())
+            .or_else(|| c.config["StopSignal"].as_str().filter(|s| !s.is_empty()))
             .unwrap_or("SIGTERM")
             .to_string();
         let timeout = timeout
@@ -988,9 +1024,13 @@ impl Engine {
         if self.mark_user_stop(&c, 9) {
             return Ok(());
         }
-        let _ = self
+        if self
             .runtime_command(&c, &["kill", &c.id, &signal.to_string()])
-            .await;
+            .await
+            .is_ok()
+        {
+            self.container_event(&c.id, "kill", &[("signal", signal.to_string())]);
+        }
         self.thaw_after_signal(&c).await;
         let stopped = if timeout < 0 {
             events.wait_for(|e| !e.running).await.is_ok()
@@ -1003,9 +1043,16 @@ impl Engine {
             .is_ok()
         };
         if !stopped {
-            let _ = self.runtime_command(&c, &["kill", &c.id, "9"]).await;
+            if self
+                .runtime_command(&c, &["kill", &c.id, "9"])
+                .await
+                .is_ok()
+            {
+                self.container_event(&c.id, "kill", &[("signal", "9".into())]);
+            }
             let _ = events.wait_for(|e| !e.running).await;
         }
+        self.container_event(&c.id, "stop", &[]);
         Ok(())
     }
 
@@ -1063,7 +1110,13 @@ impl Engine {
             let mut events = self
                 .events(&c.id)
                 .ok_or_else(|| EngineError::NotFound(format!("No such container: {input}")))?;
-            let _ = self.runtime_command(&c, &["kill", &c.id, "9"]).await;
+            if self
+                .runtime_command(&c, &["kill", &c.id, "9"])
+                .await
+                .is_ok()
+            {
+                self.container_event(&c.id, "kill", &[("signal", "9".into())]);
+            }
             // A paused container gets the signal once thawed (cgroup v1 freezer).
             self.thaw_after_signal(&c).await;
             let _ = tokio::time::timeout(Duration::from_secs(10), events.wait_for(|e| !e.running))
@@ -1092,6 +1145,7 @@ impl Engine {
         .await
         .map_err(|e| internal("remove", e))?;
         self.store.delete(&c.id)?;
+        self.container_event(&c.id, "destroy", &[]);
         if let Some(entry) = self.lock().remove(&c.id) {
             entry.events.send_modify(|e| e.removed = true);
         }
@@ -1223,21 +1277,6 @@ pub fn parse_signal(text: &str) -> Result<i32, EngineError> {
     pier_runtime::process::signal_number(text)
         .filter(|n| *n > 0)
         .ok_or_else(|| EngineError::InvalidParameter(format!("Invalid signal: {text}")))
-}
-
-/// `10m`, `1g`, `512k`, plain bytes.
-fn parse_size(text: &str) -> Result<u64, EngineError> {
-    let t = text.trim().to_ascii_lowercase();
-    let (num, mult) = match t.chars().last() {
-        Some('k') => (&t[..t.len() - 1], 1u64 << 10),
-        Some('m') => (&t[..t.len() - 1], 1 << 20),
-        Some('g') => (&t[..t.len() - 1], 1 << 30),
-        _ => (t.as_str(), 1),
-    };
-    num.trim_end_matches('b')
-        .parse::<u64>()
-        .map(|n| n * mult)
-        .map_err(|_| EngineError::InvalidParameter(format!("invalid size: '{text}'")))
 }
 
 /// `/etc/hostname`, `/etc/hosts`, `/etc/resolv.conf` for the container, as Docker
@@ -1392,13 +1431,6 @@ mod tests {
         assert!(!valid_name("-x"));
         assert!(!valid_name("a"));
         assert!(!valid_name("a/b"));
-    }
-
-    #[test]
-    fn sizes() {
-        assert_eq!(parse_size("10m").unwrap(), 10 << 20);
-        assert_eq!(parse_size("512").unwrap(), 512);
-        assert!(parse_size("x").is_err());
     }
 
     #[test]

@@ -297,6 +297,7 @@ impl Engine {
                 c.state.status = "paused".into();
             }
         })?;
+        self.container_event(&c.id, "pause", &[]);
         Ok(())
     }
 
@@ -318,6 +319,7 @@ impl Engine {
                 c.state.status = "running".into();
             }
         })?;
+        self.container_event(&c.id, "unpause", &[]);
         Ok(())
     }
 
@@ -350,7 +352,9 @@ impl Engine {
                 stderr.lines().next().unwrap_or_default().trim()
             )));
         }
-        parse_ps(&String::from_utf8_lossy(&out.stdout), &pids)
+        let table = parse_ps(&String::from_utf8_lossy(&out.stdout), &pids)?;
+        self.container_event(&c.id, "top", &[]);
+        Ok(table)
     }
 
     /// One sample of the container's statistics in Docker's shape (without the
@@ -403,6 +407,8 @@ impl Engine {
             entry.c.name = old;
             return Err(e);
         }
+        drop(inner);
+        self.container_event(&id, "rename", &[("oldName", format!("/{old}"))]);
         Ok(())
     }
 
@@ -554,6 +560,7 @@ impl Engine {
                 .map_err(|e| EngineError::Internal(cannot(e)))?;
         }
         self.update(&c.id, |c| c.host_config = new_hc)?;
+        self.container_event(&c.id, "update", &[]);
         Ok(Vec::new())
     }
 

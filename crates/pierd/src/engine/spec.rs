@@ -35,6 +35,24 @@ const READONLY_PATHS: [&str; 6] = [
     "/proc/interrupts",
 ];
 
+/// `HostConfig.MaskedPaths` as dockerd reports it: the defaults, or null if privileged.
+pub fn default_masked_paths(hc: &Value) -> Value {
+    if hc["Privileged"].as_bool() == Some(true) {
+        Value::Null
+    } else {
+        json!(MASKED_PATHS)
+    }
+}
+
+/// `HostConfig.ReadonlyPaths` as dockerd reports it: the defaults, or null if privileged.
+pub fn default_readonly_paths(hc: &Value) -> Value {
+    if hc["Privileged"].as_bool() == Some(true) {
+        Value::Null
+    } else {
+        json!(READONLY_PATHS)
+    }
+}
+
 /// The inputs of [`build`].
 pub struct SpecInput<'a> {
     pub config: &'a Value,
