@@ -181,6 +181,56 @@ impl Client {
         read_response(stream)
     }
 
+    /// A request without a body, answered with its status, headers (names in lower
+    /// case) and body (not to be read for `HEAD`).
+    pub fn request_full(&self, method: &str, path: &str) -> Result<FullResponse> {
+        let stream = self.open(method, path, None, false)?;
+        read_response_full(stream)
+    }
+
+    /// A request whose body is streamed from `body` (chunked transfer encoding),
+    /// for uploads too big to hold in memory (`cp` into a container).
+    pub fn request_streaming(
+        &self,
+        method: &str,
+        path: &str,
+        content_type: &str,
+        mut body: impl Read,
+    ) -> Result<Response> {
+        let mut stream = UnixStream::connect(&self.socket)
+            .with_context(|| format!("connecting to {}", self.socket.display()))?;
+        let head = format!(
+            "{method} /v{CLIENT_API}{path} HTTP/1.1\r\nHost: pier\r\nUser-Agent: pier/{}\r\n\
+             Connection: close\r\nContent-Type: {content_type}\r\n\
+             Transfer-Encoding: chunked\r\n\r\n",
+            env!("CARGO_PKG_VERSION")
+        );
+        stream.write_all(head.as_bytes())?;
+        let mut buf = vec![0u8; 64 * 1024];
+        let sent: io::Result<()> = (|| {
+            loop {
+                let n = match body.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(e),
+                };
+                stream.write_all(format!("{n:x}\r\n").as_bytes())?;
+                stream.write_all(&buf[..n])?;
+                stream.write_all(b"\r\n")?;
+            }
+            stream.write_all(b"0\r\n\r\n")
+        })();
+        match sent {
+            Ok(()) => read_response(stream),
+            // The daemon may answer (an error) before reading everything.
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {
+                read_response(stream).map_err(|_| anyhow!(e))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
     pub fn get_json(&self, path: &str) -> Result<Value> {
         self.request("GET", path, None)?.json()
     }
@@ -197,8 +247,21 @@ impl Client {
 
     /// A hijacked stream (`attach`): after the 101 answer, the raw connection.
     pub fn hijack(&self, path: &str) -> Result<UnixStream> {
-        let stream = self.open("POST", path, None, true)?;
-        let mut reader = BufReader::new(stream.try_clone()?);
+        self.hijack_with(path, None)
+    }
+
+    /// A hijacked stream with a JSON body (`exec start`). The answer's head is read
+    /// a byte at a time, so output the daemon sends right after it stays in the
+    /// connection.
+    pub fn hijack_with(&self, path: &str, body: Option<&Value>) -> Result<UnixStream> {
+        let bytes = body.map(|b| serde_json::to_vec(b).unwrap_or_default());
+        let stream = self.open(
+            "POST",
+            path,
+            bytes.as_deref().map(|b| ("application/json", b)),
+            true,
+        )?;
+        let mut reader = BufReader::with_capacity(1, stream.try_clone()?);
         let (status, _headers) = read_head(&mut reader)?;
         if status != 101 && status != 200 {
             let mut body = Vec::new();
@@ -237,7 +300,15 @@ fn read_head(reader: &mut impl BufRead) -> Result<(u16, Vec<(String, String)>)> 
     Ok((status, headers))
 }
 
+/// Status, headers (lower-case names) and body of an answer.
+pub type FullResponse = (u16, Vec<(String, String)>, Box<dyn Read + Send>);
+
 fn read_response(stream: UnixStream) -> Result<Response> {
+    let (status, _, body) = read_response_full(stream)?;
+    Ok(Response { status, body })
+}
+
+fn read_response_full(stream: UnixStream) -> Result<FullResponse> {
     let mut reader = BufReader::with_capacity(64 * 1024, stream);
     let (status, headers) = read_head(&mut reader)?;
     let chunked = headers
@@ -258,7 +329,7 @@ fn read_response(stream: UnixStream) -> Result<Response> {
     } else {
         Box::new(reader)
     };
-    Ok(Response { status, body })
+    Ok((status, headers, body))
 }
 
 /// A chunked transfer-encoding decoder.

@@ -3,14 +3,15 @@
 
 use std::io::{self, Write};
 use std::process::ExitCode;
-use std::thread;
 
 use anyhow::{anyhow, Context, Result};
 use clap::Args;
 use serde_json::{json, Map, Value};
 
 use crate::client::{demux, Client};
+use crate::interactive::{detach_keys_query, exit_status, session, End, Session};
 use crate::output::{ago, ellipsis, print_inspect, render_all, Template};
+use crate::terminal;
 
 /// Flags shared by `run` and `create`.
 #[derive(Debug, Args)]
@@ -97,6 +98,13 @@ pub struct RunArgs {
     /// Automatically remove the container when it exits
     #[arg(long)]
     rm: bool,
+    /// Override the key sequence for detaching a container
+    #[arg(long = "detach-keys", value_name = "KEYS")]
+    detach_keys: Option<String>,
+    /// Proxy received signals to the process
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1,
+          default_missing_value = "true", require_equals = true, value_name = "BOOL")]
+    sig_proxy: bool,
     #[command(flatten)]
     create: CreateArgs,
 }
@@ -118,6 +126,15 @@ pub struct PsArgs {
     /// Format output using a template
     #[arg(long)]
     format: Option<String>,
+    /// Show n last created containers (includes all states)
+    #[arg(short = 'n', long = "last", default_value_t = -1, allow_hyphen_values = true)]
+    last: i64,
+    /// Show the latest created container (includes all states)
+    #[arg(short, long)]
+    latest: bool,
+    /// Display total file sizes
+    #[arg(short, long)]
+    size: bool,
 }
 
 #[derive(Debug, Args)]
@@ -175,6 +192,12 @@ pub struct StartArgs {
     /// Attach STDOUT/STDERR and forward signals
     #[arg(short, long)]
     attach: bool,
+    /// Attach container's STDIN
+    #[arg(short, long)]
+    interactive: bool,
+    /// Override the key sequence for detaching a container
+    #[arg(long = "detach-keys", value_name = "KEYS")]
+    detach_keys: Option<String>,
     #[arg(required = true)]
     containers: Vec<String>,
 }
@@ -207,7 +230,7 @@ pub fn enc(s: &str) -> String {
     out
 }
 
-fn parse_env_file(path: &str) -> Result<Vec<String>> {
+pub(crate) fn parse_env_file(path: &str) -> Result<Vec<String>> {
     let text = std::fs::read_to_string(path).with_context(|| format!("open {path}"))?;
     Ok(text
         .lines()
@@ -337,7 +360,14 @@ fn create_container(
     auto_remove: bool,
     attach: bool,
 ) -> Result<String> {
-    let body = create_body(a, auto_remove, attach)?;
+    let mut body = create_body(a, auto_remove, attach)?;
+    // docker run: the terminal's size from the start, before any resize can arrive.
+    if attach && a.tty && terminal::stdout_is_terminal() {
+        let (h, w) = terminal::size();
+        if h > 0 && w > 0 {
+            body["HostConfig"]["ConsoleSize"] = json!([h, w]);
+        }
+    }
     let path = match &a.name {
         Some(n) => format!("/containers/create?name={}", enc(n)),
         None => "/containers/create".to_string(),
@@ -375,6 +405,10 @@ fn start_failure_code(message: &str) -> u8 {
 
 pub fn run(client: &Client, a: RunArgs) -> Result<ExitCode> {
     let attach = !a.detach;
+    if attach {
+        // As docker: before anything is created, status 1.
+        terminal::check_tty(a.create.interactive, a.create.tty)?;
+    }
     let id = match create_container(client, &a.create, a.rm, attach) {
         Ok(id) => id,
         Err(e) => {
@@ -396,8 +430,9 @@ pub fn run(client: &Client, a: RunArgs) -> Result<ExitCode> {
     let tty = a.create.tty;
     let stdin = a.create.interactive;
     let stream = client.hijack(&format!(
-        "/containers/{id}/attach?stream=1&stdout=1&stderr=1{}",
-        if stdin { "&stdin=1" } else { "" }
+        "/containers/{id}/attach?stream=1&stdout=1&stderr=1{}{}",
+        if stdin { "&stdin=1" } else { "" },
+        detach_keys_query(a.detach_keys.as_deref())
     ))?;
     let condition = if a.rm { "removed" } else { "next-exit" };
     let waiter = client.request(
@@ -412,47 +447,77 @@ pub fn run(client: &Client, a: RunArgs) -> Result<ExitCode> {
         eprintln!("pier: {e:#}");
         return Ok(ExitCode::from(start_failure_code(&e.to_string())));
     }
-    if stdin {
-        let mut to_container = stream.try_clone()?;
-        thread::spawn(move || {
-            let _ = io::copy(&mut io::stdin().lock(), &mut to_container);
-            let _ = to_container.shutdown(std::net::Shutdown::Write);
-        });
+    let end = session(
+        client,
+        stream,
+        Session {
+            tty,
+            stdin,
+            resize: (tty && terminal::stdout_is_terminal())
+                .then(|| format!("/containers/{id}/resize")),
+            nudge: false,
+            detach_keys: terminal::detach_keys(a.detach_keys.as_deref()),
+            // docker: no signal proxy with a tty (the terminal sends the keys).
+            proxy: (a.sig_proxy && !tty).then(|| format!("/containers/{id}")),
+        },
+    )?;
+    if end == End::Detached {
+        return Ok(ExitCode::SUCCESS);
     }
-    let output = thread::spawn(move || demux(stream, tty));
     let result = waiter.json()?;
-    let _ = output.join();
     let code = result["StatusCode"].as_i64().unwrap_or(125);
-    Ok(ExitCode::from(
-        u8::try_from(code.clamp(0, 255)).unwrap_or(125),
-    ))
+    Ok(exit_status(code))
 }
 
 pub fn start(client: &Client, a: StartArgs) -> Result<ExitCode> {
     let mut failed = false;
+    if (a.attach || a.interactive) && a.containers.len() > 1 {
+        anyhow::bail!("you cannot start and attach multiple containers at once");
+    }
     for c in &a.containers {
-        if a.attach {
+        if a.attach || a.interactive {
             let info = client.get_json(&format!("/containers/{}/json", enc(c)))?;
+            let id = info["Id"].as_str().unwrap_or(c).to_string();
             let tty = info["Config"]["Tty"].as_bool() == Some(true);
+            let stdin = a.interactive && info["Config"]["OpenStdin"].as_bool() == Some(true);
+            terminal::check_tty(stdin, tty)?;
             let stream = client.hijack(&format!(
-                "/containers/{}/attach?stream=1&stdout=1&stderr=1",
-                enc(c)
+                "/containers/{}/attach?stream=1&stdout=1&stderr=1&stdin={}{}",
+                enc(&id),
+                u8::from(stdin),
+                detach_keys_query(a.detach_keys.as_deref())
             ))?;
+            let condition = if info["HostConfig"]["AutoRemove"].as_bool() == Some(true) {
+                "removed"
+            } else {
+                "next-exit"
+            };
             let waiter = client.request(
                 "POST",
-                &format!("/containers/{}/wait?condition=next-exit", enc(c)),
+                &format!("/containers/{}/wait?condition={condition}", enc(&id)),
                 None,
             )?;
             client
-                .request("POST", &format!("/containers/{}/start", enc(c)), None)?
+                .request("POST", &format!("/containers/{}/start", enc(&id)), None)?
                 .check()?;
-            let output = thread::spawn(move || demux(stream, tty));
+            let end = session(
+                client,
+                stream,
+                Session {
+                    tty,
+                    stdin,
+                    resize: (tty && terminal::stdout_is_terminal())
+                        .then(|| format!("/containers/{id}/resize")),
+                    nudge: false,
+                    detach_keys: terminal::detach_keys(a.detach_keys.as_deref()),
+                    proxy: (!tty).then(|| format!("/containers/{id}")),
+                },
+            )?;
+            if end == End::Detached {
+                return Ok(ExitCode::SUCCESS);
+            }
             let result = waiter.json()?;
-            let _ = output.join();
-            let code = result["StatusCode"].as_i64().unwrap_or(1);
-            return Ok(ExitCode::from(
-                u8::try_from(code.clamp(0, 255)).unwrap_or(1),
-            ));
+            return Ok(exit_status(result["StatusCode"].as_i64().unwrap_or(1)));
         }
         match client
             .request("POST", &format!("/containers/{}/start", enc(c)), None)?
@@ -616,11 +681,21 @@ pub fn ps(client: &Client, a: PsArgs) -> Result<ExitCode> {
             .map(|m| m.insert(v.to_string(), json!(true)));
     }
     let filters = serde_json::to_string(&filters)?;
-    let list = client.get_json(&format!(
+    // Docker's -l is -n 1; either shows every state.
+    let last = if a.latest { 1 } else { a.last };
+    let with_size = a.size || a.format.as_deref().is_some_and(|f| f.contains(".Size"));
+    let mut query = format!(
         "/containers/json?all={}&filters={}",
-        u8::from(a.all),
+        u8::from(a.all || last != -1),
         enc(&filters)
-    ))?;
+    );
+    if last > 0 {
+        query.push_str(&format!("&limit={last}"));
+    }
+    if with_size && !a.quiet {
+        query.push_str("&size=1");
+    }
+    let list = client.get_json(&query)?;
     let list = list.as_array().cloned().unwrap_or_default();
     if a.quiet {
         for c in &list {
@@ -663,10 +738,15 @@ pub fn ps(client: &Client, a: PsArgs) -> Result<ExitCode> {
                 "Ports": "",
                 "Names": names.join(","),
                 "Labels": c["Labels"],
+                "Size": ps_size(c),
             })
         })
         .collect();
-    let default = "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}";
+    let default = if a.size {
+        "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}\t{{.Size}}"
+    } else {
+        "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}"
+    };
     let template =
         Template::parse(a.format.as_deref().unwrap_or(default)).map_err(|e| anyhow!(e))?;
     let names = |f: &str| match f {
@@ -679,6 +759,15 @@ pub fn ps(client: &Client, a: PsArgs) -> Result<ExitCode> {
     let text = render_all(&template, &rows, &names);
     io::stdout().lock().write_all(text.as_bytes())?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `ps -s`'s SIZE: the writable layer, and the virtual size when known.
+fn ps_size(c: &Value) -> String {
+    let rw = crate::output::human_size(c["SizeRw"].as_i64().unwrap_or(0));
+    match c["SizeRootFs"].as_i64() {
+        Some(v) if v > 0 => format!("{rw} (virtual {})", crate::output::human_size(v)),
+        _ => rw,
+    }
 }
 
 pub fn version(client: &Client) -> Result<ExitCode> {

@@ -6,9 +6,14 @@
 //! no daemon (they share the store, and its locks, with a pierd on the same root).
 
 mod client;
+mod container_ops;
 mod containers;
+mod copy;
 mod images;
+mod interactive;
 mod output;
+mod system;
+mod terminal;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -66,6 +71,10 @@ enum Command {
     Create(containers::CreateArgs),
     /// Start one or more stopped containers
     Start(containers::StartArgs),
+    /// Execute a command in a running container
+    Exec(interactive::ExecArgs),
+    /// Attach local standard input, output, and error streams to a running container
+    Attach(interactive::AttachArgs),
     /// List containers
     Ps(containers::PsArgs),
     /// Fetch the logs of a container
@@ -80,6 +89,8 @@ enum Command {
     Wait(containers::NamesArgs),
     /// Return low-level information on containers or images
     Inspect(containers::InspectArgs),
+    #[command(flatten)]
+    Ops(container_ops::OpsCommand),
     /// Show the Pier version information
     Version,
     /// Display system-wide information
@@ -94,6 +105,8 @@ fn main() -> ExitCode {
         Command::Run(a) => return with_daemon(&host, &data_root, |c| containers::run(c, a)),
         Command::Create(a) => return with_daemon(&host, &data_root, |c| containers::create(c, a)),
         Command::Start(a) => return with_daemon(&host, &data_root, |c| containers::start(c, a)),
+        Command::Exec(a) => return with_daemon(&host, &data_root, |c| interactive::exec(c, a)),
+        Command::Attach(a) => return with_daemon(&host, &data_root, |c| interactive::attach(c, a)),
         Command::Ps(a) => return with_daemon(&host, &data_root, |c| containers::ps(c, a)),
         Command::Logs(a) => return with_daemon(&host, &data_root, |c| containers::logs(c, a)),
         Command::Stop(a) => return with_daemon(&host, &data_root, |c| containers::stop(c, a)),
@@ -102,6 +115,9 @@ fn main() -> ExitCode {
         Command::Wait(a) => return with_daemon(&host, &data_root, |c| containers::wait(c, a)),
         Command::Inspect(a) => {
             return with_daemon(&host, &data_root, |c| containers::inspect(c, a))
+        }
+        Command::Ops(cmd) => {
+            return with_daemon(&host, &data_root, |c| container_ops::dispatch(c, cmd))
         }
         Command::Version => return with_daemon(&host, &data_root, containers::version),
         Command::Info => return with_daemon(&host, &data_root, containers::info),
