@@ -388,7 +388,9 @@ impl Engine {
                 "Config cannot be empty in order to create a container".into(),
             ));
         }
-        let name = match name.filter(|n| !n.is_empty()) {
+        let name = name.filter(|n| !n.is_empty());
+        let name_given = name.is_some();
+        let name = match name {
             Some(n) => {
                 let n = n.trim_start_matches('/').to_string();
                 if !valid_name(&n) {
@@ -398,8 +400,10 @@ impl Engine {
                 }
                 n
             }
-            None => self.generate_name(),
+            None => Self::generate_name(&self.lock()),
         };
+        // A generated name taken meanwhile by a concurrent create is generated again.
+        let name_generated = !name_given;
         let runtime = host_config["Runtime"]
             .as_str()
             .filter(|r| !r.is_empty())
@@ -506,7 +510,7 @@ impl Engine {
             .await
             .map_err(|e| internal("create", e))??;
 
-        let container = Container {
+        let mut container = Container {
             id: id.clone(),
             name: name.clone(),
             created: pier_image::time::now_rfc3339(),
@@ -536,7 +540,11 @@ impl Engine {
             fs::create_dir_all(self.data_dir(&id))
                 .map_err(|e| internal("create container dir", e))?;
             let mut inner = self.lock();
-            if let Some(other) = inner.values().find(|e| e.c.name == name) {
+            if name_generated && inner.values().any(|e| e.c.name == container.name) {
+                container.name = Self::generate_name(&inner);
+            }
+            if let Some(other) = inner.values().find(|e| e.c.name == container.name) {
+                let name = &container.name;
                 return Err(EngineError::Conflict(format!(
                     "Conflict. The container name \"/{name}\" is already in use by container \"{}\". You have to remove (or rename) that container to be able to reuse that name.",
                     other.c.id
@@ -563,7 +571,9 @@ impl Engine {
         Ok((id, Vec::new()))
     }
 
-    fn generate_name(&self) -> String {
+    /// A free `adjective_scientist` name (a suffix when the pair is taken), chosen
+    /// under the engine's lock.
+    fn generate_name(inner: &HashMap<String, Entry>) -> String {
         const LEFT: [&str; 16] = [
             "brave", "calm", "eager", "fond", "gentle", "happy", "keen", "lucid", "merry",
             "nimble", "proud", "quiet", "sharp", "tender", "vivid", "witty",
@@ -572,15 +582,10 @@ impl Engine {
             "babbage", "curie", "darwin", "euler", "fermi", "gauss", "hopper", "kepler",
             "lovelace", "noether", "pascal", "ritchie", "shannon", "thompson", "turing", "wozniak",
         ];
-        let inner = self.lock();
         loop {
             let r = random_id();
-            let b = r.as_bytes();
-            let n = format!(
-                "{}_{}",
-                LEFT[usize::from(b[0]) % 16],
-                RIGHT[usize::from(b[1]) % 16]
-            );
+            let nibble = |i: usize| usize::from_str_radix(&r[i..=i], 16).unwrap_or_default() % 16;
+            let n = format!("{}_{}", LEFT[nibble(0)], RIGHT[nibble(1)]);
             let n = if inner.values().any(|e| e.c.name == n) {
                 format!("{n}{}", &r[..4])
             } else {
