@@ -26,8 +26,23 @@ pub enum OpsCommand {
         #[command(subcommand)]
         command: ContainerCommand,
     },
+    #[command(flatten)]
+    Op(OpCommand),
+    /// Get real time events from the server
+    Events(crate::system::EventsArgs),
+    /// Manage Pier
+    System {
+        #[command(subcommand)]
+        command: crate::system::SystemCommand,
+    },
+}
+
+/// The commands on containers that `pier` has both at the top level and under
+/// `pier container`.
+#[derive(Debug, Subcommand)]
+pub enum OpCommand {
     /// Restart one or more containers
-    Restart(RestartArgs),
+    Restart(containers::StopArgs),
     /// Pause all processes within one or more containers
     Pause(PauseArgs),
     /// Unpause all processes within one or more containers
@@ -50,13 +65,6 @@ pub enum OpsCommand {
     Stats(StatsArgs),
     /// Create a new image from a container's changes
     Commit(CommitArgs),
-    /// Get real time events from the server
-    Events(crate::system::EventsArgs),
-    /// Manage Pier
-    System {
-        #[command(subcommand)]
-        command: crate::system::SystemCommand,
-    },
 }
 
 /// `pier container ...`: every container command under one group, as docker's.
@@ -89,30 +97,8 @@ pub enum ContainerCommand {
     Wait(containers::NamesArgs),
     /// Display detailed information on one or more containers
     Inspect(containers::InspectArgs),
-    /// Restart one or more containers
-    Restart(RestartArgs),
-    /// Pause all processes within one or more containers
-    Pause(PauseArgs),
-    /// Unpause all processes within one or more containers
-    Unpause(PauseArgs),
-    /// Rename a container
-    Rename(RenameArgs),
-    /// Display the running processes of a container
-    Top(TopArgs),
-    /// List port mappings or a specific mapping for the container
-    Port(PortArgs),
-    /// Inspect changes to files or directories on a container's filesystem
-    Diff(DiffArgs),
-    /// Export a container's filesystem as a tar archive
-    Export(ExportArgs),
-    /// Copy files/folders between a container and the local filesystem
-    Cp(crate::copy::CpArgs),
-    /// Update configuration of one or more containers
-    Update(UpdateArgs),
-    /// Display a live stream of container(s) resource usage statistics
-    Stats(StatsArgs),
-    /// Create a new image from a container's changes
-    Commit(CommitArgs),
+    #[command(flatten)]
+    Op(OpCommand),
     /// Remove all stopped containers
     Prune(PruneArgs),
 }
@@ -121,20 +107,26 @@ pub enum ContainerCommand {
 pub fn dispatch(client: &Client, command: OpsCommand) -> Result<ExitCode> {
     match command {
         OpsCommand::Container { command } => container(client, command),
-        OpsCommand::Restart(a) => restart(client, a),
-        OpsCommand::Pause(a) => pause(client, a, "pause"),
-        OpsCommand::Unpause(a) => pause(client, a, "unpause"),
-        OpsCommand::Rename(a) => rename(client, a),
-        OpsCommand::Top(a) => top(client, a),
-        OpsCommand::Port(a) => port(client, a),
-        OpsCommand::Diff(a) => diff(client, a),
-        OpsCommand::Export(a) => export(client, a),
-        OpsCommand::Cp(a) => crate::copy::cp(client, a),
-        OpsCommand::Update(a) => update(client, a),
-        OpsCommand::Stats(a) => stats(client, a),
-        OpsCommand::Commit(a) => commit(client, a),
+        OpsCommand::Op(command) => op(client, command),
         OpsCommand::Events(a) => crate::system::events(client, a),
         OpsCommand::System { command } => crate::system::system(client, command),
+    }
+}
+
+fn op(client: &Client, command: OpCommand) -> Result<ExitCode> {
+    match command {
+        OpCommand::Restart(a) => restart(client, a),
+        OpCommand::Pause(a) => pause(client, a, "pause"),
+        OpCommand::Unpause(a) => pause(client, a, "unpause"),
+        OpCommand::Rename(a) => rename(client, a),
+        OpCommand::Top(a) => top(client, a),
+        OpCommand::Port(a) => port(client, a),
+        OpCommand::Diff(a) => diff(client, a),
+        OpCommand::Export(a) => export(client, a),
+        OpCommand::Cp(a) => crate::copy::cp(client, a),
+        OpCommand::Update(a) => update(client, a),
+        OpCommand::Stats(a) => stats(client, a),
+        OpCommand::Commit(a) => commit(client, a),
     }
 }
 
@@ -152,32 +144,9 @@ fn container(client: &Client, command: ContainerCommand) -> Result<ExitCode> {
         ContainerCommand::Rm(a) => containers::rm(client, a),
         ContainerCommand::Wait(a) => containers::wait(client, a),
         ContainerCommand::Inspect(a) => containers::inspect(client, a),
-        ContainerCommand::Restart(a) => restart(client, a),
-        ContainerCommand::Pause(a) => pause(client, a, "pause"),
-        ContainerCommand::Unpause(a) => pause(client, a, "unpause"),
-        ContainerCommand::Rename(a) => rename(client, a),
-        ContainerCommand::Top(a) => top(client, a),
-        ContainerCommand::Port(a) => port(client, a),
-        ContainerCommand::Diff(a) => diff(client, a),
-        ContainerCommand::Export(a) => export(client, a),
-        ContainerCommand::Cp(a) => crate::copy::cp(client, a),
-        ContainerCommand::Update(a) => update(client, a),
-        ContainerCommand::Stats(a) => stats(client, a),
-        ContainerCommand::Commit(a) => commit(client, a),
+        ContainerCommand::Op(command) => op(client, command),
         ContainerCommand::Prune(a) => prune(client, a),
     }
-}
-
-#[derive(Debug, Args)]
-pub struct RestartArgs {
-    /// Seconds to wait before killing the container
-    #[arg(short, long)]
-    time: Option<i64>,
-    /// Signal to send to the container
-    #[arg(short, long)]
-    signal: Option<String>,
-    #[arg(required = true)]
-    containers: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -314,54 +283,20 @@ pub struct PruneArgs {
     force: bool,
 }
 
-fn exit(failed: bool) -> ExitCode {
-    if failed {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    }
-}
-
-/// Runs `f` for each container, printing the name on success and the error on
-/// failure, docker's way.
-fn each(containers: &[String], mut f: impl FnMut(&str) -> Result<()>) -> Result<ExitCode> {
-    let mut failed = false;
-    for c in containers {
-        match f(c) {
-            Ok(()) => println!("{c}"),
-            Err(e) => {
-                eprintln!("{e:#}");
-                failed = true;
-            }
-        }
-    }
-    Ok(exit(failed))
-}
-
 fn post_empty(client: &Client, path: &str) -> Result<()> {
     client.request("POST", path, None)?.check().map(|_| ())
 }
 
-pub fn restart(client: &Client, a: RestartArgs) -> Result<ExitCode> {
-    let mut query = Vec::new();
-    if let Some(t) = a.time {
-        query.push(format!("t={t}"));
-    }
-    if let Some(s) = &a.signal {
-        query.push(format!("signal={}", enc(s)));
-    }
-    let q = if query.is_empty() {
-        String::new()
-    } else {
-        format!("?{}", query.join("&"))
-    };
-    each(&a.containers, |c| {
+/// `restart` takes `stop`'s flags.
+pub fn restart(client: &Client, a: containers::StopArgs) -> Result<ExitCode> {
+    let q = containers::stop_query(a.time, a.signal.as_deref());
+    containers::each(&a.containers, |c| {
         post_empty(client, &format!("/containers/{}/restart{q}", enc(c)))
     })
 }
 
 pub fn pause(client: &Client, a: PauseArgs, what: &str) -> Result<ExitCode> {
-    each(&a.containers, |c| {
+    containers::each(&a.containers, |c| {
         post_empty(client, &format!("/containers/{}/{what}", enc(c)))
     })
 }

@@ -158,12 +158,12 @@ pub struct LogsArgs {
 pub struct StopArgs {
     /// Seconds to wait before killing the container
     #[arg(short, long)]
-    time: Option<i64>,
+    pub(crate) time: Option<i64>,
     /// Signal to send to the container
     #[arg(short, long)]
-    signal: Option<String>,
+    pub(crate) signal: Option<String>,
     #[arg(required = true)]
-    containers: Vec<String>,
+    pub(crate) containers: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -450,16 +450,7 @@ pub fn run(client: &Client, a: RunArgs) -> Result<ExitCode> {
     let end = session(
         client,
         stream,
-        Session {
-            tty,
-            stdin,
-            resize: (tty && terminal::stdout_is_terminal())
-                .then(|| format!("/containers/{id}/resize")),
-            nudge: false,
-            detach_keys: terminal::detach_keys(a.detach_keys.as_deref()),
-            // docker: no signal proxy with a tty (the terminal sends the keys).
-            proxy: (a.sig_proxy && !tty).then(|| format!("/containers/{id}")),
-        },
+        Session::container(&id, tty, stdin, a.detach_keys.as_deref(), a.sig_proxy),
     )?;
     if end == End::Detached {
         return Ok(ExitCode::SUCCESS);
@@ -503,15 +494,7 @@ pub fn start(client: &Client, a: StartArgs) -> Result<ExitCode> {
             let end = session(
                 client,
                 stream,
-                Session {
-                    tty,
-                    stdin,
-                    resize: (tty && terminal::stdout_is_terminal())
-                        .then(|| format!("/containers/{id}/resize")),
-                    nudge: false,
-                    detach_keys: terminal::detach_keys(a.detach_keys.as_deref()),
-                    proxy: (!tty).then(|| format!("/containers/{id}")),
-                },
+                Session::container(&id, tty, stdin, a.detach_keys.as_deref(), true),
             )?;
             if end == End::Detached {
                 return Ok(ExitCode::SUCCESS);
@@ -541,8 +524,22 @@ fn exit(failed: bool) -> ExitCode {
     }
 }
 
-/// Runs `f` for each container, printing the name on success, docker's way.
-fn each(containers: &[String], mut f: impl FnMut(&str) -> Result<()>) -> Result<ExitCode> {
+/// A container's names from the API (`Names`), without the leading `/`.
+pub(crate) fn names(c: &Value) -> Vec<String> {
+    c["Names"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|n| n.as_str().map(|s| s.trim_start_matches('/').to_string()))
+        .collect()
+}
+
+/// Runs `f` for each container, printing the name on success and the error on
+/// failure, docker's way.
+pub(crate) fn each(
+    containers: &[String],
+    mut f: impl FnMut(&str) -> Result<()>,
+) -> Result<ExitCode> {
     let mut failed = false;
     for c in containers {
         match f(c) {
@@ -556,19 +553,24 @@ fn each(containers: &[String], mut f: impl FnMut(&str) -> Result<()>) -> Result<
     Ok(exit(failed))
 }
 
-pub fn stop(client: &Client, a: StopArgs) -> Result<ExitCode> {
+/// The query of `stop` and `restart`: `?t=SECONDS&signal=SIGNAL`, each if given.
+pub fn stop_query(time: Option<i64>, signal: Option<&str>) -> String {
     let mut query = Vec::new();
-    if let Some(t) = a.time {
+    if let Some(t) = time {
         query.push(format!("t={t}"));
     }
-    if let Some(s) = &a.signal {
+    if let Some(s) = signal {
         query.push(format!("signal={}", enc(s)));
     }
-    let q = if query.is_empty() {
+    if query.is_empty() {
         String::new()
     } else {
         format!("?{}", query.join("&"))
-    };
+    }
+}
+
+pub fn stop(client: &Client, a: StopArgs) -> Result<ExitCode> {
+    let q = stop_query(a.time, a.signal.as_deref());
     each(&a.containers, |c| {
         client
             .request("POST", &format!("/containers/{}/stop{q}", enc(c)), None)?
@@ -721,12 +723,7 @@ pub fn ps(client: &Client, a: PsArgs) -> Result<ExitCode> {
             } else {
                 ellipsis(command, 20)
             };
-            let names: Vec<String> = c["Names"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|n| n.as_str().map(|s| s.trim_start_matches('/').to_string()))
-                .collect();
+            let names = names(c);
             json!({
                 "ID": if a.no_trunc { id.to_string() } else { id.chars().take(12).collect() },
                 "Image": c["Image"],

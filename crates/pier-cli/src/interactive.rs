@@ -97,6 +97,29 @@ pub struct Session {
     pub proxy: Option<String>,
 }
 
+impl Session {
+    /// A session with container `id`'s main process: resized along with our terminal
+    /// when it has one, its signals forwarded with `sig_proxy` (as docker, not with a
+    /// tty, where the terminal sends the keys).
+    pub fn container(
+        id: &str,
+        tty: bool,
+        stdin: bool,
+        detach_keys: Option<&str>,
+        sig_proxy: bool,
+    ) -> Session {
+        Session {
+            tty,
+            stdin,
+            resize: (tty && terminal::stdout_is_terminal())
+                .then(|| format!("/containers/{id}/resize")),
+            nudge: false,
+            detach_keys: terminal::detach_keys(detach_keys),
+            proxy: (sig_proxy && !tty).then(|| format!("/containers/{id}")),
+        }
+    }
+}
+
 enum Event {
     Output(io::Result<()>),
     InputDone,
@@ -402,13 +425,8 @@ pub fn attach(client: &Client, a: AttachArgs) -> Result<ExitCode> {
         client,
         conn,
         Session {
-            tty,
-            stdin,
-            resize: (tty && terminal::stdout_is_terminal())
-                .then(|| format!("/containers/{id}/resize")),
             nudge: true,
-            detach_keys: terminal::detach_keys(a.detach_keys.as_deref()),
-            proxy: (a.sig_proxy && !tty).then(|| format!("/containers/{id}")),
+            ..Session::container(&id, tty, stdin, a.detach_keys.as_deref(), a.sig_proxy)
         },
     )?;
     if end == End::Detached {

@@ -80,51 +80,19 @@ pub fn system(client: &Client, command: SystemCommand) -> Result<ExitCode> {
 // ---------------------------------------------------------------------------------
 // events
 
-/// Go's duration syntax (`10m`, `1h30m`, `1.5s`, `300ms`) in nanoseconds.
-fn parse_go_duration(s: &str) -> Option<i128> {
-    let mut rest = s;
-    let negative = rest.starts_with('-');
-    rest = rest.trim_start_matches(['-', '+']);
-    if rest.is_empty() {
-        return None;
-    }
-    let mut total: f64 = 0.0;
-    while !rest.is_empty() {
-        let end = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        let number: f64 = rest[..end].parse().ok()?;
-        rest = &rest[end..];
-        let unit_end = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let scale = match &rest[..unit_end] {
-            "ns" => 1.0,
-            "us" | "µs" => 1e3,
-            "ms" => 1e6,
-            "s" => 1e9,
-            "m" => 60e9,
-            "h" => 3600e9,
-            _ => return None,
-        };
-        rest = &rest[unit_end..];
-        total += number * scale;
-    }
-    Some(if negative { -total } else { total } as i128)
-}
-
 /// Docker's `timetypes.GetTimestamp`: a Unix time (`1700000000[.nnn]`) as is, a
 /// duration as that long before `now`, an RFC 3339 time (or a date) as seconds.
 pub fn timestamp(value: &str, now: SystemTime) -> Result<String> {
     if value.is_empty() {
         return Ok(String::new());
     }
-    if let Some(d) = parse_go_duration(value) {
+    // As Go's `time.ParseDuration`, where docker leaves "0" to the Unix time below.
+    if let Some(d) = pier_image::time::parse_go_duration(value).filter(|_| value != "0") {
         let now = now
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default()
             .as_nanos() as i128;
-        let t = now - d;
+        let t = now - i128::from(d);
         return Ok(format!(
             "{}.{:09}",
             t.div_euclid(1_000_000_000),
@@ -433,12 +401,7 @@ fn df_verbose(v: &Value) -> String {
     let containers: Vec<Value> = list("Containers")
         .iter()
         .map(|c| {
-            let names: Vec<String> = c["Names"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|n| n.as_str().map(|s| s.trim_start_matches('/').to_string()))
-                .collect();
+            let names = crate::containers::names(c);
             let volumes = c["Mounts"]
                 .as_array()
                 .into_iter()

@@ -4,66 +4,28 @@
 //! pointed at the same daemon and the same containers.
 
 use std::fs;
-use std::io::Write;
 use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-/// A temp root with a socket, a data root, and the pierd `pier` starts there;
-/// containers and that pierd go when it is dropped.
-struct Setup {
-    dir: tempfile::TempDir,
+mod common;
+
+use common::{finish, text, Setup};
+
+const DOCKER: &str = "/usr/local/bin/docker";
+
+/// A daemon root with the busybox image imported, or `None` (skipped) without
+/// busybox or docker on the host.
+fn setup() -> Option<Setup> {
+    if !common::host_has(DOCKER, "docker") {
+        return None;
+    }
+    Setup::with_busybox()
 }
 
+/// The real docker CLI against the same pierd, and comparisons with it.
 impl Setup {
-    /// A daemon root with the busybox image imported, or `None` (skipped) without
-    /// busybox or docker on the host.
-    fn new() -> Option<Setup> {
-        let pierd = Path::new(env!("CARGO_BIN_EXE_pier")).with_file_name("pierd");
-        let runtime = pierd.with_file_name("pier-runtime");
-        assert!(
-            pierd.is_file() && runtime.is_file(),
-            "build pierd and pier-runtime first (cargo build -p pierd -p pier-runtime)"
-        );
-        if !Path::new(DOCKER).exists() || !Path::new("/bin/busybox").exists() {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "docker or busybox-static is missing"
-            );
-            eprintln!("skipped: {DOCKER} or /bin/busybox is missing");
-            return None;
-        }
-        let s = Setup {
-            dir: tempfile::tempdir().unwrap(),
-        };
-        let tar = rootfs_tar(s.dir.path());
-        let out = s.run(&["import", "-c", "CMD [\"sh\"]", "-", "busybox"], &tar);
-        assert!(out.status.success(), "{out:?}");
-        Some(s)
-    }
-
-    fn socket(&self) -> PathBuf {
-        self.dir.path().join("pier.sock")
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_pier"));
-        c.arg("-H")
-            .arg(format!("unix://{}", self.socket().display()))
-            .arg("--data-root")
-            .arg(self.dir.path().join("data"))
-            .args(args)
-            .env("PIER_AUTOSTART", "1")
-            .env_remove("PIER_HOST")
-            .env_remove("PIER_DATA_ROOT");
-        c
-    }
-
     fn docker_cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(DOCKER);
         c.args(args)
@@ -73,24 +35,9 @@ impl Setup {
         c
     }
 
-    fn run(&self, args: &[&str], stdin: &[u8]) -> Output {
-        finish(self.cmd(args), stdin)
-    }
-
     /// The real docker CLI against this pierd.
     fn docker(&self, args: &[&str], stdin: &[u8]) -> Output {
         finish(self.docker_cmd(args), stdin)
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args, b"");
-        assert!(
-            out.status.success(),
-            "pier {args:?}: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
     }
 
     fn docker_ok(&self, args: &[&str]) -> String {
@@ -143,88 +90,9 @@ impl Setup {
         String::from_utf8(p.stdout).unwrap()
     }
 
-    fn daemon_pid(&self) -> Option<i32> {
-        fs::read_to_string(self.dir.path().join("pierd.pid"))
-            .ok()?
-            .trim()
-            .parse()
-            .ok()
-    }
-
     fn inspect(&self, what: &str, format: &str) -> String {
         self.ok(&["inspect", "-f", format, what]).trim().to_string()
     }
-}
-
-const DOCKER: &str = "/usr/local/bin/docker";
-
-fn finish(mut cmd: Command, stdin: &[u8]) -> Output {
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut input = child.stdin.take().unwrap();
-    let data = stdin.to_vec();
-    let writer = std::thread::spawn(move || {
-        let _ = input.write_all(&data);
-    });
-    // Read both pipes while waiting, with a deadline.
-    let pid = child.id();
-    let deadline = Instant::now() + Duration::from_secs(90);
-    let watchdog = std::thread::spawn(move || {
-        while Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(50));
-            if !Path::new(&format!("/proc/{pid}")).exists() {
-                return;
-            }
-        }
-        // SAFETY: kill(2) on the child this test spawned, still running.
-        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
-    });
-    let out = child.wait_with_output().unwrap();
-    let _ = writer.join();
-    drop(watchdog);
-    out
-}
-
-impl Drop for Setup {
-    fn drop(&mut self) {
-        let Some(pid) = self.daemon_pid() else { return };
-        let ids = self.run(&["ps", "-aq"], b"");
-        let ids = String::from_utf8_lossy(&ids.stdout).to_string();
-        let ids: Vec<&str> = ids.split_whitespace().collect();
-        if !ids.is_empty() {
-            let mut args = vec!["rm", "-f"];
-            args.extend(ids);
-            let _ = self.run(&args, b"");
-        }
-        // SAFETY: kill(2) on the pierd this test had pier start (its pid file).
-        unsafe { libc::kill(pid, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Path::new(&format!("/proc/{pid}")).exists() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-fn rootfs_tar(dir: &Path) -> Vec<u8> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/busybox-rootfs.sh");
-    let rootfs = dir.join("rootfs");
-    assert!(Command::new("bash")
-        .arg(&script)
-        .arg(&rootfs)
-        .stdout(Stdio::null())
-        .status()
-        .unwrap()
-        .success());
-    let mut b = tar::Builder::new(Vec::new());
-    b.follow_symlinks(false);
-    b.append_dir_all(".", &rootfs).unwrap();
-    let tar = b.into_inner().unwrap();
-    fs::remove_dir_all(&rootfs).unwrap();
-    tar
 }
 
 /// Lines with words joined by one space and relative times reduced to `T`.
@@ -250,13 +118,6 @@ fn without_times(text: &str) -> Vec<String> {
             out.join(" ")
         })
         .collect()
-}
-
-fn text(o: &Output) -> (String, String) {
-    (
-        String::from_utf8_lossy(&o.stdout).to_string(),
-        String::from_utf8_lossy(&o.stderr).to_string(),
-    )
 }
 
 /// Waits until `f` holds (or fails the test after 20 s).
@@ -305,7 +166,7 @@ fn tree(root: &Path) -> Vec<String> {
 
 #[test]
 fn lifecycle_commands_match_docker() {
-    let Some(s) = Setup::new() else { return };
+    let Some(s) = setup() else { return };
     s.ok(&[
         "run",
         "-d",
@@ -570,7 +431,7 @@ fn cp_from_same(s: &Setup, prep: &dyn Fn(&Path), args: &[&str]) -> Vec<String> {
 
 #[test]
 fn cp_follows_docker_semantics() {
-    let Some(s) = Setup::new() else { return };
+    let Some(s) = setup() else { return };
     s.ok(&[
         "run",
         "-d",
@@ -802,7 +663,7 @@ fn cp_follows_docker_semantics() {
 
 #[test]
 fn stats_like_docker() {
-    let Some(s) = Setup::new() else { return };
+    let Some(s) = setup() else { return };
     s.ok(&[
         "run",
         "-d",
@@ -901,7 +762,7 @@ fn sorted(text: &str) -> Vec<String> {
 
 #[test]
 fn commit_events_and_system() {
-    let Some(s) = Setup::new() else { return };
+    let Some(s) = setup() else { return };
     let since = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()

@@ -5,167 +5,17 @@
 use std::fs::{self, File};
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+
+use std::process::{Child, Stdio};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use rustix::termios::{self, LocalModes, Winsize};
 
-struct Setup {
-    dir: tempfile::TempDir,
-}
+mod common;
 
-impl Setup {
-    /// A daemon root with busybox imported as `busybox`; `None` (skipped) without
-    /// busybox on the host.
-    fn new() -> Option<Setup> {
-        let pierd = Path::new(env!("CARGO_BIN_EXE_pier")).with_file_name("pierd");
-        let runtime = pierd.with_file_name("pier-runtime");
-        assert!(
-            pierd.is_file() && runtime.is_file(),
-            "build pierd and pier-runtime first (cargo build -p pierd -p pier-runtime)"
-        );
-        if !Path::new("/bin/busybox").exists() {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "busybox-static is missing"
-            );
-            eprintln!("skipped: /bin/busybox is missing");
-            return None;
-        }
-        let s = Setup {
-            dir: tempfile::tempdir().unwrap(),
-        };
-        let tar = rootfs_tar(s.dir.path());
-        let out = s.run(&["import", "-c", "CMD [\"sh\"]", "-", "busybox"], &tar);
-        assert!(out.status.success(), "{out:?}");
-        Some(s)
-    }
-
-    fn socket(&self) -> PathBuf {
-        self.dir.path().join("pier.sock")
-    }
-
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_pier"));
-        c.arg("-H")
-            .arg(format!("unix://{}", self.socket().display()))
-            .arg("--data-root")
-            .arg(self.dir.path().join("data"))
-            .args(args)
-            .env("PIER_AUTOSTART", "1")
-            .env_remove("PIER_HOST")
-            .env_remove("PIER_DATA_ROOT");
-        c
-    }
-
-    /// Runs `pier ARGS` with `stdin` piped in, killed after 60 s.
-    fn run(&self, args: &[&str], stdin: &[u8]) -> Output {
-        let mut child = self
-            .cmd(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut input = child.stdin.take().unwrap();
-        let data = stdin.to_vec();
-        let writer = thread::spawn(move || {
-            let _ = input.write_all(&data);
-        });
-        let pid = child.id();
-        let watchdog = thread::spawn(move || {
-            let deadline = Instant::now() + Duration::from_secs(60);
-            while Instant::now() < deadline {
-                thread::sleep(Duration::from_millis(50));
-                if !alive(pid) {
-                    return;
-                }
-            }
-            kill(pid, libc::SIGKILL);
-        });
-        let out = child.wait_with_output().unwrap();
-        let _ = writer.join();
-        let _ = watchdog.join();
-        out
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args, b"");
-        assert!(
-            out.status.success(),
-            "pier {args:?}: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    }
-
-    fn daemon_pid(&self) -> Option<u32> {
-        fs::read_to_string(self.dir.path().join("pierd.pid"))
-            .ok()?
-            .trim()
-            .parse()
-            .ok()
-    }
-}
-
-impl Drop for Setup {
-    fn drop(&mut self) {
-        let Some(pid) = self.daemon_pid() else { return };
-        let ids = self.run(&["ps", "-aq"], b"");
-        let ids = String::from_utf8_lossy(&ids.stdout).to_string();
-        let ids: Vec<&str> = ids.split_whitespace().collect();
-        if !ids.is_empty() {
-            let mut args = vec!["rm", "-f"];
-            args.extend(ids);
-            let _ = self.run(&args, b"");
-        }
-        kill(pid, libc::SIGTERM);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while alive(pid) && Instant::now() < deadline {
-            thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-fn alive(pid: u32) -> bool {
-    Path::new(&format!("/proc/{pid}")).exists()
-}
-
-/// kill(2) on a process this test started (pier, or the pierd it had pier start).
-fn kill(pid: u32, signal: i32) {
-    // SAFETY: kill(2) has no memory effects; the pid is one of this test's children
-    // (or the pierd from this test's pid file).
-    unsafe { libc::kill(pid as i32, signal) };
-}
-
-fn rootfs_tar(dir: &Path) -> Vec<u8> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/busybox-rootfs.sh");
-    let rootfs = dir.join("rootfs");
-    assert!(Command::new("bash")
-        .arg(&script)
-        .arg(&rootfs)
-        .stdout(Stdio::null())
-        .status()
-        .unwrap()
-        .success());
-    let mut b = tar::Builder::new(Vec::new());
-    b.follow_symlinks(false);
-    b.append_dir_all(".", &rootfs).unwrap();
-    let tar = b.into_inner().unwrap();
-    fs::remove_dir_all(&rootfs).unwrap();
-    tar
-}
-
-fn text(o: &Output) -> (String, String) {
-    (
-        String::from_utf8_lossy(&o.stdout).to_string(),
-        String::from_utf8_lossy(&o.stderr).to_string(),
-    )
-}
+use common::{kill, text, Setup};
 
 /// `pier` on the slave side of a fresh pty (stdin, stdout, stderr), its output
 /// collected from the master.
@@ -285,7 +135,9 @@ fn set_size(fd: impl AsFd, rows: u16, cols: u16) {
 
 #[test]
 fn exec_and_attach_without_a_terminal() {
-    let Some(s) = Setup::new() else { return };
+    let Some(s) = Setup::with_busybox() else {
+        return;
+    };
     s.ok(&["run", "-d", "--name", "c1", "busybox", "sleep", "1000"]);
 
     let out = s.run(&["exec", "c1", "sh", "-c", "exit 3"], b"");
@@ -511,7 +363,9 @@ fn exec_and_attach_without_a_terminal() {
 
 #[test]
 fn terminal_sessions() {
-    let Some(s) = Setup::new() else { return };
+    let Some(s) = Setup::with_busybox() else {
+        return;
+    };
     s.ok(&["run", "-d", "--name", "c1", "busybox", "sleep", "1000"]);
     let (rows, cols) = (33, 111);
 
@@ -625,7 +479,9 @@ fn terminal_sessions() {
 
 #[test]
 fn run_terminal_input_detach_and_attach() {
-    let Some(s) = Setup::new() else { return };
+    let Some(s) = Setup::with_busybox() else {
+        return;
+    };
     let (rows, cols) = (33, 111);
     // run -it, detached with the keys: pier exits 0, the container runs on.
     let script = "while read x; do echo \"got $x\"; [ \"$x\" = bye ] && exit 8; done";

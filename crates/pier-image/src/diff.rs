@@ -487,7 +487,22 @@ fn import_leased(
         }],
         ..ImageConfig::default()
     };
-    let config_bytes = serde_json::to_vec(&config)
+    let layers = vec![Descriptor::new(layer_type, blob.digest, blob.size)];
+    store_image(store, &config, layers, reference, lease)
+}
+
+/// Stores an image made of `config` and `layers` (already in the content store): the
+/// config blob and an OCI manifest, both under `lease`, then tags it as `reference`
+/// or keeps it as a dangling image. The manifest's descriptor.
+pub(crate) fn store_image(
+    store: &ImageStore,
+    config: &ImageConfig,
+    layers: Vec<Descriptor>,
+    reference: Option<&Reference>,
+    lease: &str,
+) -> Result<Descriptor> {
+    let content = store.content();
+    let config_bytes = serde_json::to_vec(config)
         .map_err(|e| Error::io("encoding image config", io::Error::other(e)))?;
     content.add_to_lease(lease, &Digest::sha256(&config_bytes))?;
     let config_blob = content.put(&config_bytes, None)?;
@@ -500,7 +515,7 @@ fn import_leased(
             config_blob.digest,
             config_blob.size,
         ),
-        layers: vec![Descriptor::new(layer_type, blob.digest, blob.size)],
+        layers,
         subject: None,
         annotations: None,
         extra: BTreeMap::new(),
@@ -695,7 +710,8 @@ fn healthcheck(rest: &str) -> Result<HealthConfig> {
 
 /// A healthcheck duration flag in nanoseconds: Go duration syntax, 0 or at least 1ms.
 fn health_duration(flag: &str, value: &str) -> Result<i64> {
-    let ns = parse_go_duration(value)
+    let ns = crate::time::parse_go_duration(value)
+        .filter(|_| !value.starts_with(['-', '+']))
         .ok_or_else(|| invalid_change(format!("time: invalid duration \"{value}\"")))?;
     if ns != 0 && ns < 1_000_000 {
         return Err(invalid_change(format!(
@@ -703,43 +719,6 @@ fn health_duration(flag: &str, value: &str) -> Result<i64> {
         )));
     }
     Ok(ns)
-}
-
-/// Go's `time.ParseDuration` for non-negative durations (`1h30m`, `1.5s`, `500ms`).
-fn parse_go_duration(s: &str) -> Option<i64> {
-    if s == "0" {
-        return Some(0);
-    }
-    let mut rest = s;
-    let mut total: f64 = 0.0;
-    if rest.is_empty() {
-        return None;
-    }
-    while !rest.is_empty() {
-        let num_end = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        let num: f64 = rest[..num_end].parse().ok()?;
-        rest = &rest[num_end..];
-        let unit_end = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let scale = match &rest[..unit_end] {
-            "ns" => 1.0,
-            "us" | "\u{b5}s" | "\u{3bc}s" => 1e3,
-            "ms" => 1e6,
-            "s" => 1e9,
-            "m" => 60e9,
-            "h" => 3600e9,
-            _ => return None,
-        };
-        rest = &rest[unit_end..];
-        total += num * scale;
-    }
-    if total > i64::MAX as f64 {
-        return None;
-    }
-    Some(total.round() as i64)
 }
 
 /// JSON (exec) form if `rest` is a JSON array of strings, else shell form.
@@ -895,12 +874,6 @@ mod tests {
 
     #[test]
     fn healthchecks_and_durations() {
-        assert_eq!(parse_go_duration("1h30m"), Some(5_400_000_000_000));
-        assert_eq!(parse_go_duration("1.5s"), Some(1_500_000_000));
-        assert_eq!(parse_go_duration("500ms"), Some(500_000_000));
-        assert_eq!(parse_go_duration("0"), Some(0));
-        assert_eq!(parse_go_duration("10"), None);
-        assert_eq!(parse_go_duration(""), None);
         let hc = healthcheck("none").unwrap();
         assert_eq!(hc.test.unwrap(), vec!["NONE"]);
         let hc = healthcheck("--timeout=3s CMD curl -f http://localhost/").unwrap();

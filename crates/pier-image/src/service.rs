@@ -837,36 +837,11 @@ pub fn parse_until(value: &str, now: i64) -> Result<i64> {
     if let Some((secs, _)) = parse_rfc3339(value) {
         return Ok(secs);
     }
-    let mut total = 0f64;
-    let mut number = String::new();
-    let mut any = false;
-    let mut chars = value.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c.is_ascii_digit() || c == '.' {
-            number.push(c);
-            continue;
-        }
-        let mut unit = c.to_string();
-        if matches!(c, 'm' | 'u' | 'n') && chars.peek() == Some(&'s') {
-            unit.push(chars.next().unwrap_or('s'));
-        }
-        let n: f64 = number.parse().map_err(|_| bad())?;
-        total += n * match unit.as_str() {
-            "h" => 3600.0,
-            "m" => 60.0,
-            "s" => 1.0,
-            "ms" => 1e-3,
-            "us" => 1e-6,
-            "ns" => 1e-9,
-            _ => return Err(bad()),
-        };
-        number.clear();
-        any = true;
-    }
-    if !any || !number.is_empty() {
-        return Err(bad());
-    }
-    Ok(now - total as i64)
+    // A Go duration before `now`, unsigned here.
+    let nanos = crate::time::parse_go_duration(value)
+        .filter(|_| !value.starts_with(['-', '+']))
+        .ok_or_else(bad)?;
+    Ok(now - nanos / 1_000_000_000)
 }
 
 /// Seconds since the epoch of the config's `created`, 0 when absent or unparsable.

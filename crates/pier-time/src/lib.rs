@@ -131,9 +131,90 @@ pub fn human_duration(seconds: i64) -> String {
     }
 }
 
+/// Go's `time.ParseDuration` (`1h30m`, `-1.5s`, `300ms`, `0`) in nanoseconds: an
+/// optional sign, then numbers (fractions allowed) each with a unit of `ns`, `us`
+/// (or `µs`), `ms`, `s`, `m` or `h`. `None` for anything else, also out of `i64`'s
+/// range (about 292 years).
+pub fn parse_go_duration(text: &str) -> Option<i64> {
+    let (negative, mut rest) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text.strip_prefix('+').unwrap_or(text)),
+    };
+    if rest == "0" {
+        return Some(0);
+    }
+    if rest.is_empty() {
+        return None;
+    }
+    let mut total: f64 = 0.0;
+    while !rest.is_empty() {
+        let number_end = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let number: f64 = rest[..number_end].parse().ok()?;
+        rest = &rest[number_end..];
+        let unit_end = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let scale = match &rest[..unit_end] {
+            "ns" => 1.0,
+            "us" | "\u{b5}s" | "\u{3bc}s" => 1e3,
+            "ms" => 1e6,
+            "s" => 1e9,
+            "m" => 60e9,
+            "h" => 3600e9,
+            _ => return None,
+        };
+        rest = &rest[unit_end..];
+        total += number * scale;
+    }
+    if total > i64::MAX as f64 {
+        return None;
+    }
+    let nanos = total.round() as i64;
+    Some(if negative { -nanos } else { nanos })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parses_go_durations() {
+        assert_eq!(parse_go_duration("1h30m"), Some(5_400_000_000_000));
+        assert_eq!(parse_go_duration("10m"), Some(600_000_000_000));
+        assert_eq!(parse_go_duration("1.5s"), Some(1_500_000_000));
+        assert_eq!(parse_go_duration("2.5s"), Some(2_500_000_000));
+        assert_eq!(parse_go_duration("500ms"), Some(500_000_000));
+        assert_eq!(parse_go_duration("3us"), Some(3_000));
+        assert_eq!(parse_go_duration("3\u{b5}s"), Some(3_000));
+        assert_eq!(parse_go_duration("3\u{3bc}s"), Some(3_000));
+        assert_eq!(parse_go_duration("7ns"), Some(7));
+        assert_eq!(parse_go_duration("1h1m1s1ms"), Some(3_661_001_000_000));
+        assert_eq!(parse_go_duration("0.29s"), Some(290_000_000));
+        assert_eq!(parse_go_duration("0"), Some(0));
+        assert_eq!(parse_go_duration("-0"), Some(0));
+        assert_eq!(parse_go_duration("-1.5h"), Some(-5_400_000_000_000));
+        assert_eq!(parse_go_duration("+2m"), Some(120_000_000_000));
+        for bad in [
+            "",
+            "-",
+            "+",
+            "10",
+            "1",
+            "s",
+            "1x",
+            "1.5",
+            "--1s",
+            "-+1s",
+            ".s",
+            "1h 30m",
+            "3000000h",
+            "9223372037s",
+        ] {
+            assert_eq!(parse_go_duration(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn durations_like_docker() {

@@ -8,7 +8,7 @@
 //! `empty_layer` history step), as in Docker.
 
 use std::collections::BTreeMap;
-use std::io::{self, BufWriter, Write};
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -17,9 +17,7 @@ use super::ImageService;
 use crate::diff::diff_upper_excluding;
 use crate::digest::Digest;
 use crate::error::{Error, Result};
-use crate::image::{
-    media_types, ContainerConfig, Descriptor, History, ImageConfig, Manifest, RootFs,
-};
+use crate::image::{media_types, ContainerConfig, Descriptor, History, ImageConfig, RootFs};
 use crate::reference::Reference;
 
 /// The diff ID of a layer without entries (a tar of only its end blocks): Docker
@@ -88,7 +86,6 @@ impl ImageService {
         parent: &super::ImageDetails,
         lease: &str,
     ) -> Result<Descriptor> {
-        let content = self.content();
         let layer = write_layer(self, &req.upper, &req.exclude, lease)?;
         let empty = layer
             .as_ref()
@@ -140,35 +137,7 @@ impl ImageService {
             history,
             extra: BTreeMap::new(),
         };
-        let config_bytes = serde_json::to_vec(&config)
-            .map_err(|e| Error::io("encoding image config", io::Error::other(e)))?;
-        content.add_to_lease(lease, &Digest::sha256(&config_bytes))?;
-        let config_blob = content.put(&config_bytes, None)?;
-        let manifest = Manifest {
-            schema_version: 2,
-            media_type: Some(media_types::OCI_MANIFEST.to_string()),
-            artifact_type: None,
-            config: Descriptor::new(
-                media_types::OCI_CONFIG,
-                config_blob.digest,
-                config_blob.size,
-            ),
-            layers,
-            subject: None,
-            annotations: None,
-            extra: BTreeMap::new(),
-        };
-        let manifest_bytes = serde_json::to_vec(&manifest)
-            .map_err(|e| Error::io("encoding image manifest", io::Error::other(e)))?;
-        content.add_to_lease(lease, &Digest::sha256(&manifest_bytes))?;
-        let (desc, _) = self
-            .store
-            .put_manifest(&manifest_bytes, Some(media_types::OCI_MANIFEST))?;
-        match &req.reference {
-            Some(reference) => self.store.tag(reference, &desc).map(|_| ())?,
-            None => self.store.add_dangling(std::slice::from_ref(&desc))?,
-        }
-        Ok(desc)
+        crate::diff::store_image(&self.store, &config, layers, req.reference.as_ref(), lease)
     }
 }
 

@@ -235,28 +235,7 @@ fn stat_header(root: BorrowedFd<'_>, requested: &str, r: &Resolved) -> String {
         ),
         "linkTarget": link_target,
     });
-    base64(stat.to_string().as_bytes())
-}
-
-fn base64(data: &[u8]) -> String {
-    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
-    for chunk in data.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(char::from(T[((n >> (18 - 6 * i)) & 63) as usize]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
+    super::base64::encode(stat.to_string().as_bytes())
 }
 
 fn not_found_in(path: &str, c: &Container) -> ApiError {
@@ -1094,15 +1073,6 @@ fn deleted_below(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn base64_matches_the_standard_alphabet() {
-        assert_eq!(base64(b""), "");
-        assert_eq!(base64(b"f"), "Zg==");
-        assert_eq!(base64(b"fo"), "Zm8=");
-        assert_eq!(base64(b"foo"), "Zm9v");
-        assert_eq!(base64(b"{\"a\":1}"), "eyJhIjoxfQ==");
-    }
 
     #[test]
     fn paths_are_cleaned_inside_the_root() {

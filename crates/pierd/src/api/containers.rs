@@ -689,6 +689,29 @@ async fn resize(
     }
 }
 
+/// Joins an attach to the container's monitor: waits for the start if `target` is
+/// one, says hello (`attach`, with or without stdin), then lets the start go on.
+/// `None` when the container never started or its monitor is gone.
+pub(super) async fn connect_attach(
+    target: AttachTarget,
+    want_stdin: bool,
+) -> Option<tokio::net::UnixStream> {
+    let (socket, ack) = match target {
+        AttachTarget::Now(s) => (s, None),
+        AttachTarget::AtStart(rx) => {
+            let (s, ack) = rx.await.ok()?;
+            (s, Some(ack))
+        }
+    };
+    let mut monitor = tokio::net::UnixStream::connect(&socket).await.ok()?;
+    let hello = json!({"op": "attach", "stdin": want_stdin}).to_string() + "\n";
+    monitor.write_all(hello.as_bytes()).await.ok()?;
+    if let Some(ack) = ack {
+        let _ = ack.send(());
+    }
+    Some(monitor)
+}
+
 /// `POST /containers/{id}/attach`: hijacks the connection (101, `Upgrade: tcp`) and
 /// joins it to the container's monitor. Works before start: the connection is joined
 /// when the container starts, before it runs.
@@ -713,23 +736,9 @@ async fn attach(
             return;
         };
         let client = TokioIo::new(upgraded);
-        let (socket, ack) = match target {
-            AttachTarget::Now(s) => (s, None),
-            AttachTarget::AtStart(rx) => match rx.await {
-                Ok((s, ack)) => (s, Some(ack)),
-                Err(_) => return,
-            },
-        };
-        let Ok(mut monitor) = tokio::net::UnixStream::connect(&socket).await else {
+        let Some(monitor) = connect_attach(target, want_stdin).await else {
             return;
         };
-        let hello = json!({"op": "attach", "stdin": want_stdin}).to_string() + "\n";
-        if monitor.write_all(hello.as_bytes()).await.is_err() {
-            return;
-        }
-        if let Some(ack) = ack {
-            let _ = ack.send(());
-        }
         let (mut client_r, mut client_w) = tokio::io::split(client);
         let (mut mon_r, mut mon_w) = monitor.into_split();
         let to_client = async {

@@ -153,40 +153,11 @@ fn timestamp(value: Option<&String>, now: i64, name: &str) -> Result<Option<i64>
     if let Some((secs, nanos)) = pier_image::time::parse_rfc3339(text) {
         return Ok(Some(secs.saturating_mul(1_000_000_000) + i64::from(nanos)));
     }
-    let ago = go_duration_nanos(text).ok_or_else(bad)?;
+    // A Go duration, unsigned here.
+    let ago = pier_image::time::parse_go_duration(text)
+        .filter(|_| !text.starts_with(['-', '+']))
+        .ok_or_else(bad)?;
     Ok(Some(now - ago))
-}
-
-/// `1h30m`, `10m`, `2.5s`, `300ms` → nanoseconds.
-fn go_duration_nanos(text: &str) -> Option<i64> {
-    let mut rest = text;
-    let mut total = 0f64;
-    if rest.is_empty() {
-        return None;
-    }
-    while !rest.is_empty() {
-        let number_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        let number: f64 = rest[..number_len].parse().ok()?;
-        rest = &rest[number_len..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let scale = match &rest[..unit_len] {
-            "ns" => 1.0,
-            "us" | "µs" => 1e3,
-            "ms" => 1e6,
-            "s" => 1e9,
-            "m" => 60e9,
-            "h" => 3600e9,
-            _ => return None,
-        };
-        rest = &rest[unit_len..];
-        total += number * scale;
-    }
-    // Durations are far below i64's range of nanoseconds (292 years).
-    Some(total as i64)
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@
 //! get the newest). Errors are Docker's: a status code and `{"message": "..."}`.
 
 pub mod archive;
+mod base64;
 pub mod commit;
 pub mod container_ops;
 pub mod containers;

@@ -12,12 +12,11 @@ use axum::extract::{Path, Query, Request, State};
 use axum::http::{header, StatusCode};
 use axum::response::Response;
 use hyper_util::rt::TokioIo;
-use serde_json::json;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
+use super::containers::connect_attach;
 use super::{ApiError, AppState};
-use crate::engine::AttachTarget;
 
 const GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 
@@ -73,23 +72,9 @@ pub async fn attach_ws(
         let Ok(upgraded) = on_upgrade.await else {
             return;
         };
-        let (socket, ack) = match target {
-            AttachTarget::Now(s) => (s, None),
-            AttachTarget::AtStart(rx) => match rx.await {
-                Ok((s, ack)) => (s, Some(ack)),
-                Err(_) => return,
-            },
-        };
-        let Ok(mut monitor) = tokio::net::UnixStream::connect(&socket).await else {
+        let Some(monitor) = connect_attach(target, want_stdin).await else {
             return;
         };
-        let hello = json!({"op": "attach", "stdin": want_stdin}).to_string() + "\n";
-        if monitor.write_all(hello.as_bytes()).await.is_err() {
-            return;
-        }
-        if let Some(ack) = ack {
-            let _ = ack.send(());
-        }
         let (mut client_r, mut client_w) = tokio::io::split(TokioIo::new(upgraded));
         let (mut mon_r, mut mon_w) = monitor.into_split();
         // Every frame to the client goes through one writer.
@@ -258,29 +243,7 @@ async fn read_frame<R: AsyncRead + Unpin>(r: &mut R) -> std::io::Result<(u8, Vec
 
 /// `Sec-WebSocket-Accept` for a `Sec-WebSocket-Key`.
 pub fn accept_key(key: &str) -> String {
-    base64(&sha1(format!("{key}{GUID}").as_bytes()))
-}
-
-/// Standard base64 with padding.
-fn base64(data: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
-    for chunk in data.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 0x3F) as usize]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
+    super::base64::encode(&sha1(format!("{key}{GUID}").as_bytes()))
 }
 
 /// SHA-1 (FIPS 180-4); only for the WebSocket handshake, which requires it.
@@ -364,21 +327,6 @@ mod tests {
             hex(&sha1(&million)),
             "34aa973cd4c4daa4f61eeb2bdbad27316534016f"
         );
-    }
-
-    #[test]
-    fn base64_rfc4648_vectors() {
-        for (input, want) in [
-            ("", ""),
-            ("f", "Zg=="),
-            ("fo", "Zm8="),
-            ("foo", "Zm9v"),
-            ("foob", "Zm9vYg=="),
-            ("fooba", "Zm9vYmE="),
-            ("foobar", "Zm9vYmFy"),
-        ] {
-            assert_eq!(base64(input.as_bytes()), want);
-        }
     }
 
     #[test]
