@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Scenario image-load: load a ~1 GiB, 8-layer `docker save` archive into the image store
 # and unpack its layers, side by side: `docker load` into an isolated dockerd, `pier load`
-# and the library-level example `load_unpack` (crates/pier-image/examples).
+# into a pierd of its own (target/release/pierd, own socket and roots) and the
+# library-level example `load_unpack` (crates/pier-image/examples).
 #
 #   bench/image-load.sh [TOOL...]        (as root; TOOL: docker, pier, example)
 #
@@ -12,12 +13,12 @@
 #   BENCH_SIZE_MB    image size, MiB of file data (default 1024)
 #   BENCH_LAYERS     number of layers (default 8)
 #   PIER_LOAD_CMD    pier command prefix (default target/release/pier); the script appends
-#                    `--data-root DIR load -i IMAGE.tar`
+#                    `-H unix://SOCKET load -i IMAGE.tar`
 #   BENCH_FS=tmpfs   data roots (dockerd's and pier's) on a tmpfs: no disk in the numbers
 #   PIER_EXAMPLE_BIN the example binary (default: cargo build --release --example
 #                    load_unpack, in $CARGO_TARGET_DIR or target/)
-# Between runs (untimed, hyperfine --prepare): docker rmi of the image, resp. removal of
-# pier's data root, then `sync` for both. Writes the <!-- bench:image-load --> section
+# Between runs (untimed, hyperfine --prepare): `rmi` of the image through docker resp.
+# pier (their daemons free the layers), removal of the example's data root, then `sync`. Writes the <!-- bench:image-load --> section
 # (image-load-tmpfs with BENCH_FS=tmpfs).
 set -euo pipefail
 # shellcheck source=bench/lib.sh
@@ -51,8 +52,8 @@ for t in "$@"; do
             else bench_log "skipping docker: dockerd/docker not installed"; SKIPPED+=("\`docker\` (not installed)"); fi ;;
         pier)
             read -r pier_bin _ <<<"$PIER_CMD"
-            if command -v "$pier_bin" >/dev/null; then TOOLS+=(pier)
-            else bench_log "skipping pier: $pier_bin not found (cargo build --release -p pier-cli)"; SKIPPED+=("\`pier\` ($pier_bin not found)"); fi ;;
+            if command -v "$pier_bin" >/dev/null && [ -x "$BENCH_REPO/target/release/pierd" ]; then TOOLS+=(pier)
+            else bench_log "skipping pier: $pier_bin or target/release/pierd not found (cargo build --release -p pier-cli -p pierd -p pier-runtime)"; SKIPPED+=("\`pier\` ($pier_bin or pierd not found)"); fi ;;
         example)
             if [ -z "${PIER_EXAMPLE_BIN:-}" ]; then
                 bench_require cargo
@@ -104,20 +105,29 @@ for t in "${TOOLS[@]}"; do
             [ "$n" -eq "$LAYERS" ] || bench_die "docker: $n layers after load, expected $LAYERS"
             NOTES+=("\`docker\`: dockerd $(dockerd --version | cut -d' ' -f3 | tr -d ,) (storage driver $("${BENCH_DOCKER_ARGV[@]}" info -f '{{.Driver}}')), CLI $(docker --version | cut -d' ' -f3 | tr -d ,)")
             ;;
-        pier|example)
+        pier)
+            # As docker: `pier load` into a running pierd (its own socket and roots);
+            # between runs the image is removed through the daemon.
+            root=$BENCH_DATA/root-pier
+            sock=$BENCH_TMP/pierd/pier.sock
+            mkdir -p "$BENCH_TMP/pierd"
+            "$BENCH_REPO/target/release/pierd" -H "unix://$sock" --data-root "$root" \
+                --exec-root "$BENCH_TMP/pierd/exec" >"$BENCH_TMP/pierd/pierd.log" 2>&1 &
+            bench_on_exit "kill -TERM $! 2>/dev/null; wait $! 2>/dev/null; true"
+            for ((i = 0; i < 300; i++)); do [ -S "$sock" ] && break; sleep 0.05; done
+            cmd="$PIER_CMD -H unix://$sock load -i $(bench_quote "$IMAGE")"
+            BENCH_PREPARE[pier]="/bin/sh $(bench_quote "$DOCKER_RESET") $(bench_quote "$IMAGE_NAME") $PIER_CMD -H unix://$sock"
+            # shellcheck disable=SC2086 # a command prefix, split like hyperfine does
+            $PIER_CMD -H "unix://$sock" load -i "$IMAGE" >/dev/null || bench_die "pier load failed"
+            NOTES+=("\`pier\`: \`$PIER_CMD\` → pierd ($($PIER_CMD --version 2>/dev/null | head -n1 || echo 'no --version'))")
+            ;;
+        example)
             root=$BENCH_DATA/root-$t
-            if [ "$t" = pier ]; then bin=$PIER_CMD; else bin=$(bench_quote "$PIER_EXAMPLE_BIN"); fi
-            cmd="$bin --data-root $(bench_quote "$root") load -i $(bench_quote "$IMAGE")"
+            cmd="$(bench_quote "$PIER_EXAMPLE_BIN") --data-root $(bench_quote "$root") load -i $(bench_quote "$IMAGE")"
             BENCH_PREPARE[$t]="/bin/sh $(bench_quote "$DIR_RESET") $(bench_quote "$root")"
-            if [ "$t" = pier ]; then
-                # shellcheck disable=SC2086 # a command prefix, split like hyperfine does
-                $PIER_CMD --data-root "$root" load -i "$IMAGE" >/dev/null || bench_die "pier load failed"
-                NOTES+=("\`pier\`: \`$PIER_CMD\` ($($PIER_CMD --version 2>/dev/null | head -n1 || echo 'no --version'))")
-            else
-                phases=$("$PIER_EXAMPLE_BIN" --data-root "$root" load -i "$IMAGE" -v 2>&1 >/dev/null) ||
-                    bench_die "load_unpack failed: $phases"
-                NOTES+=("\`example\`: \`crates/pier-image/examples/load_unpack.rs\` (release build); untimed first run: ${phases##*$'\n'}")
-            fi
+            phases=$("$PIER_EXAMPLE_BIN" --data-root "$root" load -i "$IMAGE" -v 2>&1 >/dev/null) ||
+                bench_die "load_unpack failed: $phases"
+            NOTES+=("\`example\`: \`crates/pier-image/examples/load_unpack.rs\` (release build); untimed first run: ${phases##*$'\n'}")
             ;;
     esac
     CMDS+=("$t" "$cmd")
@@ -163,8 +173,9 @@ image ready to run: every layer unpacked. `docker load -q -i` goes to a dockerd 
 run's own (overlay2; data root, exec root and socket in the temp dir; no bridge, no
 iptables): it extracts the archive to a temp dir under its data root, then applies each
 layer into an overlay2 layer dir, verifying the diffIDs, and keeps tar-split metadata, not
-the layer tars. `pier --data-root DIR load -i` and the example `load_unpack` (same command
-line) both stream the archive into the content store with `archive::load_archive` (blobs
+the layer tars. `pier load -i` (streamed to a pierd of the run's own, as docker to its
+dockerd) and the example `load_unpack` (`--data-root DIR load -i`, no daemon) both stream
+the archive into the content store with `archive::load_archive` (blobs
 fsynced and kept) and tag the image, then unpack every layer, verified against its digest
 and diffID, into a committed overlay snapshot named by its ChainID. `pier`
 (`service::ImageService::load`) extracts the layers in parallel (up to

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The main job: a busybox image made with `pier import`, then containers with `pier run`:
-# pier starts its daemon (pierd) by itself, which runs them with pier-runtime.
+# pier starts its daemon (pierd) by itself on the first command; pierd runs the
+# containers with pier-runtime.
 # Everything lives in a temp dir (socket, data root, exec root) and goes at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,11 +25,11 @@ trap cleanup EXIT
 export PIER_HOST=unix://$work/pier.sock PIER_DATA_ROOT=$work/data PIER_AUTOSTART=1
 
 scripts/busybox-rootfs.sh "$work/rootfs"
-echo "+ pier import -c 'CMD [\"sh\"]' rootfs busybox"
+echo "+ pier import -c 'CMD [\"sh\"]' rootfs busybox     (starts pierd)"
 "$pier" import -c 'CMD ["sh"]' "$work/rootfs" busybox
 echo "+ pier images"
 "$pier" images
-echo "+ pier run --rm busybox sh -c '...'     (starts pierd)"
+echo "+ pier run --rm busybox sh -c '...'"
 "$pier" run --rm --hostname pier-demo busybox \
     sh -c 'echo hello from $(hostname), I am pid $$; id; ls /'
 echo "+ pier run -d --name demo-web busybox sh -c 'while true; do date; sleep 1; done'"

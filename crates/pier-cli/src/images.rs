@@ -1,8 +1,8 @@
 //! The image commands: `images`, `image inspect/tag/rm/history/prune`, `save`,
-//! `load`, `import`, with Docker's flags and output.
+//! `load`, `import`, with Docker's flags and output, through pierd's Engine API.
 
 use std::fs::{self, File};
-use std::io::{self, BufRead, BufReader, BufWriter, IsTerminal, Write};
+use std::io::{self, BufRead, BufReader, BufWriter, IsTerminal, Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -10,11 +10,13 @@ use std::process::ExitCode;
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Subcommand};
 use pier_image::reference::Reference;
-use pier_image::service::api::ImageSummary;
-use pier_image::service::{parse_until, ImageDetails, ImageService, ListFilters, PruneFilters};
+use pier_image::service::api::{DeleteItem, HistoryItem, ImageSummary, PruneReport};
 use pier_image::time::format_rfc3339;
-use serde_json::{json, Value};
+use serde::de::DeserializeOwned;
+use serde_json::{json, Map, Value};
 
+use crate::client::Client;
+use crate::containers::enc;
 use crate::output::{ago, ellipsis, human_size, print_inspect, render_all, Template};
 
 #[derive(Debug, Subcommand)]
@@ -157,52 +159,70 @@ pub struct ImportArgs {
     reference: Option<String>,
 }
 
-/// Runs one image command against the store under `data_root`.
-pub fn run(data_root: &Path, command: ImageCommand) -> Result<ExitCode> {
-    let root = data_root.join("image");
-    let svc = ImageService::open(&root)
-        .with_context(|| format!("opening the image store in {}", root.display()))?;
+/// Runs one image command against the daemon behind `client`.
+pub fn run(client: &Client, command: ImageCommand) -> Result<ExitCode> {
     match command {
-        ImageCommand::Ls(a) => list(&svc, a),
-        ImageCommand::Inspect(a) => inspect(&svc, a),
-        ImageCommand::Tag(a) => {
-            svc.tag(&a.source, &a.target)?;
-            Ok(ExitCode::SUCCESS)
-        }
-        ImageCommand::Rm(a) => remove(&svc, a),
-        ImageCommand::History(a) => history(&svc, a),
-        ImageCommand::Prune(a) => prune(&svc, a),
-        ImageCommand::Save(a) => save(&svc, a),
-        ImageCommand::Load(a) => load(&svc, a),
-        ImageCommand::Import(a) => import(&svc, a),
+        ImageCommand::Ls(a) => list(client, a),
+        ImageCommand::Inspect(a) => inspect(client, a),
+        ImageCommand::Tag(a) => tag(client, a),
+        ImageCommand::Rm(a) => remove(client, a),
+        ImageCommand::History(a) => history(client, a),
+        ImageCommand::Prune(a) => prune(client, a),
+        ImageCommand::Save(a) => save(client, a),
+        ImageCommand::Load(a) => load(client, a),
+        ImageCommand::Import(a) => import(client, a),
     }
 }
 
 // ---------------------------------------------------------------------------------
 
-fn list_filters(args: &ListArgs) -> Result<ListFilters> {
-    let mut f = ListFilters::default();
-    for filter in &args.filters {
+/// A query-string value, percent-encoded.
+fn q(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// A GET answered with JSON, read into `T`.
+fn get<T: DeserializeOwned>(client: &Client, path: &str) -> Result<T> {
+    serde_json::from_value(client.get_json(path)?).context("reading the daemon's answer")
+}
+
+/// Adds `value` under `key` in the API's `filters` JSON (`{"key":{"value":true}}`).
+fn add_filter(filters: &mut Map<String, Value>, key: &str, value: &str) {
+    let entry = filters
+        .entry(key.to_string())
+        .or_insert_with(|| Value::Object(Map::new()));
+    if let Value::Object(m) = entry {
+        m.insert(value.to_string(), Value::Bool(true));
+    }
+}
+
+/// `-f key=value` flags as the API's `filters` JSON.
+fn filters_json(filters: &[String]) -> Result<Map<String, Value>> {
+    let mut out = Map::new();
+    for filter in filters {
         let (key, value) = filter
             .split_once('=')
             .ok_or_else(|| anyhow!("bad format of filter (expected name=value)"))?;
-        match key {
-            "dangling" => match value {
-                "true" | "1" => f.dangling = Some(true),
-                "false" | "0" => f.dangling = Some(false),
-                _ => bail!("Invalid filter 'dangling={value}'"),
-            },
-            "reference" => f.reference.push(value.to_string()),
-            "label" => f.label.push(value.to_string()),
-            "before" => f.before = Some(value.to_string()),
-            "since" => f.since = Some(value.to_string()),
-            _ => bail!("invalid filter '{key}'"),
-        }
+        add_filter(&mut out, key, value);
     }
-    if let Some(r) = &args.reference {
-        f.reference.push(r.clone());
+    Ok(out)
+}
+
+/// `filters=...` for a query string, or nothing.
+fn filters_query(filters: &Map<String, Value>) -> String {
+    if filters.is_empty() {
+        String::new()
+    } else {
+        format!("filters={}", q(&Value::Object(filters.clone()).to_string()))
     }
-    Ok(f)
 }
 
 /// One row of `docker images`: an image under one of its names.
@@ -293,9 +313,20 @@ fn header_name(field: &str) -> String {
     }
 }
 
-fn list(svc: &ImageService, args: ListArgs) -> Result<ExitCode> {
-    let filters = list_filters(&args)?;
-    let images = svc.list(&filters, None)?;
+fn list(client: &Client, args: ListArgs) -> Result<ExitCode> {
+    let mut filters = filters_json(&args.filters)?;
+    if let Some(r) = &args.reference {
+        add_filter(&mut filters, "reference", r);
+    }
+    let mut query = vec![filters_query(&filters)];
+    if args.all {
+        query.push("all=1".to_string());
+    }
+    if args.digests {
+        query.push("digests=1".to_string());
+    }
+    query.retain(|p| !p.is_empty());
+    let images: Vec<ImageSummary> = get(client, &format!("/images/json?{}", query.join("&")))?;
     let mut out = io::stdout().lock();
     if args.quiet {
         let mut seen = Vec::new();
@@ -303,7 +334,12 @@ fn list(svc: &ImageService, args: ListArgs) -> Result<ExitCode> {
             let id = if args.no_trunc {
                 image.id.clone()
             } else {
-                image.id.trim_start_matches("sha256:")[..12].to_string()
+                image
+                    .id
+                    .trim_start_matches("sha256:")
+                    .chars()
+                    .take(12)
+                    .collect()
             };
             if !seen.contains(&id) {
                 writeln!(out, "{id}")?;
@@ -327,7 +363,7 @@ fn list(svc: &ImageService, args: ListArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn inspect(svc: &ImageService, args: InspectArgs) -> Result<ExitCode> {
+fn inspect(client: &Client, args: InspectArgs) -> Result<ExitCode> {
     let template = args
         .format
         .as_deref()
@@ -337,14 +373,14 @@ fn inspect(svc: &ImageService, args: InspectArgs) -> Result<ExitCode> {
     let mut found = Vec::new();
     let mut errors = Vec::new();
     for name in &args.images {
-        match svc.inspect(name) {
-            Ok(i) => found.push(serde_json::to_value(i)?),
-            Err(e) => errors.push(e.to_string()),
+        match client.get_json(&format!("/images/{}/json", enc(name))) {
+            Ok(v) => found.push(v),
+            Err(e) => errors.push(format!("{e:#}")),
         }
     }
     print_inspect(&found, template.as_ref())?;
     for e in &errors {
-        eprintln!("Error: {e}");
+        eprintln!("{e}");
     }
     Ok(if errors.is_empty() {
         ExitCode::SUCCESS
@@ -353,11 +389,39 @@ fn inspect(svc: &ImageService, args: InspectArgs) -> Result<ExitCode> {
     })
 }
 
-fn remove(svc: &ImageService, args: RemoveArgs) -> Result<ExitCode> {
+fn tag(client: &Client, args: TagArgs) -> Result<ExitCode> {
+    // The daemon splits `repo` into name and tag (and defaults the tag to `latest`).
+    client
+        .request(
+            "POST",
+            &format!(
+                "/images/{}/tag?repo={}&tag=",
+                enc(&args.source),
+                q(&args.target)
+            ),
+            None,
+        )?
+        .check()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn remove(client: &Client, args: RemoveArgs) -> Result<ExitCode> {
     let mut failed = false;
     let mut out = io::stdout().lock();
     for name in &args.images {
-        match svc.remove(name, args.force, args.no_prune, &[]) {
+        let path = format!(
+            "/images/{}?force={}&noprune={}",
+            enc(name),
+            u8::from(args.force),
+            u8::from(args.no_prune)
+        );
+        let answer = client
+            .request("DELETE", &path, None)
+            .and_then(|r| r.json())
+            .and_then(|v| {
+                serde_json::from_value::<Vec<DeleteItem>>(v).context("reading the daemon's answer")
+            });
+        match answer {
             Ok(items) => {
                 for item in items {
                     if let Some(u) = item.untagged {
@@ -369,7 +433,8 @@ fn remove(svc: &ImageService, args: RemoveArgs) -> Result<ExitCode> {
                 }
             }
             Err(e) => {
-                eprintln!("Error: {e}");
+                out.flush()?;
+                eprintln!("{e:#}");
                 failed = true;
             }
         }
@@ -381,8 +446,8 @@ fn remove(svc: &ImageService, args: RemoveArgs) -> Result<ExitCode> {
     })
 }
 
-fn history(svc: &ImageService, args: HistoryArgs) -> Result<ExitCode> {
-    let items = svc.history(&args.image)?;
+fn history(client: &Client, args: HistoryArgs) -> Result<ExitCode> {
+    let items: Vec<HistoryItem> = get(client, &format!("/images/{}/history", enc(&args.image)))?;
     let mut out = io::stdout().lock();
     let rows: Vec<Value> = items
         .iter()
@@ -420,29 +485,11 @@ fn history(svc: &ImageService, args: HistoryArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `until=<timestamp|duration>` and `label=`/`label!=` filters of `image prune`.
-fn prune_filters(filters: &[String]) -> Result<PruneFilters> {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
-    let mut out = PruneFilters::default();
-    for filter in filters {
-        let (key, value) = filter
-            .split_once('=')
-            .ok_or_else(|| anyhow!("bad format of filter (expected name=value)"))?;
-        match key {
-            "until" => out.until = Some(parse_until(value, now)?),
-            "label" => out.labels.push((value.to_string(), true)),
-            "label!" => out.labels.push((value.to_string(), false)),
-            _ => bail!("invalid filter '{key}'"),
-        }
+fn prune(client: &Client, args: PruneArgs) -> Result<ExitCode> {
+    let mut filters = filters_json(&args.filters)?;
+    if args.all {
+        add_filter(&mut filters, "dangling", "false");
     }
-    Ok(out)
-}
-
-fn prune(svc: &ImageService, args: PruneArgs) -> Result<ExitCode> {
-    let filters = prune_filters(&args.filters)?;
-    let keep = |d: &ImageDetails| filters.keeps(d);
     if !args.force {
         let warning = if args.all {
             "WARNING! This will remove all images without at least one container associated to them."
@@ -457,7 +504,9 @@ fn prune(svc: &ImageService, args: PruneArgs) -> Result<ExitCode> {
             return Ok(ExitCode::SUCCESS);
         }
     }
-    let report = svc.prune(args.all, &[], &keep)?;
+    let answer = client.post_json(&format!("/images/prune?{}", filters_query(&filters)), None)?;
+    let report: PruneReport =
+        serde_json::from_value(answer).context("reading the daemon's answer")?;
     let mut out = io::stdout().lock();
     if !report.images_deleted.is_empty() {
         writeln!(out, "Deleted Images:")?;
@@ -479,7 +528,18 @@ fn prune(svc: &ImageService, args: PruneArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn save(svc: &ImageService, args: SaveArgs) -> Result<ExitCode> {
+/// Copies the archive `GET /images/get` answers into `writer`.
+fn save_into(client: &Client, images: &[String], writer: &mut impl Write) -> Result<()> {
+    let query: Vec<String> = images.iter().map(|n| format!("names={}", q(n))).collect();
+    let mut body = client
+        .request("GET", &format!("/images/get?{}", query.join("&")), None)?
+        .check()?
+        .body;
+    io::copy(&mut body, writer).context("failed to save image")?;
+    Ok(())
+}
+
+fn save(client: &Client, args: SaveArgs) -> Result<ExitCode> {
     match &args.output {
         Some(path) => {
             // Written beside the destination and renamed: a failed save leaves nothing.
@@ -492,7 +552,7 @@ fn save(svc: &ImageService, args: SaveArgs) -> Result<ExitCode> {
                 .tempfile_in(dir)
                 .with_context(|| format!("failed to save image: creating {}", path.display()))?;
             let mut writer = BufWriter::with_capacity(1 << 20, temp);
-            svc.save(&args.images, &mut writer)?;
+            save_into(client, &args.images, &mut writer)?;
             let temp = writer.into_inner().map_err(|e| e.into_error())?;
             temp.as_file().sync_all()?;
             // What a plain create would give (tempfile makes 0600).
@@ -506,76 +566,98 @@ fn save(svc: &ImageService, args: SaveArgs) -> Result<ExitCode> {
                 bail!("cowardly refusing to save to a terminal. Use the -o flag or redirect");
             }
             let mut writer = BufWriter::with_capacity(1 << 20, stdout.lock());
-            svc.save(&args.images, &mut writer)?;
+            save_into(client, &args.images, &mut writer)?;
             writer.flush()?;
         }
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn load(svc: &ImageService, args: LoadArgs) -> Result<ExitCode> {
-    let loaded = match &args.input {
-        Some(path) => {
-            let file = File::open(path).with_context(|| format!("open {}", path.display()))?;
-            svc.load(BufReader::with_capacity(1 << 20, file))?
+/// Reads Docker's JSON message stream: `stream` texts go to stdout, `status` texts
+/// are returned, an `error` fails with its message.
+fn json_messages(body: impl Read) -> Result<Vec<String>> {
+    let mut statuses = Vec::new();
+    let mut out = io::stdout().lock();
+    for line in BufReader::new(body).lines() {
+        let line = line.context("reading the daemon's answer")?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let message: Value =
+            serde_json::from_str(line.trim()).context("reading the daemon's answer")?;
+        if let Some(e) = message.get("error") {
+            out.flush()?;
+            let text = e.as_str().map_or_else(|| e.to_string(), str::to_string);
+            bail!(text);
+        }
+        if let Some(text) = message["stream"].as_str() {
+            out.write_all(text.as_bytes())?;
+        }
+        if let Some(status) = message["status"].as_str() {
+            statuses.push(status.to_string());
+        }
+    }
+    out.flush()?;
+    Ok(statuses)
+}
+
+fn load(client: &Client, args: LoadArgs) -> Result<ExitCode> {
+    let path = format!("/images/load?quiet={}", u8::from(args.quiet));
+    let response = match &args.input {
+        Some(file) => {
+            let f = File::open(file).with_context(|| format!("open {}", file.display()))?;
+            client.request_streaming("POST", &path, "application/x-tar", f)?
         }
         None => {
             let stdin = io::stdin();
             if stdin.is_terminal() {
                 bail!("requested load from stdin, but stdin is empty");
             }
-            svc.load(BufReader::with_capacity(1 << 20, stdin.lock()))?
+            client.request_streaming("POST", &path, "application/x-tar", stdin.lock())?
         }
     };
-    let mut out = io::stdout().lock();
-    for image in loaded {
-        match image.name {
-            Some(name) => writeln!(out, "Loaded image: {}", name.familiar())?,
-            None => writeln!(
-                out,
-                "Loaded image ID: {}",
-                svc.store().image_id(&image.target)
-            )?,
-        }
-    }
+    json_messages(response.check()?.body)?;
     Ok(ExitCode::SUCCESS)
 }
 
-fn import(svc: &ImageService, args: ImportArgs) -> Result<ExitCode> {
-    let reference = args
-        .reference
-        .as_deref()
-        .map(Reference::parse_with_default_tag)
-        .transpose()?;
+fn import(client: &Client, args: ImportArgs) -> Result<ExitCode> {
+    if let Some(r) = &args.reference {
+        // As the docker CLI: a bad name fails before anything is sent.
+        Reference::parse_with_default_tag(r)?;
+    }
     if args.source.contains("://") {
         bail!("importing from a URL is not supported: {}", args.source);
     }
-    let id = if args.source == "-" {
+    let mut path = format!(
+        "/images/create?fromSrc=-&repo={}&tag=",
+        q(args.reference.as_deref().unwrap_or(""))
+    );
+    for change in &args.changes {
+        path.push_str(&format!("&changes={}", q(change)));
+    }
+    let response = if args.source == "-" {
         let stdin = io::stdin();
         if stdin.is_terminal() {
             bail!("requested import from stdin, but stdin is a terminal");
         }
-        svc.import(stdin.lock(), &args.changes, reference.as_ref())?
+        client.request_streaming("POST", &path, "application/x-tar", stdin.lock())?
     } else {
-        let path = Path::new(&args.source);
-        let meta = fs::metadata(path).with_context(|| format!("open {}", path.display()))?;
-        if meta.is_dir() {
-            let tarball = tar_directory(path)?;
-            svc.import(
-                BufReader::new(tarball.reopen()?),
-                &args.changes,
-                reference.as_ref(),
-            )?
+        let source = Path::new(&args.source);
+        let meta = fs::metadata(source).with_context(|| format!("open {}", source.display()))?;
+        let file = if meta.is_dir() {
+            // The temp file is unlinked when `tarball` drops; the open handle stays.
+            let tarball = tar_directory(source)?;
+            tarball.reopen()?
         } else {
-            let file = File::open(path).with_context(|| format!("open {}", path.display()))?;
-            svc.import(
-                BufReader::with_capacity(1 << 20, file),
-                &args.changes,
-                reference.as_ref(),
-            )?
-        }
+            File::open(source).with_context(|| format!("open {}", source.display()))?
+        };
+        client.request_streaming("POST", &path, "application/x-tar", file)?
     };
-    writeln!(io::stdout(), "{id}")?;
+    let statuses = json_messages(response.check()?.body)?;
+    let mut out = io::stdout().lock();
+    for status in statuses {
+        writeln!(out, "{status}")?;
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -1,9 +1,8 @@
 //! `pier`: Docker's command line for Pier.
 //!
-//! Container commands go through pierd's Engine API (`-H`, `PIER_HOST`); with the
-//! default socket and no daemon answering, `pier` starts `pierd` itself. The image
-//! commands still work directly on the image store under `--data-root`, so they need
-//! no daemon (they share the store, and its locks, with a pierd on the same root).
+//! Every command goes through pierd's Engine API (`-H`, `PIER_HOST`), as the docker
+//! CLI's do; with the default socket and no daemon answering, `pier` starts `pierd`
+//! itself, on `--data-root`.
 
 mod client;
 mod container_ops;
@@ -130,13 +129,7 @@ fn main() -> ExitCode {
         Command::Load(a) => images::ImageCommand::Load(a),
         Command::Import(a) => images::ImageCommand::Import(a),
     };
-    match images::run(&data_root, command) {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("Error: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    with_daemon(&host, &data_root, |c| images::run(c, command))
 }
 
 /// Runs a command against the daemon (started if needed); errors print as docker's.

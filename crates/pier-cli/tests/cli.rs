@@ -1,5 +1,6 @@
-//! The `pier` image commands, run as a user runs them: the real binary, a real data
-//! root, real overlay snapshots.
+//! The `pier` image commands, run as a user runs them: the real binary, the pierd it
+//! starts on its own socket (`PIER_AUTOSTART`), a real data root, real overlay
+//! snapshots.
 
 use std::fs;
 use std::io::Write;
@@ -18,10 +19,21 @@ impl Pier {
         }
     }
 
+    /// `pier` on this data root, with pierd (started on the first command) on a
+    /// socket of its own under `run/`.
     fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_pier"));
-        c.arg("--data-root").arg(self.root.path()).args(args);
-        c.env_remove("PIER_DATA_ROOT");
+        c.arg("-H")
+            .arg(format!(
+                "unix://{}",
+                self.root.path().join("run/pier.sock").display()
+            ))
+            .arg("--data-root")
+            .arg(self.root.path())
+            .args(args);
+        c.env("PIER_AUTOSTART", "1")
+            .env_remove("PIER_HOST")
+            .env_remove("PIER_DATA_ROOT");
         c
     }
 
@@ -51,6 +63,26 @@ impl Pier {
             .unwrap();
         child.stdin.take().unwrap().write_all(input).unwrap();
         child.wait_with_output().unwrap()
+    }
+}
+
+impl Drop for Pier {
+    /// Stops the pierd that `pier` started for this root (by its pid file).
+    fn drop(&mut self) {
+        let pid_file = self.root.path().join("run/pierd.pid");
+        let Some(pid) = fs::read_to_string(pid_file)
+            .ok()
+            .and_then(|p| p.trim().parse::<i32>().ok())
+        else {
+            return;
+        };
+        // SAFETY: kill(2) has no memory effects; the pid is the pierd this test had
+        // pier start.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while Path::new(&format!("/proc/{pid}")).exists() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
     }
 }
 
@@ -142,7 +174,7 @@ fn import_list_tag_inspect_history_rmi() {
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
         String::from_utf8_lossy(&out.stderr),
-        "Error: No such image: nothere:latest\n"
+        "Error response from daemon: No such image: nothere:latest\n"
     );
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
@@ -170,7 +202,7 @@ fn import_list_tag_inspect_history_rmi() {
     let out = pier.run(&["import", "-c", "FROB x", src.path().to_str().unwrap()]);
     assert_eq!(
         String::from_utf8_lossy(&out.stderr),
-        "Error: frob is not a valid change command\n"
+        "Error response from daemon: frob is not a valid change command\n"
     );
     assert_eq!(lines(&pier.ok(&["images"])).len(), 1);
 }
