@@ -641,11 +641,15 @@ async fn put_archive(
         }
         let dest_abs = path_in_root(root.fd.as_fd(), dest.as_fd())
             .ok_or_else(|| ApiError::internal("cannot locate the extraction point"))?;
-        let reader = ChanReader {
+        let mut reader = ChanReader {
             rx,
             cur: Bytes::new(),
         };
-        extract(root.fd.as_fd(), &dest_abs, reader, &opts)
+        extract(root.fd.as_fd(), &dest_abs, &mut reader, &opts)?;
+        // The tar may go on after its end marker (padding to a record): read the body
+        // to its end, or the answer would cut off a client still sending (EPIPE).
+        io::copy(&mut reader, &mut io::sink()).map_err(|e| io_err("reading the archive", e))?;
+        Ok(())
     })
     .await??;
     Ok(StatusCode::OK)
