@@ -271,6 +271,12 @@ fn exec_and_attach_without_a_terminal() {
         "-c",
         "trap 'echo TERM; exit 9' TERM; echo ready; while :; do sleep 0.1; done",
     ]);
+    // Attach after "ready": attach shows only what comes after it connects.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !s.ok(&["logs", "a3"]).contains("ready") {
+        assert!(std::time::Instant::now() < deadline, "a3 never got ready");
+        thread::sleep(Duration::from_millis(50));
+    }
     let child = s
         .cmd(&["attach", "a3"])
         .stdin(Stdio::null())
