@@ -13,7 +13,7 @@ echo "== tests"
 log=$(mktemp /tmp/pier-test.XXXXXX)
 trap 'rm -f "$log"' EXIT
 set +e
-cargo test --workspace --all-targets --locked -- --test-threads=1 2>&1 | tee "$log"
+cargo test --workspace --all-targets --locked --no-fail-fast -- --test-threads=1 2>&1 | tee "$log"
 rc=${PIPESTATUS[0]}
 set -e
 # One closing line for the whole run.
