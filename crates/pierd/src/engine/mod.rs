@@ -995,6 +995,15 @@ impl Engine {
         self.container_event(&c.id, "kill", &[("signal", signal.to_string())]);
         // As in Docker: the signal is delivered once the container is thawed.
         self.thaw_after_signal(&c).await;
+        // As dockerd: after SIGKILL the answer waits (up to 10 s) until the container
+        // is down, so the next command sees it stopped.
+        if signal == 9 {
+            if let Some(mut events) = self.events(&c.id) {
+                let _ =
+                    tokio::time::timeout(Duration::from_secs(10), events.wait_for(|e| !e.running))
+                        .await;
+            }
+        }
         Ok(())
     }
 
