@@ -22,13 +22,24 @@ fn unix_now() -> String {
     format!("{}.{:09}", d.as_secs(), d.subsec_nanos())
 }
 
+/// `docker events` output between two instants, with `--filter`s and a `--format`.
+fn events_in(e: &dyn Engine, since: &str, until: &str, filters: &[&str], format: &str) -> String {
+    let mut args = vec!["events", "--since", since, "--until", until];
+    for f in filters {
+        args.extend(["--filter", f]);
+    }
+    if !format.is_empty() {
+        args.extend(["--format", format]);
+    }
+    e.docker_ok(&args)
+}
+
 /// The events between two instants, one `LINE` each.
-fn events_between(e: &dyn Engine, since: &str, until: &str, extra: &[&str]) -> Vec<String> {
-    let mut args = vec![
-        "events", "--since", since, "--until", until, "--format", LINE,
-    ];
-    args.extend_from_slice(extra);
-    e.docker_ok(&args).lines().map(str::to_string).collect()
+fn events_between(e: &dyn Engine, since: &str, until: &str, filters: &[&str]) -> Vec<String> {
+    events_in(e, since, until, filters, LINE)
+        .lines()
+        .map(str::to_string)
+        .collect()
 }
 
 /// The container lifecycle scenario; returns its events for the container `name`.
@@ -55,7 +66,7 @@ fn lifecycle(e: &dyn Engine, name: &str) -> Vec<String> {
     e.docker_ok(&["rm", &format!("{name}-2")]);
     std::thread::sleep(Duration::from_millis(200));
     let until = unix_now();
-    events_between(e, &since, &until, &["--filter", "type=container"])
+    events_between(e, &since, &until, &["type=container"])
 }
 
 #[test]
@@ -108,41 +119,13 @@ fn die_carries_the_exit_code_and_attributes_carry_labels() {
     assert_eq!(pierd.docker_ok(&["wait", "three"]).trim(), "3");
     let until = unix_now();
     let format = "{{.Action}} {{.Actor.Attributes.exitCode}} {{.Actor.Attributes.tier}} {{.Actor.Attributes.image}} {{.Actor.ID}}";
-    let out = pierd.docker_ok(&[
-        "events",
-        "--since",
-        &since,
-        "--until",
-        &until,
-        "--filter",
-        "event=die",
-        "--format",
-        format,
-    ]);
+    let out = events_in(&pierd, &since, &until, &["event=die"], format);
     let id = pierd.docker_ok(&["inspect", "-f", "{{.Id}}", "three"]);
     assert_eq!(out.trim(), format!("die 3 back busybox {}", id.trim()));
     // Label filters select by the container's labels.
-    let none = pierd.docker_ok(&[
-        "events",
-        "--since",
-        &since,
-        "--until",
-        &until,
-        "--filter",
-        "label=tier=front",
-    ]);
+    let none = events_in(&pierd, &since, &until, &["label=tier=front"], "");
     assert_eq!(none.trim(), "");
-    let some = pierd.docker_ok(&[
-        "events",
-        "--since",
-        &since,
-        "--until",
-        &until,
-        "--filter",
-        "label=tier=back",
-        "--format",
-        "{{.Action}}",
-    ]);
+    let some = events_in(&pierd, &since, &until, &["label=tier=back"], "{{.Action}}");
     assert_eq!(some.lines().collect::<Vec<_>>(), ["create", "start", "die"]);
 }
 
@@ -226,38 +209,26 @@ fn health_exec_and_image_events() {
     pierd.docker_ok(&["rm", "-f", "doc"]);
     let until = unix_now();
 
-    let health = pierd.docker_ok(&[
-        "events",
-        "--since",
+    let health = events_in(
+        &pierd,
         &since,
-        "--until",
         &until,
-        "--filter",
-        "event=health_status",
-        "--format",
+        &["event=health_status"],
         "{{.Action}}",
-    ]);
+    );
     assert_eq!(
         health.lines().next(),
         Some("health_status: healthy"),
         "{health}"
     );
 
-    let exec = pierd.docker_ok(&[
-        "events",
-        "--since",
+    let exec = events_in(
+        &pierd,
         &since,
-        "--until",
         &until,
-        "--filter",
-        "event=exec_create",
-        "--filter",
-        "event=exec_start",
-        "--filter",
-        "event=exec_die",
-        "--format",
+        &["event=exec_create", "event=exec_start", "event=exec_die"],
         "{{.Action}}|{{.Actor.Attributes.exitCode}}",
-    ]);
+    );
     // Only this exec's events (not the healthcheck's).
     let mine: Vec<&str> = exec
         .lines()
@@ -273,17 +244,13 @@ fn health_exec_and_image_events() {
         "{exec}"
     );
 
-    let image = pierd.docker_ok(&[
-        "events",
-        "--since",
+    let image = events_in(
+        &pierd,
         &since,
-        "--until",
         &until,
-        "--filter",
-        "type=image",
-        "--format",
+        &["type=image"],
         "{{.Action}} {{.Actor.Attributes.name}}",
-    ]);
+    );
     assert_eq!(
         image.lines().collect::<Vec<_>>(),
         ["tag example/tagged:1", "untag example/tagged:1"]
