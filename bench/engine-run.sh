@@ -24,16 +24,8 @@ if [ $# -eq 0 ]; then set -- pier docker-cli-pierd docker podman; fi
 for t in "$@"; do
     case $t in pier | docker-cli-pierd | docker | podman) ;; *) bench_die "unknown tool '$t'" ;; esac
 done
-if [ ! -x "$BENCH_REPO/target/release/pierd" ] || [ ! -x "$BENCH_REPO/target/release/pier" ] ||
-    [ ! -x "$BENCH_REPO/target/release/pier-runtime" ]; then
-    bench_log "building release binaries (cargo build --release -p pierd -p pier-cli -p pier-runtime)"
-    (cd "$BENCH_REPO" && cargo build --quiet --release -p pierd -p pier-cli -p pier-runtime) ||
-        bench_die "cargo build failed"
-fi
-
-ROOTFS_TAR=$BENCH_TMP/busybox.tar
-bash "$BENCH_REPO/scripts/busybox-rootfs.sh" "$BENCH_TMP/rootfs" >/dev/null
-tar -C "$BENCH_TMP/rootfs" -cf "$ROOTFS_TAR" .
+bench_engine_binaries
+ROOTFS_TAR=$(bench_busybox_tar)
 
 # ---- pierd -------------------------------------------------------------------------------
 P=$BENCH_TMP/pier

@@ -103,6 +103,23 @@ bench_command_line() {
 # Bundle
 # ---------------------------------------------------------------------------------------
 
+# Release builds of pierd, pier and pier-runtime (built here when one is missing).
+bench_engine_binaries() {
+    if [ ! -x "$BENCH_REPO/target/release/pierd" ] || [ ! -x "$BENCH_REPO/target/release/pier" ] ||
+        [ ! -x "$BENCH_REPO/target/release/pier-runtime" ]; then
+        bench_log "building release binaries (cargo build --release -p pierd -p pier-cli -p pier-runtime)"
+        (cd "$BENCH_REPO" && cargo build --quiet --release -p pierd -p pier-cli -p pier-runtime) ||
+            bench_die "cargo build failed"
+    fi
+}
+
+# Prints the path of a tar of scripts/busybox-rootfs.sh's rootfs, made in $BENCH_TMP.
+bench_busybox_tar() {
+    bash "$BENCH_REPO/scripts/busybox-rootfs.sh" "$BENCH_TMP/rootfs" >/dev/null
+    tar -C "$BENCH_TMP/rootfs" -cf "$BENCH_TMP/busybox.tar" .
+    echo "$BENCH_TMP/busybox.tar"
+}
+
 # bench_make_busybox_bundle DIR [ARG...] : OCI bundle in DIR: rootfs holding the static
 # busybox plus one symlink per applet (what `busybox --install -s /bin` makes), and a
 # config.json from `runc spec` (or `crun spec`) with process.args = ARGS (default
