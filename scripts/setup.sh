@@ -2,7 +2,8 @@
 # Installs what Pier needs on a fresh Debian machine (idempotent). Run as root.
 set -euo pipefail
 
-packages=(busybox-static libseccomp-dev pkg-config runc crun procps iproute2)
+# nftables: pierd's firewall table (NAT, published ports, isolation); curl: API tests.
+packages=(busybox-static libseccomp-dev pkg-config runc crun procps iproute2 nftables curl)
 # Engines for tests/interop.rs (which starts its own daemons), and skopeo and umoci for
 # the image store's OCI layout tests (crates/pier-image/tests/interop.rs); without their
 # recommends
