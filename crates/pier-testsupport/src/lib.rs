@@ -710,6 +710,40 @@ pub fn dirs_post_order(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
+/// `prefix` and 8 random hex digits: a name no other test run uses (network devices
+/// are at most 15 bytes: keep prefixes short).
+pub fn unique_name(prefix: &str) -> String {
+    let mut bytes = [0u8; 4];
+    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
+        let _ = f.read_exact(&mut bytes);
+    }
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{prefix}{hex}")
+}
+
+/// Removes a test daemon's default bridge and its firewall table (`pier_<bridge>`)
+/// if they are still there (after a crash), and says so.
+pub fn remove_bridge_and_table(bridge: &str) {
+    let link = Command::new("ip")
+        .args(["link", "delete", bridge])
+        .stderr(Stdio::null())
+        .status();
+    if link.is_ok_and(|s| s.success()) {
+        eprintln!("warning: bridge {bridge} was left behind; deleted");
+    }
+    let table = format!(
+        "pier_{}",
+        bridge.replace(|c: char| !c.is_ascii_alphanumeric(), "_")
+    );
+    let nft = Command::new("nft")
+        .args(["delete", "table", "inet", &table])
+        .stderr(Stdio::null())
+        .status();
+    if nft.is_ok_and(|s| s.success()) {
+        eprintln!("warning: nftables table {table} was left behind; deleted");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

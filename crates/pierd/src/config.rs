@@ -41,6 +41,42 @@ pub struct DaemonConfig {
     /// Set the logging level (debug, info, warn, error, fatal)
     #[arg(short = 'l', long, default_value = "info", value_name = "LEVEL")]
     pub log_level: String,
+    /// Attach containers to this bridge device by default (`none`: no default bridge
+    /// network; containers then default to `--network none`)
+    #[arg(
+        short = 'b',
+        long = "bridge",
+        default_value = "pier0",
+        value_name = "NAME"
+    )]
+    pub bridge: String,
+    /// Address and prefix length of the default bridge, e.g. 10.20.0.1/24 (default:
+    /// chosen at first start from the address pools, avoiding the host's networks)
+    #[arg(long, value_name = "CIDR")]
+    pub bip: Option<String>,
+    /// Where subnets of new networks come from (base=CIDR,size=PREFIXLEN; repeatable)
+    #[arg(long = "default-address-pool", value_name = "base=CIDR,size=N")]
+    pub default_address_pools: Vec<String>,
+    /// Default host address published ports bind to
+    #[arg(long = "ip", default_value = "0.0.0.0", value_name = "IP")]
+    pub default_ip: String,
+    /// DNS servers for containers (default: the host's resolvers)
+    #[arg(long = "dns", value_name = "IP")]
+    pub dns: Vec<String>,
+    /// Manage the firewall (Pier's own nftables table): NAT, published ports, isolation
+    #[arg(
+        long = "iptables",
+        value_name = "BOOL",
+        num_args = 0..=1,
+        require_equals = true,
+        default_value_t = true,
+        default_missing_value = "true",
+        action = clap::ArgAction::Set
+    )]
+    pub iptables: bool,
+    /// MTU of container interfaces (default: the kernel's, 1500)
+    #[arg(long, value_name = "BYTES")]
+    pub mtu: Option<u32>,
     /// Keep containers running while the daemon is down (always on in Pier: every
     /// container has its own monitor process)
     #[arg(long)]

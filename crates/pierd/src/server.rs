@@ -83,6 +83,7 @@ where
 
 async fn serve(daemon: Arc<Daemon>, addrs: &[ListenAddr], tls: Option<tls::Server>) -> Result<()> {
     daemon.engine.restore();
+    let daemon_engine = daemon.engine.clone();
     let app = crate::api::service(daemon);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut servers = Vec::new();
@@ -137,6 +138,8 @@ async fn serve(daemon: Arc<Daemon>, addrs: &[ListenAddr], tls: Option<tls::Serve
         // Hijacked streams (attach) may outlive the grace period; do not wait forever.
         let _ = tokio::time::timeout(std::time::Duration::from_secs(5), server).await;
     }
+    let engine = daemon_engine.clone();
+    let _ = tokio::task::spawn_blocking(move || engine.net_shutdown()).await;
     Ok(())
 }
 

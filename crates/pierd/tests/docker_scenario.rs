@@ -12,7 +12,7 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::{busybox_rootfs_tar, run_with_stdin, wait_until, Engine, Pierd};
+use common::{busybox_rootfs_tar, run_with_stdin, shell_words, wait_until, Engine, Pierd};
 use pier_testsupport::{DockerdOptions, IsolatedDockerd, Out};
 
 /// What of a step's result must match.
@@ -48,36 +48,6 @@ fn step_in(args: &str, stdin: &'static str, check: Check) -> Step {
         stdin: Some(stdin),
         check,
     }
-}
-
-/// Splits a command line at spaces, keeping '...' quoted parts whole.
-fn shell_words(line: &str) -> Vec<String> {
-    let mut words = Vec::new();
-    let mut word = String::new();
-    let mut quoted = false;
-    let mut any = false;
-    for ch in line.chars() {
-        match ch {
-            '\'' => {
-                quoted = !quoted;
-                any = true;
-            }
-            ' ' if !quoted => {
-                if any {
-                    words.push(std::mem::take(&mut word));
-                    any = false;
-                }
-            }
-            c => {
-                word.push(c);
-                any = true;
-            }
-        }
-    }
-    if any {
-        words.push(word);
-    }
-    words
 }
 
 fn is_hex(s: &str, len: usize) -> bool {

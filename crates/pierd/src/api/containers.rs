@@ -43,6 +43,7 @@ impl From<EngineError> for ApiError {
         match e {
             EngineError::NotFound(m) => ApiError::not_found(m),
             EngineError::Conflict(m) => ApiError::conflict(m),
+            EngineError::Forbidden(m) => ApiError::new(StatusCode::FORBIDDEN, m),
             EngineError::InvalidParameter(m) => ApiError::bad_request(m),
             EngineError::NotModified => ApiError::new(StatusCode::NOT_MODIFIED, ""),
             EngineError::Internal(m) => ApiError::internal(m),
@@ -73,12 +74,13 @@ async fn create(
         .as_object_mut()
         .and_then(|o| o.remove("HostConfig"))
         .unwrap_or_else(|| json!({}));
-    if let Some(o) = config.as_object_mut() {
-        o.remove("NetworkingConfig");
-    }
+    let networking = config
+        .as_object_mut()
+        .and_then(|o| o.remove("NetworkingConfig"))
+        .unwrap_or(Value::Null);
     let (id, warnings) = d
         .engine
-        .create(q.get("name").cloned(), config, host_config)
+        .create(q.get("name").cloned(), config, host_config, networking)
         .await?;
     Ok((
         StatusCode::CREATED,
@@ -232,7 +234,7 @@ fn command_line(c: &Container) -> String {
     parts.join(" ")
 }
 
-fn summary(c: &Container) -> Value {
+fn summary(engine: &crate::engine::Engine, c: &Container) -> Value {
     let created = pier_image::time::parse_rfc3339(&c.created).map_or(0, |(s, _)| s);
     json!({
         "Id": c.id,
@@ -241,12 +243,12 @@ fn summary(c: &Container) -> Value {
         "ImageID": c.image_id,
         "Command": command_line(c),
         "Created": created,
-        "Ports": [],
+        "Ports": engine.ports_list_json(c),
         "Labels": c.config["Labels"].as_object().cloned().unwrap_or_default(),
         "State": c.state.status,
         "Status": status_text(c),
         "HostConfig": { "NetworkMode": c.host_config["NetworkMode"] },
-        "NetworkSettings": { "Networks": {} },
+        "NetworkSettings": { "Networks": engine.network_settings_json(c)["Networks"] },
         "Mounts": mount_points(&c.host_config),
     })
 }
@@ -435,7 +437,7 @@ async fn list(
         {
             continue;
         }
-        let mut item = summary(c);
+        let mut item = summary(&d.engine, c);
         if with_size {
             let (rw, root) = tokio::task::block_in_place(|| container_sizes(&d, c));
             item["SizeRw"] = json!(rw);
@@ -622,16 +624,7 @@ async fn inspect(
         "GraphDriver": { "Name": "overlay2", "Data": graph_driver_data(&d, &c, &data_dir) },
         "Mounts": mount_points(&c.host_config),
         "Config": config,
-        "NetworkSettings": {
-            "Bridge": "",
-            "SandboxID": "",
-            "SandboxKey": "",
-            "Ports": {},
-            "HairpinMode": false,
-            "LinkLocalIPv6Address": "",
-            "LinkLocalIPv6PrefixLen": 0,
-            "Networks": {},
-        },
+        "NetworkSettings": d.engine.network_settings_json(&c),
     })))
 }
 

@@ -16,6 +16,7 @@ pub mod events;
 pub mod exec;
 pub mod images;
 pub mod logs;
+pub mod networks;
 mod stream;
 pub mod system;
 pub mod websocket;
@@ -68,6 +69,7 @@ pub fn service(daemon: Arc<Daemon>) -> Router {
         .merge(container_ops::routes())
         .merge(exec::routes())
         .merge(events::routes())
+        .merge(networks::routes())
         .fallback(not_found)
         .with_state(daemon);
     // `Router::layer` would run after routing; the prefix must go before it.

@@ -21,7 +21,6 @@ pub fn routes() -> Router<AppState> {
         .route("/version", get(version))
         .route("/info", get(info))
         .route("/system/df", get(df))
-        .route("/networks/prune", post(prune_networks))
         .route("/volumes/prune", post(prune_volumes))
         .route("/build/prune", post(prune_build_cache))
 }
@@ -267,7 +266,7 @@ async fn df(
                 .await?
                 .unwrap_or(0) as i64;
             let root = size_rw + image_size.get(&c.image_id).copied().unwrap_or(0);
-            let mut summary = container_summary(&c);
+            let mut summary = container_summary(&d.engine, &c);
             summary["SizeRw"] = json!(size_rw);
             summary["SizeRootFs"] = json!(root);
             containers.push(summary);
@@ -357,7 +356,7 @@ fn internal_json(e: serde_json::Error) -> ApiError {
 }
 
 /// A container in `GET /containers/json`'s shape (what `system df -v` prints).
-fn container_summary(c: &Container) -> Value {
+fn container_summary(engine: &crate::engine::Engine, c: &Container) -> Value {
     let created = pier_image::time::parse_rfc3339(&c.created).map_or(0, |(s, _)| s);
     let mut command = vec![c.path.clone()];
     command.extend(c.args.iter().cloned());
@@ -368,12 +367,12 @@ fn container_summary(c: &Container) -> Value {
         "ImageID": c.image_id,
         "Command": command.join(" "),
         "Created": created,
-        "Ports": [],
+        "Ports": engine.ports_list_json(c),
         "Labels": c.config["Labels"].as_object().cloned().unwrap_or_default(),
         "State": c.state.status,
         "Status": status_text(c),
         "HostConfig": { "NetworkMode": c.host_config["NetworkMode"] },
-        "NetworkSettings": { "Networks": {} },
+        "NetworkSettings": { "Networks": engine.network_settings_json(c)["Networks"] },
         "Mounts": super::containers::mount_points(&c.host_config),
     })
 }
@@ -419,6 +418,20 @@ fn status_text(c: &Container) -> String {
 // Prunes
 
 /// Docker's `filters` query parameter, as a map of key → values.
+/// A prune's `until` filter, as seconds since the epoch.
+pub fn until_filter(filters: &HashMap<String, Vec<String>>) -> Result<Option<i64>, ApiError> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    match filters.get("until").map(Vec::as_slice) {
+        None | Some([]) => Ok(None),
+        Some([u]) => Ok(Some(pier_image::service::parse_until(u, now)?)),
+        Some(_) => Err(ApiError::bad_request(
+            "more than one until filter specified",
+        )),
+    }
+}
+
 fn prune_filters(
     q: &HashMap<String, String>,
     accepted: &[&str],
@@ -439,18 +452,7 @@ pub async fn prune_containers(
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
     let filters = prune_filters(&q, &["until", "label", "label!"])?;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
-    let until = match filters.get("until").map(Vec::as_slice) {
-        None | Some([]) => None,
-        Some([u]) => Some(pier_image::service::parse_until(u, now)?),
-        Some(_) => {
-            return Err(ApiError::bad_request(
-                "more than one until filter specified",
-            ))
-        }
-    };
+    let until = until_filter(&filters)?;
     let pf = ContainerPruneFilters {
         until,
         labels: filters.get("label").cloned().unwrap_or_default(),
@@ -464,13 +466,6 @@ pub async fn prune_containers(
         "ContainersDeleted": report.deleted,
         "SpaceReclaimed": report.space_reclaimed,
     })))
-}
-
-/// `POST /networks/prune`: Pier has only the predefined networks (`none`, `host`),
-/// which are never pruned.
-async fn prune_networks(Query(q): Query<HashMap<String, String>>) -> Result<Json<Value>, ApiError> {
-    prune_filters(&q, &["until", "label", "label!"])?;
-    Ok(Json(json!({ "NetworksDeleted": null })))
 }
 
 /// `POST /volumes/prune`: Pier has no volumes yet.

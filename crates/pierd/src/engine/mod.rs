@@ -10,6 +10,7 @@ pub mod commit;
 pub mod events;
 pub mod exec;
 pub mod health;
+pub mod network;
 mod ops;
 pub mod spec;
 pub mod store;
@@ -44,6 +45,9 @@ pub enum EngineError {
     /// 400.
     #[error("{0}")]
     InvalidParameter(String),
+    /// 403: refused by policy (a pre-defined network, active endpoints, an overlap).
+    #[error("{0}")]
+    Forbidden(String),
     /// 304: nothing to do (start of a running container, stop of a stopped one).
     #[error("not modified")]
     NotModified,
@@ -118,6 +122,15 @@ pub struct Container {
     /// Generation of the pending policy restart; a stop or kill bumps it to cancel.
     #[serde(skip)]
     pub restart_gen: u64,
+    /// Its endpoints, by network name.
+    #[serde(default)]
+    pub networks: std::collections::BTreeMap<String, network::Endpoint>,
+    /// The ports it publishes while it runs.
+    #[serde(default)]
+    pub published: Vec<network::Published>,
+    /// Its network namespace's path while it runs (bridge networks).
+    #[serde(default)]
+    pub sandbox_key: String,
 }
 
 impl Container {
@@ -166,6 +179,8 @@ pub struct Engine {
     health: health::Monitors,
     /// What `GET /events` serves.
     bus: events::EventBus,
+    /// Networks, endpoints, ports, DNS.
+    net: network::NetState,
 }
 
 impl std::fmt::Debug for Engine {
@@ -217,6 +232,10 @@ impl Engine {
             execs: exec::ExecStore::default(),
             health: health::Monitors::default(),
             bus: events::EventBus::default(),
+            net: network::NetState::new(
+                network::NetSettings::from_config(config)?,
+                &config.exec_root,
+            ),
         });
         let records = engine.store.load_all()?;
         {
@@ -237,6 +256,7 @@ impl Engine {
             }
         }
         engine.remove_orphans();
+        engine.net_init()?;
         Ok(engine)
     }
 
@@ -279,6 +299,7 @@ impl Engine {
             let engine = self.clone();
             tokio::spawn(async move { engine.watch_exit(id, socket).await });
         }
+        self.net_restore();
         // Restart policies: what should run again is started (after the live ones).
         self.restart_on_boot();
     }
@@ -381,6 +402,7 @@ impl Engine {
         name: Option<String>,
         mut config: Value,
         mut host_config: Value,
+        networking: Value,
     ) -> Result<(String, Vec<String>), EngineError> {
         let image_name = config["Image"].as_str().unwrap_or_default().to_string();
         if image_name.is_empty() {
@@ -414,13 +436,14 @@ impl Engine {
                 "unknown or invalid runtime name: {runtime}"
             )));
         }
-        if let Some(mode) = host_config["NetworkMode"].as_str() {
-            let ok = matches!(mode, "" | "none" | "host" | "default" | "bridge")
-                || mode.starts_with("container:");
-            if !ok {
-                return Err(EngineError::NotFound(format!("network {mode} not found")));
-            }
-        }
+        // A missing network is a bad parameter here, not a 404: the docker CLI takes a
+        // 404 of create for a missing image and would try to pull it.
+        let endpoints = self
+            .net_prepare(&mut host_config, &networking)
+            .map_err(|e| match e {
+                EngineError::NotFound(m) => EngineError::InvalidParameter(m),
+                other => other,
+            })?;
         // Validate what the spec will need now, not at start.
         spec::capabilities(&host_config)?;
         ops::validate_restart_policy(&host_config)?;
@@ -493,13 +516,18 @@ impl Engine {
             }
         }
         health::merge_image_healthcheck(&mut config, image_config.healthcheck.as_ref());
-        if host_config["NetworkMode"]
-            .as_str()
-            .unwrap_or_default()
-            .is_empty()
-            || host_config["NetworkMode"] == "default"
-        {
-            host_config["NetworkMode"] = json!("none");
+        if let Some(exposed) = &image_config.exposed_ports {
+            if !config["ExposedPorts"].is_object() {
+                config["ExposedPorts"] = json!({});
+            }
+            for port in exposed.keys() {
+                let key = if port.contains('/') {
+                    port.clone()
+                } else {
+                    format!("{port}/tcp")
+                };
+                config["ExposedPorts"][key] = json!({});
+            }
         }
 
         let snapshot_key = format!("container-{id}");
@@ -535,6 +563,9 @@ impl Engine {
             policy_start: false,
             restart_backoff_ms: 0,
             restart_gen: 0,
+            networks: endpoints,
+            published: Vec::new(),
+            sandbox_key: String::new(),
         };
         let result = (|| {
             fs::create_dir_all(self.data_dir(&id))
@@ -717,7 +748,7 @@ impl Engine {
 
     /// Mounts the rootfs, writes the bundle and starts the monitor, which creates the
     /// container. Blocking.
-    fn launch(&self, c: &Container) -> Result<(i32, PathBuf), EngineError> {
+    fn launch(self: &Arc<Self>, c: &Container) -> Result<(i32, PathBuf), EngineError> {
         let exec_dir = self.exec_dir(&c.id);
         let data_dir = self.data_dir(&c.id);
         let _ = fs::remove_dir_all(&exec_dir);
@@ -741,8 +772,11 @@ impl Engine {
                 Err(e) => return Err(e.into()),
             }
         }
-        let result = self.launch_mounted(c, &exec_dir, &data_dir, &rootfs);
+        let result = self
+            .net_setup(c)
+            .and_then(|netns| self.launch_mounted(c, netns, &exec_dir, &data_dir, &rootfs));
         if result.is_err() {
+            self.net_teardown(&c.id);
             let _ = rustix::mount::unmount(&rootfs, rustix::mount::UnmountFlags::DETACH);
         }
         result
@@ -751,11 +785,14 @@ impl Engine {
     fn launch_mounted(
         &self,
         c: &Container,
+        netns: Option<PathBuf>,
         exec_dir: &Path,
         data_dir: &Path,
         rootfs: &Path,
     ) -> Result<(i32, PathBuf), EngineError> {
-        let etc_files = write_etc_files(c, data_dir)?;
+        // The record as net_setup left it (addresses, ports).
+        let c = &self.get(&c.id)?;
+        let etc_files = self.write_etc_files(c, data_dir)?;
         let user = c.config["User"].as_str().unwrap_or_default();
         let (uid, gid, additional_gids) = resolve_user(rootfs, user)?;
         let mut env: Vec<String> = strings(c.config["Env"].as_array().map_or(&[][..], |v| v));
@@ -784,6 +821,23 @@ impl Engine {
             }
             host_config["NetworkMode"] =
                 json!(format!("container:/proc/{}/ns/net", target.state.pid));
+        }
+        match &netns {
+            Some(path) => {
+                host_config["NetworkMode"] = json!(format!("container:{}", path.display()));
+            }
+            // Disconnected from every network: a namespace with loopback only, as Docker.
+            None if !matches!(
+                host_config["NetworkMode"].as_str().unwrap_or(""),
+                network::HOST | network::NONE
+            ) && !host_config["NetworkMode"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with("container:") =>
+            {
+                host_config["NetworkMode"] = json!(network::NONE);
+            }
+            None => {}
         }
         let mut args = vec![c.path.clone()];
         args.extend(c.args.iter().cloned());
@@ -871,6 +925,54 @@ impl Engine {
         }
     }
 
+    /// `/etc/hostname`, `/etc/hosts`, `/etc/resolv.conf` for the container, as Docker
+    /// writes them.
+    fn write_etc_files(
+        &self,
+        c: &Container,
+        dir: &Path,
+    ) -> Result<Vec<(String, PathBuf)>, EngineError> {
+        let mode = c.host_config["NetworkMode"].as_str().unwrap_or("");
+        let hostname = dir.join("hostname");
+        fs::write(&hostname, format!("{}\n", c.hostname))
+            .map_err(|e| internal("write hostname", e))?;
+        let mut hosts_text = if mode == network::HOST {
+            fs::read_to_string("/etc/hosts").unwrap_or_default()
+        } else {
+            String::from(
+                "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n",
+            )
+        };
+        for extra in c.host_config["ExtraHosts"].as_array().into_iter().flatten() {
+            let Some(text) = extra.as_str() else { continue };
+            // `name:ip` and `name=ip`; the address may be IPv6 (colons).
+            let split = text.find('=').or_else(|| text.find(':'));
+            if let Some(at) = split {
+                let (name, ip) = (&text[..at], &text[at + 1..]);
+                let ip = if ip == "host-gateway" {
+                    match self.host_gateway() {
+                        Some(gw) => gw.to_string(),
+                        None => continue,
+                    }
+                } else {
+                    ip.trim_matches(['[', ']']).to_string()
+                };
+                hosts_text.push_str(&format!("{ip}\t{name}\n"));
+            }
+        }
+        hosts_text.push_str(&self.hosts_entries(c));
+        let hosts = dir.join("hosts");
+        fs::write(&hosts, hosts_text).map_err(|e| internal("write hosts", e))?;
+        let resolv_path = dir.join("resolv.conf");
+        fs::write(&resolv_path, self.resolv_conf(c))
+            .map_err(|e| internal("write resolv.conf", e))?;
+        Ok(vec![
+            ("hostname".into(), hostname),
+            ("hosts".into(), hosts),
+            ("resolv.conf".into(), resolv_path),
+        ])
+    }
+
     /// Waits for the container's exit through its monitor (or its exit file).
     async fn watch_exit(self: Arc<Self>, id: String, socket: PathBuf) {
         let status = match monitor_request(&socket, &json!({"op": "wait"})).await {
@@ -900,6 +1002,9 @@ impl Engine {
     }
 
     async fn on_exit(self: &Arc<Self>, id: &str, status: ExitStatus) {
+        let engine = self.clone();
+        let owned = id.to_string();
+        let _ = tokio::task::spawn_blocking(move || engine.net_teardown(&owned)).await;
         let rootfs = self.data_dir(id).join("rootfs");
         let _ = rustix::mount::unmount(&rootfs, rustix::mount::UnmountFlags::DETACH);
         let mut restart = None;
@@ -1291,53 +1396,6 @@ pub fn parse_signal(text: &str) -> Result<i32, EngineError> {
     pier_runtime::process::signal_number(text)
         .filter(|n| *n > 0)
         .ok_or_else(|| EngineError::InvalidParameter(format!("Invalid signal: {text}")))
-}
-
-/// `/etc/hostname`, `/etc/hosts`, `/etc/resolv.conf` for the container, as Docker
-/// writes them (no network yet: loopback only; the host's resolvers).
-fn write_etc_files(c: &Container, dir: &Path) -> Result<Vec<(String, PathBuf)>, EngineError> {
-    let hostname = dir.join("hostname");
-    fs::write(&hostname, format!("{}\n", c.hostname)).map_err(|e| internal("write hostname", e))?;
-    let mut hosts_text = String::from(
-        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n",
-    );
-    for extra in c.host_config["ExtraHosts"].as_array().into_iter().flatten() {
-        if let Some((name, ip)) = extra.as_str().and_then(|s| s.split_once(':')) {
-            hosts_text.push_str(&format!("{ip}\t{name}\n"));
-        }
-    }
-    let hosts = dir.join("hosts");
-    fs::write(&hosts, hosts_text).map_err(|e| internal("write hosts", e))?;
-    let mut resolv = String::new();
-    let dns = c.host_config["Dns"].as_array().cloned().unwrap_or_default();
-    if dns.is_empty() {
-        let host = fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-        for line in host.lines() {
-            // Loopback resolvers of the host are unreachable from the container.
-            let loopback =
-                line.starts_with("nameserver 127.") || line.starts_with("nameserver ::1");
-            if !loopback {
-                resolv.push_str(line);
-                resolv.push('\n');
-            }
-        }
-    } else {
-        for d in dns.iter().filter_map(|d| d.as_str()) {
-            resolv.push_str(&format!("nameserver {d}\n"));
-        }
-    }
-    for s in c.host_config["DnsSearch"].as_array().into_iter().flatten() {
-        if let Some(s) = s.as_str() {
-            resolv.push_str(&format!("search {s}\n"));
-        }
-    }
-    let resolv_path = dir.join("resolv.conf");
-    fs::write(&resolv_path, resolv).map_err(|e| internal("write resolv.conf", e))?;
-    Ok(vec![
-        ("hostname".into(), hostname),
-        ("hosts".into(), hosts),
-        ("resolv.conf".into(), resolv_path),
-    ])
 }
 
 /// Reads a file of the container's rootfs, resolving the path inside it.

@@ -103,7 +103,21 @@ impl Pierd {
 
     /// [`start`](Self::start) with more daemon flags (e.g. `-H tcp://…`, `--tlsverify`).
     pub fn start_with_args(extra_args: &[&str]) -> Pierd {
-        let extra_args: Vec<String> = extra_args.iter().map(|a| a.to_string()).collect();
+        let mut extra_args: Vec<String> = extra_args.iter().map(|a| a.to_string()).collect();
+        // Each test daemon has its own default bridge (and so its own firewall table).
+        if !extra_args
+            .iter()
+            .any(|a| a == "--bridge" || a == "-b" || a.starts_with("--bridge="))
+        {
+            extra_args.push("--bridge".into());
+            extra_args.push(pier_testsupport::unique_name("pt"));
+        }
+        // Names no container knows are relayed to a resolver on loopback (nothing
+        // leaves the machine), unless the test picks its own.
+        if !extra_args.iter().any(|a| a == "--dns") {
+            extra_args.push("--dns".into());
+            extra_args.push("127.0.0.1".into());
+        }
         let runtime = Path::new(env!("CARGO_BIN_EXE_pierd")).with_file_name("pier-runtime");
         assert!(
             runtime.is_file(),
@@ -122,12 +136,25 @@ impl Pierd {
         }
     }
 
+    /// The daemon's default bridge device.
+    pub fn bridge(&self) -> Option<String> {
+        let at = self.extra_args.iter().position(|a| a == "--bridge")?;
+        self.extra_args.get(at + 1).cloned()
+    }
+
     /// `kill -9` of the daemon, `down` of nothing, then a new daemon on the same
     /// roots (live restore).
     pub fn crash_and_restart(&mut self, down: Duration) {
+        self.crash_and_restart_with(down, || {});
+    }
+
+    /// [`crash_and_restart`](Self::crash_and_restart), running `meanwhile` while pierd
+    /// is down.
+    pub fn crash_and_restart_with(&mut self, down: Duration, meanwhile: impl FnOnce()) {
         // SAFETY: kill(2) on the pid of the daemon this harness spawned.
         unsafe { libc::kill(self.daemon.pid(), libc::SIGKILL) };
         let _ = self.daemon.stop();
+        meanwhile();
         std::thread::sleep(down);
         self.daemon = spawn_daemon(self.tmp.path(), &self.extra_args);
     }
@@ -241,6 +268,11 @@ impl Drop for Pierd {
         }
         if let Some(note) = self.daemon.stop() {
             eprintln!("warning: {note}");
+        }
+        // An orderly stop with nothing running takes pierd's bridges and table down;
+        // after a crash they would stay: remove the default ones by name.
+        if let Some(bridge) = self.bridge() {
+            pier_testsupport::remove_bridge_and_table(&bridge);
         }
         // Whatever the daemon left mounted below its directories must not keep the
         // temp directory from going.
@@ -361,4 +393,34 @@ pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
         std::thread::sleep(Duration::from_millis(100));
     }
     f()
+}
+
+/// Splits a command line at spaces, keeping '...' quoted parts whole.
+pub fn shell_words(line: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut quoted = false;
+    let mut any = false;
+    for ch in line.chars() {
+        match ch {
+            '\'' => {
+                quoted = !quoted;
+                any = true;
+            }
+            ' ' if !quoted => {
+                if any {
+                    words.push(std::mem::take(&mut word));
+                    any = false;
+                }
+            }
+            c => {
+                word.push(c);
+                any = true;
+            }
+        }
+    }
+    if any {
+        words.push(word);
+    }
+    words
 }
