@@ -13,7 +13,8 @@ pier=$PWD/target/release/pier
 work=$(mktemp -d /tmp/pier-demo.XXXXXX)
 cleanup() {
     if [ -f "$work/pierd.pid" ]; then
-        "$pier" rm -f demo-web >/dev/null 2>&1 || true
+        "$pier" rm -f demo-web demo-site >/dev/null 2>&1 || true
+        "$pier" network rm demo-net >/dev/null 2>&1 || true
         kill "$(cat "$work/pierd.pid")" 2>/dev/null || true
         sleep 1
     fi
@@ -23,6 +24,9 @@ trap cleanup EXIT
 # Pier's own socket and roots for the demo; PIER_AUTOSTART lets pier start pierd on a
 # socket other than the default /run/pier/pier.sock.
 export PIER_HOST=unix://$work/pier.sock PIER_DATA_ROOT=$work/data PIER_AUTOSTART=1
+# Its own default bridge too (a pierd of the machine may own pier0); pierd removes it
+# and its firewall table when it stops with nothing running.
+export PIERD_FLAGS="--bridge pierdemo0"
 
 scripts/busybox-rootfs.sh "$work/rootfs"
 echo "+ pier import -c 'CMD [\"sh\"]' rootfs busybox     (starts pierd)"
@@ -42,3 +46,18 @@ echo "+ pier logs demo-web"
 echo "+ pier stop -t 1 demo-web && pier rm demo-web"
 "$pier" stop -t 1 demo-web
 "$pier" rm demo-web
+echo "+ pier network create demo-net"
+"$pier" network create demo-net
+echo "+ pier run -d --name demo-site --network demo-net -p 127.0.0.1::80 busybox httpd ..."
+"$pier" run -d --name demo-site --network demo-net -p 127.0.0.1::80 busybox \
+    sh -c 'echo "hello from demo-site" > /tmp/index.html; exec httpd -f -p 80 -h /tmp'
+echo "+ pier port demo-site"
+"$pier" port demo-site
+port=$("$pier" port demo-site 80/tcp | head -1 | sed 's/.*://')
+echo "+ curl http://127.0.0.1:$port/      (published port, from the host)"
+curl -s "http://127.0.0.1:$port/"
+echo "+ pier run --rm --network demo-net busybox wget -qO- http://demo-site/      (by name)"
+"$pier" run --rm --network demo-net busybox wget -qO- http://demo-site/
+echo "+ pier rm -f demo-site && pier network rm demo-net"
+"$pier" rm -f demo-site
+"$pier" network rm demo-net

@@ -404,6 +404,10 @@ fn start_daemon(socket: &Path, data_root: &Path) -> Result<()> {
         .arg(data_root)
         .arg("--exec-root")
         .arg(run_dir);
+    // More flags for the daemon pier starts (e.g. `--bridge pier1 --dns 10.0.0.2`).
+    if let Ok(flags) = std::env::var("PIERD_FLAGS") {
+        cmd.args(flags.split_whitespace());
+    }
     cmd.stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log);

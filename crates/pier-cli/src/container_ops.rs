@@ -395,11 +395,14 @@ pub fn port(client: &Client, a: PortArgs) -> Result<ExitCode> {
     if let Some(p) = &a.port {
         let (number, proto) = p.split_once('/').unwrap_or((p, "tcp"));
         let proto = if proto.is_empty() { "tcp" } else { proto };
+        if number.is_empty() || !number.bytes().all(|b| b.is_ascii_digit()) {
+            bail!("Error: invalid port ({number}): strconv.ParseUint: parsing \"{number}\": invalid syntax");
+        }
         if number.parse::<u16>().is_err() {
-            bail!("Error: invalid port ({number})");
+            bail!("Error: invalid port ({number}): strconv.ParseUint: parsing \"{number}\": value out of range");
         }
         match ports.get(&format!("{number}/{proto}")) {
-            Some(v) if !v.is_null() => out.extend(bindings(v)),
+            Some(v) if v.as_array().is_some_and(|l| !l.is_empty()) => out.extend(bindings(v)),
             _ => bail!("Error: No public port '{p}' published for {}", a.container),
         }
     } else {
@@ -409,7 +412,8 @@ pub fn port(client: &Client, a: PortArgs) -> Result<ExitCode> {
             }
         }
     }
-    out.sort();
+    // docker's order: sortorder.NaturalLess (80/tcp before 443/tcp).
+    out.sort_by(|x, y| crate::networks::natural_cmp(x, y));
     for line in out {
         println!("{line}");
     }

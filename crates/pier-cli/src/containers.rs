@@ -13,9 +13,13 @@ use crate::interactive::{detach_keys_query, exit_status, session, End, Session};
 use crate::output::{ago, ellipsis, print_inspect, render_all, Template};
 use crate::terminal;
 
-/// Flags shared by `run` and `create`.
+/// Flags shared by `run` and `create` (`-h` is `--hostname`, as docker's).
 #[derive(Debug, Args)]
+#[command(disable_help_flag = true)]
 pub struct CreateArgs {
+    /// Print help
+    #[arg(long, action = clap::ArgAction::Help)]
+    help: Option<bool>,
     /// Assign a name to the container
     #[arg(long)]
     name: Option<String>,
@@ -43,9 +47,55 @@ pub struct CreateArgs {
     /// Mount a tmpfs directory (/path[:options])
     #[arg(long)]
     tmpfs: Vec<String>,
-    /// Connect a container to a network (none, host, container:<name|id>)
+    /// Connect a container to a network
     #[arg(long = "network", alias = "net")]
-    network: Option<String>,
+    network: Vec<String>,
+    /// Publish a container's port(s) to the host
+    #[arg(
+        short = 'p',
+        long = "publish",
+        value_name = "[IP:][HOST_PORT:]CONTAINER_PORT[/PROTO]"
+    )]
+    publish: Vec<String>,
+    /// Publish all exposed ports to random ports
+    #[arg(short = 'P', long = "publish-all")]
+    publish_all: bool,
+    /// Expose a port or a range of ports
+    #[arg(long)]
+    expose: Vec<String>,
+    /// IPv4 address (e.g., 172.30.100.104)
+    #[arg(long)]
+    ip: Option<String>,
+    /// IPv6 address (e.g., 2001:db8::33)
+    #[arg(long)]
+    ip6: Option<String>,
+    /// Add network-scoped alias for the container
+    #[arg(long = "network-alias", alias = "net-alias")]
+    network_alias: Vec<String>,
+    /// Container IPv4/IPv6 link-local addresses
+    #[arg(long = "link-local-ip")]
+    link_local_ip: Vec<String>,
+    /// Set custom DNS servers
+    #[arg(long)]
+    dns: Vec<String>,
+    /// Set custom DNS search domains
+    #[arg(long = "dns-search")]
+    dns_search: Vec<String>,
+    /// Set DNS options
+    #[arg(long = "dns-option", alias = "dns-opt")]
+    dns_option: Vec<String>,
+    /// Add a custom host-to-IP mapping (host:ip)
+    #[arg(long = "add-host", value_name = "HOST:IP")]
+    add_host: Vec<String>,
+    /// Add link to another container
+    #[arg(long)]
+    link: Vec<String>,
+    /// Container NIS domain name
+    #[arg(long)]
+    domainname: Option<String>,
+    /// Container MAC address (e.g., 92:d0:c6:0a:29:33)
+    #[arg(long = "mac-address")]
+    mac_address: Option<String>,
     /// Keep STDIN open even if not attached
     #[arg(short, long)]
     interactive: bool,
@@ -53,7 +103,7 @@ pub struct CreateArgs {
     #[arg(short, long)]
     tty: bool,
     /// Container host name
-    #[arg(long)]
+    #[arg(short = 'h', long)]
     hostname: Option<String>,
     /// Give extended privileges to this container
     #[arg(long)]
@@ -269,8 +319,575 @@ fn restart_policy(s: &str) -> Value {
     }
 }
 
+/// A bad `run`/`create` flag, printed as the docker CLI prints it (status 125).
+#[derive(Debug, PartialEq)]
+pub(crate) enum FlagError {
+    /// A flag's value failed its validation: value, flag, message.
+    Value(String, &'static str, String),
+    /// The flags do not make a container configuration.
+    Parse(String),
+}
+
+impl FlagError {
+    /// The message as docker prints it for `pier <cmd>`.
+    pub(crate) fn text(&self, cmd: &str) -> String {
+        match self {
+            FlagError::Value(value, flag, message) => format!(
+                "invalid argument \"{value}\" for \"{flag}\" flag: {message}\n\n\
+                 Usage:  pier {cmd} [OPTIONS] IMAGE [COMMAND] [ARG...]\n\n\
+                 Run 'pier {cmd} --help' for more information"
+            ),
+            FlagError::Parse(message) => {
+                format!("pier: {message}\n\nRun 'pier {cmd} --help' for more information")
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for FlagError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FlagError::Value(value, flag, message) => {
+                write!(
+                    f,
+                    "invalid argument \"{value}\" for \"{flag}\" flag: {message}"
+                )
+            }
+            FlagError::Parse(message) => f.write_str(message),
+        }
+    }
+}
+
+impl std::error::Error for FlagError {}
+
+/// Go's `%q` for the plain strings flags hold.
+fn go_quote(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// Go's `strconv.ParseUint(s, 10, 16)`, with its error text.
+fn parse_u16(s: &str) -> Result<u64, String> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!(
+            "strconv.ParseUint: parsing {}: invalid syntax",
+            go_quote(s)
+        ));
+    }
+    match s.parse::<u64>() {
+        Ok(n) if n <= u64::from(u16::MAX) => Ok(n),
+        _ => Err(format!(
+            "strconv.ParseUint: parsing {}: value out of range",
+            go_quote(s)
+        )),
+    }
+}
+
+/// `nat.ParsePortRange`: `80` or `8000-8002`.
+pub(crate) fn parse_port_range(ports: &str) -> Result<(u64, u64), String> {
+    if ports.is_empty() {
+        return Err("empty string specified for ports".into());
+    }
+    if !ports.contains('-') {
+        let n = parse_u16(ports)?;
+        return Ok((n, n));
+    }
+    let mut parts = ports.split('-');
+    let start = parse_u16(parts.next().unwrap_or_default())?;
+    let end = parse_u16(parts.next().unwrap_or_default())?;
+    if end < start {
+        return Err(format!("invalid range specified for port: {ports}"));
+    }
+    Ok((start, end))
+}
+
+/// `nat.SplitProtoPort`: (`proto`, `port`), `tcp` by default.
+fn split_proto_port(raw: &str) -> (String, String) {
+    let parts: Vec<&str> = raw.split('/').collect();
+    if raw.is_empty() || parts[0].is_empty() {
+        return (String::new(), String::new());
+    }
+    if parts.len() == 1 {
+        return ("tcp".into(), raw.into());
+    }
+    if parts[1].is_empty() {
+        return ("tcp".into(), parts[0].into());
+    }
+    (parts[1].into(), parts[0].into())
+}
+
+/// Go's `net.SplitHostPort(ip + ":")` for a bracketed address: the address inside.
+fn unbracket(ip: &str) -> Result<String, String> {
+    let hostport = format!("{ip}:");
+    let err = |what: &str| Err(format!("address {hostport}: {what}"));
+    let Some(end) = hostport.find(']') else {
+        return err("missing ']' in address");
+    };
+    let colon = hostport.len() - 1;
+    if end + 1 == hostport.len() {
+        return err("missing port in address");
+    }
+    if end + 1 != colon {
+        if hostport.as_bytes()[end + 1] == b':' {
+            return err("too many colons in address");
+        }
+        return err("missing port in address");
+    }
+    let host = &hostport[1..end];
+    if hostport[1..].contains('[') {
+        return err("unexpected '[' in address");
+    }
+    if hostport[end + 1..].contains(']') {
+        return err("unexpected ']' in address");
+    }
+    Ok(host.to_string())
+}
+
+/// One published port: container port (`80/tcp`), host IP and host port.
+pub(crate) type PortMapping = (String, String, String);
+
+/// `nat.ParsePortSpec`: `[ip:][hostPort:]containerPort[/proto]`, with ranges.
+pub(crate) fn parse_port_spec(raw: &str) -> Result<Vec<PortMapping>, String> {
+    let parts: Vec<&str> = raw.split(':').collect();
+    let n = parts.len();
+    let (ip, host_port, container) = match n {
+        1 => (String::new(), "", parts[0]),
+        2 => (String::new(), parts[0], parts[1]),
+        3 => (parts[0].to_string(), parts[1], parts[2]),
+        _ => (parts[..n - 2].join(":"), parts[n - 2], parts[n - 1]),
+    };
+    let (proto, container) = split_proto_port(container);
+    let mut ip = ip;
+    if ip.starts_with('[') {
+        ip = unbracket(&ip).map_err(|e| format!("invalid IP address {ip}: {e}"))?;
+    }
+    if !ip.is_empty() && crate::networks::parse_ip(&ip).is_none() {
+        return Err(format!("invalid IP address: {ip}"));
+    }
+    if container.is_empty() {
+        return Err(format!("no port specified: {raw}<empty>"));
+    }
+    let (start, end) =
+        parse_port_range(&container).map_err(|_| format!("invalid containerPort: {container}"))?;
+    let (mut host_start, mut host_end) = (0, 0);
+    if !host_port.is_empty() {
+        (host_start, host_end) =
+            parse_port_range(host_port).map_err(|_| format!("invalid hostPort: {host_port}"))?;
+        if end - start != host_end - host_start && end != start {
+            return Err(format!(
+                "invalid ranges specified for container and host Ports: {container} and {host_port}"
+            ));
+        }
+    }
+    let proto = proto.to_lowercase();
+    if !["tcp", "udp", "sctp"].contains(&proto.as_str()) {
+        return Err(format!("invalid proto: {proto}"));
+    }
+    let count = end - start + 1;
+    Ok((0..count)
+        .map(|i| {
+            let mut hp = String::new();
+            if !host_port.is_empty() {
+                hp = (host_start + i).to_string();
+                if count == 1 && host_start != host_end {
+                    hp.push_str(&format!("-{host_end}"));
+                }
+            }
+            (format!("{}/{proto}", start + i), ip.clone(), hp)
+        })
+        .collect())
+}
+
+/// docker's `convertToStandardNotation`: `published=8080,target=80[,protocol=udp]`
+/// as `8080:80/udp`; other specs as given.
+fn standard_publish(spec: &str) -> Result<String, String> {
+    if !spec.contains('=') {
+        return Ok(spec.to_string());
+    }
+    let mut params: Map<String, Value> = Map::new();
+    params.insert("protocol".into(), json!("tcp"));
+    for param in spec.split(',') {
+        match param.split_once('=') {
+            Some((k, v)) if !k.is_empty() => {
+                params.insert(k.into(), json!(v));
+            }
+            _ => {
+                return Err(format!(
+                    "invalid publish opts format (should be name=value but got '{param}')"
+                ))
+            }
+        }
+    }
+    let get = |k: &str| params.get(k).and_then(Value::as_str).unwrap_or_default();
+    Ok(format!(
+        "{}:{}/{}",
+        get("published"),
+        get("target"),
+        get("protocol")
+    ))
+}
+
+/// A create body's `ExposedPorts` and `PortBindings`.
+pub(crate) type PortMaps = (Map<String, Value>, Map<String, Value>);
+
+/// `-p` and `--expose` as the create body's `ExposedPorts` and `PortBindings`.
+pub(crate) fn ports(publish: &[String], expose: &[String]) -> Result<PortMaps, String> {
+    let mut exposed = Map::new();
+    let mut bindings: Map<String, Value> = Map::new();
+    for p in publish {
+        for (port, ip, host) in parse_port_spec(&standard_publish(p)?)? {
+            exposed.insert(port.clone(), json!({}));
+            if let Some(list) = bindings
+                .entry(port)
+                .or_insert_with(|| json!([]))
+                .as_array_mut()
+            {
+                list.push(json!({"HostIp": ip, "HostPort": host}));
+            }
+        }
+    }
+    for e in expose {
+        if e.contains(':') {
+            return Err(format!("invalid port format for --expose: {e}"));
+        }
+        let (proto, port) = split_proto_port(e);
+        let (start, end) = parse_port_range(&port)
+            .map_err(|err| format!("invalid range format for --expose: {e}, error: {err}"))?;
+        for i in start..=end {
+            exposed.entry(format!("{i}/{proto}")).or_insert(json!({}));
+        }
+    }
+    Ok((exposed, bindings))
+}
+
+/// Go's `net.IP.String()` of a parsed address (IPv4-mapped addresses as IPv4).
+fn go_ip_string(ip: std::net::IpAddr) -> String {
+    match ip {
+        std::net::IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => v6.to_string(),
+        },
+        v4 => v4.to_string(),
+    }
+}
+
+/// `opts.ValidateExtraHost`: `host:ip`, `host=ip`, `host:[v6]` or
+/// `host:host-gateway`, as the API's `host:ip`.
+pub(crate) fn validate_extra_host(val: &str) -> Result<String, String> {
+    let (k, v) = match val.split_once('=').or_else(|| val.split_once(':')) {
+        Some((k, v)) if !k.is_empty() && !k.contains(':') => (k, v),
+        _ => return Err(format!("bad format for add-host: {}", go_quote(val))),
+    };
+    let mut v = v;
+    if v != "host-gateway" {
+        if v.len() > 2 && v.starts_with('[') && v.ends_with(']') {
+            v = &v[1..v.len() - 1];
+        }
+        if crate::networks::parse_ip(v.trim()).is_none() {
+            return Err(format!("invalid IP address in add-host: {}", go_quote(v)));
+        }
+    }
+    Ok(format!("{k}:{v}"))
+}
+
+/// `opts.ValidateLink`: `name` or `name:alias`.
+pub(crate) fn validate_link(val: &str) -> Result<(), String> {
+    if val.is_empty() {
+        return Err("empty string specified for links".into());
+    }
+    if val.splitn(3, ':').count() > 2 {
+        return Err(format!("bad format for links: {val}"));
+    }
+    Ok(())
+}
+
+/// `opts.ValidateDNSSearch`: a domain (without its final dot) or `.`.
+fn validate_dns_search(val: &str) -> Result<String, String> {
+    let val = val.trim_matches(' ');
+    if val == "." {
+        return Ok(val.to_string());
+    }
+    let bad = || format!("{val} is not a valid domain");
+    if !val.bytes().any(|b| b.is_ascii_alphabetic()) {
+        return Err(bad());
+    }
+    let domain = val.trim_end_matches(char::is_whitespace);
+    let domain = domain.strip_suffix('.').unwrap_or(domain);
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    if domain.split('.').all(label_ok) && domain.len() < 255 {
+        Ok(domain.to_string())
+    } else {
+        Err(bad())
+    }
+}
+
+/// `net.ParseMAC` for the usual forms: 6, 8 or 20 hex pairs split by `:` or `-`,
+/// or dotted groups of four.
+fn valid_mac(mac: &str) -> bool {
+    let hex = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_hexdigit());
+    for sep in [':', '-'] {
+        let parts: Vec<&str> = mac.split(sep).collect();
+        if [6, 8, 20].contains(&parts.len()) && parts.iter().all(|p| hex(p, 2)) {
+            return true;
+        }
+    }
+    let parts: Vec<&str> = mac.split('.').collect();
+    [3, 4, 10].contains(&parts.len()) && parts.iter().all(|p| hex(p, 4))
+}
+
+/// Network modes the daemon defines (not user networks).
+fn is_user_defined(mode: &str) -> bool {
+    !matches!(mode, "default" | "bridge" | "host" | "none") && !mode.starts_with("container:")
+}
+
+/// One `--network` value: a name, or docker's `name=N,alias=A,ip=…` form.
+#[derive(Debug, Default)]
+struct Attachment {
+    target: String,
+    aliases: Vec<String>,
+    links: Vec<String>,
+    ip: String,
+    ip6: String,
+    link_local: Vec<String>,
+    mac: String,
+    driver_opts: Map<String, Value>,
+    gw_priority: i64,
+}
+
+fn parse_attachment(value: &str) -> Result<Attachment, FlagError> {
+    // docker's test: the (unanchored) regexp `\w+=\w+(,\w+=\w+)*`.
+    let word = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+    let bytes = value.as_bytes();
+    let long = (1..bytes.len().saturating_sub(1))
+        .any(|i| bytes[i] == b'=' && word(bytes[i - 1]) && word(bytes[i + 1]));
+    if !long {
+        return Ok(Attachment {
+            target: value.to_string(),
+            ..Attachment::default()
+        });
+    }
+    let mut a = Attachment::default();
+    let bad = |m: String| FlagError::Value(value.to_string(), "--network", m);
+    for field in value.split(',') {
+        let (key, val) = field.split_once('=').unwrap_or((field, ""));
+        match key.to_lowercase().as_str() {
+            "name" => a.target = val.to_string(),
+            "alias" => a.aliases.push(val.to_string()),
+            "ip" => a.ip = val.to_string(),
+            "ip6" => a.ip6 = val.to_string(),
+            "mac-address" => a.mac = val.to_string(),
+            "link-local-ip" => a.link_local.push(val.to_string()),
+            "driver-opt" => match val.split_once('=') {
+                Some((k, v)) => {
+                    a.driver_opts.insert(k.to_string(), json!(v));
+                }
+                None => return Err(bad("invalid key value pair format in driver options".into())),
+            },
+            "gw-priority" => {
+                a.gw_priority = val
+                    .parse()
+                    .map_err(|_| bad(format!("invalid gw-priority: {val}")))?
+            }
+            k => return Err(bad(format!("invalid field key {k}"))),
+        }
+    }
+    Ok(a)
+}
+
+/// The networking part of the create body, as docker's `parseNetworkOpts`:
+/// `HostConfig.NetworkMode`, the endpoints, and the checks on them.
+fn networking(a: &CreateArgs) -> Result<(String, Map<String, Value>), FlagError> {
+    let mut attachments = a
+        .network
+        .iter()
+        .map(|n| parse_attachment(n))
+        .collect::<Result<Vec<_>, _>>()?;
+    let single = attachments.len() == 1;
+    let default = attachments.is_empty();
+    if default {
+        attachments.push(Attachment {
+            target: "default".into(),
+            ..Attachment::default()
+        });
+    }
+    let mode = attachments[0].target.clone();
+    let conflict = |m: &str| Err(FlagError::Parse(format!("conflicting options: {m}")));
+    {
+        let first = &mut attachments[0];
+        if !first.aliases.is_empty() && !a.network_alias.is_empty() {
+            return conflict("cannot specify both --network-alias and per-network alias");
+        }
+        if !first.ip.is_empty() && a.ip.is_some() {
+            return conflict("cannot specify both --ip and per-network IPv4 address");
+        }
+        if !first.ip6.is_empty() && a.ip6.is_some() {
+            return conflict("cannot specify both --ip6 and per-network IPv6 address");
+        }
+        if !first.mac.is_empty() && a.mac_address.is_some() {
+            return conflict("cannot specify both --mac-address and per-network MAC address");
+        }
+        if !first.link_local.is_empty() && !a.link_local_ip.is_empty() {
+            return conflict(
+                "cannot specify both --link-local-ip and per-network link-local IP addresses",
+            );
+        }
+        if !a.network_alias.is_empty() {
+            first.aliases = a.network_alias.clone();
+        }
+        if is_user_defined(&first.target) && !a.link.is_empty() {
+            first.links = a.link.clone();
+        }
+        if let Some(ip) = &a.ip {
+            first.ip = ip.clone();
+        }
+        if let Some(ip) = &a.ip6 {
+            first.ip6 = ip.clone();
+        }
+        if let Some(mac) = &a.mac_address {
+            first.mac = mac.clone();
+        }
+        if !a.link_local_ip.is_empty() {
+            first.link_local = a.link_local_ip.clone();
+        }
+    }
+    let mut endpoints = Map::new();
+    let (mut user, mut builtin) = (false, false);
+    for (i, n) in attachments.iter().enumerate() {
+        if n.target.trim().is_empty() {
+            return Err(FlagError::Parse("no name set for network".into()));
+        }
+        if is_user_defined(&n.target) {
+            user = true;
+        } else {
+            builtin = true;
+            if !n.aliases.is_empty() {
+                return Err(FlagError::Parse(
+                    "network-scoped aliases are only supported for user-defined networks".into(),
+                ));
+            }
+            if !n.links.is_empty() {
+                return Err(FlagError::Parse(
+                    "links are only supported for user-defined networks".into(),
+                ));
+            }
+        }
+        if !n.mac.is_empty() && !valid_mac(&n.mac) {
+            return Err(FlagError::Parse(format!(
+                "{} is not a valid mac address",
+                n.mac
+            )));
+        }
+        if endpoints.contains_key(&n.target) {
+            return Err(FlagError::Parse(format!(
+                "network {} is specified multiple times",
+                go_quote(&n.target)
+            )));
+        }
+        let empty = n.aliases.is_empty()
+            && n.links.is_empty()
+            && n.ip.is_empty()
+            && n.ip6.is_empty()
+            && n.link_local.is_empty()
+            && n.mac.is_empty()
+            && n.driver_opts.is_empty()
+            && n.gw_priority == 0;
+        if i == 0 && single && empty {
+            continue;
+        }
+        let ep = crate::networks::Endpoint {
+            ip: &n.ip,
+            ip6: &n.ip6,
+            link_local: &n.link_local,
+            aliases: (!n.aliases.is_empty()).then_some(&n.aliases[..]),
+            links: (!n.links.is_empty()).then_some(&n.links[..]),
+            mac: &n.mac,
+            driver_opts: (!n.driver_opts.is_empty()).then(|| n.driver_opts.clone()),
+            gw_priority: n.gw_priority,
+        }
+        .json();
+        endpoints.insert(n.target.clone(), ep);
+    }
+    if user && builtin {
+        return conflict("cannot attach both user-defined and non-user-defined network-modes");
+    }
+    Ok((mode, endpoints))
+}
+
+/// The network flags' part of the body: validated as docker validates them.
+fn network_fields(
+    a: &CreateArgs,
+    host_config: &mut Value,
+    body: &mut Value,
+) -> Result<(), FlagError> {
+    let mut extra_hosts = Vec::new();
+    for h in &a.add_host {
+        extra_hosts.push(
+            validate_extra_host(h).map_err(|e| FlagError::Value(h.clone(), "--add-host", e))?,
+        );
+    }
+    for l in &a.link {
+        validate_link(l).map_err(|e| FlagError::Value(l.clone(), "--link", e))?;
+    }
+    let mut dns = Vec::new();
+    for d in &a.dns {
+        match crate::networks::parse_ip(d.trim()) {
+            Some(ip) => dns.push(go_ip_string(ip)),
+            None => {
+                return Err(FlagError::Value(
+                    d.clone(),
+                    "--dns",
+                    format!("IP address is not correctly formatted: {d}"),
+                ))
+            }
+        }
+    }
+    let mut search = Vec::new();
+    for d in &a.dns_search {
+        search.push(
+            validate_dns_search(d).map_err(|e| FlagError::Value(d.clone(), "--dns-search", e))?,
+        );
+    }
+    let (exposed, bindings) = ports(&a.publish, &a.expose).map_err(FlagError::Parse)?;
+    let (mode, endpoints) = networking(a)?;
+    host_config["NetworkMode"] = json!(mode);
+    host_config["PortBindings"] = Value::Object(bindings);
+    host_config["PublishAllPorts"] = json!(a.publish_all);
+    host_config["Dns"] = json!(dns);
+    host_config["DnsSearch"] = json!(search);
+    host_config["DnsOptions"] = json!(a.dns_option);
+    if !extra_hosts.is_empty() {
+        host_config["ExtraHosts"] = json!(extra_hosts);
+    }
+    if !a.link.is_empty() {
+        host_config["Links"] = json!(a.link);
+    }
+    if !exposed.is_empty() {
+        body["ExposedPorts"] = Value::Object(exposed);
+    }
+    body["NetworkingConfig"] = json!({ "EndpointsConfig": endpoints });
+    if let Some(d) = &a.domainname {
+        body["Domainname"] = json!(d);
+    }
+    Ok(())
+}
+
 /// The create request body of `run`/`create`.
-fn create_body(a: &CreateArgs, auto_remove: bool, attach: bool) -> Result<Value> {
+pub(crate) fn create_body(a: &CreateArgs, auto_remove: bool, attach: bool) -> Result<Value> {
     let mut env = Vec::new();
     for f in &a.env_file {
         env.extend(parse_env_file(f)?);
@@ -301,7 +918,6 @@ fn create_body(a: &CreateArgs, auto_remove: bool, attach: bool) -> Result<Value>
     let mut host_config = json!({
         "AutoRemove": auto_remove,
         "Binds": a.volume,
-        "NetworkMode": a.network.clone().unwrap_or_else(|| "default".into()),
         "Privileged": a.privileged,
         "CapAdd": a.cap_add,
         "CapDrop": a.cap_drop,
@@ -331,8 +947,9 @@ fn create_body(a: &CreateArgs, auto_remove: bool, attach: bool) -> Result<Value>
         "AttachStdin": a.interactive && attach,
         "AttachStdout": attach,
         "AttachStderr": attach,
-        "HostConfig": host_config,
     });
+    network_fields(a, &mut host_config, &mut body)?;
+    body["HostConfig"] = host_config;
     if !a.command.is_empty() {
         body["Cmd"] = json!(a.command);
     }
@@ -384,8 +1001,19 @@ fn create_container(
         .ok_or_else(|| anyhow!("the daemon answered no container ID"))
 }
 
+/// Prints a bad flag's error as docker does: status 125.
+fn flag_error(e: &anyhow::Error, cmd: &str) -> Option<ExitCode> {
+    let f = e.downcast_ref::<FlagError>()?;
+    eprintln!("{}", f.text(cmd));
+    Some(ExitCode::from(125))
+}
+
 pub fn create(client: &Client, a: CreateArgs) -> Result<ExitCode> {
-    let id = create_container(client, &a, false, false)?;
+    // docker create asks for the streams a later `start -a` attaches, as docker run does.
+    let id = match create_container(client, &a, false, true) {
+        Ok(id) => id,
+        Err(e) => return flag_error(&e, "create").ok_or(e),
+    };
     println!("{id}");
     Ok(ExitCode::SUCCESS)
 }
@@ -396,7 +1024,7 @@ fn start_failure_code(message: &str) -> u8 {
         || message.contains("no such file or directory")
     {
         127
-    } else if message.contains("permission denied") {
+    } else if message.contains("permission denied") || message.contains("is a directory") {
         126
     } else {
         125
@@ -411,20 +1039,22 @@ pub fn run(client: &Client, a: RunArgs) -> Result<ExitCode> {
     }
     let id = match create_container(client, &a.create, a.rm, attach) {
         Ok(id) => id,
+        Err(e) if e.is::<FlagError>() => return Ok(flag_error(&e, "run").unwrap_or(125.into())),
         Err(e) => {
-            eprintln!("pier: {e:#}");
+            eprintln!("{}", FlagError::Parse(format!("{e:#}")).text("run"));
             return Ok(ExitCode::from(125));
         }
     };
     if a.detach {
+        // docker prints the ID before starting (also when the start fails).
+        println!("{id}");
         if let Err(e) = client
             .request("POST", &format!("/containers/{id}/start"), None)?
             .check()
         {
-            eprintln!("pier: {e:#}");
+            eprintln!("{}", FlagError::Parse(format!("{e:#}")).text("run"));
             return Ok(ExitCode::from(start_failure_code(&e.to_string())));
         }
-        println!("{id}");
         return Ok(ExitCode::SUCCESS);
     }
     let tty = a.create.tty;
@@ -444,7 +1074,7 @@ pub fn run(client: &Client, a: RunArgs) -> Result<ExitCode> {
         .request("POST", &format!("/containers/{id}/start"), None)?
         .check()
     {
-        eprintln!("pier: {e:#}");
+        eprintln!("{}", FlagError::Parse(format!("{e:#}")).text("run"));
         return Ok(ExitCode::from(start_failure_code(&e.to_string())));
     }
     let end = session(
@@ -648,25 +1278,50 @@ pub fn inspect(client: &Client, a: InspectArgs) -> Result<ExitCode> {
         .transpose()
         .map_err(|e| anyhow!(e))?;
     let mut found = Vec::new();
+    let mut raw = Vec::new();
     let mut failed = false;
     for n in &a.names {
         let container = client.request("GET", &format!("/containers/{}/json", enc(n)), None)?;
-        let v = if container.status == 404 {
-            let _ = container.bytes();
-            match client.get_json(&format!("/images/{}/json", enc(n))) {
-                Ok(v) => v,
-                Err(_) => {
-                    eprintln!("Error: No such object: {n}");
-                    failed = true;
-                    continue;
-                }
+        let status = container.status;
+        let mut bytes = container.bytes()?;
+        if status == 404 {
+            let image = client.request("GET", &format!("/images/{}/json", enc(n)), None)?;
+            let status = image.status;
+            bytes = image.bytes()?;
+            if status >= 400 {
+                eprintln!("Error: No such object: {n}");
+                failed = true;
+                continue;
             }
-        } else {
-            container.json()?
-        };
-        found.push(v);
+        } else if status >= 400 {
+            return Err(crate::client::daemon_error(status, &bytes));
+        }
+        found.push(serde_json::from_slice::<Value>(&bytes)?);
+        raw.push(bytes);
     }
-    print_inspect(&found, template.as_ref())?;
+    // docker prints the daemon's JSON as it came (its key order): indented, or on
+    // one line for `--format json`.
+    match a.format.as_deref() {
+        None => {
+            let mut all = b"[".to_vec();
+            for (i, r) in raw.iter().enumerate() {
+                if i > 0 {
+                    all.push(b',');
+                }
+                all.extend_from_slice(r);
+            }
+            all.push(b']');
+            println!("{}", crate::networks::indent_raw(&all));
+        }
+        Some("json") => {
+            let parts: Vec<String> = raw
+                .iter()
+                .map(|r| crate::networks::compact_raw(r))
+                .collect();
+            println!("[{}]", parts.join(","));
+        }
+        Some(_) => print_inspect(&found, template.as_ref())?,
+    }
     Ok(exit(failed))
 }
 
@@ -732,7 +1387,7 @@ pub fn ps(client: &Client, a: PsArgs) -> Result<ExitCode> {
                 "RunningFor": ago(c["Created"].as_i64().unwrap_or(0)),
                 "Status": c["Status"],
                 "State": c["State"],
-                "Ports": "",
+                "Ports": displayable_ports(&c["Ports"]),
                 "Names": names.join(","),
                 "Labels": c["Labels"],
                 "Size": ps_size(c),
@@ -756,6 +1411,86 @@ pub fn ps(client: &Client, a: PsArgs) -> Result<ExitCode> {
     let text = render_all(&template, &rows, &names);
     io::stdout().lock().write_all(text.as_bytes())?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `net.JoinHostPort`: IPv6 addresses in brackets.
+fn join_host_port(host: &str, port: &str) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+/// docker's `DisplayablePorts`: `ps`'s PORTS from the API's `Ports` list, with
+/// consecutive ports grouped (`0.0.0.0:8080->80/tcp, 9000-9001/tcp`).
+pub(crate) fn displayable_ports(ports: &Value) -> String {
+    struct Port {
+        ip: String,
+        private: i64,
+        public: i64,
+        kind: String,
+    }
+    let mut list: Vec<Port> = ports
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|p| Port {
+            ip: p["IP"].as_str().unwrap_or_default().to_string(),
+            private: p["PrivatePort"].as_i64().unwrap_or(0),
+            public: p["PublicPort"].as_i64().unwrap_or(0),
+            kind: p["Type"].as_str().unwrap_or_default().to_string(),
+        })
+        .collect();
+    list.sort_by(|a, b| {
+        (a.private, &a.ip, a.public, &a.kind).cmp(&(b.private, &b.ip, b.public, &b.kind))
+    });
+    let form = |key: &str, first: i64, last: i64| {
+        let (ip, kind) = match key.rsplit_once('/') {
+            Some((ip, kind)) => (ip, kind),
+            None => ("", key),
+        };
+        let mut group = first.to_string();
+        if first != last {
+            group = format!("{group}-{last}");
+        }
+        if !ip.is_empty() {
+            group = format!("{}->{group}", join_host_port(ip, &group));
+        }
+        format!("{group}/{kind}")
+    };
+    let mut groups: Vec<(String, i64, i64)> = Vec::new();
+    let mut result = Vec::new();
+    let mut mappings = Vec::new();
+    for p in &list {
+        let mut key = p.kind.clone();
+        if !p.ip.is_empty() {
+            if p.public != p.private {
+                mappings.push(format!(
+                    "{}->{}/{}",
+                    join_host_port(&p.ip, &p.public.to_string()),
+                    p.private,
+                    p.kind
+                ));
+                continue;
+            }
+            key = format!("{}/{}", p.ip, p.kind);
+        }
+        match groups.iter_mut().find(|(k, _, _)| *k == key) {
+            None => groups.push((key, p.private, p.private)),
+            Some(g) if p.private == g.2 + 1 => g.2 = p.private,
+            Some(g) => {
+                result.push(form(&g.0, g.1, g.2));
+                g.1 = p.private;
+                g.2 = p.private;
+            }
+        }
+    }
+    for (k, first, last) in &groups {
+        result.push(form(k, *first, *last));
+    }
+    result.extend(mappings);
+    result.join(", ")
 }
 
 /// `ps -s`'s SIZE: the writable layer, and the virtual size when known.
@@ -811,4 +1546,149 @@ pub fn info(client: &Client) -> Result<ExitCode> {
     println!(" CPUs: {}", s("NCPU"));
     println!(" Docker Root Dir: {}", s("DockerRootDir"));
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn specs(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn publish_like_docker() {
+        let m =
+            |ip: &str, host: &str, port: &str| (port.to_string(), ip.to_string(), host.to_string());
+        assert_eq!(
+            parse_port_spec("8080:80").unwrap(),
+            [m("", "8080", "80/tcp")]
+        );
+        assert_eq!(parse_port_spec("80").unwrap(), [m("", "", "80/tcp")]);
+        assert_eq!(
+            parse_port_spec("127.0.0.1::53/udp").unwrap(),
+            [m("127.0.0.1", "", "53/udp")]
+        );
+        assert_eq!(
+            parse_port_spec("[::1]:80:80").unwrap(),
+            [m("::1", "80", "80/tcp")]
+        );
+        assert_eq!(parse_port_spec("::80").unwrap(), [m("", "", "80/tcp")]);
+        assert_eq!(
+            parse_port_spec("8000-8001:80-81/SCTP").unwrap(),
+            [m("", "8000", "80/sctp"), m("", "8001", "81/sctp")]
+        );
+        assert_eq!(
+            parse_port_spec("8000-8002:80").unwrap(),
+            [m("", "8000-8002", "80/tcp")]
+        );
+        let err = |s: &str| parse_port_spec(s).unwrap_err();
+        assert_eq!(err("abc"), "invalid containerPort: abc");
+        assert_eq!(err("70000"), "invalid containerPort: 70000");
+        assert_eq!(err("80-70"), "invalid containerPort: 80-70");
+        assert_eq!(err("x:80:80"), "invalid IP address: x");
+        assert_eq!(err("1.2.3.4:80:80:80"), "invalid IP address: 1.2.3.4:80");
+        assert_eq!(
+            err("[::1]:80"),
+            "invalid IP address [:: address [::: missing ']' in address"
+        );
+        assert_eq!(err("127.0.0.1:80"), "invalid hostPort: 127.0.0.1");
+        assert_eq!(err("80/foo"), "invalid proto: foo");
+        assert_eq!(err(""), "no port specified: <empty>");
+        assert_eq!(
+            err("80-82:8000-8001"),
+            "invalid ranges specified for container and host Ports: 8000-8001 and 80-82"
+        );
+        assert_eq!(
+            standard_publish("published=8443,target=443,protocol=udp").unwrap(),
+            "8443:443/udp"
+        );
+        assert_eq!(
+            standard_publish("published=1,x").unwrap_err(),
+            "invalid publish opts format (should be name=value but got 'x')"
+        );
+    }
+
+    #[test]
+    fn expose_like_docker() {
+        let (exposed, bindings) =
+            ports(&specs(&["8080:80"]), &specs(&["9000-9001", "53/udp", "80"])).unwrap();
+        assert_eq!(
+            Value::Object(exposed),
+            json!({"80/tcp": {}, "9000/tcp": {}, "9001/tcp": {}, "53/udp": {}})
+        );
+        assert_eq!(
+            Value::Object(bindings),
+            json!({"80/tcp": [{"HostIp": "", "HostPort": "8080"}]})
+        );
+        let err = |e: &str| ports(&[], &specs(&[e])).unwrap_err();
+        assert_eq!(err("80:90"), "invalid port format for --expose: 80:90");
+        assert_eq!(
+            err("abc"),
+            "invalid range format for --expose: abc, error: strconv.ParseUint: parsing \"abc\": invalid syntax"
+        );
+        assert_eq!(
+            err("5-3"),
+            "invalid range format for --expose: 5-3, error: invalid range specified for port: 5-3"
+        );
+        assert_eq!(
+            err("70000"),
+            "invalid range format for --expose: 70000, error: strconv.ParseUint: parsing \"70000\": value out of range"
+        );
+    }
+
+    #[test]
+    fn add_host_like_docker() {
+        assert_eq!(validate_extra_host("db:10.0.0.2").unwrap(), "db:10.0.0.2");
+        assert_eq!(validate_extra_host("db=10.0.0.2").unwrap(), "db:10.0.0.2");
+        assert_eq!(
+            validate_extra_host("gw:host-gateway").unwrap(),
+            "gw:host-gateway"
+        );
+        assert_eq!(validate_extra_host("v6:[::1]").unwrap(), "v6:::1");
+        assert_eq!(validate_extra_host("v6=::1").unwrap(), "v6:::1");
+        assert_eq!(
+            validate_extra_host("abc").unwrap_err(),
+            "bad format for add-host: \"abc\""
+        );
+        assert_eq!(
+            validate_extra_host(":1.2.3.4").unwrap_err(),
+            "bad format for add-host: \":1.2.3.4\""
+        );
+        assert_eq!(
+            validate_extra_host("a:b").unwrap_err(),
+            "invalid IP address in add-host: \"b\""
+        );
+        assert_eq!(
+            validate_extra_host("a=b=c").unwrap_err(),
+            "invalid IP address in add-host: \"b=c\""
+        );
+        assert_eq!(
+            validate_link("a:b:c").unwrap_err(),
+            "bad format for links: a:b:c"
+        );
+        assert!(validate_link("a:b").is_ok() && validate_link("a").is_ok());
+    }
+
+    #[test]
+    fn ports_column_like_docker() {
+        let ports = json!([
+            {"IP": "0.0.0.0", "PrivatePort": 80, "PublicPort": 8080, "Type": "tcp"},
+            {"IP": "::", "PrivatePort": 80, "PublicPort": 8080, "Type": "tcp"},
+            {"PrivatePort": 9000, "Type": "tcp"},
+            {"PrivatePort": 9001, "Type": "tcp"},
+            {"PrivatePort": 9003, "Type": "tcp"},
+            {"PrivatePort": 53, "Type": "udp"},
+            {"IP": "127.0.0.1", "PrivatePort": 7000, "PublicPort": 7000, "Type": "tcp"},
+            {"IP": "127.0.0.1", "PrivatePort": 7001, "PublicPort": 7001, "Type": "tcp"},
+            {"IP": "::1", "PrivatePort": 7002, "PublicPort": 7002, "Type": "udp"}
+        ]);
+        // As docker 28's `ps` prints the same list.
+        assert_eq!(
+            displayable_ports(&ports),
+            "9000-9001/tcp, 53/udp, 127.0.0.1:7000-7001->7000-7001/tcp, [::1]:7002->7002/udp, \
+             9003/tcp, 0.0.0.0:8080->80/tcp, [::]:8080->80/tcp"
+        );
+        assert_eq!(displayable_ports(&json!([])), "");
+    }
 }

@@ -10,6 +10,7 @@ mod containers;
 mod copy;
 mod images;
 mod interactive;
+mod networks;
 mod output;
 mod system;
 mod terminal;
@@ -90,6 +91,11 @@ enum Command {
     Inspect(containers::InspectArgs),
     #[command(flatten)]
     Ops(container_ops::OpsCommand),
+    /// Manage networks
+    Network {
+        #[command(subcommand)]
+        command: networks::NetworkCommand,
+    },
     /// Show the Pier version information
     Version,
     /// Display system-wide information
@@ -117,6 +123,9 @@ fn main() -> ExitCode {
         }
         Command::Ops(cmd) => {
             return with_daemon(&host, &data_root, |c| container_ops::dispatch(c, cmd))
+        }
+        Command::Network { command } => {
+            return with_daemon(&host, &data_root, |c| networks::dispatch(c, command))
         }
         Command::Version => return with_daemon(&host, &data_root, containers::version),
         Command::Info => return with_daemon(&host, &data_root, containers::info),

@@ -21,6 +21,9 @@ const COMMAND_TIMEOUT: Duration = Duration::from_secs(90);
 /// containers and that pierd go when it is dropped.
 pub struct Setup {
     pub dir: tempfile::TempDir,
+    /// The default bridge of the pierd started here (its own, so test daemons never
+    /// share one).
+    pub bridge: String,
 }
 
 impl Setup {
@@ -32,8 +35,14 @@ impl Setup {
             pierd.is_file() && runtime.is_file(),
             "build pierd and pier-runtime first (cargo build -p pierd -p pier-runtime)"
         );
+        let mut bytes = [0u8; 4];
+        if let Ok(mut f) = fs::File::open("/dev/urandom") {
+            let _ = std::io::Read::read_exact(&mut f, &mut bytes);
+        }
+        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
         Setup {
             dir: tempfile::tempdir().unwrap(),
+            bridge: format!("pc{hex}"),
         }
     }
 
@@ -67,6 +76,11 @@ impl Setup {
             .arg(self.dir.path().join("data"))
             .args(args)
             .env("PIER_AUTOSTART", "1")
+            // Names no container knows go to loopback, where nothing answers.
+            .env(
+                "PIERD_FLAGS",
+                format!("--bridge {} --dns 127.0.0.1", self.bridge),
+            )
             .env_remove("PIER_HOST")
             .env_remove("PIER_DATA_ROOT");
         c
@@ -115,6 +129,16 @@ impl Drop for Setup {
         while alive(pid) && Instant::now() < deadline {
             thread::sleep(Duration::from_millis(20));
         }
+        // pierd takes its bridge and firewall table down when it stops with nothing
+        // running; should it have died instead, they go here.
+        let _ = std::process::Command::new("ip")
+            .args(["link", "delete", &self.bridge])
+            .stderr(std::process::Stdio::null())
+            .status();
+        let _ = std::process::Command::new("nft")
+            .args(["delete", "table", "inet", &format!("pier_{}", self.bridge)])
+            .stderr(std::process::Stdio::null())
+            .status();
     }
 }
 
