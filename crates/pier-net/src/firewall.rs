@@ -481,6 +481,18 @@ pub struct PortReservation {
     _socket: OwnedFd,
 }
 
+impl PortReservation {
+    /// The held TCP port as a listening socket (for a userland proxy that serves
+    /// what DNAT cannot): the port stays held by the listener.
+    pub fn into_listener(self) -> Result<std::net::TcpListener, FirewallError> {
+        rustix::net::listen(&self._socket, 128).map_err(|e| FirewallError::Io {
+            context: format!("listen on port {}", self.port),
+            source: e.into(),
+        })?;
+        Ok(std::net::TcpListener::from(self._socket))
+    }
+}
+
 /// Reserves `host_ip:port` (port 0: a free ephemeral port). For `host_ip` `None` it
 /// binds the wildcard address (v4; and v6 when `ipv6`).
 ///

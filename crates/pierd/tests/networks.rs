@@ -248,11 +248,15 @@ fn published_ports_answer_from_the_host_and_from_containers() {
     };
     let port = free_port();
     let mapping = format!("{port}:80");
+    let v6_port = free_port();
+    let v6_mapping = format!("[::1]:{v6_port}:80");
     let id = web(
         &pierd,
         &[
             "--name",
             "pub",
+            "-p",
+            &v6_mapping,
             "-p",
             &mapping,
             "-p",
@@ -273,6 +277,10 @@ fn published_ports_answer_from_the_host_and_from_containers() {
     // IPv6 loopback: the one address DNAT cannot serve (pierd's userland proxy).
     let body = http_get(&format!("[::1]:{port}"), "/index.html").unwrap();
     assert_eq!(body.trim(), "hello-pub");
+    let body = http_get(&format!("[::1]:{v6_port}"), "/index.html").unwrap();
+    assert_eq!(body.trim(), "hello-pub");
+    let out = pierd.docker_ok(&["port", "pub"]);
+    assert!(out.contains(&format!("80/tcp -> [::1]:{v6_port}")), "{out}");
 
     // The ephemeral one, as `docker port` and inspect report it.
     let out = pierd.docker_ok(&["port", "pub"]);

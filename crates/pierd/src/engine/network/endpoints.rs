@@ -4,14 +4,13 @@
 use super::resolve::ContainerResolver;
 use super::*;
 
-/// The one place a userland proxy is needed: `[::1]:port` of a port published on every
-/// address. The kernel never routes an IPv6 loopback source out of the host (IPv6 has
-/// no `route_localnet`), so DNAT cannot serve it; everything else is DNAT.
+/// The one place a userland proxy is needed: IPv6 loopback (`[::1]:port`). The
+/// kernel never routes a `::1` source out of the host (IPv6 has no `route_localnet`),
+/// so DNAT cannot serve it; everything else is DNAT.
 pub(super) fn loopback6_proxy(
-    port: u16,
+    socket: std::net::TcpListener,
     target: SocketAddr,
 ) -> std::io::Result<tokio::task::AbortHandle> {
-    let socket = std::net::TcpListener::bind((std::net::Ipv6Addr::LOCALHOST, port))?;
     socket.set_nonblocking(true)?;
     let handle = tokio::runtime::Handle::try_current().map_err(std::io::Error::other)?;
     let _guard = handle.enter();
@@ -33,8 +32,9 @@ pub(super) fn loopback6_proxy(
     Ok(task.abort_handle())
 }
 
-/// Starts the IPv6 loopback proxies of a container's TCP ports published on every
-/// address (best effort: `::1` may be taken or absent).
+/// Starts the IPv6 loopback proxies of a container's published TCP ports: for ports
+/// published on every address a listener on `[::1]` (best effort: it may be taken),
+/// for ports published on `[::1]` itself the reservation becomes the listener.
 pub(super) fn start_loopback6_proxies(
     published: &[Published],
     target: Option<IpAddr>,
@@ -43,9 +43,19 @@ pub(super) fn start_loopback6_proxies(
     let Some(ip) = target else {
         return;
     };
-    for p in published {
-        if p.protocol == "tcp" && p.host_ip.is_none() {
-            if let Ok(task) = loopback6_proxy(p.host_port, SocketAddr::new(ip, p.container_port)) {
+    let loopback = IpAddr::V6(std::net::Ipv6Addr::LOCALHOST);
+    for p in published.iter().filter(|p| p.protocol == "tcp") {
+        let socket = match p.host_ip {
+            None => std::net::TcpListener::bind((loopback, p.host_port)).ok(),
+            Some(addr) if addr == loopback => live
+                .reservations
+                .iter()
+                .position(|r| r.host_ip == Some(loopback) && r.port == p.host_port)
+                .and_then(|at| live.reservations.swap_remove(at).into_listener().ok()),
+            Some(_) => None,
+        };
+        if let Some(socket) = socket {
+            if let Ok(task) = loopback6_proxy(socket, SocketAddr::new(ip, p.container_port)) {
                 live.tasks.push(task);
             }
         }
