@@ -14,7 +14,8 @@ use netlink_packet_route::address::{
     AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage, AddressScope,
 };
 use netlink_packet_route::link::{
-    InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo as NlLinkInfo, LinkMessage,
+    InfoBridgePort, InfoData, InfoKind, InfoPortData, InfoPortKind, InfoVeth, LinkAttribute,
+    LinkFlags, LinkInfo as NlLinkInfo, LinkMessage,
 };
 use netlink_packet_route::route::{
     RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope, RouteType,
@@ -421,7 +422,27 @@ impl Netlink {
             return Err(e);
         }
 
-        match configure_container_end(netns, spec) {
+        // Hairpin on the bridge port: a container reaching its own published port
+        // through a host address gets the answer back out the port it came in by.
+        // (Bridge-port settings of a new link are not taken at creation: a second
+        // request, to the link by name.)
+        let hairpin = self.link_index(&spec.host_ifname).and_then(|index| {
+            let mut msg = LinkMessage::default();
+            msg.header.index =
+                index.ok_or_else(|| LinkError::NoSuchLink(spec.host_ifname.clone()))?;
+            msg.attributes.push(LinkAttribute::LinkInfo(vec![
+                NlLinkInfo::PortKind(InfoPortKind::Bridge),
+                NlLinkInfo::PortData(InfoPortData::BridgePort(vec![InfoBridgePort::HairpinMode(
+                    true,
+                )])),
+            ]));
+            self.request_ack(
+                &format!("set hairpin on {}", spec.host_ifname),
+                RouteNetlinkMessage::NewLink(msg),
+                0,
+            )
+        });
+        match hairpin.and_then(|()| configure_container_end(netns, spec)) {
             Ok(()) => Ok(()),
             Err(e) => {
                 // Deleting the host end deletes the pair.

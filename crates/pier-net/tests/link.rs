@@ -207,6 +207,12 @@ fn attach_connects_a_namespace_to_a_bridge() {
             .expect("host end listed");
         assert_eq!(host.kind.as_deref(), Some("veth"));
         assert_eq!(host.master, Some(bridge_index));
+        // Hairpin is on for the bridge port (published ports reached from the
+        // container itself through a host address need it).
+        let hairpin =
+            std::fs::read_to_string(format!("/sys/class/net/{}/brport/hairpin_mode", host.name))
+                .unwrap();
+        assert_eq!(hairpin.trim(), "1");
         assert!(nl.link_details(&spec.host_ifname).unwrap().unwrap().up);
 
         // The container end, as seen from inside.

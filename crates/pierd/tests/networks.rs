@@ -268,6 +268,12 @@ fn published_ports_answer_from_the_host_and_from_containers() {
     );
     let gw = gateway(&pierd, "bridge");
     let bridge = bridge_of(&pierd, "bridge");
+    // The deprecated top-level fields still read (API < 1.52, as the docker CLI 28
+    // negotiates): the default bridge's address.
+    assert_eq!(
+        inspect_format(&pierd, "pub", "{{.NetworkSettings.IPAddress}}"),
+        ip_of(&pierd, "pub", "bridge")
+    );
 
     // From the host: loopback and the bridge's address.
     let body = http_get(&format!("127.0.0.1:{port}"), "/index.html").unwrap();

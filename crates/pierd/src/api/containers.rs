@@ -5,7 +5,7 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{Extension, Path, Query, Request, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
@@ -464,6 +464,7 @@ fn container_sizes(d: &AppState, c: &Container) -> (u64, u64) {
 
 async fn inspect(
     State(d): State<AppState>,
+    Extension(version): Extension<super::ApiVersion>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let c = d.engine.get(&id)?;
@@ -624,7 +625,7 @@ async fn inspect(
         "GraphDriver": { "Name": "overlay2", "Data": graph_driver_data(&d, &c, &data_dir) },
         "Mounts": mount_points(&c.host_config),
         "Config": config,
-        "NetworkSettings": d.engine.network_settings_json(&c),
+        "NetworkSettings": d.engine.network_settings_versioned(&c, version),
     })))
 }
 

@@ -572,6 +572,56 @@ impl Engine {
         })
     }
 
+    /// `NetworkSettings` for an API version: before 1.52 with the deprecated
+    /// top-level fields (the default `bridge` network's endpoint, as dockerd fills
+    /// them; `{{.NetworkSettings.IPAddress}}` templates read them), before 1.44 also
+    /// those that version dropped.
+    pub fn network_settings_versioned(
+        &self,
+        c: &Container,
+        version: crate::api::ApiVersion,
+    ) -> Value {
+        let mut v = self.network_settings_json(c);
+        if version >= crate::api::ApiVersion(1, 52) {
+            return v;
+        }
+        let ep = c
+            .networks
+            .get(BRIDGE)
+            .filter(|ep| !ep.endpoint_id.is_empty());
+        let text = |f: &dyn Fn(&Endpoint) -> Option<String>| ep.and_then(f).unwrap_or_default();
+        let legacy = json!({
+            "EndpointID": text(&|ep| Some(ep.endpoint_id.clone())),
+            "Gateway": text(&|ep| ep.gateway4.map(|a| a.to_string())),
+            "GlobalIPv6Address": text(&|ep| ep.ipv6.map(|a| a.addr().to_string())),
+            "GlobalIPv6PrefixLen": ep.and_then(|ep| ep.ipv6).map_or(0, |a| a.prefix_len()),
+            "IPAddress": text(&|ep| ep.ipv4.map(|a| a.addr().to_string())),
+            "IPPrefixLen": ep.and_then(|ep| ep.ipv4).map_or(0, |a| a.prefix_len()),
+            "IPv6Gateway": text(&|ep| ep.gateway6.map(|a| a.to_string())),
+            "MacAddress": text(&|ep| Some(ep.mac.clone())),
+        });
+        let older = json!({
+            "Bridge": "",
+            "HairpinMode": false,
+            "LinkLocalIPv6Address": "",
+            "LinkLocalIPv6PrefixLen": 0,
+            "SecondaryIPAddresses": null,
+            "SecondaryIPv6Addresses": null,
+        });
+        let mut extra = vec![legacy];
+        if version < crate::api::ApiVersion(1, 44) {
+            extra.push(older);
+        }
+        if let Some(map) = v.as_object_mut() {
+            for e in extra {
+                if let Value::Object(fields) = e {
+                    map.extend(fields);
+                }
+            }
+        }
+        v
+    }
+
     /// `NetworkSettings.Ports`: every exposed port, with its host bindings while it
     /// runs (`null` for exposed ports that are not published).
     pub fn ports_json(&self, c: &Container) -> Value {

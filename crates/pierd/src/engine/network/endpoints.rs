@@ -399,14 +399,6 @@ impl Engine {
         if result.is_err() {
             // No interface was made: nothing to delete later.
             ep.host_ifname.clear();
-        } else {
-            // Hairpin: a container reaching its own published port through a host
-            // address gets the answer back out the port it came in by (the bridge
-            // would not send it there otherwise when br_netfilter is loaded).
-            let _ = std::fs::write(
-                format!("/sys/class/net/{}/brport/hairpin_mode", ep.host_ifname),
-                "1",
-            );
         }
         result
     }
