@@ -492,3 +492,97 @@ os.replace(tmp, path)
 PY
     bench_log "wrote section '$1' to $BENCH_OUTPUT"
 }
+
+# ---------------------------------------------------------------------------------------
+# Network namespaces and the host's network state
+# ---------------------------------------------------------------------------------------
+
+# bench_netns_add NAME : a network namespace of the run's own (`ip netns add NAME`, lo up),
+# deleted at exit. Processes still inside it at exit (they would keep it alive after the
+# `ip netns delete`) are named in the log and killed by PID. Run a command inside with
+# `nsenter --net=/run/netns/NAME CMD`: unlike `ip netns exec`, nsenter keeps the mount
+# namespace, so /sys/fs/cgroup stays visible (`ip netns exec` remounts /sys, which hides the
+# cgroup mounts daemons need); /sys/class/net then still shows the host's interfaces.
+bench_netns_add() {
+    local ns=$1
+    case $ns in "$BENCH_ID_PREFIX"*) ;; *) bench_die "netns name must start with $BENCH_ID_PREFIX: $ns" ;; esac
+    ! ip netns list | grep -qw -- "$ns" || bench_die "netns $ns exists already"
+    ip netns add "$ns" || bench_die "ip netns add $ns failed"
+    bench_on_exit "bench_netns_delete $(bench_quote "$ns")"
+    ip -n "$ns" link set lo up
+}
+
+# bench_netns_delete NAME : kill (by PID) what still runs inside, then delete it.
+bench_netns_delete() {
+    local ns=$1 ino p i left
+    [ -e "/run/netns/$ns" ] || return 0
+    ino=$(stat -L -c %i "/run/netns/$ns")
+    for ((i = 0; i < 2; i++)); do
+        left=()
+        for p in /proc/[0-9]*; do
+            [ "$(stat -L -c %i "$p/ns/net" 2>/dev/null)" = "$ino" ] && left+=("${p#/proc/}")
+        done
+        [ ${#left[@]} -gt 0 ] || break
+        for p in "${left[@]}"; do
+            bench_log "netns $ns: pid $p still inside ($(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | cut -c1-100)): killing it"
+            kill -KILL "$p" 2>/dev/null
+        done
+        sleep 0.5
+    done
+    ip netns delete "$ns" || bench_log "ip netns delete $ns failed"
+}
+
+# bench_host_net_state FILE : the host's network state, one "KEY<TAB>LINE" per line: its
+# links (`ip -o link`, key "link NAME master MASTER"), its nftables tables (key "nft FAMILY
+# NAME"; counters and set-element timeouts blanked), `iptables-save` / `ip6tables-save`
+# (comments dropped, counters blanked) and a few forwarding sysctls. Compare two with
+# bench_host_net_check.
+bench_host_net_state() {
+    local out=$1 fam name
+    {
+        ip -o link | awk '{ n = $2; sub(/:$/, "", n); sub(/@.*/, "", n); m = "-"
+            for (i = 3; i < NF; i++) if ($i == "master") m = $(i + 1)
+            printf "link %s master %s\t%s\n", n, m, $0 }'
+        nft list tables 2>/dev/null | while read -r _ fam name; do
+            nft list table "$fam" "$name" 2>/dev/null |
+                sed -E 's/counter packets [0-9]+ bytes [0-9]+/counter/g; s/ expires [0-9a-z.]+//g' |
+                sed "s/^/nft $fam $name\t/"
+        done
+        { iptables-save 2>/dev/null || true; } | sed -E '/^#/d; s/\[[0-9]+:[0-9]+\]/[0:0]/' | sed 's/^/iptables\t/'
+        { ip6tables-save 2>/dev/null || true; } | sed -E '/^#/d; s/\[[0-9]+:[0-9]+\]/[0:0]/' | sed 's/^/ip6tables\t/'
+        sysctl net.ipv4.ip_forward net.ipv4.conf.all.route_localnet net.ipv6.conf.all.forwarding \
+            net.bridge.bridge-nf-call-iptables net.bridge.bridge-nf-call-ip6tables 2>/dev/null |
+            sed 's/^/sysctl\t/'
+    } >"$out"
+}
+
+# bench_host_net_check BEFORE_FILE : takes the state again and compares it with BEFORE_FILE
+# (from bench_host_net_state). Prints the difference and returns 1 if they differ.
+# BENCH_HOST_IGNORE (an extended regex, unset by default) leaves out lines whose key
+# matches: for a shared machine where other jobs (say, test suites making bridges
+# pt<hex> and nftables tables pier_pt<hex>) change the host's network while the
+# benchmark runs. Whatever it leaves out is printed as well.
+bench_host_net_check() {
+    local before=$1 now d
+    now=$(mktemp /tmp/pierbench-hostnet.XXXXXX)
+    bench_host_net_state "$now"
+    if d=$(diff <(bench__host_net_filter <"$before") <(bench__host_net_filter <"$now")); then
+        if [ -n "${BENCH_HOST_IGNORE:-}" ] && ! cmp -s "$before" "$now"; then
+            bench_log "host network changed only in what BENCH_HOST_IGNORE='$BENCH_HOST_IGNORE' leaves out (other jobs):"
+            diff "$before" "$now" | grep -E '^[<>]' | cut -f1 | sort -u | sed 's/^/[bench]     /' >&2
+        fi
+        rm -f "$now"
+        return 0
+    fi
+    printf '[bench] ERROR: the host network state differs from before the run:\n%s\n' "$d" >&2
+    rm -f "$now"
+    return 1
+}
+
+bench__host_net_filter() {
+    if [ -n "${BENCH_HOST_IGNORE:-}" ]; then
+        awk -F '\t' -v re="$BENCH_HOST_IGNORE" '$1 !~ re'
+    else
+        cat
+    fi
+}
