@@ -12,7 +12,7 @@ use tokio::time::{timeout, timeout_at, Instant};
 
 use crate::message::{
     self, Header, Query, RData, CLASS_ANY, CLASS_IN, MAX_TCP_LEN, MAX_UDP_LEN, RCODE_FORMERR,
-    RCODE_NOTIMP, RCODE_SERVFAIL, TYPE_A, TYPE_AAAA, TYPE_PTR,
+    RCODE_NOTIMP, RCODE_REFUSED, RCODE_SERVFAIL, TYPE_A, TYPE_AAAA, TYPE_PTR,
 };
 
 /// How long one upstream has to answer before the next one is tried.
@@ -37,6 +37,9 @@ pub enum Resolution {
     Names(Vec<String>),
     /// Not ours: relay to the upstream resolvers.
     Forward,
+    /// Not ours, and not to be relayed (a container on internal networks only):
+    /// REFUSED.
+    Refuse,
 }
 
 /// Looks names up for one requester (a container): implemented by the daemon.
@@ -183,7 +186,13 @@ impl Server {
         };
         let question = &query.question;
         let resolution = if matches!(question.qclass, CLASS_IN | CLASS_ANY) {
-            self.resolver.resolve(&question.name, question.qtype)
+            // The resolver may take locks the daemon also holds across disk writes:
+            // off the async workers.
+            let resolver = self.resolver.clone();
+            let (name, qtype) = (question.name.clone(), question.qtype);
+            tokio::task::spawn_blocking(move || resolver.resolve(&name, qtype))
+                .await
+                .unwrap_or(Resolution::Forward)
         } else {
             Resolution::Forward
         };
@@ -213,6 +222,7 @@ impl Server {
                 names.into_iter().map(RData::Ptr).collect()
             }
             Resolution::Names(_) => Vec::new(),
+            Resolution::Refuse => return Some(query.error(RCODE_REFUSED)),
             Resolution::Forward => {
                 return Some(
                     match self.forward(packet, header.id, transport, local).await {

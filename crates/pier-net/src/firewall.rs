@@ -232,6 +232,34 @@ impl Ruleset {
                 others.join(", ")
             );
         }
+        // Only published ports (DNAT) open a container to the outside: a new
+        // connection from another interface straight to a container's address is
+        // dropped (otherwise any neighbour routing the subnet via this host reaches
+        // every port of every container).
+        for network in networks.iter().filter(|n| !n.internal) {
+            let bridge = &network.bridge;
+            let _ = writeln!(
+                out,
+                "\t\toifname \"{bridge}\" iifname != \"{bridge}\" ct state new ct status & dnat == 0 drop"
+            );
+        }
+        let _ = writeln!(out, "\t}}");
+
+        // route_localnet on the bridges lets the host reach published ports through
+        // 127.0.0.1; it must not let a container reach what the host serves on
+        // loopback by sending packets for 127.0.0.0/8 to its gateway (CVE-2020-8558).
+        let _ = writeln!(out, "\tchain input {{");
+        let _ = writeln!(
+            out,
+            "\t\ttype filter hook input priority filter; policy accept;"
+        );
+        for network in &networks {
+            let bridge = &network.bridge;
+            let _ = writeln!(
+                out,
+                "\t\tiifname \"{bridge}\" ip daddr 127.0.0.0/8 ct state != {{ established, related }} drop"
+            );
+        }
         let _ = writeln!(out, "\t}}");
         let _ = writeln!(out, "}}");
         out
@@ -319,7 +347,8 @@ fn validate_ifname(name: &str) -> Result<(), FirewallError> {
         && name.len() < 16
         && name
             .bytes()
-            .all(|b| b.is_ascii_graphic() && !matches!(b, b'"' | b'\\' | b'/' | b':'));
+            // No nft wildcards (`*`) or quoting: a name must match itself only.
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
     if ok {
         Ok(())
     } else {
@@ -789,7 +818,17 @@ mod tests {
             &script,
             "ip saddr 172.17.0.0/16 oifname != \"pier0\" masquerade"
         ));
-        assert!(!script.contains("ct status & dnat == 0 drop"));
+        // One network: no isolation rule, but only DNAT opens it to the outside, and
+        // loopback is not reachable through its bridge.
+        assert!(!script.contains("oifname { "));
+        assert!(has(
+            &script,
+            "oifname \"pier0\" iifname != \"pier0\" ct state new ct status & dnat == 0 drop"
+        ));
+        assert!(has(
+            &script,
+            "iifname \"pier0\" ip daddr 127.0.0.0/8 ct state != { established, related } drop"
+        ));
         let empty = Ruleset {
             table: "t".to_string(),
             ..Default::default()

@@ -430,6 +430,33 @@ fn network_modes_and_connect_disconnect_while_running() {
         "eth0",
     ]);
     assert!(out.contains(&ip_of(&pierd, "app", "front")), "{out}");
+    // … and its names: the embedded DNS of `app`'s network.
+    let out = pierd.docker_ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "container:app",
+        "busybox",
+        "sh",
+        "-c",
+        "cat /etc/resolv.conf; wget -qO- http://app/index.html",
+    ]);
+    assert!(out.contains("nameserver 127.0.0.11"), "{out}");
+    assert!(out.contains("hello-app"), "{out}");
+
+    // A default-bridge container connected to a user network gets its DNS at once.
+    pierd.docker_ok(&["run", "-d", "--name", "plain", "busybox", "sleep", "600"]);
+    pierd.docker_ok(&["network", "connect", "front", "plain"]);
+    let out = pierd.docker_ok(&[
+        "exec",
+        "plain",
+        "sh",
+        "-c",
+        "cat /etc/resolv.conf; wget -qO- http://app/index.html",
+    ]);
+    assert!(out.contains("nameserver 127.0.0.11"), "{out}");
+    assert!(out.contains("hello-app"), "{out}");
+    pierd.docker_ok(&["rm", "-f", "plain"]);
 
     // Connect to `back` while running: eth1 appears, `back` neighbours reach it.
     pierd.docker_ok(&["network", "connect", "--alias", "api", "back", "app"]);
@@ -614,6 +641,70 @@ fn static_addresses_ranges_internal_networks_and_ipv6() {
     assert!(out.stderr.contains("Address already in use"), "{out:?}");
     assert_eq!(ports_of(&bridge), 1);
 
+    // Two subnets of one family: addresses come from the first, then the second;
+    // a static address of the second is taken from the second.
+    pierd.docker_ok(&[
+        "network",
+        "create",
+        "--subnet",
+        "10.236.1.0/30",
+        "--subnet",
+        "10.236.2.0/24",
+        "two",
+    ]);
+    pierd.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "t1",
+        "--network",
+        "two",
+        "busybox",
+        "sleep",
+        "60",
+    ]);
+    pierd.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "t2",
+        "--network",
+        "two",
+        "busybox",
+        "sleep",
+        "60",
+    ]);
+    pierd.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "t3",
+        "--network",
+        "two",
+        "--ip",
+        "10.236.2.9",
+        "busybox",
+        "sleep",
+        "60",
+    ]);
+    assert_eq!(ip_of(&pierd, "t1", "two"), "10.236.1.2");
+    assert_eq!(ip_of(&pierd, "t2", "two"), "10.236.2.2");
+    assert_eq!(ip_of(&pierd, "t3", "two"), "10.236.2.9");
+    pierd.docker_ok(&["rm", "-f", "t1", "t2", "t3"]);
+    // Released at exit: the same first address again.
+    pierd.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "t4",
+        "--network",
+        "two",
+        "busybox",
+        "sleep",
+        "60",
+    ]);
+    assert_eq!(ip_of(&pierd, "t4", "two"), "10.236.1.2");
+
     // Internal: no default route.
     pierd.docker_ok(&[
         "network",
@@ -625,6 +716,23 @@ fn static_addresses_ranges_internal_networks_and_ipv6() {
     ]);
     let out = pierd.docker_ok(&["run", "--rm", "--network", "int", "busybox", "ip", "route"]);
     assert!(!out.contains("default"), "{out}");
+    // And no names from outside: refused at once, never relayed.
+    let refused = pierd.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "int",
+        "busybox",
+        "nslookup",
+        "example.test",
+    ]);
+    assert_ne!(refused.code, Some(0), "{refused:?}");
+    assert!(
+        refused.stdout.contains("REFUSED")
+            || refused.stderr.contains("REFUSED")
+            || refused.stdout.contains("can't resolve"),
+        "{refused:?}"
+    );
     assert!(out.contains("10.232.5.0/24"), "{out}");
 
     // Dual stack: an IPv6 address, and AAAA answers for names.
@@ -932,4 +1040,83 @@ fn teardown_leaves_links_and_firewall_as_before() {
     assert_eq!(host_links(), links_before);
     assert_eq!(sh("nft list ruleset"), rules_before);
     assert_eq!(sh("ls /run/netns 2>/dev/null"), netns_before);
+}
+
+/// A neighbour on a link of the host (a namespace and veth the test makes), routing
+/// the default bridge's subnet through the host: it reaches a published port, and
+/// nothing else of a container.
+#[test]
+fn only_published_ports_are_reachable_from_outside() {
+    let Some((pierd, _work)) = pierd_with_busybox() else {
+        return;
+    };
+    struct Outside {
+        ns: String,
+        veth: String,
+    }
+    impl Drop for Outside {
+        fn drop(&mut self) {
+            let _ = Command::new("ip")
+                .args(["link", "delete", &self.veth])
+                .status();
+            let _ = Command::new("ip")
+                .args(["netns", "delete", &self.ns])
+                .status();
+        }
+    }
+    let tag = pier_testsupport::unique_name("");
+    let out = Outside {
+        ns: format!("pierout{tag}"),
+        veth: format!("po{tag}"),
+    };
+    let run = |args: &str| {
+        let status = Command::new("sh").arg("-c").arg(args).status().unwrap();
+        assert!(status.success(), "{args}");
+    };
+    let (host_ip, outside_ip) = ("10.239.77.1", "10.239.77.2");
+    run(&format!("ip netns add {}", out.ns));
+    run(&format!(
+        "ip link add {} type veth peer name eth0 netns {}",
+        out.veth, out.ns
+    ));
+    run(&format!(
+        "ip addr add {host_ip}/30 dev {} && ip link set {} up",
+        out.veth, out.veth
+    ));
+    run(&format!(
+        "ip -n {ns} addr add {outside_ip}/30 dev eth0 && ip -n {ns} link set eth0 up && ip -n {ns} link set lo up",
+        ns = out.ns
+    ));
+    let subnet = network_format(&pierd, "bridge", "{{range .IPAM.Config}}{{.Subnet}}{{end}}");
+    run(&format!(
+        "ip -n {} route add {subnet} via {host_ip}",
+        out.ns
+    ));
+
+    let port = free_port();
+    web(
+        &pierd,
+        &["--name", "edge", "-p", &format!("{port}:80")],
+        "hello-edge",
+    );
+    let ip = ip_of(&pierd, "edge", "bridge");
+    let fetch = |url: &str| {
+        Command::new("ip")
+            .args(["netns", "exec", &out.ns, "python3", "-c"])
+            .arg(format!(
+                "import urllib.request; print(urllib.request.urlopen('{url}', timeout=3).read().decode())"
+            ))
+            .output()
+            .unwrap()
+    };
+    let published = fetch(&format!("http://{host_ip}:{port}/index.html"));
+    assert!(
+        String::from_utf8_lossy(&published.stdout).contains("hello-edge"),
+        "{published:?}"
+    );
+    let direct = fetch(&format!("http://{ip}/index.html"));
+    assert!(
+        !direct.status.success(),
+        "reached {ip}:80 directly: {direct:?}"
+    );
 }

@@ -99,7 +99,11 @@ fn no_content(result: Result<(), EngineError>) -> Result<StatusCode, ApiError> {
 }
 
 async fn start(State(d): State<AppState>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
-    no_content(d.engine.start(&id).await)
+    // In a task of its own: a client that goes away mid-start does not cut a start
+    // short between launching the container and recording it.
+    let engine = d.engine.clone();
+    let started = tokio::spawn(async move { engine.start(&id).await }).await?;
+    no_content(started)
 }
 
 async fn stop(

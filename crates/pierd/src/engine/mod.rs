@@ -287,6 +287,9 @@ impl Engine {
     /// Reconnects to the monitors of containers that were running (live restore), and
     /// records the exits that happened while pierd was down. Needs the tokio runtime.
     pub fn restore(self: &Arc<Self>) {
+        // Ports and DNS servers of the containers that ran come back first: an exit
+        // seen by the watchers below then undoes them, not the other way round.
+        self.net_restore();
         let running: Vec<String> = self
             .lock()
             .values()
@@ -299,7 +302,6 @@ impl Engine {
             let engine = self.clone();
             tokio::spawn(async move { engine.watch_exit(id, socket).await });
         }
-        self.net_restore();
         // Restart policies: what should run again is started (after the live ones).
         self.restart_on_boot();
     }
@@ -685,6 +687,10 @@ impl Engine {
                     let _ = self.remove(&id, true).await;
                 }
                 return Err(match e {
+                    // Networking's own failures keep dockerd's words and status (500).
+                    EngineError::Internal(m) if m.starts_with("driver failed programming") => {
+                        EngineError::Internal(m)
+                    }
                     EngineError::Internal(m) => EngineError::InvalidParameter(format!(
                         "failed to create task for container: {m}"
                     )),
@@ -718,9 +724,13 @@ impl Engine {
                     Ok(line) => line.trim().trim_start_matches("error: ").to_string(),
                     Err(e) => e,
                 };
-                // The monitor reaps the half-made container and cleans up.
+                // The monitor reaps the half-made container and cleans up; pierd
+                // undoes its network.
                 let c = self.get(&id)?;
                 let _ = self.runtime_command(&c, &["delete", "--force", &id]).await;
+                let engine = self.clone();
+                let owned = id.clone();
+                let _ = tokio::task::spawn_blocking(move || engine.net_teardown(&owned)).await;
                 let _ = self.update(&id, |c| {
                     c.state.error = message.clone();
                     c.state.exit_code = 128;
@@ -772,11 +782,15 @@ impl Engine {
                 Err(e) => return Err(e.into()),
             }
         }
-        let result = self
-            .net_setup(c)
-            .and_then(|netns| self.launch_mounted(c, netns, &exec_dir, &data_dir, &rootfs));
+        // net_setup cleans up after itself; after it succeeded, a failure undoes it.
+        let result = self.net_setup(c).and_then(|netns| {
+            let launched = self.launch_mounted(c, netns, &exec_dir, &data_dir, &rootfs);
+            if launched.is_err() {
+                self.net_teardown(&c.id);
+            }
+            launched
+        });
         if result.is_err() {
-            self.net_teardown(&c.id);
             let _ = rustix::mount::unmount(&rootfs, rustix::mount::UnmountFlags::DETACH);
         }
         result
@@ -960,17 +974,32 @@ impl Engine {
                 hosts_text.push_str(&format!("{ip}\t{name}\n"));
             }
         }
-        hosts_text.push_str(&self.hosts_entries(c));
+        // A container in another's namespace names what that one names.
+        let shared = mode
+            .strip_prefix("container:")
+            .and_then(|target| self.get(target).ok());
+        let names_of = shared.as_ref().unwrap_or(c);
+        hosts_text.push_str(&self.hosts_entries(names_of));
         let hosts = dir.join("hosts");
         fs::write(&hosts, hosts_text).map_err(|e| internal("write hosts", e))?;
         let resolv_path = dir.join("resolv.conf");
-        fs::write(&resolv_path, self.resolv_conf(c))
+        fs::write(&resolv_path, self.resolv_conf(names_of))
             .map_err(|e| internal("write resolv.conf", e))?;
         Ok(vec![
             ("hostname".into(), hostname),
             ("hosts".into(), hosts),
             ("resolv.conf".into(), resolv_path),
         ])
+    }
+
+    /// Rewrites a running container's `/etc/hosts` and `/etc/resolv.conf` in place (the
+    /// bind mounts keep the inodes) after its networks changed.
+    pub(crate) fn refresh_etc_files(&self, id: &str) {
+        if let Ok(c) = self.get(id) {
+            if c.state.running {
+                let _ = self.write_etc_files(&c, &self.data_dir(id));
+            }
+        }
     }
 
     /// Waits for the container's exit through its monitor (or its exit file).
@@ -1240,6 +1269,14 @@ impl Engine {
             self.thaw_after_signal(&c).await;
             let _ = tokio::time::timeout(Duration::from_secs(10), events.wait_for(|e| !e.running))
                 .await;
+        }
+        // Whatever network a stopped container still holds (an interrupted start)
+        // goes with it.
+        if self
+            .get(&c.id)
+            .is_ok_and(|c| !c.state.running && !c.sandbox_key.is_empty())
+        {
+            tokio::task::block_in_place(|| self.net_teardown(&c.id));
         }
         {
             let mut inner = self.lock();

@@ -92,7 +92,7 @@ impl Engine {
         let internal_net = body["Internal"].as_bool() == Some(true);
         let id = random_id();
         let device = match options.get("com.docker.network.bridge.name") {
-            Some(d) if d.is_empty() || d.len() > 15 || d.contains(['/', ' ']) => {
+            Some(d) if !valid_device_name(d) => {
                 return Err(EngineError::InvalidParameter(format!(
                     "invalid bridge name {d:?}"
                 )))
@@ -196,6 +196,7 @@ impl Engine {
                 device,
                 mtu,
                 masquerade,
+                owned_device: true,
             };
             nets.insert(id.clone(), n.clone());
             n
@@ -361,6 +362,7 @@ impl Engine {
             self.undo_endpoints(&c.id, &BTreeMap::from([(n.name.clone(), ep)]));
             return Err(e);
         }
+        self.refresh_etc_files(&c.id);
         self.network_event(&n, "connect", &[("container", c.id.clone())]);
         Ok(())
     }
@@ -418,6 +420,7 @@ impl Engine {
                 .await
                 .map_err(|e| internal("network disconnect", e))??;
         }
+        self.refresh_etc_files(&c.id);
         self.network_event(&n, "disconnect", &[("container", c.id.clone())]);
         Ok(())
     }

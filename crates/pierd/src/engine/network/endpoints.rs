@@ -18,6 +18,8 @@ pub(super) fn loopback6_proxy(
     let task = handle.spawn(async move {
         loop {
             let Ok((mut inbound, _)) = listener.accept().await else {
+                // Out of descriptors or the like: not a busy loop.
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                 continue;
             };
             tokio::spawn(async move {
@@ -330,33 +332,57 @@ impl Engine {
         {
             let mut in_use = self.net.in_use();
             let used = in_use.entry(n.id.clone()).or_default();
-            for s in &n.subnets {
-                let v6 = s.subnet.addr().is_ipv6();
+            // One address per family: the requested one from the subnet that holds
+            // it, else the first free one of the family's subnets in order.
+            for v6 in [false, true] {
+                let family: Vec<&SubnetConfig> = n
+                    .subnets
+                    .iter()
+                    .filter(|s| s.subnet.addr().is_ipv6() == v6)
+                    .collect();
+                if family.is_empty() {
+                    continue;
+                }
                 let requested = if v6 {
                     ep.ipv6_requested
                 } else {
                     ep.ipv4_requested
                 };
-                let mut taken: HashSet<IpAddr> = used.clone();
-                taken.insert(s.gateway);
-                taken.extend(s.aux.values().copied());
-                let address = match requested {
+                let taken_in = |s: &SubnetConfig| -> HashSet<IpAddr> {
+                    let mut taken: HashSet<IpAddr> = used.clone();
+                    taken.insert(s.gateway);
+                    taken.extend(s.aux.values().copied());
+                    taken
+                };
+                let (subnet, address) = match requested {
                     Some(ip) => {
-                        ipam::check_static(&s.subnet, ip, &taken).map_err(ipam_err)?;
-                        ip
+                        let s = family
+                            .iter()
+                            .find(|s| s.subnet.contains(&ip))
+                            .ok_or_else(|| ipam_err(ipam::IpamError::OutOfRange(ip)))?;
+                        ipam::check_static(&s.subnet, ip, &taken_in(s)).map_err(ipam_err)?;
+                        (*s, ip)
                     }
                     None => {
-                        ipam::allocate(&s.subnet, s.ip_range.as_ref(), &taken).map_err(ipam_err)?
+                        let mut found = Err(ipam::IpamError::NoAddress);
+                        for s in &family {
+                            found = ipam::allocate(&s.subnet, s.ip_range.as_ref(), &taken_in(s))
+                                .map(|a| (*s, a));
+                            if found.is_ok() {
+                                break;
+                            }
+                        }
+                        found.map_err(ipam_err)?
                     }
                 };
                 used.insert(address);
-                let net = IpNet::new(address, s.subnet.prefix_len()).map_err(net_err)?;
+                let net = IpNet::new(address, subnet.subnet.prefix_len()).map_err(net_err)?;
                 if v6 {
                     ep.ipv6 = Some(net);
-                    ep.gateway6 = Some(s.gateway);
+                    ep.gateway6 = Some(subnet.gateway);
                 } else {
                     ep.ipv4 = Some(net);
-                    ep.gateway4 = Some(s.gateway);
+                    ep.gateway4 = Some(subnet.gateway);
                 }
             }
         }
@@ -367,7 +393,7 @@ impl Engine {
             ep.mac_requested.clone()
         };
         ep.ifname = format!("eth{index}");
-        ep.host_ifname = format!("pv{}", &ep.endpoint_id[..12]);
+        ep.host_ifname = format!("{VETH_PREFIX}{}", &ep.endpoint_id[..12]);
         let _ = c;
         let spec = link::EndpointSpec {
             bridge: n.device.clone(),

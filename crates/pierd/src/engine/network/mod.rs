@@ -27,6 +27,9 @@ pub const BRIDGE: &str = "bridge";
 pub const HOST: &str = "host";
 pub const NONE: &str = "none";
 
+/// The prefix of the host ends of Pier's veths.
+const VETH_PREFIX: &str = "pv";
+
 /// Where the embedded DNS server answers inside a container.
 const DNS_ADDRESS: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 11);
 
@@ -54,8 +57,12 @@ impl NetSettings {
         };
         let bridge = match config.bridge.as_str() {
             "none" | "" => None,
-            name if name.len() > 15 => {
-                return Err(bad("--bridge", name, &"longer than 15 bytes"));
+            name if !valid_device_name(name) => {
+                return Err(bad(
+                    "--bridge",
+                    name,
+                    &"an interface name is 1 to 15 of [A-Za-z0-9_.-]",
+                ));
             }
             name => Some(name.to_string()),
         };
@@ -130,6 +137,10 @@ pub struct Network {
     pub mtu: Option<u32>,
     #[serde(default = "yes")]
     pub masquerade: bool,
+    /// Pier made the bridge device (and so may delete it); false for a bridge of the
+    /// host that `--bridge` named.
+    #[serde(default)]
+    pub owned_device: bool,
 }
 
 fn yes() -> bool {
@@ -342,6 +353,17 @@ fn find_in<'a>(
     }
 }
 
+/// A bridge name Pier accepts: 1 to 15 of `[A-Za-z0-9_.-]` (nothing nft or the
+/// kernel would read as a pattern or a path).
+fn valid_device_name(name: &str) -> bool {
+    (1..=15).contains(&name.len())
+        && name != "."
+        && name != ".."
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+}
+
 fn net_err(e: impl std::fmt::Display) -> EngineError {
     EngineError::Internal(e.to_string())
 }
@@ -499,6 +521,7 @@ impl Engine {
                     device: String::new(),
                     mtu: None,
                     masquerade: false,
+                    owned_device: false,
                 };
                 self.store.put_network(&n)?;
                 self.net.networks().insert(n.id.clone(), n);
@@ -506,19 +529,33 @@ impl Engine {
         }
         self.init_default_bridge()?;
         let nl = link::Netlink::open().map_err(net_err)?;
-        for n in self.net.list() {
-            if n.is_bridge() {
-                self.ensure_device(&nl, &n)?;
+        for mut n in self.net.list() {
+            if n.is_bridge() && self.ensure_device(&nl, &n)? && !n.owned_device {
+                n.owned_device = true;
+                self.store.put_network(&n)?;
+                self.net.networks().insert(n.id.clone(), n);
             }
         }
         // Addresses in use, and what running containers expect to exist.
         let mut expected_links = HashSet::new();
         let mut expected_netns = HashSet::new();
         {
-            let inner = self.lock();
+            let mut inner = self.lock();
             let mut in_use = self.net.in_use();
-            for e in inner.values() {
+            for e in inner.values_mut() {
                 if !e.c.state.running {
+                    // What a crash left in the record of a stopped container (its
+                    // devices are collected below) must not free addresses later.
+                    let stale = !e.c.sandbox_key.is_empty()
+                        || e.c.networks.values().any(|ep| !ep.endpoint_id.is_empty());
+                    if stale {
+                        for ep in e.c.networks.values_mut() {
+                            ep.clear_runtime();
+                        }
+                        e.c.published.clear();
+                        e.c.sandbox_key.clear();
+                        let _ = self.store.put(&e.c);
+                    }
                     continue;
                 }
                 if !e.c.sandbox_key.is_empty() {
@@ -535,7 +572,8 @@ impl Engine {
                 }
             }
         }
-        // Veths on Pier's bridges that no running container owns are a crash's leftovers.
+        // Pier's veths on its bridges that no running container owns are a crash's
+        // leftovers (others' veths on a bridge of the host stay).
         let bridges: HashSet<u32> = {
             let names: HashSet<String> = self.net.list().into_iter().map(|n| n.device).collect();
             nl.links()
@@ -547,7 +585,8 @@ impl Engine {
         };
         for l in nl.links().map_err(net_err)? {
             let ours = l.master.is_some_and(|m| bridges.contains(&m));
-            if ours && l.kind.as_deref() == Some("veth") && !expected_links.contains(&l.name) {
+            let pier_veth = l.kind.as_deref() == Some("veth") && l.name.starts_with(VETH_PREFIX);
+            if ours && pier_veth && !expected_links.contains(&l.name) {
                 let _ = nl.delete_link(&l.name);
             }
         }
@@ -604,13 +643,17 @@ impl Engine {
             device: device.clone(),
             mtu: self.net.settings.mtu,
             masquerade: true,
+            owned_device: false,
         });
         if n.device != device || n.subnets != subnets {
             // A different bridge or subnet than last time: the old device goes.
-            if n.device != device && !n.device.is_empty() {
+            if n.device != device && !n.device.is_empty() && n.owned_device {
                 if let Ok(nl) = link::Netlink::open() {
                     let _ = nl.delete_link(&n.device);
                 }
+            }
+            if n.device != device {
+                n.owned_device = false;
             }
             n.device = device;
             n.subnets = subnets;
@@ -685,7 +728,7 @@ impl Engine {
         }
         if let Ok(nl) = link::Netlink::open() {
             for n in self.net.list() {
-                if n.is_bridge() {
+                if n.is_bridge() && n.owned_device {
                     let _ = nl.delete_link(&n.device);
                 }
             }

@@ -145,9 +145,21 @@ impl Engine {
             .filter_map(|ep| by_id.get(ep.network_id.as_str()).copied())
             .filter(|n| n.user_defined())
             .collect();
+        // A container on internal networks only gets no names from outside (as
+        // Docker): nothing is relayed for it.
+        let not_ours = if !me.networks.is_empty()
+            && me.networks.values().all(|ep| {
+                by_id
+                    .get(ep.network_id.as_str())
+                    .is_some_and(|n| n.internal)
+            }) {
+            Resolution::Refuse
+        } else {
+            Resolution::Forward
+        };
         if qtype == pier_dns::message::TYPE_PTR {
             let Some(ip) = ptr_address(name) else {
-                return Resolution::Forward;
+                return not_ours;
             };
             for e in inner.values().filter(|e| e.c.state.running) {
                 for ep in e.c.networks.values() {
@@ -158,7 +170,7 @@ impl Engine {
                     }
                 }
             }
-            return Resolution::Forward;
+            return not_ours;
         }
         // Links of the requester are names only it resolves.
         let mut lookup = name.to_string();
@@ -194,7 +206,7 @@ impl Engine {
             found.dedup();
             Resolution::Addresses(found)
         } else {
-            Resolution::Forward
+            not_ours
         }
     }
 }
