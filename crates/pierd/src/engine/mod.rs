@@ -1031,13 +1031,18 @@ impl Engine {
     }
 
     async fn on_exit(self: &Arc<Self>, id: &str, status: ExitStatus) {
+        // The network goes before the exit is reported (a restart may follow at once);
+        // the record is cleared in the update below, one write for both.
         let engine = self.clone();
         let owned = id.to_string();
-        let _ = tokio::task::spawn_blocking(move || engine.net_teardown(&owned)).await;
+        let had_ports = tokio::task::spawn_blocking(move || engine.net_release(&owned))
+            .await
+            .unwrap_or(false);
         let rootfs = self.data_dir(id).join("rootfs");
         let _ = rustix::mount::unmount(&rootfs, rustix::mount::UnmountFlags::DETACH);
         let mut restart = None;
         let updated = self.update(id, |c| {
+            network::clear_net_runtime(c);
             c.state.status = "exited".into();
             c.state.running = false;
             c.state.paused = false;
@@ -1052,6 +1057,11 @@ impl Engine {
             // back-off has passed.
             restart = ops::plan_restart(c, status.exit_code);
         });
+        if had_ports {
+            // The ruleset is computed from the records: after the update above.
+            let engine = self.clone();
+            let _ = tokio::task::spawn_blocking(move || engine.net_firewall_after_release()).await;
+        }
         self.health_stop(id);
         if let Ok(c) = &updated {
             if status.oom_killed {

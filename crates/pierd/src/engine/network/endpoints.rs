@@ -431,12 +431,15 @@ impl Engine {
 
     /// Releases the addresses and deletes the host ends of `endpoints`.
     pub(super) fn undo_endpoints(&self, _id: &str, endpoints: &BTreeMap<String, Endpoint>) {
-        let nl = link::Netlink::open().ok();
-        let mut in_use = self.net.in_use();
-        for ep in endpoints.values() {
-            if let (Some(nl), false) = (&nl, ep.host_ifname.is_empty()) {
+        // Deleting a veth waits for the kernel (an RCU grace period): not under the
+        // lock other starts allocate under. The addresses go after their device.
+        if let Ok(nl) = link::Netlink::open() {
+            for ep in endpoints.values().filter(|ep| !ep.host_ifname.is_empty()) {
                 let _ = nl.delete_link(&ep.host_ifname);
             }
+        }
+        let mut in_use = self.net.in_use();
+        for ep in endpoints.values() {
             if let Some(used) = in_use.get_mut(&ep.network_id) {
                 for a in ep.addresses() {
                     used.remove(&a);
@@ -595,8 +598,27 @@ impl Engine {
     /// Disconnects an exited container: deletes its interfaces and namespace, releases
     /// its addresses and ports, stops its DNS server, rewrites the firewall. Blocking.
     pub(crate) fn net_teardown(&self, id: &str) {
+        let had_ports = self.net_release(id);
+        let _ = self.update(id, clear_net_runtime);
+        if had_ports {
+            self.net_firewall_after_release();
+        }
+    }
+
+    /// The firewall after a release that freed published ports.
+    pub(crate) fn net_firewall_after_release(&self) {
+        if let Err(e) = self.firewall_sync(false) {
+            eprintln!("pierd: firewall: {e}");
+        }
+    }
+
+    /// [`net_teardown`](Self::net_teardown) without the record: the devices,
+    /// namespace, addresses, ports and tasks go; the caller clears the record with
+    /// [`clear_net_runtime`] (in the update it makes anyway) and then, if this
+    /// returns true (ports were published), calls `net_firewall_after_release`.
+    pub(crate) fn net_release(&self, id: &str) -> bool {
         let Ok(c) = self.get(id) else {
-            return;
+            return false;
         };
         self.net.live().remove(id);
         self.undo_endpoints(id, &c.networks);
@@ -611,18 +633,7 @@ impl Engine {
                 }
             }
         }
-        let _ = self.update(id, |c| {
-            for ep in c.networks.values_mut() {
-                ep.clear_runtime();
-            }
-            c.published.clear();
-            c.sandbox_key.clear();
-        });
-        if had_ports {
-            if let Err(e) = self.firewall_sync(false) {
-                eprintln!("pierd: firewall: {e}");
-            }
-        }
+        had_ports
     }
 
     /// After a restart of pierd: the running containers' DNS servers and port
@@ -660,4 +671,13 @@ impl Engine {
             self.net.live().insert(c.id.clone(), live);
         }
     }
+}
+
+/// Clears what a run's network left in a container's record.
+pub(crate) fn clear_net_runtime(c: &mut Container) {
+    for ep in c.networks.values_mut() {
+        ep.clear_runtime();
+    }
+    c.published.clear();
+    c.sandbox_key.clear();
 }

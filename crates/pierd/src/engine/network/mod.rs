@@ -21,6 +21,7 @@ use super::{events, internal, random_id, Container, Engine, EngineError};
 
 mod api;
 mod endpoints;
+pub(crate) use endpoints::clear_net_runtime;
 mod resolve;
 
 pub const BRIDGE: &str = "bridge";
