@@ -290,6 +290,9 @@ impl Engine {
         // Ports and DNS servers of the containers that ran come back first: an exit
         // seen by the watchers below then undoes them, not the other way round.
         self.net_restore();
+        // Decided first: the watchers below may record exits (and plan policy
+        // restarts) at once, on other threads; those containers are theirs.
+        let boot = self.restarts_on_boot();
         let running: Vec<String> = self
             .lock()
             .values()
@@ -303,7 +306,7 @@ impl Engine {
             tokio::spawn(async move { engine.watch_exit(id, socket).await });
         }
         // Restart policies: what should run again is started (after the live ones).
-        self.restart_on_boot();
+        self.start_on_boot(boot);
     }
 
     /// The event log.
@@ -651,6 +654,8 @@ impl Engine {
             )));
         }
         let id = c.id.clone();
+        // Started by the restart policy (see the cancellation below).
+        let policy_run = c.policy_start && c.state.restarting;
         let engine = self.clone();
         let launched = tokio::task::spawn_blocking(move || engine.launch(&c))
             .await
@@ -740,7 +745,15 @@ impl Engine {
                 )));
             }
         }
+        // A stop between two policy runs cancels the restart (it clears
+        // `restarting`): a run that was being launched meanwhile is not recorded as
+        // running; it is killed, and its exit (a stopped run: no policy) recorded.
+        let mut cancelled = false;
         self.update(&id, |c| {
+            if policy_run && !c.state.restarting {
+                cancelled = true;
+                return;
+            }
             c.state.status = "running".into();
             c.state.running = true;
             c.state.pid = pid;
@@ -749,6 +762,15 @@ impl Engine {
             c.state.started_at = pier_image::time::now_rfc3339();
             c.state.finished_at = "0001-01-01T00:00:00Z".into();
         })?;
+        if cancelled {
+            let c = self.get(&id)?;
+            let _ = self.runtime_command(&c, &["kill", &id, "9"]).await;
+            let engine = self.clone();
+            tokio::spawn(async move { engine.watch_exit(id, socket).await });
+            return Err(EngineError::Conflict(
+                "the restart was cancelled by a stop".into(),
+            ));
+        }
         self.health_start(&id, false);
         self.container_event(&id, "start", &[]);
         let engine = self.clone();
@@ -1164,7 +1186,8 @@ impl Engine {
         if let Some(s) = signal.filter(|s| !s.is_empty()) {
             parse_signal(s)?;
         }
-        if !c.state.running {
+        // A container between policy runs (its restart under way) is stopped too.
+        if !c.state.running && !c.state.restarting {
             return Err(EngineError::NotModified);
         }
         let mut events = self

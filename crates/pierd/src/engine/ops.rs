@@ -190,10 +190,10 @@ impl Engine {
         });
     }
 
-    /// At daemon start: starts what the restart policies say should run.
-    pub(super) fn restart_on_boot(self: &Arc<Self>) {
-        let ids: Vec<String> = self
-            .lock()
+    /// At daemon start: what the restart policies say should run, decided on the
+    /// state as pierd found it (before any exit watcher changes it).
+    pub(super) fn restarts_on_boot(&self) -> Vec<String> {
+        self.lock()
             .values_mut()
             .filter(|e| restart_at_boot(&e.c))
             .map(|e| {
@@ -205,7 +205,11 @@ impl Engine {
                 }
                 e.c.id.clone()
             })
-            .collect();
+            .collect()
+    }
+
+    /// Starts the containers [`restarts_on_boot`](Self::restarts_on_boot) chose.
+    pub(super) fn start_on_boot(self: &Arc<Self>, ids: Vec<String>) {
         for id in ids {
             let engine = self.clone();
             tokio::spawn(async move {
@@ -235,7 +239,9 @@ impl Engine {
         if exit_on_next {
             entry.c.exit_on_next_run = run;
         }
-        let restarting = entry.c.state.restarting;
+        // Between two runs of its restart policy (the back-off, or the next run being
+        // launched), not once the next run is up.
+        let restarting = entry.c.state.restarting && entry.c.state.status == "restarting";
         if restarting && exit_on_next {
             entry.c.restart_gen += 1;
             entry.c.state.restarting = false;
