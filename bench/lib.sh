@@ -42,6 +42,21 @@ bench_require() {
 
 BENCH__CLEANUPS=()
 
+# bench_stop_pid NAME PID : SIGTERM, up to 30 s, then SIGKILL (a process this run started).
+bench_stop_pid() {
+    local i
+    kill -TERM "$2" 2>/dev/null || return 0
+    for ((i = 0; i < 300; i++)); do
+        kill -0 "$2" 2>/dev/null || break
+        sleep 0.1
+    done
+    if kill -0 "$2" 2>/dev/null; then
+        bench_log "$1 (pid $2) ignored SIGTERM for 30s: killing it"
+        kill -KILL "$2" 2>/dev/null
+    fi
+    wait "$2" 2>/dev/null || true
+}
+
 # bench_on_exit 'shell code' : run at exit, last registered first.
 bench_on_exit() { BENCH__CLEANUPS+=("$1"); }
 
@@ -315,16 +330,7 @@ bench__dockerd_stop() {
     fi
     # dockerd's managed containerd, to stop should it outlive dockerd
     pid=$(cat "$d/exec/containerd/containerd.pid" 2>/dev/null || true)
-    kill -TERM "$BENCH__DOCKERD_PID" 2>/dev/null
-    for ((i = 0; i < 300; i++)); do
-        kill -0 "$BENCH__DOCKERD_PID" 2>/dev/null || break
-        sleep 0.1
-    done
-    if kill -0 "$BENCH__DOCKERD_PID" 2>/dev/null; then
-        bench_log "dockerd (pid $BENCH__DOCKERD_PID) ignored SIGTERM for 30s: killing it"
-        kill -KILL "$BENCH__DOCKERD_PID" 2>/dev/null
-    fi
-    wait "$BENCH__DOCKERD_PID" 2>/dev/null
+    bench_stop_pid dockerd "$BENCH__DOCKERD_PID"
     if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null &&
         [ "$(readlink "/proc/$pid/exe" 2>/dev/null)" = "$(command -v containerd)" ]; then
         bench_log "dockerd's containerd (pid $pid) outlived it: killing it"

@@ -139,19 +139,6 @@ net_rm_all() { # net_rm_all TOOL : remove the tool's containers and user network
     ${CLI[$1]} network rm pierbench-net >/dev/null 2>&1 || true
 }
 
-net_stop_pid() { # net_stop_pid NAME PID : SIGTERM, 30 s, SIGKILL
-    local i
-    kill -TERM "$2" 2>/dev/null || return 0
-    for ((i = 0; i < 300; i++)); do
-        kill -0 "$2" 2>/dev/null || break
-        sleep 0.1
-    done
-    if kill -0 "$2" 2>/dev/null; then
-        bench_log "$1 (pid $2) ignored SIGTERM for 30s: killing it"
-        kill -KILL "$2" 2>/dev/null
-    fi
-    wait "$2" 2>/dev/null || true
-}
 
 net_pierd_start() {
     local p=$BENCH_TMP/pier
@@ -193,7 +180,7 @@ net_daemon_stop() { # net_daemon_stop TOOL : containers, networks, then the daem
     DPID[$t]=""
     kill -0 "$pid" 2>/dev/null && net_rm_all "$t"
     cpid=$(cat "$BENCH_TMP/$t/exec/containerd/containerd.pid" 2>/dev/null || true)
-    net_stop_pid "$t" "$pid"
+    bench_stop_pid "$t" "$pid"
     if [ -n "$cpid" ] && kill -0 "$cpid" 2>/dev/null &&
         [ "$(readlink "/proc/$cpid/exe" 2>/dev/null)" = "$(command -v containerd)" ]; then
         bench_log "$t: dockerd's containerd (pid $cpid) outlived it: killing it"

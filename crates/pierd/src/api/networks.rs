@@ -155,18 +155,24 @@ async fn prune(
     })))
 }
 
+/// The body of a connect or disconnect, and the container it names.
+fn container_body(body: &Bytes) -> Result<(Value, String), ApiError> {
+    let body = body_json(body)?;
+    let container = body["Container"].as_str().unwrap_or_default().to_string();
+    if container.is_empty() {
+        return Err(ApiError::bad_request("no container given"));
+    }
+    Ok((body, container))
+}
+
 async fn connect(
     State(d): State<AppState>,
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<StatusCode, ApiError> {
-    let body = body_json(&body)?;
-    let container = body["Container"].as_str().unwrap_or_default();
-    if container.is_empty() {
-        return Err(ApiError::bad_request("no container given"));
-    }
+    let (body, container) = container_body(&body)?;
     d.engine
-        .network_connect(&id, container, &body["EndpointConfig"])
+        .network_connect(&id, &container, &body["EndpointConfig"])
         .await?;
     Ok(StatusCode::OK)
 }
@@ -176,12 +182,8 @@ async fn disconnect(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<StatusCode, ApiError> {
-    let body = body_json(&body)?;
-    let container = body["Container"].as_str().unwrap_or_default();
-    if container.is_empty() {
-        return Err(ApiError::bad_request("no container given"));
-    }
+    let (body, container) = container_body(&body)?;
     let force = body["Force"].as_bool() == Some(true);
-    d.engine.network_disconnect(&id, container, force).await?;
+    d.engine.network_disconnect(&id, &container, force).await?;
     Ok(StatusCode::OK)
 }

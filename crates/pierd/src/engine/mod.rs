@@ -386,6 +386,17 @@ impl Engine {
             .collect()
     }
 
+    /// [`update`](Self::update) in memory only: for what the next update writes anyway
+    /// (a start's network, written with its `running` state).
+    fn update_unsaved(&self, id: &str, f: impl FnOnce(&mut Container)) -> Result<(), EngineError> {
+        let mut inner = self.lock();
+        let entry = inner
+            .get_mut(id)
+            .ok_or_else(|| EngineError::NotFound(format!("No such container: {id}")))?;
+        f(&mut entry.c);
+        Ok(())
+    }
+
     fn update(&self, id: &str, f: impl FnOnce(&mut Container)) -> Result<Container, EngineError> {
         let mut inner = self.lock();
         let entry = inner

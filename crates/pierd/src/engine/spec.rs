@@ -70,7 +70,8 @@ pub struct SpecInput<'a> {
     pub cgroups_path: String,
 }
 
-fn str_list(v: &Value) -> Vec<String> {
+/// The strings of a JSON array (others and non-arrays: none).
+pub(crate) fn str_list(v: &Value) -> Vec<String> {
     v.as_array()
         .map(|a| {
             a.iter()

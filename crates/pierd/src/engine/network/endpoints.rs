@@ -255,7 +255,9 @@ impl Engine {
         match result {
             Ok(published) => {
                 let key = path.to_string_lossy().into_owned();
-                self.update(&c.id, |c| {
+                // Written with the start's `running` state (a crash before that leaves a
+                // stopped record, whose devices pierd's next start collects).
+                self.update_unsaved(&c.id, |c| {
                     c.networks = endpoints;
                     c.published = published;
                     c.sandbox_key = key;

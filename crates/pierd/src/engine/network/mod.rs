@@ -17,6 +17,7 @@ use pier_net::{firewall, ipam, link, netns};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use super::spec::str_list;
 use super::{events, internal, random_id, Container, Engine, EngineError};
 
 mod api;
@@ -432,16 +433,6 @@ fn host_resolv() -> (Vec<IpAddr>, Vec<String>, Vec<String>) {
         }
     }
     (servers, search, options)
-}
-
-fn str_list(v: &Value) -> Vec<String> {
-    v.as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|s| s.as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 /// Parses Docker's `"80/tcp"` port keys.
