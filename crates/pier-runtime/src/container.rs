@@ -1,7 +1,7 @@
 //! Container lifecycle, runc's commands: create, start, run, exec, kill, delete, pause,
 //! resume, ps, update, events. Every function here runs in the single-threaded runtime.
 
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -706,6 +706,10 @@ impl Runtime {
         // A helper process joins the namespaces (joining user/mount ones needs a
         // single-threaded process, and pid namespaces only apply to children) and forks
         // the real process; we stay outside to wait and to keep our own namespaces.
+        // Nobody in the container may ptrace the setup or read its /proc/N/fd
+        // (CVE-2016-9962); the process's final execve makes it dumpable again.
+        rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
+            .ctx(|| "prctl PR_SET_DUMPABLE 0".into())?;
         crate::log::debug("nsexec container setup: joining the container's namespaces");
         let helper = clone_fork(0)?;
         if helper == 0 {
@@ -922,6 +926,17 @@ fn join_sub_cgroups(cg: &dyn cgroups::Cgroup, pid: i32, specs: &[String]) -> Res
 /// The exec helper: joins the container's namespaces, forks the process (so that it is
 /// inside the pid namespace), reports its pid and exits.
 fn exec_helper(joins: Vec<(NamespaceKind, OwnedFd)>, cfg: ChildConfig) -> i32 {
+    let mut keep = cfg.own_fds();
+    keep.extend(joins.iter().map(|(_, fd)| fd.as_raw_fd()));
+    crate::process::close_fds_except(3 + cfg.preserve_fds, &keep);
+    // Inherited by the process forked below; written here, before the user
+    // namespace is joined, where this non-dumpable process may still write it.
+    if let Some(adj) = cfg.process.oom_score_adj {
+        if let Err(e) = crate::process::set_oom_score_adj(std::process::id() as i32, adj) {
+            let _ = cfg.channel.send(&Message::Failed(e.to_string()));
+            return 1;
+        }
+    }
     for (kind, fd) in &joins {
         if let Err(e) = crate::init::setns(fd, *kind) {
             let _ = cfg.channel.send(&Message::Failed(e.to_string()));

@@ -31,11 +31,28 @@ pub struct ChildConfig<'a> {
     pub bind_fds: Vec<Option<OwnedFd>>,
 }
 
+impl ChildConfig<'_> {
+    /// The descriptors the setup still needs; every other one above the preserved
+    /// ones is closed before the child enters the container.
+    pub fn own_fds(&self) -> Vec<i32> {
+        let mut fds = vec![self.channel.as_fd().as_raw_fd()];
+        fds.extend(self.exec_fifo.iter().map(|f| f.as_raw_fd()));
+        fds.extend(self.console_socket.iter().map(|f| f.as_raw_fd()));
+        fds.extend(self.bind_fds.iter().flatten().map(|f| f.as_raw_fd()));
+        fds.extend(self.join.iter().map(|(_, f)| f.as_raw_fd()));
+        fds.extend(crate::log::file_fd());
+        fds
+    }
+}
+
 /// Set once the parent stopped listening (after Ready): errors then go to the log.
 static PARENT_GONE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// Runs the child to its end: exec on success, exit(1) after reporting on failure.
 pub fn run_child(mut cfg: ChildConfig) -> ! {
+    // Before any chdir, setns or pivot_root: an inherited descriptor of a host
+    // directory must not be reachable as /proc/self/fd/N from inside.
+    crate::process::close_fds_except(3 + cfg.preserve_fds, &cfg.own_fds());
     let result = if cfg.is_exec {
         exec_child(&mut cfg)
     } else {
@@ -129,6 +146,8 @@ fn init_child(cfg: &mut ChildConfig) -> Result<Never> {
         std::fs::write(&path, value)
             .map_err(|e| Error::io(format!("write sysctl {key}={value}"), e))?;
     }
+    // Before the root may turn read-only below.
+    create_cwd(cfg.process)?;
     // After the sysctls, as runc does: readonlyPaths usually covers /proc/sys.
     if has_mountns {
         crate::mounts::finalize_rootfs(spec, &readonly_later)?;
@@ -153,7 +172,9 @@ fn exec_child(cfg: &mut ChildConfig) -> Result<Never> {
 fn apply_process(cfg: &mut ChildConfig, is_init: bool) -> Result<Never> {
     let process = cfg.process;
     let spec = cfg.spec;
-    if let Some(adj) = process.oom_score_adj {
+    // exec's was set by its helper before it joined the container (see exec_helper):
+    // a non-dumpable process in a user namespace may not write its /proc files.
+    if let (true, Some(adj)) = (is_init, process.oom_score_adj) {
         crate::process::set_oom_score_adj(rustix::process::getpid().as_raw_nonzero().get(), adj)?;
     }
     crate::process::set_rlimits(&process.rlimits)?;
@@ -164,13 +185,12 @@ fn apply_process(cfg: &mut ChildConfig, is_init: bool) -> Result<Never> {
         crate::process::set_scheduler(s)?;
     }
     apply_lsm(process)?;
-    let cwd = if process.cwd.is_empty() {
-        "/"
-    } else {
-        &process.cwd
-    };
+    let cwd = cwd_of(process);
+    // Resolved inside the root (no magic link, no loop), and held: the chdir below
+    // goes exactly there.
+    let cwd_dir = crate::rootpath::Root::open(Path::new("/"))?.resolve(Path::new(cwd))?;
     // chdir as root first; again after the user switch below in case permissions differ.
-    let cwd_ok = rustix::process::chdir(cwd).is_ok();
+    let cwd_ok = rustix::process::fchdir(&cwd_dir).is_ok();
     let env = env_with_defaults(&process.env);
     let executable = crate::process::lookup_executable(&process.args[0], &env)?;
     if process.no_new_privileges {
@@ -201,9 +221,11 @@ fn apply_process(cfg: &mut ChildConfig, is_init: bool) -> Result<Never> {
         None => crate::caps::apply(&crate::spec::Capabilities::default())?,
     }
     if !cwd_ok {
-        rustix::process::chdir(cwd)
+        rustix::process::fchdir(&cwd_dir)
             .map_err(|e| Error::io(format!("chdir to cwd {cwd:?}"), e.into()))?;
     }
+    drop(cwd_dir);
+    verify_cwd_inside_root(cwd)?;
     crate::process::close_fds_from(3 + cfg.preserve_fds, &[cfg.channel.as_fd().as_raw_fd()]);
     if is_init {
         crate::log::debug("init: closing the pipe to signal completion");
@@ -230,6 +252,40 @@ fn apply_process(cfg: &mut ChildConfig, is_init: bool) -> Result<Never> {
     }
     reset_signals();
     Err(crate::process::exec(&executable, &process.args, &env))
+}
+
+fn cwd_of(process: &Process) -> &str {
+    if process.cwd.is_empty() {
+        "/"
+    } else {
+        &process.cwd
+    }
+}
+
+/// A cwd missing from the rootfs is created, as runc does, owned by the process's
+/// user as Docker makes it; through the resolver, so only inside the root.
+fn create_cwd(process: &Process) -> Result<()> {
+    let owner = Some((process.user.uid, process.user.gid));
+    crate::rootpath::Root::open(Path::new("/"))?.resolve_or_create(
+        Path::new(cwd_of(process)),
+        crate::rootpath::Missing::Dirs { mode: 0o755, owner },
+    )?;
+    Ok(())
+}
+
+/// After the chdir, the kernel's own name for the cwd must be a path below the root:
+/// a directory outside it reads as "(unreachable)/…" or fails with ENOENT.
+fn verify_cwd_inside_root(cwd: &str) -> Result<()> {
+    match rustix::process::getcwd(Vec::new()) {
+        Ok(name) if name.as_bytes().starts_with(b"/") => Ok(()),
+        Ok(name) => Err(Error::InvalidConfig(format!(
+            "process.cwd {cwd:?} is outside the container's root ({name:?}): refused"
+        ))),
+        Err(e) => Err(Error::io(
+            format!("process.cwd {cwd:?}: outside the container's root? refused"),
+            e.into(),
+        )),
+    }
 }
 
 fn load_seccomp(cfg: &ChildConfig, filter: &crate::seccomp::Filter) -> Result<()> {

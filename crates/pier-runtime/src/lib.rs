@@ -8,6 +8,7 @@ pub mod cgroups;
 pub mod error;
 pub mod mounts;
 pub mod process;
+pub mod rootpath;
 pub mod seccomp;
 pub mod spec;
 

@@ -77,6 +77,13 @@ pub fn debug(msg: &str) {
     write("debug", msg);
 }
 
+/// The log file's descriptor, which the container's setup keeps (close-on-exec) until
+/// its final exec.
+pub fn file_fd() -> Option<i32> {
+    use std::os::fd::AsRawFd;
+    CONFIG.get()?.file.as_ref().map(|f| f.as_raw_fd())
+}
+
 /// Whether log lines go to a file (then errors are also printed on stderr by the binary).
 pub fn to_file() -> bool {
     CONFIG.get().is_some_and(|c| c.file.is_some())

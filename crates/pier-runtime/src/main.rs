@@ -279,6 +279,13 @@ fn parse_cli() -> Cli {
 }
 
 fn main() -> ExitCode {
+    // A panic aborts, whatever the build profile: a child forked by `clone_fork` must
+    // never unwind into (and run the destructors of) its parent's frames.
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        report(info);
+        std::process::abort();
+    }));
     let cli = parse_cli();
     if cli.version {
         println!(
@@ -298,10 +305,15 @@ fn main() -> ExitCode {
         Some(Command::Create(_)) | Some(Command::Run { .. }) | Some(Command::Exec(_))
     );
     if enters_container && !selfexe::is_cloned() {
+        // As runc: without the sealed copy a container could overwrite this binary
+        // through /proc/<pid>/exe (CVE-2019-5736), so refuse rather than run exposed.
         let err = selfexe::reexec_from_sealed_copy();
-        log::warn(&format!(
-            "running without a sealed copy of the runtime: {err}"
-        ));
+        let msg = format!("refusing to run without a sealed copy of the runtime: {err}");
+        log::error(&msg);
+        if log::to_file() {
+            eprintln!("{msg}");
+        }
+        return ExitCode::FAILURE;
     }
     match run(cli) {
         Ok(code) => ExitCode::from(code),

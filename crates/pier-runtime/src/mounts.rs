@@ -3,10 +3,11 @@
 
 use std::ffi::CString;
 use std::fs;
-use std::os::unix::fs::{symlink, DirBuilderExt, PermissionsExt};
-use std::path::{Component, Path, PathBuf};
+use std::os::unix::fs::{symlink, PermissionsExt};
+use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
+use crate::rootpath::{Missing, Root};
 use crate::spec::{Device, Mount, Spec};
 
 /// Propagation flag for an OCI propagation name (`rootfsPropagation` and mount options).
@@ -132,85 +133,10 @@ pub fn mount(
     Ok(())
 }
 
-/// Joins `unsafe_path` onto `root`, resolving symlinks as if `root` were `/`, so that no
-/// component (including `..` and absolute symlinks) can lead outside `root`.
-pub fn secure_join(root: &Path, unsafe_path: &Path) -> PathBuf {
-    let mut resolved = PathBuf::new();
-    let mut pending: Vec<PathBuf> = vec![unsafe_path.to_path_buf()];
-    let mut links = 0;
-    let mut queue: std::collections::VecDeque<std::ffi::OsString> =
-        std::collections::VecDeque::new();
-    if let Some(p) = pending.pop() {
-        for c in p.components() {
-            if let Component::Normal(n) = c {
-                queue.push_back(n.to_os_string());
-            } else if c == Component::ParentDir {
-                queue.push_back("..".into());
-            }
-        }
-    }
-    while let Some(part) = queue.pop_front() {
-        if part == ".." {
-            resolved.pop();
-            continue;
-        }
-        let candidate = resolved.join(&part);
-        let full = root.join(&candidate);
-        match fs::symlink_metadata(&full) {
-            Ok(m) if m.file_type().is_symlink() && links < 255 => {
-                links += 1;
-                let Ok(target) = fs::read_link(&full) else {
-                    resolved = candidate;
-                    continue;
-                };
-                if target.is_absolute() {
-                    resolved = PathBuf::new();
-                }
-                let mut rest: Vec<std::ffi::OsString> = Vec::new();
-                for c in target.components() {
-                    match c {
-                        Component::Normal(n) => rest.push(n.to_os_string()),
-                        Component::ParentDir => rest.push("..".into()),
-                        _ => {}
-                    }
-                }
-                for r in rest.into_iter().rev() {
-                    queue.push_front(r);
-                }
-            }
-            _ => resolved = candidate,
-        }
-    }
-    root.join(resolved)
-}
-
-fn mkdir_all(path: &Path, mode: u32) -> Result<()> {
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(mode)
-        .create(path)
-        .map_err(|e| Error::io(format!("mkdir {}", path.display()), e))
-}
-
-/// Creates the mount point: a file when the source is a file, a directory otherwise.
-fn create_mount_point(dest: &Path, source_is_file: bool) -> Result<()> {
-    if source_is_file {
-        if let Some(parent) = dest.parent() {
-            mkdir_all(parent, 0o755)?;
-        }
-        if fs::symlink_metadata(dest).is_err() {
-            fs::OpenOptions::new()
-                .create(true)
-                .truncate(false)
-                .write(true)
-                .open(dest)
-                .map_err(|e| Error::io(format!("create mount point {}", dest.display()), e))?;
-        }
-        Ok(())
-    } else {
-        mkdir_all(dest, 0o755)
-    }
-}
+const NEW_DIRS: Missing = Missing::Dirs {
+    mode: 0o755,
+    owner: None,
+};
 
 /// What the init needs to know about the container's cgroup to mount it.
 #[derive(Debug, Clone, Default)]
@@ -312,6 +238,8 @@ pub fn prepare_rootfs(
         None,
     )?;
 
+    // Opened after the bind above, so that mounts land on it, not under it.
+    let root = Root::open(rootfs)?;
     let in_userns = spec.has_namespace(crate::spec::NamespaceKind::User);
     let mut dev_bound_from_host = false;
     let mut readonly_later = Vec::new();
@@ -320,25 +248,22 @@ pub fn prepare_rootfs(
             dev_bound_from_host = true;
         }
         let fd = bind_fds.get(i).and_then(|f| f.as_ref());
-        if let Some(dest) = mount_entry(m, rootfs, cgroup, spec.mount_label(), fd)? {
+        if let Some(dest) = mount_entry(m, &root, cgroup, spec.mount_label(), fd)? {
             readonly_later.push(dest);
         }
     }
     if !dev_bound_from_host {
-        create_devices(rootfs, &linux.devices, in_userns)?;
-        setup_dev_symlinks(rootfs)?;
+        create_devices(&root, &linux.devices, in_userns)?;
+        setup_dev_symlinks(&root)?;
     } else {
         for d in &linux.devices {
-            create_device(rootfs, d, in_userns)?;
+            create_device(&root, d, in_userns)?;
         }
     }
     // Read-only tmpfs mounts (a read-only /dev) were mounted writable so that nested
     // mount points, devices and /dev/console could be made in them; they become
-    // read-only in finalize_rootfs. Their paths as seen after pivot_root:
-    Ok(readonly_later
-        .into_iter()
-        .filter_map(|d| d.strip_prefix(rootfs).ok().map(|r| Path::new("/").join(r)))
-        .collect())
+    // read-only in finalize_rootfs (paths as seen after pivot_root).
+    Ok(readonly_later)
 }
 
 fn is_bind(m: &Mount) -> bool {
@@ -401,29 +326,31 @@ pub fn unescape_mountinfo(s: &str) -> String {
     out
 }
 
-/// Mounts one entry. Returns the destination when it must be made read-only later.
+/// Mounts one entry. Returns the destination (as seen after pivot_root) when it must
+/// be made read-only later.
+///
+/// The target is resolved inside the root and held open; mount(2) gets it as
+/// `/proc/self/fd/N`, so no symlink can redirect it after the check. Later steps on
+/// the new mount (remounts, propagation) resolve the destination again, which then
+/// leads onto the mount just made.
 fn mount_entry(
     m: &Mount,
-    rootfs: &Path,
+    root: &Root,
     cgroup: &CgroupMountInfo,
     label: Option<&str>,
     source_fd: Option<&std::os::fd::OwnedFd>,
 ) -> Result<Option<PathBuf>> {
     let opts = parse_options(&m.options);
     let kind = m.kind.as_deref().unwrap_or("");
-    if matches!(kind, "proc" | "sysfs") {
+    if matches!(kind, "proc" | "sysfs") && destination_is_not_a_directory(root, &m.destination) {
         // A symlink here could point the kernel's proc/sys mount anywhere (runc refuses
         // it the same way).
-        let unresolved = rootfs.join(m.destination.strip_prefix("/").unwrap_or(&m.destination));
-        if fs::symlink_metadata(&unresolved).is_ok_and(|md| !md.is_dir()) {
-            return Err(Error::InvalidConfig(format!(
-                "mounts: {} cannot be mounted on {}: {kind} must be mounted on ordinary directory",
-                kind,
-                m.destination.display()
-            )));
-        }
+        return Err(Error::InvalidConfig(format!(
+            "mounts: {} cannot be mounted on {}: {kind} must be mounted on ordinary directory",
+            kind,
+            m.destination.display()
+        )));
     }
-    let dest = secure_join(rootfs, &m.destination);
     let mut readonly_later = None;
     let mut data = opts.data.join(",");
     if let Some(label) = label {
@@ -434,6 +361,7 @@ fn mount_entry(
             data.push_str(&format!("context=\"{label}\""));
         }
     }
+    let mut after_mount_flags = 0;
     if is_bind(m) {
         let source = m.source.as_deref().ok_or_else(|| {
             Error::InvalidConfig(format!(
@@ -441,79 +369,125 @@ fn mount_entry(
                 m.destination
             ))
         })?;
-        if let Some(tree) = source_fd {
-            // A copy the runtime made while it could still see the source.
-            let st =
-                rustix::fs::fstat(tree).map_err(|e| Error::io("fstat mount tree", e.into()))?;
-            let is_dir =
-                rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Directory;
-            create_mount_point(&dest, !is_dir)?;
-            move_mount_to(tree, &dest)?;
+        let source_is_dir = match source_fd {
+            Some(tree) => {
+                // A copy the runtime made while it could still see the source.
+                let st =
+                    rustix::fs::fstat(tree).map_err(|e| Error::io("fstat mount tree", e.into()))?;
+                rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Directory
+            }
+            None => fs::metadata(source)
+                .map_err(|e| Error::io(format!("bind mount source {}", source.display()), e))?
+                .is_dir(),
+        };
+        let missing = if source_is_dir {
+            NEW_DIRS
         } else {
-            let meta = fs::metadata(source)
-                .map_err(|e| Error::io(format!("bind mount source {}", source.display()), e))?;
-            create_mount_point(&dest, !meta.is_dir())?;
-            let rec = opts.flags & libc::MS_REC;
-            mount(Some(source), &dest, Some("bind"), libc::MS_BIND | rec, None)?;
+            Missing::File
+        };
+        let target = root.resolve_or_create(&m.destination, missing)?;
+        match source_fd {
+            Some(tree) => move_mount_to(tree, &target.proc_path()),
+            None => {
+                let rec = opts.flags & libc::MS_REC;
+                mount(
+                    Some(source),
+                    &target.proc_path(),
+                    Some("bind"),
+                    libc::MS_BIND | rec,
+                    None,
+                )
+            }
         }
-        let remount_flags = opts.flags & !(libc::MS_BIND | libc::MS_REC | libc::MS_REMOUNT);
-        if remount_flags != 0 {
-            remount_bind(&dest, remount_flags)?;
-        }
-        if opts.recursive_ro {
-            set_recursive_readonly(&dest)?;
-        }
+        .map_err(|e| target.explain(e))?;
+        after_mount_flags = opts.flags & !(libc::MS_BIND | libc::MS_REC | libc::MS_REMOUNT);
     } else if kind == "cgroup" || kind == "cgroup2" {
-        mount_cgroup(&dest, &opts, cgroup)?;
+        mount_cgroup(root, &m.destination, &opts, cgroup)?;
     } else {
-        create_mount_point(&dest, false)?;
+        let target = root.resolve_or_create(&m.destination, NEW_DIRS)?;
         let source = m.source.clone().unwrap_or_else(|| PathBuf::from(kind));
         let mut flags = opts.flags & !libc::MS_REMOUNT;
         if kind == "tmpfs" && flags & libc::MS_RDONLY != 0 {
             flags &= !libc::MS_RDONLY;
-            readonly_later = Some(dest.clone());
+            readonly_later = Some(target.path_in(root));
         }
-        let result = mount(Some(&source), &dest, Some(kind), flags, Some(&data));
-        match result {
-            // In a user namespace without its own network namespace sysfs cannot be
-            // mounted; runc falls back to a recursive bind of the host's /sys.
-            Err(e) if kind == "sysfs" && e.raw_os_error() == Some(libc::EPERM) => {
-                mount(
-                    Some(Path::new("/sys")),
-                    &dest,
-                    Some("bind"),
-                    libc::MS_BIND | libc::MS_REC,
-                    None,
-                )?;
-                if flags & libc::MS_RDONLY != 0 {
-                    remount_bind(&dest, flags)?;
-                }
-            }
-            // devpts's gid= option fails when gid 5 is not mapped into the user namespace.
-            Err(e)
-                if kind == "devpts"
-                    && e.raw_os_error() == Some(libc::EINVAL)
-                    && data.contains("gid=") =>
-            {
-                let data: Vec<&str> = data.split(',').filter(|o| !o.starts_with("gid=")).collect();
-                mount(
-                    Some(&source),
-                    &dest,
-                    Some(kind),
-                    flags,
-                    Some(&data.join(",")),
-                )?;
-            }
-            other => other?,
+        let fallback = mount_new(&source, &target.proc_path(), kind, flags, &data)
+            .map_err(|e| target.explain(e))?;
+        if fallback == Fallback::BoundHostSys && flags & libc::MS_RDONLY != 0 {
+            after_mount_flags = flags;
+        }
+    }
+    if after_mount_flags == 0 && !opts.recursive_ro && opts.propagation.is_empty() {
+        return Ok(readonly_later);
+    }
+    let mounted = root.resolve(&m.destination)?;
+    let dest = mounted.proc_path();
+    let finish = || -> Result<()> {
+        if after_mount_flags != 0 {
+            remount_bind(&dest, after_mount_flags)?;
         }
         if opts.recursive_ro {
             set_recursive_readonly(&dest)?;
         }
-    }
-    for p in &opts.propagation {
-        mount(None, &dest, None, *p, None)?;
-    }
+        for p in &opts.propagation {
+            mount(None, &dest, None, *p, None)?;
+        }
+        Ok(())
+    };
+    finish().map_err(|e| mounted.explain(e))?;
     Ok(readonly_later)
+}
+
+/// Whether the destination exists as something other than a directory (a symlink
+/// included), looked at without following its last component.
+fn destination_is_not_a_directory(root: &Root, destination: &Path) -> bool {
+    let (Some(parent), Some(name)) = (destination.parent(), destination.file_name()) else {
+        return false;
+    };
+    let Ok(parent) = root.resolve(parent) else {
+        return false;
+    };
+    rustix::fs::statat(&parent, name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW).is_ok_and(|st| {
+        rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::Directory
+    })
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Fallback {
+    None,
+    /// sysfs could not be mounted: the host's /sys is bound instead, and a read-only
+    /// one must be remounted so.
+    BoundHostSys,
+}
+
+/// Mounts a new (not bind) filesystem at `dest`, with the fallbacks the kernel makes
+/// necessary in user namespaces.
+fn mount_new(source: &Path, dest: &Path, kind: &str, flags: u64, data: &str) -> Result<Fallback> {
+    match mount(Some(source), dest, Some(kind), flags, Some(data)) {
+        // In a user namespace without its own network namespace sysfs cannot be
+        // mounted; runc falls back to a recursive bind of the host's /sys.
+        Err(e) if kind == "sysfs" && e.raw_os_error() == Some(libc::EPERM) => {
+            mount(
+                Some(Path::new("/sys")),
+                dest,
+                Some("bind"),
+                libc::MS_BIND | libc::MS_REC,
+                None,
+            )?;
+            Ok(Fallback::BoundHostSys)
+        }
+        // devpts's gid= option fails when gid 5 is not mapped into the user namespace.
+        Err(e)
+            if kind == "devpts"
+                && e.raw_os_error() == Some(libc::EINVAL)
+                && data.contains("gid=") =>
+        {
+            let data: Vec<&str> = data.split(',').filter(|o| !o.starts_with("gid=")).collect();
+            mount(Some(source), dest, Some(kind), flags, Some(&data.join(",")))?;
+            Ok(Fallback::None)
+        }
+        other => other.map(|()| Fallback::None),
+    }
 }
 
 /// Remounts a bind mount with new flags, keeping the flags the kernel locks in a user
@@ -591,74 +565,90 @@ fn set_recursive_readonly(dest: &Path) -> Result<()> {
     Ok(())
 }
 
-fn mount_cgroup(dest: &Path, opts: &MountOptions, cgroup: &CgroupMountInfo) -> Result<()> {
-    create_mount_point(dest, false)?;
+fn mount_cgroup(
+    root: &Root,
+    destination: &Path,
+    opts: &MountOptions,
+    cgroup: &CgroupMountInfo,
+) -> Result<()> {
+    let target = root.resolve_or_create(destination, NEW_DIRS)?;
     let flags = opts.flags & !libc::MS_REMOUNT;
     if let Some(dir) = &cgroup.v2_dir {
         if cgroup.has_cgroupns {
             return mount(
                 Some(Path::new("cgroup2")),
-                dest,
+                &target.proc_path(),
                 Some("cgroup2"),
                 flags,
                 None,
-            );
+            )
+            .map_err(|e| target.explain(e));
         }
         mount(
             Some(dir),
-            dest,
+            &target.proc_path(),
             Some("bind"),
             libc::MS_BIND | libc::MS_REC,
             None,
-        )?;
+        )
+        .map_err(|e| target.explain(e))?;
         if flags != 0 {
-            remount_bind(dest, flags)?;
+            let mounted = root.resolve(destination)?;
+            remount_bind(&mounted.proc_path(), flags).map_err(|e| mounted.explain(e))?;
         }
         return Ok(());
     }
     // cgroup v1: a tmpfs with each hierarchy's container cgroup bound under its name.
     mount(
         Some(Path::new("tmpfs")),
-        dest,
+        &target.proc_path(),
         Some("tmpfs"),
         flags & !libc::MS_RDONLY,
         Some("mode=755"),
-    )?;
-    for (host_mount, path) in &cgroup.v1 {
-        let Some(name) = host_mount.file_name() else {
-            continue;
-        };
-        let target = dest.join(name);
-        mkdir_all(&target, 0o755)?;
-        let source = host_mount.join(path.trim_start_matches('/'));
-        let source = if source.exists() {
-            source
-        } else {
-            host_mount.clone()
-        };
-        mount(
-            Some(&source),
-            &target,
-            Some("bind"),
-            libc::MS_BIND | libc::MS_REC,
-            None,
-        )?;
-        remount_bind(
-            &target,
-            flags | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
-        )?;
-        // Co-mounted controllers ("cpu,cpuacct") get a symlink per controller.
-        let name = name.to_string_lossy();
-        if name.contains(',') {
-            for ctrl in name.split(',') {
-                let _ = symlink(&*name, dest.join(ctrl));
+    )
+    .map_err(|e| target.explain(e))?;
+    // The fresh tmpfs is ours: paths below it hold no link of the image's.
+    let mounted = root.resolve(destination)?;
+    let dest = mounted.proc_path();
+    let fill = || -> Result<()> {
+        for (host_mount, path) in &cgroup.v1 {
+            let Some(name) = host_mount.file_name() else {
+                continue;
+            };
+            let target = dest.join(name);
+            fs::create_dir_all(&target)
+                .map_err(|e| Error::io(format!("mkdir {}", target.display()), e))?;
+            let source = host_mount.join(path.trim_start_matches('/'));
+            let source = if source.exists() {
+                source
+            } else {
+                host_mount.clone()
+            };
+            mount(
+                Some(&source),
+                &target,
+                Some("bind"),
+                libc::MS_BIND | libc::MS_REC,
+                None,
+            )?;
+            remount_bind(
+                &target,
+                flags | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+            )?;
+            // Co-mounted controllers ("cpu,cpuacct") get a symlink per controller.
+            let name = name.to_string_lossy();
+            if name.contains(',') {
+                for ctrl in name.split(',') {
+                    let _ = symlink(&*name, dest.join(ctrl));
+                }
             }
         }
-    }
-    if flags & libc::MS_RDONLY != 0 {
-        remount_bind_tmpfs_ro(dest, flags)?;
-    }
-    Ok(())
+        if flags & libc::MS_RDONLY != 0 {
+            remount_bind_tmpfs_ro(&dest, flags)?;
+        }
+        Ok(())
+    };
+    fill().map_err(|e| mounted.explain(e))
 }
 
 fn remount_bind_tmpfs_ro(dest: &Path, flags: u64) -> Result<()> {
@@ -692,27 +682,30 @@ pub fn default_devices() -> Vec<Device> {
     ]
 }
 
-fn create_devices(rootfs: &Path, devices: &[Device], in_userns: bool) -> Result<()> {
+fn create_devices(root: &Root, devices: &[Device], in_userns: bool) -> Result<()> {
     for d in default_devices().iter().chain(devices.iter()) {
-        create_device(rootfs, d, in_userns)?;
+        create_device(root, d, in_userns)?;
     }
     Ok(())
 }
 
-fn create_device(rootfs: &Path, d: &Device, in_userns: bool) -> Result<()> {
-    let dest = secure_join(rootfs, &d.path);
-    if let Some(parent) = dest.parent() {
-        mkdir_all(parent, 0o755)?;
-    }
+fn create_device(root: &Root, d: &Device, in_userns: bool) -> Result<()> {
     if in_userns {
         // mknod is not allowed in a user namespace: bind the host's node instead.
-        create_mount_point(&dest, true)?;
-        return mount(Some(&d.path), &dest, Some("bind"), libc::MS_BIND, None);
+        let target = root.resolve_or_create(&d.path, Missing::File)?;
+        return mount(
+            Some(&d.path),
+            &target.proc_path(),
+            Some("bind"),
+            libc::MS_BIND,
+            None,
+        )
+        .map_err(|e| target.explain(e));
     }
     let kind = match d.kind.as_str() {
-        "c" | "u" => libc::S_IFCHR,
-        "b" => libc::S_IFBLK,
-        "p" => libc::S_IFIFO,
+        "c" | "u" => rustix::fs::FileType::CharacterDevice,
+        "b" => rustix::fs::FileType::BlockDevice,
+        "p" => rustix::fs::FileType::Fifo,
         other => {
             return Err(Error::InvalidConfig(format!(
                 "linux.devices: {}: unknown device type {other:?}",
@@ -720,27 +713,37 @@ fn create_device(rootfs: &Path, d: &Device, in_userns: bool) -> Result<()> {
             )))
         }
     };
+    let (Some(parent), Some(name)) = (d.path.parent(), d.path.file_name()) else {
+        return Err(Error::InvalidConfig(format!(
+            "linux.devices: {:?} is not a device path",
+            d.path
+        )));
+    };
+    let parent = root.resolve_or_create(parent, NEW_DIRS)?;
+    let shown = || d.path.display();
     let mode = d.file_mode.unwrap_or(0o666) & 0o7777;
-    let _ = fs::remove_file(&dest);
-    let path = cstr(&dest)?;
-    let devnum = libc::makedev(d.major as u32, d.minor as u32);
-    // SAFETY: path is a valid C string; mknod does not retain it.
-    let rc = unsafe { libc::mknod(path.as_ptr(), kind | mode, devnum) };
-    if rc != 0 {
-        return Err(Error::io(
-            format!("mknod {}", dest.display()),
-            std::io::Error::last_os_error(),
-        ));
-    }
+    // Whatever is there goes, a symlink included (unlinkat never follows one).
+    let _ = rustix::fs::unlinkat(&parent, name, rustix::fs::AtFlags::empty());
+    rustix::fs::mknodat(
+        &parent,
+        name,
+        kind,
+        rustix::fs::Mode::from_raw_mode(mode),
+        libc::makedev(d.major as u32, d.minor as u32),
+    )
+    .map_err(|e| Error::io(format!("mknod {}", shown()), e.into()))?;
+    let node = root.resolve(&d.path)?;
     // mknod's mode is masked by the umask; set it exactly.
-    fs::set_permissions(&dest, fs::Permissions::from_mode(mode))
-        .map_err(|e| Error::io(format!("chmod {}", dest.display()), e))?;
-    rustix::fs::chown(
-        &dest,
+    fs::set_permissions(node.proc_path(), fs::Permissions::from_mode(mode))
+        .map_err(|e| Error::io(format!("chmod {}", shown()), e))?;
+    rustix::fs::chownat(
+        &parent,
+        name,
         Some(uid(d.uid.unwrap_or(0))),
         Some(gid(d.gid.unwrap_or(0))),
+        rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
     )
-    .map_err(|e| Error::io(format!("chown {}", dest.display()), e.into()))?;
+    .map_err(|e| Error::io(format!("chown {}", shown()), e.into()))?;
     Ok(())
 }
 
@@ -752,30 +755,28 @@ fn gid(g: u32) -> rustix::fs::Gid {
     rustix::fs::Gid::from_raw(g)
 }
 
-fn setup_dev_symlinks(rootfs: &Path) -> Result<()> {
+fn setup_dev_symlinks(root: &Root) -> Result<()> {
     let mut links = vec![
-        ("/proc/self/fd", "dev/fd"),
-        ("/proc/self/fd/0", "dev/stdin"),
-        ("/proc/self/fd/1", "dev/stdout"),
-        ("/proc/self/fd/2", "dev/stderr"),
+        ("/proc/self/fd", "fd"),
+        ("/proc/self/fd/0", "stdin"),
+        ("/proc/self/fd/1", "stdout"),
+        ("/proc/self/fd/2", "stderr"),
     ];
     if Path::new("/proc/kcore").exists() {
-        links.push(("/proc/kcore", "dev/core"));
+        links.push(("/proc/kcore", "core"));
     }
+    let dev = root.resolve_or_create(Path::new("/dev"), NEW_DIRS)?;
     for (target, link) in links {
-        let path = rootfs.join(link);
-        match symlink(target, &path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(Error::io(format!("symlink {}", path.display()), e)),
+        match rustix::fs::symlinkat(target, &dev, link) {
+            Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+            Err(e) => return Err(Error::io(format!("symlink /dev/{link}"), e.into())),
         }
     }
     // /dev/ptmx points into the container's own devpts instance.
-    let ptmx = rootfs.join("dev/ptmx");
-    if rootfs.join("dev/pts/ptmx").exists() {
-        let _ = fs::remove_file(&ptmx);
-        symlink("pts/ptmx", &ptmx)
-            .map_err(|e| Error::io(format!("symlink {}", ptmx.display()), e))?;
+    if root.resolve(Path::new("/dev/pts/ptmx")).is_ok() {
+        let _ = rustix::fs::unlinkat(&dev, "ptmx", rustix::fs::AtFlags::empty());
+        rustix::fs::symlinkat("pts/ptmx", &dev, "ptmx")
+            .map_err(|e| Error::io("symlink /dev/ptmx", e.into()))?;
     }
     Ok(())
 }
@@ -938,22 +939,6 @@ mod tests {
         assert_eq!(o.flags, libc::MS_NOSUID);
         assert_eq!(o.data, vec!["mode=755".to_string()]);
         assert_eq!(o.propagation, vec![libc::MS_PRIVATE | libc::MS_REC]);
-    }
-
-    #[test]
-    fn secure_join_stays_inside() {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path();
-        fs::create_dir_all(root.join("a/b")).unwrap();
-        symlink("/etc", root.join("a/abs")).unwrap();
-        symlink("../../../../..", root.join("a/up")).unwrap();
-        assert_eq!(secure_join(root, Path::new("/a/b")), root.join("a/b"));
-        assert_eq!(
-            secure_join(root, Path::new("/a/abs/passwd")),
-            root.join("etc/passwd")
-        );
-        assert_eq!(secure_join(root, Path::new("/a/up/x")), root.join("x"));
-        assert_eq!(secure_join(root, Path::new("/../../x")), root.join("x"));
     }
 
     #[test]
