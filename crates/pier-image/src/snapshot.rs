@@ -27,7 +27,7 @@ use std::collections::BTreeMap;
 use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions};
 use std::io;
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -214,6 +214,11 @@ impl Snapshotter {
         let snapshots = root.join("snapshots");
         fs::create_dir_all(&snapshots)
             .map_err(io_err(format!("create {}", snapshots.display())))?;
+        // Running containers' upper dirs live below: a setuid file made in a container
+        // must not be reachable by host users (CVE-2021-41091), also in a store made
+        // before this mode was set.
+        fs::set_permissions(root, fs::Permissions::from_mode(0o700))
+            .map_err(io_err(format!("chmod {}", root.display())))?;
         let root = fs::canonicalize(root).map_err(io_err(format!("resolve {}", root.display())))?;
         let s = Snapshotter { root };
         let _lock = s.lock()?;

@@ -144,6 +144,11 @@ pub enum ConfigError {
     UnsupportedHost(String),
     #[error("invalid bind address format: {0}")]
     InvalidTcpAddr(String),
+    #[error(
+        "refusing to listen on {0} without TLS: anyone who can reach it gets root on this \
+         machine. Use --tlsverify with client certificates, or give --tls=false to accept the risk"
+    )]
+    PlainTcpRefused(String),
 }
 
 impl DaemonConfig {
@@ -181,6 +186,23 @@ impl DaemonConfig {
             .iter()
             .map(|h| parse_host(h.trim(), default_port))
             .collect()
+    }
+
+    /// Docker 27's rule for TCP listeners: plain HTTP (no TLS at all) only when the
+    /// operator asked for it with an explicit `--tls=false`. An unauthenticated TCP
+    /// socket is root for anyone who can reach it, loopback included (browsers).
+    pub fn check_tcp_listeners(&self) -> Result<(), ConfigError> {
+        if self.tls_enabled() || self.tls == Some(false) {
+            return Ok(());
+        }
+        match self
+            .listen_addrs()?
+            .into_iter()
+            .find(|a| matches!(a, ListenAddr::Tcp(_)))
+        {
+            Some(tcp) => Err(ConfigError::PlainTcpRefused(tcp.to_string())),
+            None => Ok(()),
+        }
     }
 
     /// Whether TCP listeners use TLS: `--tls`, or `--tlsverify` given at all (dockerd
@@ -348,5 +370,23 @@ mod tests {
         assert_eq!(c.tls_settings().unwrap().client_ca, None);
         assert!(!config(&["--tls=false"]).tls_enabled());
         assert!(!config(&[]).tls_enabled());
+    }
+
+    #[test]
+    fn plain_tcp_needs_an_explicit_tls_false() {
+        let refused = config(&["-H", "unix:///run/x.sock", "-H", "tcp://127.0.0.1:2375"]);
+        assert_eq!(
+            refused.check_tcp_listeners(),
+            Err(ConfigError::PlainTcpRefused("tcp://127.0.0.1:2375".into()))
+        );
+        for ok in [
+            &["-H", "tcp://127.0.0.1:2375", "--tls=false"][..],
+            &["-H", "tcp://127.0.0.1", "--tls"],
+            &["-H", "tcp://127.0.0.1", "--tlsverify"],
+            &["-H", "tcp://127.0.0.1", "--tlsverify=false"],
+            &["-H", "unix:///run/x.sock"],
+        ] {
+            assert_eq!(config(ok).check_tcp_listeners(), Ok(()), "{ok:?}");
+        }
     }
 }

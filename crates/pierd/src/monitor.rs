@@ -21,6 +21,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -676,6 +677,10 @@ struct JsonLog {
     partial: [Vec<u8>; 2],
 }
 
+/// Logs hold what containers print, secrets included: readable by root and its group
+/// only, as dockerd's.
+const LOG_MODE: u32 = 0o640;
+
 /// Lines longer than this are split into several records, as Docker does.
 const MAX_LINE: usize = 16 * 1024;
 
@@ -687,6 +692,7 @@ impl JsonLog {
         let file = OpenOptions::new()
             .create(true)
             .append(true)
+            .mode(LOG_MODE)
             .open(path)
             .map_err(|e| format!("log {}: {e}", path.display()))?;
         let size = file.metadata().map(|m| m.len()).unwrap_or(0);
@@ -769,6 +775,7 @@ impl JsonLog {
         if let Ok(f) = OpenOptions::new()
             .create(true)
             .append(true)
+            .mode(LOG_MODE)
             .open(&self.path)
         {
             self.file = f;
@@ -782,7 +789,12 @@ fn compress_file(src: &Path, dest: &Path) -> io::Result<()> {
     let tmp = dest.with_extension("tmp");
     let result = (|| {
         let mut input = File::open(src)?;
-        let out = File::create(&tmp)?;
+        let out = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(LOG_MODE)
+            .open(&tmp)?;
         let mut gz = flate2::write::GzEncoder::new(out, flate2::Compression::fast());
         io::copy(&mut input, &mut gz)?;
         gz.finish()?;

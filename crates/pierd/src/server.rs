@@ -18,6 +18,7 @@ use crate::Daemon;
 /// Runs the daemon until SIGTERM or SIGINT.
 pub fn run(config: DaemonConfig) -> Result<()> {
     let addrs = config.listen_addrs()?;
+    config.check_tcp_listeners()?;
     let sockets: Vec<PathBuf> = addrs
         .iter()
         .filter_map(|a| match a {
@@ -29,8 +30,13 @@ pub fn run(config: DaemonConfig) -> Result<()> {
         Some(settings) => Some(tls::server_config(&settings)?),
         None => None,
     };
-    make_dir(&config.data_root, 0o711)?;
-    make_dir(&config.exec_root, 0o700)?;
+    // As dockerd since CVE-2021-41091: no host user but root may enter the data root
+    // (containers' files, upper dirs, logs, state) or the exec root (mounted rootfs).
+    // Modes are set on existing directories too, made by an older, laxer pierd.
+    make_private_dir(&config.data_root, 0o710)?;
+    make_private_dir(&config.exec_root, 0o700)?;
+    make_private_dir(&config.data_root.join("containers"), 0o710)?;
+    make_private_dir(&config.data_root.join("image"), 0o700)?;
     let pidfile = config.pidfile();
     let _pid_lock = lock_pidfile(&pidfile)?;
     for socket in &sockets {
@@ -141,6 +147,13 @@ async fn serve(daemon: Arc<Daemon>, addrs: &[ListenAddr], tls: Option<tls::Serve
     let engine = daemon_engine.clone();
     let _ = tokio::task::spawn_blocking(move || engine.net_shutdown()).await;
     Ok(())
+}
+
+/// [`make_dir`], and `mode` set even when the directory was there already.
+fn make_private_dir(path: &Path, mode: u32) -> Result<()> {
+    make_dir(path, mode)?;
+    fs::set_permissions(path, fs::Permissions::from_mode(mode))
+        .with_context(|| format!("chmod {}", path.display()))
 }
 
 fn make_dir(path: &Path, mode: u32) -> Result<()> {

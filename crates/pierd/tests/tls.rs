@@ -331,10 +331,42 @@ fn tls_without_verify_accepts_clients_without_certificates() {
 }
 
 #[test]
-fn plain_tcp_works_with_dockerds_warning() {
+fn plain_tcp_without_explicit_tls_false_is_refused() {
     let port = free_port();
     let host = format!("tcp://127.0.0.1:{port}");
-    let Some((pierd, work)) = pierd_with_busybox_args(&["-H", &host]) else {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let socket = dir.path().join("pier.sock");
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_pierd"));
+    cmd.arg("--data-root")
+        .arg(dir.path().join("data"))
+        .arg("--exec-root")
+        .arg(dir.path().join("exec"))
+        .arg("-H")
+        .arg(format!("unix://{}", socket.display()))
+        .args(["-H", &host, "--bridge", "none"]);
+    let out = pier_testsupport::run(&mut cmd, std::time::Duration::from_secs(30))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(
+        out.stderr.contains(&format!(
+            "refusing to listen on {host} without TLS: anyone who can reach it gets root"
+        )) && out.stderr.contains("--tls=false"),
+        "{out:?}"
+    );
+    // Nothing was left listening or made: no socket, no TCP port, no state.
+    assert!(!socket.exists());
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
+    assert!(
+        !dir.path().join("data").exists(),
+        "state made before the refusal"
+    );
+}
+
+#[test]
+fn plain_tcp_works_with_explicit_tls_false_and_dockerds_warning() {
+    let port = free_port();
+    let host = format!("tcp://127.0.0.1:{port}");
+    let Some((pierd, work)) = pierd_with_busybox_args(&["-H", &host, "--tls=false"]) else {
         return;
     };
     wait_for_port(&pierd, port);

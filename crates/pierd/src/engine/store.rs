@@ -2,6 +2,7 @@
 //! container, written in one transaction per change, so a `kill -9` at any moment
 //! leaves either the old or the new record.
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
@@ -24,6 +25,9 @@ fn store_err(e: impl std::fmt::Display) -> EngineError {
 impl Store {
     pub fn open(path: &Path) -> Result<Store, EngineError> {
         let db = Database::create(path).map_err(store_err)?;
+        // Containers' environment (secrets included) is in there: root only.
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+            .map_err(store_err)?;
         let txn = db.begin_write().map_err(store_err)?;
         txn.open_table(CONTAINERS).map_err(store_err)?;
         txn.open_table(NETWORKS).map_err(store_err)?;

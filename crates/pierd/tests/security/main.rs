@@ -1,0 +1,8 @@
+//! The security suite: one module per hole found in review (each a regression test that
+//! failed before its fix), plus the classes that already held, so they stay held.
+//! Every test runs against a pierd of its own; `docs/SECURITY.md` is the threat model
+//! these tests check.
+
+#[path = "../common/mod.rs"]
+mod common;
+mod host_users;
