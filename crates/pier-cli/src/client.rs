@@ -411,11 +411,15 @@ fn start_daemon(socket: &Path, data_root: &Path) -> Result<()> {
     cmd.stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log);
-    // SAFETY: setsid is async-signal-safe; it detaches pierd from this terminal's
-    // session so it outlives the command.
+    // SAFETY: setsid and close_range are async-signal-safe. setsid detaches pierd from
+    // this terminal's session so it outlives the command; close_range marks every
+    // descriptor above stdio close-on-exec, so that pierd inherits none of ours (std's
+    // own exec-error pipe is close-on-exec already and keeps working).
     unsafe {
         std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
             let _ = rustix::process::setsid();
+            const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
+            libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, CLOSE_RANGE_CLOEXEC);
             Ok(())
         });
     }

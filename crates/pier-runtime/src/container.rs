@@ -928,7 +928,9 @@ fn join_sub_cgroups(cg: &dyn cgroups::Cgroup, pid: i32, specs: &[String]) -> Res
 fn exec_helper(joins: Vec<(NamespaceKind, OwnedFd)>, cfg: ChildConfig) -> i32 {
     let mut keep = cfg.own_fds();
     keep.extend(joins.iter().map(|(_, fd)| fd.as_raw_fd()));
-    crate::process::close_fds_except(3 + cfg.preserve_fds, &keep);
+    // SAFETY: the helper exits without returning to the frames that own the
+    // descriptors closed here.
+    unsafe { crate::process::close_fds_except(3 + cfg.preserve_fds, &keep) };
     // Inherited by the process forked below; written here, before the user
     // namespace is joined, where this non-dumpable process may still write it.
     if let Some(adj) = cfg.process.oom_score_adj {

@@ -52,7 +52,9 @@ static PARENT_GONE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBoo
 pub fn run_child(mut cfg: ChildConfig) -> ! {
     // Before any chdir, setns or pivot_root: an inherited descriptor of a host
     // directory must not be reachable as /proc/self/fd/N from inside.
-    crate::process::close_fds_except(3 + cfg.preserve_fds, &cfg.own_fds());
+    // SAFETY: this forked child execs or exits and never returns to the frames that
+    // own the descriptors closed here.
+    unsafe { crate::process::close_fds_except(3 + cfg.preserve_fds, &cfg.own_fds()) };
     let result = if cfg.is_exec {
         exec_child(&mut cfg)
     } else {

@@ -302,7 +302,11 @@ pub fn proc_state(pid: i32) -> Option<char> {
 /// Closes every descriptor from `first` up, except those in `keep`: really closed, not
 /// just marked close-on-exec, so that none (a leaked host directory above all) can be
 /// reached from the container while it is being set up (CVE-2024-21626).
-pub fn close_fds_except(first: i32, keep: &[i32]) {
+///
+/// # Safety
+/// No live object may own a descriptor that this closes: call it at the start of
+/// `main`, or in a forked child that execs or exits without returning.
+pub unsafe fn close_fds_except(first: i32, keep: &[i32]) {
     let mut keep: Vec<u32> = keep
         .iter()
         .filter(|fd| **fd >= first)
@@ -320,12 +324,12 @@ pub fn close_fds_except(first: i32, keep: &[i32]) {
             Some(k) => k - 1,
             None => u32::MAX,
         };
-        // SAFETY: close_range takes integers. The descriptors it closes are ones this
-        // process inherited or keeps in frames that never return (the caller execs or
-        // exits), so no live owner uses them afterwards.
+        // SAFETY: close_range takes integers; the caller guarantees no live owner of
+        // the descriptors it closes.
         let rc = unsafe { libc::syscall(libc::SYS_close_range, low, last, 0) };
         if rc != 0 {
-            close_listed_fds(low, last);
+            // SAFETY: as above.
+            unsafe { close_listed_fds(low, last) };
         }
         if let Some(k) = high {
             low = k + 1;
@@ -334,7 +338,10 @@ pub fn close_fds_except(first: i32, keep: &[i32]) {
 }
 
 /// close_range's fallback (kernels before 5.9): the open descriptors, one by one.
-fn close_listed_fds(low: u32, high: u32) {
+///
+/// # Safety
+/// As [`close_fds_except`].
+unsafe fn close_listed_fds(low: u32, high: u32) {
     let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
         return;
     };
@@ -343,7 +350,8 @@ fn close_listed_fds(low: u32, high: u32) {
         .filter(|fd| (low..=high).contains(fd))
         .collect();
     for fd in fds {
-        // SAFETY: as in close_fds_except; the directory's own fd is gone by now.
+        // SAFETY: the caller guarantees no live owner; the directory's own fd is
+        // gone by now.
         unsafe { libc::close(fd as i32) };
     }
 }

@@ -5,6 +5,11 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    // Before anything else: a descriptor inherited from whoever started pierd (a host
+    // directory above all) would reach every container through the runtime
+    // (CVE-2024-21626). pierd needs none but stdio.
+    // SAFETY: nothing in this process owns a descriptor yet.
+    unsafe { pier_runtime::process::close_fds_except(3, &[]) };
     // The per-container monitor: decided before anything else, so that it stays a
     // single-threaded process (no async runtime) that forks and execs the runtime.
     let mut args = std::env::args_os().skip(1);

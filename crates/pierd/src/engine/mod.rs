@@ -19,7 +19,6 @@ pub mod usage;
 use std::collections::HashMap;
 use std::fs;
 use std::io::{BufRead, BufReader, Read};
-use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -1479,25 +1478,13 @@ pub fn parse_signal(text: &str) -> Result<i32, EngineError> {
         .ok_or_else(|| EngineError::InvalidParameter(format!("Invalid signal: {text}")))
 }
 
-/// Reads a file of the container's rootfs, resolving the path inside it.
+/// Reads a file of the container's rootfs, resolving the path inside it (the runtime's
+/// resolver: no escape through `..`, absolute or looping symlinks, or magic links).
 fn read_in_root(root: &Path, path: &str) -> Option<String> {
-    let dir = rustix::fs::open(
-        root,
-        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
-        rustix::fs::Mode::empty(),
-    )
-    .ok()?;
-    let fd = rustix::fs::openat2(
-        dir.as_fd(),
-        path,
-        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
-        rustix::fs::Mode::empty(),
-        rustix::fs::ResolveFlags::IN_ROOT,
-    )
-    .ok()?;
-    let mut text = String::new();
-    fs::File::from(fd).read_to_string(&mut text).ok()?;
-    Some(text)
+    pier_runtime::rootpath::Root::open(root)
+        .ok()?
+        .read_to_string(Path::new(path))
+        .ok()
 }
 
 /// `User` (`name`, `uid`, `name:group`, `uid:gid`) → uid, gid, supplementary gids,

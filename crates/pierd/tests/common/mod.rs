@@ -103,6 +103,13 @@ impl Pierd {
 
     /// [`start`](Self::start) with more daemon flags (e.g. `-H tcp://…`, `--tlsverify`).
     pub fn start_with_args(extra_args: &[&str]) -> Pierd {
+        Pierd::start_with_setup(extra_args, &mut |_| {})
+    }
+
+    /// [`start_with_args`](Self::start_with_args), with `setup` applied to pierd's
+    /// command first (e.g. to hand it an inherited descriptor). A restart does not
+    /// apply it again.
+    pub fn start_with_setup(extra_args: &[&str], setup: &mut dyn FnMut(&mut Command)) -> Pierd {
         let mut extra_args: Vec<String> = extra_args.iter().map(|a| a.to_string()).collect();
         // Each test daemon has its own default bridge (and so its own firewall table).
         if !extra_args
@@ -128,7 +135,7 @@ impl Pierd {
             .prefix("pierd-test-")
             .tempdir()
             .expect("temp dir");
-        let daemon = spawn_daemon(tmp.path(), &extra_args);
+        let daemon = spawn_daemon_with(tmp.path(), &extra_args, setup);
         Pierd {
             daemon,
             tmp,
@@ -290,6 +297,14 @@ impl Drop for Pierd {
 }
 
 fn spawn_daemon(dir: &Path, extra_args: &[String]) -> Daemon {
+    spawn_daemon_with(dir, extra_args, &mut |_| {})
+}
+
+fn spawn_daemon_with(
+    dir: &Path,
+    extra_args: &[String],
+    setup: &mut dyn FnMut(&mut Command),
+) -> Daemon {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_pierd"));
     cmd.arg("--data-root")
         .arg(dir.join("data"))
@@ -298,6 +313,7 @@ fn spawn_daemon(dir: &Path, extra_args: &[String]) -> Daemon {
         .arg("-H")
         .arg(format!("unix://{}", dir.join("pier.sock").display()))
         .args(extra_args);
+    setup(&mut cmd);
     let mut daemon =
         Daemon::spawn("pierd", cmd, dir.join("pierd.log")).unwrap_or_else(|e| panic!("{e}"));
     let sock = dir.join("pier.sock");

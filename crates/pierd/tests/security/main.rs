@@ -6,3 +6,4 @@
 #[path = "../common/mod.rs"]
 mod common;
 mod host_users;
+mod runtime_escapes;
