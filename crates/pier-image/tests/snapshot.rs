@@ -320,3 +320,113 @@ fn metadata_survives_reopen() {
     let more = s.stat("more").unwrap().unwrap();
     assert!(more.id > ctr.id && more.id > base.id);
 }
+
+/// A user namespace mapping root to `host_root` (65536 IDs), held by a `sleep` child
+/// for as long as the returned fd is needed; the child is killed by pid on drop.
+struct UserNs {
+    child: std::process::Child,
+    fd: std::os::fd::OwnedFd,
+}
+
+impl UserNs {
+    fn new(host_root: u32) -> UserNs {
+        use std::os::unix::process::CommandExt;
+        let mut cmd = std::process::Command::new("/bin/sleep");
+        cmd.arg("60");
+        let enter_userns = || {
+            // SAFETY: a new user namespace for the single-threaded forked child; no
+            // other thread shares its credentials or filesystem state.
+            unsafe { rustix::thread::unshare_unsafe(rustix::thread::UnshareFlags::NEWUSER) }
+                .map_err(std::io::Error::from)
+        };
+        // SAFETY: the closure only calls unshare(2), which is async-signal-safe, as
+        // pre_exec requires of code run between fork and exec.
+        unsafe { cmd.pre_exec(enter_userns) };
+        let child = cmd.spawn().unwrap();
+        let pid = child.id();
+        for map in ["uid_map", "gid_map"] {
+            fs::write(
+                format!("/proc/{pid}/{map}"),
+                format!("0 {host_root} 65536\n"),
+            )
+            .unwrap();
+        }
+        let fd = fs::File::open(format!("/proc/{pid}/ns/user"))
+            .unwrap()
+            .into();
+        UserNs { child, fd }
+    }
+}
+
+impl Drop for UserNs {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn idmapped_mounts_share_layers_and_store_writes_unshifted() {
+    use std::os::fd::AsFd;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    use std::os::unix::process::CommandExt;
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let t = TestDir::new();
+    // The mapped root must be able to reach the mount point.
+    fs::set_permissions(t.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let s = Snapshotter::open(&t.path().join("root")).unwrap();
+    layer(&s, "base", None, &[("a", "A")]);
+    layer(&s, "top", Some("base"), &[("b", "B")]);
+    let upper = s.prepare("ctr", Some("top")).unwrap();
+    let ns = UserNs::new(300_000);
+    let idmap = snapshot::IdMap {
+        userns: ns.fd.as_fd(),
+        root_uid: 300_000,
+        root_gid: 300_000,
+    };
+    let target = t.path().join("mnt");
+    fs::create_dir_all(&target).unwrap();
+    s.mount_idmapped("ctr", &target, idmap).unwrap();
+    let g = MountGuard(target.clone());
+    // The layers' root-owned files appear owned by the mapped root.
+    let meta = fs::metadata(target.join("a")).unwrap();
+    assert_eq!((meta.uid(), meta.gid()), (300_000, 300_000));
+    // The mapped root writes: copy-up, a new directory and file.
+    let script = format!(
+        "echo changed > {0}/a && mkdir {0}/d && echo new > {0}/d/f",
+        target.display()
+    );
+    let status = std::process::Command::new("/bin/sh")
+        .args(["-c", &script])
+        .uid(300_000)
+        .gid(300_000)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert_eq!(fs::read_to_string(target.join("a")).unwrap(), "changed\n");
+    let meta = fs::metadata(target.join("d/f")).unwrap();
+    assert_eq!((meta.uid(), meta.gid()), (300_000, 300_000));
+    drop(g);
+    // On disk everything is stored as root, as an unmapped container would store it,
+    // and the shared lower layer is untouched.
+    for f in ["a", "d", "d/f"] {
+        let meta = fs::metadata(upper.join(f)).unwrap();
+        assert_eq!((meta.uid(), meta.gid()), (0, 0), "{f}");
+    }
+    let base = s.fs_path("base").unwrap();
+    assert_eq!(fs::read_to_string(base.join("a")).unwrap(), "A");
+    assert_eq!(fs::metadata(base.join("a")).unwrap().uid(), 0);
+
+    // A snapshot without parents is an idmapped bind mount.
+    let solo = s.prepare("solo", None).unwrap();
+    fs::write(solo.join("f"), "F").unwrap();
+    let target = t.path().join("solo-mnt");
+    fs::create_dir_all(&target).unwrap();
+    s.mount_idmapped("solo", &target, idmap).unwrap();
+    let g = MountGuard(target.clone());
+    assert_eq!(fs::metadata(target.join("f")).unwrap().uid(), 300_000);
+    drop(g);
+}
