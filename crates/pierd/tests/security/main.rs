@@ -5,5 +5,13 @@
 
 #[path = "../common/mod.rs"]
 mod common;
+mod archive_paths;
+mod confinement;
+mod cp_symlinks;
+mod devices;
 mod host_users;
+mod masked_paths;
+mod pids_limit;
 mod runtime_escapes;
+mod runtime_overwrite;
+mod support;
