@@ -81,39 +81,37 @@ fn attack_works_without_the_defence(work: &Path, attacker: &Path) -> bool {
     true
 }
 
-#[test]
-fn runtime_binary_cannot_be_overwritten_through_proc_self_exe() {
+/// The attacker compiled and the control passed; None (after saying why) otherwise.
+fn prepared_attacker(work: &Path) -> Option<std::path::PathBuf> {
     if !cfg!(target_arch = "x86_64") {
         pier_testsupport::skip(TEST, "the attack program is written for x86_64");
-        return;
+        return None;
     }
-    let work = tempfile::tempdir().expect("temp dir");
-    let Some(attacker) = compile_static(
+    let attacker = compile_static(
         TEST,
-        work.path(),
+        work,
         "attacker",
         ATTACKER,
         &["-nostdlib", "-fno-stack-protector", "-fno-builtin"],
-    ) else {
-        return;
-    };
-    if !attack_works_without_the_defence(work.path(), &attacker) {
-        return;
-    }
+    )?;
+    attack_works_without_the_defence(work, &attacker).then_some(attacker)
+}
 
-    // The runtime the containers use: a copy, so a failure damages only the copy.
+/// A copy of pier-runtime in `victim_dir` is the runtime of a pierd; containers of it
+/// execute the runtime with the attacker as their loader (`docker run`, then `docker
+/// exec`). Asserts the attack reached the runtime and that the copy on disk is intact.
+fn attack_runtime_copy(work: &Path, attacker: &Path, victim_dir: &Path) {
+    // A copy, so a failure damages only the copy.
     let runtime = Path::new(env!("CARGO_BIN_EXE_pierd")).with_file_name("pier-runtime");
-    let victim_dir = work.path().join("victim-runtime");
-    std::fs::create_dir(&victim_dir).expect("mkdir");
     let victim = victim_dir.join("pier-runtime");
     std::fs::copy(&runtime, &victim).expect("copy pier-runtime");
     let victim_hash = sha256_file(&victim);
     let runtime_hash = sha256_file(&runtime);
 
-    let loader = work.path().join("loader");
+    let loader = work.join("loader");
     std::fs::create_dir(&loader).expect("mkdir");
-    std::fs::copy(&attacker, loader.join("ld-linux-x86-64.so.2")).expect("copy attacker");
-    let reports = work.path().join("reports");
+    std::fs::copy(attacker, loader.join("ld-linux-x86-64.so.2")).expect("copy attacker");
+    let reports = work.join("reports");
     std::fs::create_dir(&reports).expect("mkdir");
     let lib64 = format!("{}:/lib64:ro", loader.display());
     let report_mount = format!("{}:/report", reports.display());
@@ -140,6 +138,14 @@ fn runtime_binary_cannot_be_overwritten_through_proc_self_exe() {
     let out = pierd.docker(&args);
     let run_report = wait_report(&reports.join("run"))
         .unwrap_or_else(|| panic!("the attack in `docker run` never finished: {out:?}"));
+    // Give a straggling writer time to do its worst before looking.
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        sha256_file(&victim),
+        victim_hash,
+        "the runtime binary on disk was overwritten from inside a container (run):\n\
+         {run_report}"
+    );
 
     // `docker exec`: an exec'd process executes the runtime.
     let mut args = vec!["run", "-d", "--name", "target"];
@@ -179,13 +185,54 @@ fn runtime_binary_cannot_be_overwritten_through_proc_self_exe() {
             );
         }
     }
-    // Give a straggling writer time to do its worst before looking.
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(
         sha256_file(&victim),
         victim_hash,
-        "the runtime binary on disk was overwritten from inside a container\nrun: \
-         {run_report}\nexec: {exec_report}"
+        "the runtime binary on disk was overwritten from inside a container (exec):\n\
+         {exec_report}"
     );
     assert_eq!(sha256_file(&runtime), runtime_hash);
+}
+
+#[test]
+fn runtime_binary_cannot_be_overwritten_through_proc_self_exe() {
+    let work = tempfile::tempdir().expect("temp dir");
+    let Some(attacker) = prepared_attacker(work.path()) else {
+        return;
+    };
+    let victim_dir = work.path().join("victim-runtime");
+    std::fs::create_dir(&victim_dir).expect("mkdir");
+    attack_runtime_copy(work.path(), &attacker, &victim_dir);
+}
+
+/// A directory at the host's root, removed when dropped.
+struct RootDir(std::path::PathBuf);
+
+impl Drop for RootDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// pier-runtime decides whether it already runs from its sealed copy by the name
+/// `/proc/self/exe` reads back (`selfexe::is_cloned`: it starts with
+/// `/memfd:pier-runtime`). A runtime installed below a host directory of such a name
+/// (`/memfd:pier-runtime-…/pier-runtime`) is taken for the sealed copy, is never
+/// copied, and a container overwrites it on disk (shown by hand: the attack's write
+/// succeeded and the binary's hash changed). The check should ask the kernel instead
+/// (e.g. `F_GET_SEALS` on the exe, which only a memfd answers).
+#[test]
+#[ignore = "hole: selfexe::is_cloned trusts the exe's path name; a runtime installed under /memfd:pier-runtime* is never sealed"]
+fn runtime_under_a_memfd_like_path_is_still_sealed() {
+    let work = tempfile::tempdir().expect("temp dir");
+    let Some(attacker) = prepared_attacker(work.path()) else {
+        return;
+    };
+    let victim_dir = RootDir(std::path::PathBuf::from(format!(
+        "/{}",
+        pier_testsupport::unique_name("memfd:pier-runtime-test-")
+    )));
+    std::fs::create_dir(&victim_dir.0).expect("mkdir at /");
+    attack_runtime_copy(work.path(), &attacker, &victim_dir.0);
 }
