@@ -160,7 +160,17 @@ struct Monitor {
     waiters: Vec<UnixStream>,
     log: Option<JsonLog>,
     exit: Option<ExitStatus>,
+    /// When the container was created; pierd's `start` must come within
+    /// [`START_TIMEOUT`] of it.
+    created_at: Instant,
+    /// pierd asked to start the container (or the wait for it was given up).
+    start_asked: bool,
 }
+
+/// How long a created container waits for pierd's `start`. pierd sends it right after
+/// the report (attaches connect first, a few seconds at most); past this, pierd died
+/// or gave up, and the container's init must not stay blocked on its FIFO forever.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
 
 fn pipe() -> Result<(File, File), String> {
     let (r, w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
@@ -295,6 +305,8 @@ impl Monitor {
             waiters: Vec::new(),
             log,
             exit: None,
+            created_at: Instant::now(),
+            start_asked: false,
         })
     }
 
@@ -370,6 +382,12 @@ impl Monitor {
                     c.stdin = false;
                 }
             }
+            if !self.start_asked && self.created_at.elapsed() > START_TIMEOUT {
+                // Nobody will start it: the init dies, and the exit path cleans up.
+                self.start_asked = true;
+                let _ =
+                    rustix::process::pidfd_send_signal(&self.pidfd, rustix::process::Signal::KILL);
+            }
             if self.exit.is_none() {
                 self.reap();
                 if self.exit.is_some() {
@@ -402,6 +420,7 @@ impl Monitor {
             };
             match req.op.as_str() {
                 "start" => {
+                    self.start_asked = true;
                     let answer = self.start();
                     let _ = (&stream).write_all(answer.as_bytes());
                 }

@@ -10,6 +10,7 @@ pub mod commit;
 pub mod events;
 pub mod exec;
 pub mod health;
+mod lifecycle;
 pub mod network;
 mod ops;
 pub mod spec;
@@ -31,6 +32,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 use tokio::sync::{oneshot, watch};
 
 use crate::monitor::{CreatedReport, ExitStatus, MonitorConfig};
+use lifecycle::startable;
 
 /// The engine's error classes; each maps to one API status.
 #[derive(Debug, thiserror::Error)]
@@ -161,6 +163,19 @@ struct Entry {
     c: Container,
     events: watch::Sender<Events>,
     pending_attach: Vec<oneshot::Sender<AttachReady>>,
+    /// Serializes start, stop and remove of this container (see [`lifecycle`]).
+    lifecycle: lifecycle::Lock,
+}
+
+impl Entry {
+    fn new(c: Container, events: watch::Sender<Events>) -> Entry {
+        Entry {
+            c,
+            events,
+            pending_attach: Vec::new(),
+            lifecycle: lifecycle::Lock::default(),
+        }
+    }
 }
 
 /// The engine; see the [module docs](self).
@@ -180,6 +195,9 @@ pub struct Engine {
     bus: events::EventBus,
     /// Networks, endpoints, ports, DNS.
     net: network::NetState,
+    /// Names taken by creates under way (before their record exists), with the ID
+    /// the create will give its container.
+    reserved_names: Mutex<HashMap<String, String>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -235,6 +253,7 @@ impl Engine {
                 network::NetSettings::from_config(config)?,
                 &config.exec_root,
             ),
+            reserved_names: Mutex::new(HashMap::new()),
         });
         let records = engine.store.load_all()?;
         {
@@ -244,16 +263,14 @@ impl Engine {
                     running: c.state.running,
                     ..Events::default()
                 });
-                inner.insert(
-                    c.id.clone(),
-                    Entry {
-                        c,
-                        events,
-                        pending_attach: Vec::new(),
-                    },
-                );
+                inner.insert(c.id.clone(), Entry::new(c, events));
             }
         }
+        // Restart recovery: removals are finished, what cannot be adopted is ended, and
+        // what no record names goes (the network's leftovers in `net_init`).
+        engine.finish_removals();
+        engine.end_unadoptable();
+        engine.unmount_stopped();
         engine.remove_orphans();
         engine.net_init()?;
         Ok(engine)
@@ -292,13 +309,7 @@ impl Engine {
         // Decided first: the watchers below may record exits (and plan policy
         // restarts) at once, on other threads; those containers are theirs.
         let boot = self.restarts_on_boot();
-        let running: Vec<String> = self
-            .lock()
-            .values()
-            .filter(|e| e.c.state.running && !e.c.state.restarting)
-            .map(|e| e.c.id.clone())
-            .collect();
-        for id in running {
+        for id in self.adoptable() {
             let socket = self.exec_dir(&id).join("control.sock");
             self.health_start(&id, true);
             let engine = self.clone();
@@ -415,6 +426,25 @@ impl Engine {
     pub async fn create(
         self: &Arc<Self>,
         name: Option<String>,
+        config: Value,
+        host_config: Value,
+        networking: Value,
+    ) -> Result<(String, Vec<String>), EngineError> {
+        // In a task of its own: a client that goes away mid-create does not cut it
+        // short between preparing the snapshot and writing the record (a leak).
+        let engine = self.clone();
+        tokio::spawn(async move {
+            engine
+                .create_container(name, config, host_config, networking)
+                .await
+        })
+        .await
+        .map_err(|e| internal("create", e))?
+    }
+
+    async fn create_container(
+        self: &Arc<Self>,
+        name: Option<String>,
         mut config: Value,
         mut host_config: Value,
         networking: Value,
@@ -426,7 +456,6 @@ impl Engine {
             ));
         }
         let name = name.filter(|n| !n.is_empty());
-        let name_given = name.is_some();
         let name = match name {
             Some(n) => {
                 let n = n.trim_start_matches('/').to_string();
@@ -435,12 +464,10 @@ impl Engine {
                         "Invalid container name ({n}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
                     )));
                 }
-                n
+                Some(n)
             }
-            None => Self::generate_name(&self.lock()),
+            None => None,
         };
-        // A generated name taken meanwhile by a concurrent create is generated again.
-        let name_generated = !name_given;
         let runtime = host_config["Runtime"]
             .as_str()
             .filter(|r| !r.is_empty())
@@ -474,6 +501,12 @@ impl Engine {
         .await
         .map_err(|e| internal("create", e))??;
         let image_config = details.config.config.clone().unwrap_or_default();
+        let id = random_id();
+        // Taken now, after the checks and the image as dockerd reserves it, so that
+        // concurrent creates of one name fail before preparing a snapshot each; given
+        // back when this create fails (the guard's drop).
+        let reservation = self.reserve_name(name, &id)?;
+        let name = reservation.name.clone();
 
         // Docker's merge of the image's defaults into the container's config.
         let mut env: Vec<String> = image_config.env.clone().unwrap_or_default();
@@ -503,7 +536,6 @@ impl Engine {
         if argv.is_empty() {
             return Err(EngineError::InvalidParameter("no command specified".into()));
         }
-        let id = random_id();
         let hostname = config["Hostname"]
             .as_str()
             .filter(|h| !h.is_empty())
@@ -553,7 +585,7 @@ impl Engine {
             .await
             .map_err(|e| internal("create", e))??;
 
-        let mut container = Container {
+        let container = Container {
             id: id.clone(),
             name: name.clone(),
             created: pier_image::time::now_rfc3339(),
@@ -582,30 +614,19 @@ impl Engine {
             published: Vec::new(),
             sandbox_key: String::new(),
         };
-        let result = (|| {
+        let result = (|| -> Result<(), EngineError> {
             fs::create_dir_all(self.data_dir(&id))
                 .map_err(|e| internal("create container dir", e))?;
             let mut inner = self.lock();
-            if name_generated && inner.values().any(|e| e.c.name == container.name) {
-                container.name = Self::generate_name(&inner);
-            }
             if let Some(other) = inner.values().find(|e| e.c.name == container.name) {
-                let name = &container.name;
-                return Err(EngineError::Conflict(format!(
-                    "Conflict. The container name \"/{name}\" is already in use by container \"{}\". You have to remove (or rename) that container to be able to reuse that name.",
-                    other.c.id
+                return Err(EngineError::Conflict(lifecycle::name_in_use(
+                    &container.name,
+                    &other.c.id,
                 )));
             }
             self.store.put(&container)?;
             let (events, _) = watch::channel(Events::default());
-            inner.insert(
-                id.clone(),
-                Entry {
-                    c: container,
-                    events,
-                    pending_attach: Vec::new(),
-                },
-            );
+            inner.insert(id.clone(), Entry::new(container, events));
             Ok(())
         })();
         if let Err(e) = result {
@@ -617,52 +638,46 @@ impl Engine {
         Ok((id, Vec::new()))
     }
 
-    /// A free `adjective_scientist` name (a suffix when the pair is taken), chosen
-    /// under the engine's lock.
-    fn generate_name(inner: &HashMap<String, Entry>) -> String {
-        const LEFT: [&str; 16] = [
-            "brave", "calm", "eager", "fond", "gentle", "happy", "keen", "lucid", "merry",
-            "nimble", "proud", "quiet", "sharp", "tender", "vivid", "witty",
-        ];
-        const RIGHT: [&str; 16] = [
-            "babbage", "curie", "darwin", "euler", "fermi", "gauss", "hopper", "kepler",
-            "lovelace", "noether", "pascal", "ritchie", "shannon", "thompson", "turing", "wozniak",
-        ];
-        loop {
-            let r = random_id();
-            let nibble = |i: usize| usize::from_str_radix(&r[i..=i], 16).unwrap_or_default() % 16;
-            let n = format!("{}_{}", LEFT[nibble(0)], RIGHT[nibble(1)]);
-            let n = if inner.values().any(|e| e.c.name == n) {
-                format!("{n}{}", &r[..4])
-            } else {
-                n
-            };
-            if !inner.values().any(|e| e.c.name == n) {
-                return n;
-            }
-        }
-    }
-
     // ------------------------------------------------------------------------------
     // Start.
 
     /// `POST /containers/{id}/start`.
     pub async fn start(self: &Arc<Self>, input: &str) -> Result<(), EngineError> {
-        let c = self.get(input)?;
-        if c.state.paused {
+        self.start_run(input, None).await
+    }
+
+    /// A start by the user (`policy` None) or by the restart policy (the generation
+    /// of the restart it carries out, which a stop meanwhile cancels). Starts of one
+    /// container are serialized with its other starts, stops and removal: of
+    /// concurrent starts one starts it, the others find it running (304).
+    pub(super) async fn start_run(
+        self: &Arc<Self>,
+        input: &str,
+        policy: Option<u64>,
+    ) -> Result<(), EngineError> {
+        // Checked before waiting for the lock too: a removal holds it for long.
+        startable(&self.get(input)?)?;
+        let (id, lock) = self.lifecycle_lock(input)?;
+        let guard = lock.lock_owned().await;
+        // Again under the lock: a start before us may have run it, a remove taken it.
+        let c = self.get(&id)?;
+        startable(&c)?;
+        if policy.is_some_and(|g| g != c.restart_gen || !c.state.restarting) {
             return Err(EngineError::Conflict(
-                "cannot start a paused container, try unpause instead".into(),
+                "the restart was cancelled by a stop".into(),
             ));
         }
-        if c.state.running {
-            return Err(EngineError::NotModified);
+        let auto_remove = c.host_config["AutoRemove"].as_bool() == Some(true);
+        let result = self.start_locked(c).await;
+        drop(guard);
+        // As in Docker: an auto-remove container that cannot start is removed.
+        if result.is_err() && auto_remove {
+            let _ = self.remove(&id, true).await;
         }
-        if c.state.status == "removing" {
-            return Err(EngineError::Conflict(format!(
-                "container {} is marked for removal and cannot be started",
-                c.id
-            )));
-        }
+        result
+    }
+
+    async fn start_locked(self: &Arc<Self>, c: Container) -> Result<(), EngineError> {
         let id = c.id.clone();
         // Started by the restart policy (see the cancellation below).
         let policy_run = c.policy_start && c.state.restarting;
@@ -687,7 +702,7 @@ impl Engine {
                 } else {
                     128
                 };
-                let updated = self.update(&id, |c| {
+                let _ = self.update(&id, |c| {
                     c.state.error = message.clone();
                     c.state.exit_code = code;
                 });
@@ -696,10 +711,6 @@ impl Engine {
                         e.exits += 1;
                         e.last_exit = code;
                     });
-                }
-                // As in Docker: an auto-remove container that cannot start is removed.
-                if updated.is_ok_and(|c| c.host_config["AutoRemove"].as_bool() == Some(true)) {
-                    let _ = self.remove(&id, true).await;
                 }
                 return Err(match e {
                     // Networking's own failures keep dockerd's words and status (500).
@@ -740,9 +751,15 @@ impl Engine {
                     Err(e) => e,
                 };
                 // The monitor reaps the half-made container and cleans up; pierd
-                // undoes its network.
+                // undoes its network, and waits for the monitor to be done (it
+                // unmounts the rootfs, which must not hit the next start's).
                 let c = self.get(&id)?;
                 let _ = self.runtime_command(&c, &["delete", "--force", &id]).await;
+                let _ = tokio::time::timeout(
+                    Duration::from_secs(10),
+                    monitor_request(&socket, &json!({"op": "wait"})),
+                )
+                .await;
                 let engine = self.clone();
                 let owned = id.clone();
                 let _ = tokio::task::spawn_blocking(move || engine.net_teardown(&owned)).await;
@@ -905,6 +922,7 @@ impl Engine {
             rootfs,
             etc_files: &etc_files,
             cgroups_path: format!("/pier/{}", c.id),
+            userns: None,
         })?;
         fs::write(
             exec_dir.join("config.json"),
@@ -1043,7 +1061,11 @@ impl Engine {
         let status = match status {
             Some(s) => s,
             None => {
-                // The monitor is gone: it left the status, or it died with the container.
+                // The monitor is gone: it left the status, or it died with the
+                // container — or without it, which then must not run on unwatched.
+                if let Ok(c) = self.get(&id) {
+                    let _ = self.runtime_command(&c, &["delete", "--force", &id]).await;
+                }
                 let file = self.exec_dir(&id).join("exit.json");
                 match fs::read(&file)
                     .ok()
@@ -1075,7 +1097,10 @@ impl Engine {
         let mut restart = None;
         let updated = self.update(id, |c| {
             network::clear_net_runtime(c);
-            c.state.status = "exited".into();
+            // A container being removed stays so (and is not restarted): a restart
+            // of pierd must find the removal to finish it.
+            let removing = c.state.status == "removing";
+            c.state.status = if removing { "removing" } else { "exited" }.into();
             c.state.running = false;
             c.state.paused = false;
             c.state.pid = 0;
@@ -1087,7 +1112,9 @@ impl Engine {
             }
             // The restart policy: `restarting` (running, as Docker counts it) until the
             // back-off has passed.
-            restart = ops::plan_restart(c, status.exit_code);
+            if !removing {
+                restart = ops::plan_restart(c, status.exit_code);
+            }
         });
         if had_ports {
             // The ruleset is computed from the records: after the update above.
@@ -1191,6 +1218,18 @@ impl Engine {
         timeout: Option<i64>,
         signal: Option<&str>,
     ) -> Result<(), EngineError> {
+        // Serialized with starts and removal: a stop never overlaps a start under way.
+        let (id, lock) = self.lifecycle_lock(input)?;
+        let _guard = lock.lock_owned().await;
+        self.stop_locked(&id, timeout, signal).await
+    }
+
+    async fn stop_locked(
+        &self,
+        input: &str,
+        timeout: Option<i64>,
+        signal: Option<&str>,
+    ) -> Result<(), EngineError> {
         let c = self.get(input)?;
         // A bad signal is refused before anything happens, as in dockerd.
         if let Some(s) = signal.filter(|s| !s.is_empty()) {
@@ -1289,15 +1328,44 @@ impl Engine {
     }
 
     /// `DELETE /containers/{id}`.
-    pub async fn remove(&self, input: &str, force: bool) -> Result<(), EngineError> {
-        let c = self.get(input)?;
-        if c.state.running {
-            if !force {
-                return Err(EngineError::Conflict(format!(
-                    "cannot remove container \"/{}\": container is running: stop the container before removing or force remove",
-                    c.name
-                )));
+    pub async fn remove(self: &Arc<Self>, input: &str, force: bool) -> Result<(), EngineError> {
+        // In a task of its own: a client that goes away mid-remove does not leave the
+        // removal half done.
+        let engine = self.clone();
+        let input = input.to_string();
+        tokio::spawn(async move { engine.remove_container(&input, force).await })
+            .await
+            .map_err(|e| internal("remove", e))?
+    }
+
+    async fn remove_container(&self, input: &str, force: bool) -> Result<(), EngineError> {
+        let (id, lock) = self.lifecycle_lock(input)?;
+        // As dockerd: a removal under way is a conflict at once (not a wait). One
+        // that failed half-way (the lock is free) is finished by this one.
+        if self.get(&id)?.state.status == "removing" && lock.try_lock().is_err() {
+            return Err(EngineError::Conflict(format!(
+                "removal of container {input} is already in progress"
+            )));
+        }
+        let _guard = lock.lock_owned().await;
+        let c = self.get(&id)?;
+        if c.state.running && !force {
+            return Err(EngineError::Conflict(format!(
+                "cannot remove container \"/{}\": container is running: stop the container before removing or force remove",
+                c.name
+            )));
+        }
+        // Recorded before anything is undone: a pierd restart finishes the removal.
+        // A pending policy restart is cancelled (there is no process to kill).
+        let c = self.update(&id, |c| {
+            c.state.status = "removing".into();
+            if c.state.restarting {
+                c.restart_gen += 1;
+                c.state.restarting = false;
+                c.state.running = false;
             }
+        })?;
+        if c.state.running {
             let mut events = self
                 .events(&c.id)
                 .ok_or_else(|| EngineError::NotFound(format!("No such container: {input}")))?;
@@ -1310,32 +1378,33 @@ impl Engine {
             }
             // A paused container gets the signal once thawed (cgroup v1 freezer).
             self.thaw_after_signal(&c).await;
-            let _ = tokio::time::timeout(Duration::from_secs(10), events.wait_for(|e| !e.running))
-                .await;
-        }
-        // Whatever network a stopped container still holds (an interrupted start)
-        // goes with it.
-        if self
-            .get(&c.id)
-            .is_ok_and(|c| !c.state.running && !c.sandbox_key.is_empty())
-        {
-            tokio::task::block_in_place(|| self.net_teardown(&c.id));
-        }
-        {
-            let mut inner = self.lock();
-            if let Some(e) = inner.get_mut(&c.id) {
-                if e.c.state.status == "removing" {
-                    return Ok(());
-                }
-                e.c.state.status = "removing".into();
+            if !stopped_within(&mut events, Duration::from_secs(10)).await {
+                // Not down in time: the runtime deletes it (its monitor then reports).
+                let _ = self
+                    .runtime_command(&c, &["delete", "--force", &c.id])
+                    .await;
+                let _ = stopped_within(&mut events, Duration::from_secs(10)).await;
             }
+        }
+        // Whatever network it still holds (an interrupted start, an exit not seen in
+        // time) goes with it; the release takes it from the record, so an exit
+        // reported later does not release it twice.
+        if self.get(&c.id).is_ok_and(|c| !c.sandbox_key.is_empty()) {
+            tokio::task::block_in_place(|| self.net_teardown(&c.id));
         }
         let images = self.images.clone();
         let key = c.snapshot_key.clone();
         let rootfs = self.data_dir(&c.id).join("rootfs");
         let data_dir = self.data_dir(&c.id);
         let exec_dir = self.exec_dir(&c.id);
+        let runtime = self.runtimes[&c.runtime].clone();
+        let runtime_root = self.runtime_root(&c.runtime);
+        let owned = c.id.clone();
         tokio::task::spawn_blocking(move || {
+            // A container the runtime still has (created, never started) goes first.
+            if runtime_root.join(&owned).exists() {
+                let _ = lifecycle::delete_in_runtime(&runtime, &runtime_root, &owned);
+            }
             let _ = rustix::mount::unmount(&rootfs, rustix::mount::UnmountFlags::DETACH);
             let _ = images.snapshots().remove(&key);
             let _ = fs::remove_dir_all(&data_dir);
@@ -1410,6 +1479,13 @@ fn resolve_in(inner: &HashMap<String, Entry>, input: &str) -> Result<String, Eng
         }
     }
     Err(EngineError::NotFound(format!("No such container: {input}")))
+}
+
+/// Whether the container is (or gets) down within `limit`.
+async fn stopped_within(events: &mut watch::Receiver<Events>, limit: Duration) -> bool {
+    tokio::time::timeout(limit, events.wait_for(|e| !e.running))
+        .await
+        .is_ok_and(|r| r.is_ok())
 }
 
 /// One request line to a monitor, one answer line back.

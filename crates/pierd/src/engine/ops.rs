@@ -169,7 +169,8 @@ impl Engine {
                 entry.c.policy_start = true;
                 let _ = engine.store.put(&entry.c);
             }
-            let result = engine.start(&id).await;
+            // A stop meanwhile (it waits for no lock to cancel) makes this start none.
+            let result = engine.start_run(&id, Some(generation)).await;
             let mut inner = engine.lock();
             let Some(entry) = inner.get_mut(&id) else {
                 return;
@@ -399,10 +400,16 @@ impl Engine {
                 "Error when allocating new name: Invalid container name ({new_name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
             )));
         }
-        if let Some(other) = inner.values().find(|e| e.c.name == bare) {
+        // Taken by a container, or by a create under way.
+        let owner = inner
+            .values()
+            .find(|e| e.c.name == bare)
+            .map(|e| e.c.id.clone())
+            .or_else(|| self.reserved().get(bare).cloned());
+        if let Some(other) = owner {
             return Err(EngineError::Conflict(format!(
-                "Error when allocating new name: Conflict. The container name \"{new_name}\" is already in use by container \"{}\". You have to remove (or rename) that container to be able to reuse that name.",
-                other.c.id
+                "Error when allocating new name: {}",
+                super::lifecycle::name_in_use(bare, &other)
             )));
         }
         let entry = inner

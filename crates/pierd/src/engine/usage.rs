@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;
+use std::sync::Arc;
 
 use pier_image::service::ImageService;
 
@@ -90,7 +91,10 @@ impl Engine {
     /// `POST /containers/prune`: removes the containers that are not running (paused
     /// ones run) and that the filters select; `SpaceReclaimed` is the sum of their
     /// writable layers' sizes.
-    pub async fn prune_containers(&self, filters: &ContainerPruneFilters) -> ContainerPruneReport {
+    pub async fn prune_containers(
+        self: &Arc<Self>,
+        filters: &ContainerPruneFilters,
+    ) -> ContainerPruneReport {
         let mut report = ContainerPruneReport::default();
         for c in self.list() {
             if c.state.running || c.state.paused || !filters.selects(&c) {

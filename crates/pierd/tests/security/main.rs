@@ -10,6 +10,7 @@ mod confinement;
 mod cp_symlinks;
 mod devices;
 mod host_users;
+mod races;
 mod masked_paths;
 mod pids_limit;
 mod runtime_escapes;

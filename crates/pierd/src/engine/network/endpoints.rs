@@ -619,8 +619,17 @@ impl Engine {
     /// [`clear_net_runtime`] (in the update it makes anyway) and then, if this
     /// returns true (ports were published), calls `net_firewall_after_release`.
     pub(crate) fn net_release(&self, id: &str) -> bool {
-        let Ok(c) = self.get(id) else {
-            return false;
+        // Taken from the record in one step: of two releases (an exit reported while a
+        // removal tears down) only one frees the addresses, which another container
+        // may hold again by the time the second would run.
+        let c = {
+            let mut inner = self.lock();
+            let Some(entry) = inner.get_mut(id) else {
+                return false;
+            };
+            let c = entry.c.clone();
+            clear_net_runtime(&mut entry.c);
+            c
         };
         self.net.live().remove(id);
         self.undo_endpoints(id, &c.networks);
