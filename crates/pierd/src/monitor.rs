@@ -165,6 +165,8 @@ struct Monitor {
     created_at: Instant,
     /// pierd asked to start the container (or the wait for it was given up).
     start_asked: bool,
+    /// The container cgroup's OOM kill counters, with their count at creation.
+    oom: Vec<(PathBuf, u64)>,
 }
 
 /// How long a created container waits for pierd's `start`. pierd sends it right after
@@ -307,6 +309,13 @@ impl Monitor {
             exit: None,
             created_at: Instant::now(),
             start_asked: false,
+            oom: oom_counters(raw)
+                .into_iter()
+                .map(|file| {
+                    let n = oom_kills(&file);
+                    (file, n)
+                })
+                .collect(),
         })
     }
 
@@ -571,10 +580,15 @@ impl Monitor {
                     (None, Some(sig)) => 128 + sig,
                     _ => 255,
                 };
+                // Read now: the cgroup goes with `runtime delete` in `finish`.
+                let oom_killed = self
+                    .oom
+                    .iter()
+                    .any(|(file, at_start)| oom_kills(file) > *at_start);
                 self.exit = Some(ExitStatus {
                     exit_code: code,
                     finished_at: pier_image::time::now_rfc3339(),
-                    oom_killed: false,
+                    oom_killed,
                     error: None,
                 });
                 // The write end of stdin goes: nothing reads it any more.
@@ -636,6 +650,71 @@ fn send_exit(stream: &UnixStream, status: &ExitStatus) {
     line.push(b'\n');
     let mut s = stream;
     let _ = s.write_all(&line);
+}
+
+/// The files counting OOM kills in the cgroup of process `pid` (the container's
+/// init): `memory.oom_control` of the v1 memory controller, `memory.events` of
+/// cgroup v2 when it has the memory controller. Both on a hybrid host, either may be
+/// missing (no memory controller: nothing to report).
+fn oom_counters(pid: i32) -> Vec<PathBuf> {
+    let cgroups = fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
+    let mountinfo = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let mut files = Vec::new();
+    for line in cgroups.lines() {
+        // `hierarchy-ID:controllers:path`
+        let mut parts = line.splitn(3, ':');
+        let (Some(_), Some(controllers), Some(path)) = (parts.next(), parts.next(), parts.next())
+        else {
+            continue;
+        };
+        let (v2, file) = if controllers.is_empty() {
+            (true, "memory.events")
+        } else if controllers.split(',').any(|c| c == "memory") {
+            (false, "memory.oom_control")
+        } else {
+            continue;
+        };
+        if let Some(dir) = cgroup_dir(&mountinfo, v2, path) {
+            let candidate = dir.join(file);
+            if candidate.is_file() {
+                files.push(candidate);
+            }
+        }
+    }
+    files
+}
+
+/// Where the cgroup `path` of the v1 memory hierarchy (or of cgroup v2) is mounted.
+fn cgroup_dir(mountinfo: &str, v2: bool, path: &str) -> Option<PathBuf> {
+    mountinfo.lines().find_map(|line| {
+        // `id parent dev root mountpoint options [optional…] - fstype source super`
+        let (left, right) = line.split_once(" - ")?;
+        let fields: Vec<&str> = left.split(' ').collect();
+        let mut r = right.split(' ');
+        let (fstype, _, super_opts) = (r.next()?, r.next()?, r.next().unwrap_or(""));
+        let matches = if v2 {
+            fstype == "cgroup2"
+        } else {
+            fstype == "cgroup" && super_opts.split(',').any(|o| o == "memory")
+        };
+        if !matches {
+            return None;
+        }
+        let (root, mountpoint) = (*fields.get(3)?, *fields.get(4)?);
+        let rel = path.strip_prefix(root.trim_end_matches('/'))?;
+        let mountpoint = mountpoint.replace("\\040", " ");
+        Some(Path::new(&mountpoint).join(rel.trim_start_matches('/')))
+    })
+}
+
+/// The `oom_kill` count of a `memory.oom_control` or `memory.events` file (0 when
+/// unreadable, or on kernels that do not count).
+fn oom_kills(file: &Path) -> u64 {
+    fs::read_to_string(file)
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("oom_kill ")?.trim().parse().ok())
+        .unwrap_or(0)
 }
 
 /// The last error the runtime logged (its `--log-format json` lines).
@@ -823,4 +902,46 @@ fn compress_file(src: &Path, dest: &Path) -> io::Result<()> {
         let _ = fs::remove_file(&tmp);
     }
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MOUNTINFO: &str = "\
+35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory
+36 31 0:33 / /sys/fs/cgroup/devices rw,relatime - cgroup cgroup rw,devices
+41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
+";
+
+    #[test]
+    fn cgroups_are_found_under_their_mounts() {
+        assert_eq!(
+            cgroup_dir(MOUNTINFO, false, "/pier/abc"),
+            Some(PathBuf::from("/sys/fs/cgroup/memory/pier/abc"))
+        );
+        assert_eq!(
+            cgroup_dir(MOUNTINFO, true, "/pier/abc"),
+            Some(PathBuf::from("/sys/fs/cgroup/unified/pier/abc"))
+        );
+        // No memory hierarchy mounted: nothing to read.
+        let devices_only = MOUNTINFO.lines().nth(1).unwrap();
+        assert_eq!(cgroup_dir(devices_only, false, "/pier/abc"), None);
+    }
+
+    #[test]
+    fn oom_kill_counts_of_v1_and_v2() {
+        let dir = tempfile::tempdir().unwrap();
+        let v1 = dir.path().join("memory.oom_control");
+        fs::write(&v1, "oom_kill_disable 0\nunder_oom 0\noom_kill 2\n").unwrap();
+        assert_eq!(oom_kills(&v1), 2);
+        let v2 = dir.path().join("memory.events");
+        fs::write(
+            &v2,
+            "low 0\nhigh 0\nmax 5\noom 1\noom_kill 1\noom_group_kill 0\n",
+        )
+        .unwrap();
+        assert_eq!(oom_kills(&v2), 1);
+        assert_eq!(oom_kills(&dir.path().join("missing")), 0);
+    }
 }

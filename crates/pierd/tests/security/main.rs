@@ -12,6 +12,7 @@ mod devices;
 mod host_users;
 mod races;
 mod masked_paths;
+mod oom;
 mod pids_limit;
 mod runtime_escapes;
 mod runtime_overwrite;
