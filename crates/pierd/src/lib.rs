@@ -9,6 +9,7 @@
 //!   running container's stdio, logs and exit status and outlives pierd.
 //! - [`api`]: the Engine API: version negotiation, errors in Docker's shape, and the
 //!   endpoints, grouped as Docker groups them (system, images, ...).
+//! - [`userns`]: user namespace mappings (`--userns-remap`, `--userns auto`).
 
 #![recursion_limit = "256"]
 
@@ -18,6 +19,7 @@ pub mod engine;
 pub mod logdriver;
 pub mod monitor;
 pub mod server;
+pub mod userns;
 
 use std::sync::Arc;
 

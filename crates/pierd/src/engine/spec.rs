@@ -68,6 +68,8 @@ pub struct SpecInput<'a> {
     /// `hostname`, `hosts`, `resolv.conf` files bind-mounted into `/etc`.
     pub etc_files: &'a [(String, std::path::PathBuf)],
     pub cgroups_path: String,
+    /// The container's user namespace mapping (`--userns-remap`, `--userns auto`).
+    pub userns: Option<&'a crate::userns::IdMapping>,
 }
 
 /// The strings of a JSON array (others and non-arrays: none).
@@ -251,6 +253,9 @@ pub fn build(input: &SpecInput<'_>) -> Result<Value, EngineError> {
     if hc["UTSMode"].as_str() == Some("host") {
         namespaces.retain(|n| n["type"] != "uts");
     }
+    if input.userns.is_some() {
+        namespaces.push(json!({"type": "user"}));
+    }
 
     let mut resources = serde_json::Map::new();
     let mut devices = vec![json!({"allow": false, "access": "rwm"})];
@@ -388,6 +393,16 @@ pub fn build(input: &SpecInput<'_>) -> Result<Value, EngineError> {
     }
     if let Some(s) = seccomp {
         linux["seccomp"] = s;
+    }
+    if let Some(mapping) = input.userns {
+        let oci = |ranges: &[crate::userns::IdRange]| {
+            ranges
+                .iter()
+                .map(|r| json!({"containerID": r.container, "hostID": r.host, "size": r.size}))
+                .collect::<Vec<_>>()
+        };
+        linux["uidMappings"] = json!(oci(&mapping.uids));
+        linux["gidMappings"] = json!(oci(&mapping.gids));
     }
     Ok(json!({
         "ociVersion": "1.2.0",
