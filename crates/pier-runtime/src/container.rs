@@ -931,8 +931,9 @@ fn exec_helper(joins: Vec<(NamespaceKind, OwnedFd)>, cfg: ChildConfig) -> i32 {
     // SAFETY: the helper exits without returning to the frames that own the
     // descriptors closed here.
     unsafe { crate::process::close_fds_except(3 + cfg.preserve_fds, &keep) };
-    // Inherited by the process forked below; written here, before the user
-    // namespace is joined, where this non-dumpable process may still write it.
+    // Inherited by the process forked below; written here, from the host's side
+    // before any namespace is joined, so that the process's own /proc (owned by the
+    // host's root while it is not dumpable) is not needed for it.
     if let Some(adj) = cfg.process.oom_score_adj {
         if let Err(e) = crate::process::set_oom_score_adj(std::process::id() as i32, adj) {
             let _ = cfg.channel.send(&Message::Failed(e.to_string()));

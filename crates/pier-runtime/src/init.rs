@@ -174,8 +174,8 @@ fn exec_child(cfg: &mut ChildConfig) -> Result<Never> {
 fn apply_process(cfg: &mut ChildConfig, is_init: bool) -> Result<Never> {
     let process = cfg.process;
     let spec = cfg.spec;
-    // exec's was set by its helper before it joined the container (see exec_helper):
-    // a non-dumpable process in a user namespace may not write its /proc files.
+    // exec's was set by its helper before it joined the container (see exec_helper),
+    // from the host's side, as runc's nsexec does.
     if let (true, Some(adj)) = (is_init, process.oom_score_adj) {
         crate::process::set_oom_score_adj(rustix::process::getpid().as_raw_nonzero().get(), adj)?;
     }

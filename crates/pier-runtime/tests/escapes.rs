@@ -343,3 +343,46 @@ fn without_a_sealed_copy_of_itself_the_runtime_refuses_to_run() {
     assert!(!e.contains("warning"), "a refusal, not a warning: {e}");
     assert!(!rt.root.path().join(&id).exists(), "state left behind");
 }
+
+/// The exec setup is not dumpable (hole 4): its /proc files then belong to the host's
+/// root, which a container's user namespace does not map. What the setup writes there
+/// (oom_score_adj) must still be written, and a missing cwd is not made for exec.
+#[test]
+fn exec_into_a_user_namespace_sets_its_oom_score_and_refuses_a_missing_cwd() {
+    require_root();
+    let rt = pier();
+    let mut b = Bundle::new(&["sleep", "300"]);
+    let status = std::process::Command::new("chown")
+        .args(["-R", "-h", "100000:100000"])
+        .arg(b.rootfs())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    b.edit(|c| {
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"type": "user"}));
+        c["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+        c["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    });
+    let id = unique_id("usernsexec");
+    rt.ok(&["run", "--detach", "--bundle", b.path_str(), &id]);
+    let mut process = b.config["process"].clone();
+    process["args"] = json!(["sh", "-c", "cat /proc/self/oom_score_adj; id -u"]);
+    process["oomScoreAdj"] = json!(123);
+    let process_file = b.path().join("exec-process.json");
+    std::fs::write(&process_file, process.to_string()).unwrap();
+    let out = rt.output(&["exec", "--process", process_file.to_str().unwrap(), &id]);
+    let missing = rt.output(&["exec", "--cwd", "/no/such/dir", &id, "true"]);
+    rt.ok(&["delete", "--force", &id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "123\n0\n");
+    assert!(!missing.status.success());
+    assert!(
+        stderr(&missing).contains("/no/such/dir"),
+        "{}",
+        stderr(&missing)
+    );
+    assert!(!b.rootfs().join("no").exists(), "exec made its missing cwd");
+}
