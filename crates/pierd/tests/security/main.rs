@@ -9,6 +9,7 @@ mod archive_paths;
 mod confinement;
 mod cp_symlinks;
 mod devices;
+mod fuzz;
 mod host_users;
 mod races;
 mod masked_paths;

@@ -138,14 +138,17 @@ fn attack_runtime_copy(work: &Path, attacker: &Path, victim_dir: &Path) {
     let out = pierd.docker(&args);
     let run_report = wait_report(&reports.join("run"))
         .unwrap_or_else(|| panic!("the attack in `docker run` never finished: {out:?}"));
-    // Give a straggling writer time to do its worst before looking.
-    std::thread::sleep(Duration::from_millis(500));
-    assert_eq!(
-        sha256_file(&victim),
-        victim_hash,
-        "the runtime binary on disk was overwritten from inside a container (run):\n\
-         {run_report}"
-    );
+    let assert_intact = |phase: &str, report: &str| {
+        // Give a straggling writer time to do its worst before looking.
+        std::thread::sleep(Duration::from_millis(500));
+        assert_eq!(
+            sha256_file(&victim),
+            victim_hash,
+            "the runtime binary on disk was overwritten from inside a container \
+             ({phase}):\n{report}"
+        );
+    };
+    assert_intact("run", &run_report);
 
     // `docker exec`: an exec'd process executes the runtime.
     let mut args = vec!["run", "-d", "--name", "target"];
@@ -185,13 +188,7 @@ fn attack_runtime_copy(work: &Path, attacker: &Path, victim_dir: &Path) {
             );
         }
     }
-    std::thread::sleep(Duration::from_millis(500));
-    assert_eq!(
-        sha256_file(&victim),
-        victim_hash,
-        "the runtime binary on disk was overwritten from inside a container (exec):\n\
-         {exec_report}"
-    );
+    assert_intact("exec", &exec_report);
     assert_eq!(sha256_file(&runtime), runtime_hash);
 }
 
