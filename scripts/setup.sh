@@ -29,3 +29,7 @@ if [ $((${#missing[@]} + ${#missing_engines[@]})) -gt 0 ]; then
     fi
 fi
 command -v cargo >/dev/null || { echo "setup: cargo (Rust toolchain) is required" >&2; exit 1; }
+# schemathesis: the API fuzz run (crates/pierd/tests/security/fuzz.rs, same pin there).
+if ! python3 -m pip show schemathesis 2>/dev/null | grep -qx 'Version: 4.32.5'; then
+    python3 -m pip install -q 'schemathesis==4.32.5'
+fi

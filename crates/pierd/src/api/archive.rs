@@ -17,6 +17,7 @@ use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
+use std::sync::Mutex;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
@@ -57,20 +58,89 @@ fn errno_err(context: &str, e: Errno) -> ApiError {
     ApiError::internal(format!("{context}: {}", io::Error::from(e)))
 }
 
+/// A path the kernel refuses to resolve as given (a NUL byte in it, a name too long)
+/// is the client's error; other failures are the daemon's.
+fn resolve_err(path: &str, e: Errno) -> ApiError {
+    match e {
+        Errno::INVAL | Errno::NAMETOOLONG => {
+            ApiError::bad_request(format!("invalid path {path:?}: {}", io::Error::from(e)))
+        }
+        e => errno_err("resolving path", e),
+    }
+}
+
 // ---------------------------------------------------------------------------------
 // The container's root.
 
 /// The container's merged filesystem, mounted for as long as this lives.
 struct Root {
     fd: OwnedFd,
-    /// A temporary mount to undo (stopped container); the dir is removed after.
-    mounted: Option<tempfile::TempDir>,
+    /// The stopped container's snapshot mount this request uses, if it is one.
+    _mounted: Option<Lease>,
 }
 
-impl Drop for Root {
+/// Stopped containers' snapshots mounted for requests, by container ID: one mount
+/// shared by concurrent requests (overlayfs refuses a second mount of one upper dir),
+/// undone when the last of them ends.
+static SNAPSHOT_MOUNTS: std::sync::LazyLock<Mutex<HashMap<String, SharedMount>>> =
+    std::sync::LazyLock::new(Default::default);
+
+struct SharedMount {
+    users: usize,
+    /// The mount point; removed after the unmount.
+    dir: tempfile::TempDir,
+}
+
+fn snapshot_mounts() -> std::sync::MutexGuard<'static, HashMap<String, SharedMount>> {
+    SNAPSHOT_MOUNTS.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Containers an archive is being extracted into: one extraction at a time in a
+/// container, so that two into one directory do not race on its names.
+static EXTRACTING: (Mutex<Vec<String>>, std::sync::Condvar) =
+    (Mutex::new(Vec::new()), std::sync::Condvar::new());
+
+/// An extraction into a container, until dropped (blocking).
+struct Extracting(String);
+
+impl Extracting {
+    fn begin(id: &str) -> Extracting {
+        let (busy, turn) = &EXTRACTING;
+        let mut busy = busy.lock().unwrap_or_else(|p| p.into_inner());
+        while busy.iter().any(|b| b == id) {
+            busy = turn.wait(busy).unwrap_or_else(|p| p.into_inner());
+        }
+        busy.push(id.to_string());
+        Extracting(id.to_string())
+    }
+}
+
+impl Drop for Extracting {
     fn drop(&mut self) {
-        if let Some(dir) = &self.mounted {
-            let _ = pier_image::snapshot::unmount(dir.path());
+        let (busy, turn) = &EXTRACTING;
+        busy.lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|b| *b != self.0);
+        turn.notify_all();
+    }
+}
+
+/// One request's use of a [`SharedMount`].
+struct Lease {
+    id: String,
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        let mut mounts = snapshot_mounts();
+        let Some(m) = mounts.get_mut(&self.id) else {
+            return;
+        };
+        m.users -= 1;
+        if m.users == 0 {
+            if let Some(m) = mounts.remove(&self.id) {
+                let _ = pier_image::snapshot::unmount(m.dir.path());
+            }
         }
     }
 }
@@ -90,24 +160,29 @@ fn open_root(d: &AppState, c: &Container) -> Result<Root, ApiError> {
     if c.state.running {
         let rootfs = dir.join("rootfs");
         let fd = open_dir(&rootfs).map_err(|e| errno_err("opening container rootfs", e))?;
-        return Ok(Root { fd, mounted: None });
+        return Ok(Root { fd, _mounted: None });
     }
-    let tmp = tempfile::Builder::new()
-        .prefix("mnt-")
-        .tempdir_in(&dir)
-        .map_err(|e| ApiError::internal(format!("creating mount point: {e}")))?;
-    d.images.snapshots().mount(&c.snapshot_key, tmp.path())?;
-    let root = Root {
-        fd: rustix::fs::openat(
-            rustix::fs::CWD,
-            tmp.path(),
-            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(|e| errno_err("opening container root", e))?,
-        mounted: Some(tmp),
+    let mut mounts = snapshot_mounts();
+    if !mounts.contains_key(&c.id) {
+        let tmp = tempfile::Builder::new()
+            .prefix("mnt-")
+            .tempdir_in(&dir)
+            .map_err(|e| ApiError::internal(format!("creating mount point: {e}")))?;
+        d.images.snapshots().mount(&c.snapshot_key, tmp.path())?;
+        let shared = SharedMount { users: 0, dir: tmp };
+        mounts.insert(c.id.clone(), shared);
+    }
+    let Some(shared) = mounts.get_mut(&c.id) else {
+        return Err(ApiError::internal("snapshot mount vanished"));
     };
-    Ok(root)
+    shared.users += 1;
+    let lease = Lease { id: c.id.clone() };
+    let fd = open_dir(shared.dir.path());
+    drop(mounts);
+    Ok(Root {
+        fd: fd.map_err(|e| errno_err("opening container root", e))?,
+        _mounted: Some(lease),
+    })
 }
 
 /// `a/./b/../c/` → `["a", "c"]`; `..` above the root stays at the root (as a path
@@ -298,7 +373,7 @@ async fn open_source(d: &AppState, id: &str, path: Option<String>) -> Result<Sou
                 Err(Errno::NOENT | Errno::NOTDIR | Errno::LOOP) => {
                     return Err(not_found_in(&path, &c))
                 }
-                Err(e) => return Err(errno_err("resolving path", e)),
+                Err(e) => return Err(resolve_err(&path, e)),
             },
         };
         let header = stat_header(root.fd.as_fd(), &path, &resolved);
@@ -629,11 +704,12 @@ async fn put_archive(
     });
     let d2 = d.clone();
     tokio::task::spawn_blocking(move || -> Result<(), ApiError> {
+        let _alone = Extracting::begin(&c.id);
         let root = open_root(&d2, &c)?;
         let dest = match in_root(root.fd.as_fd(), &clean(&path).0.join("/"), OFlags::PATH) {
             Ok(fd) => fd,
             Err(Errno::NOENT | Errno::LOOP) => return Err(not_found_in(&path, &c)),
-            Err(e) => return Err(errno_err("resolving path", e)),
+            Err(e) => return Err(resolve_err(&path, e)),
         };
         let st = rustix::fs::fstat(&dest).map_err(|e| errno_err("stat", e))?;
         if FileType::from_raw_mode(st.st_mode) != FileType::Directory {

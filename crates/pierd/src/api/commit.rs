@@ -66,10 +66,10 @@ async fn commit(
     let config = if body.iter().all(u8::is_ascii_whitespace) {
         None
     } else {
-        Some(
-            serde_json::from_slice::<Value>(&body)
-                .map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))?,
-        )
+        let mut config = serde_json::from_slice::<Value>(&body)
+            .map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))?;
+        super::body_types::commit_config(&mut config)?;
+        Some(config)
     };
     let reference = repo_tag_reference(first(&q, "repo"), first(&q, "tag"))?;
     let opts = CommitOptions {

@@ -32,17 +32,39 @@ fn bool_param(q: &HashMap<String, String>, key: &str, default: bool) -> bool {
     }
 }
 
+/// An internal error of an operation on a container that was running when it began
+/// (the runtime found no container, the monitor hung up): when the container turns
+/// out to have exited meanwhile (a kill racing the request), that is Docker's 409
+/// `not running`, the client's to handle, not a 500.
+pub(super) async fn unless_exited(d: &AppState, id: &str, error: ApiError) -> ApiError {
+    if error.status != StatusCode::INTERNAL_SERVER_ERROR {
+        return error;
+    }
+    let Ok(exit) = d.engine.wait(id, "not-running") else {
+        return error;
+    };
+    // The exit is recorded once the monitor has reported it: moments after.
+    match tokio::time::timeout(Duration::from_secs(2), exit).await {
+        Ok(_) => ApiError::conflict(format!("Container {id} is not running")),
+        Err(_) => error,
+    }
+}
+
 async fn pause(State(d): State<AppState>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
-    d.engine.pause(&id).await?;
-    Ok(StatusCode::NO_CONTENT)
+    match d.engine.pause(&id).await {
+        Ok(()) => Ok(StatusCode::NO_CONTENT),
+        Err(e) => Err(unless_exited(&d, &id, e.into()).await),
+    }
 }
 
 async fn unpause(
     State(d): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    d.engine.unpause(&id).await?;
-    Ok(StatusCode::NO_CONTENT)
+    match d.engine.unpause(&id).await {
+        Ok(()) => Ok(StatusCode::NO_CONTENT),
+        Err(e) => Err(unless_exited(&d, &id, e.into()).await),
+    }
 }
 
 async fn top(
@@ -51,7 +73,10 @@ async fn top(
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
     let ps_args = q.get("ps_args").map_or("", String::as_str);
-    Ok(Json(d.engine.top(&id, ps_args).await?))
+    match d.engine.top(&id, ps_args).await {
+        Ok(v) => Ok(Json(v)),
+        Err(e) => Err(unless_exited(&d, &id, e.into()).await),
+    }
 }
 
 /// A sample with the previous one's CPU figures as `precpu_stats`.
@@ -147,12 +172,16 @@ async fn update(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let body: Value = if body.is_empty() {
+    let mut body: Value = if body.is_empty() {
         json!({})
     } else {
         serde_json::from_slice(&body)
             .map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))?
     };
-    let warnings = d.engine.update_container(&id, &body).await?;
-    Ok(Json(json!({ "Warnings": warnings })))
+    super::body_types::container_update(&mut body)?;
+    super::cpusets::check(&body)?;
+    match d.engine.update_container(&id, &body).await {
+        Ok(warnings) => Ok(Json(json!({ "Warnings": warnings }))),
+        Err(e) => Err(unless_exited(&d, &id, e.into()).await),
+    }
 }

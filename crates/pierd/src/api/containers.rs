@@ -65,11 +65,13 @@ async fn create(
 ) -> Result<Response, ApiError> {
     let mut config: Value = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))?;
-    if !config.is_object() {
+    if config.is_null() {
         return Err(ApiError::bad_request(
             "Config cannot be empty in order to create a container",
         ));
     }
+    super::body_types::container_create(&mut config)?;
+    super::cpusets::check(&config["HostConfig"])?;
     let host_config = config
         .as_object_mut()
         .and_then(|o| o.remove("HostConfig"))
@@ -143,15 +145,14 @@ async fn kill(
     Path(id): Path<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<StatusCode, ApiError> {
-    d.engine
-        .kill(
-            &id,
-            q.get("signal")
-                .map(String::as_str)
-                .filter(|s| !s.is_empty()),
-        )
-        .await?;
-    Ok(StatusCode::NO_CONTENT)
+    let signal = q
+        .get("signal")
+        .map(String::as_str)
+        .filter(|s| !s.is_empty());
+    match d.engine.kill(&id, signal).await {
+        Ok(()) => Ok(StatusCode::NO_CONTENT),
+        Err(e) => Err(super::container_ops::unless_exited(&d, &id, e.into()).await),
+    }
 }
 
 async fn remove(
@@ -667,24 +668,23 @@ async fn resize(
         Ok::<_, std::io::Error>(answer)
     })
     .await;
-    match answer {
+    let error = match answer {
         Ok(Ok(a)) if a.trim() == "ok" => {
             d.engine.container_event(
                 &c.id,
                 "resize",
                 &[("height", h.to_string()), ("width", w.to_string())],
             );
-            Ok(StatusCode::OK)
+            return Ok(StatusCode::OK);
         }
-        Ok(Ok(a)) => Err(ApiError::internal(format!(
+        Ok(Ok(a)) => ApiError::internal(format!(
             "resize: {}",
             a.trim().trim_start_matches("error: ")
-        ))),
-        Ok(Err(e)) => Err(ApiError::internal(format!("resize: {e}"))),
-        Err(_) => Err(ApiError::internal(
-            "resize: the container monitor did not answer",
         )),
-    }
+        Ok(Err(e)) => ApiError::internal(format!("resize: {e}")),
+        Err(_) => ApiError::internal("resize: the container monitor did not answer"),
+    };
+    Err(super::container_ops::unless_exited(&d, &c.id, error).await)
 }
 
 /// Joins an attach to the container's monitor: waits for the start if `target` is

@@ -28,7 +28,7 @@ fn json_body(body: &[u8]) -> Result<Value, ApiError> {
     }
     let v: Value = serde_json::from_slice(body)
         .map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))?;
-    Ok(if v.is_object() { v } else { json!({}) })
+    Ok(if v.is_null() { json!({}) } else { v })
 }
 
 /// `POST /containers/{id}/exec`.
@@ -37,7 +37,8 @@ async fn create(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let body = json_body(&body)?;
+    let mut body = json_body(&body)?;
+    super::body_types::exec_create(&mut body)?;
     let exec_id = d.engine.exec_create(&id, &body)?;
     Ok((StatusCode::CREATED, Json(json!({ "Id": exec_id }))).into_response())
 }
@@ -53,7 +54,8 @@ async fn start(
     let body = axum::body::to_bytes(req.into_body(), 1 << 20)
         .await
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let body = json_body(&body)?;
+    let mut body = json_body(&body)?;
+    super::body_types::exec_start(&mut body)?;
     let config = d.engine.exec_begin(&id)?;
     let engine = d.engine.clone();
     if body["Detach"].as_bool() == Some(true) {

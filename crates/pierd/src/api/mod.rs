@@ -7,9 +7,11 @@
 
 pub mod archive;
 mod base64;
+mod body_types;
 pub mod commit;
 pub mod container_ops;
 pub mod containers;
+mod cpusets;
 pub mod detach;
 pub mod error;
 pub mod events;
@@ -76,7 +78,55 @@ pub fn service(daemon: Arc<Daemon>) -> Router {
     let versioned = tower::ServiceBuilder::new()
         .layer(axum::middleware::from_fn(strip_version))
         .service(routes);
-    Router::new().fallback_service(versioned)
+    guarded(Router::new().fallback_service(versioned))
+}
+
+/// `routes` answering every error in Docker's shape ([`json_errors`]), and a panic in
+/// a request's handling with 500 ([`panicked`]): it ends that request only.
+fn guarded(routes: Router) -> Router {
+    routes
+        .layer(axum::middleware::from_fn(json_errors))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(panicked))
+}
+
+/// The answer to a request whose handler panicked (the panic hook has logged where):
+/// 500 in Docker's error shape; the daemon goes on.
+fn panicked(payload: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let what = payload
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| payload.downcast_ref::<&str>().copied())
+        .unwrap_or("a panic");
+    eprintln!("pierd: a request handler panicked ({what}); answered 500");
+    ApiError::internal(format!("internal error: {what}")).into_response()
+}
+
+/// The largest error body made JSON by [`json_errors`]; larger ones are not ours.
+const PLAIN_ERROR_MAX: usize = 64 * 1024;
+
+/// Errors that axum answers itself in plain text (a body over the size limit, a query
+/// or path it cannot parse, a method a route does not take) get Docker's shape,
+/// `{"message": "..."}`, like every other error.
+async fn json_errors(req: Request, next: Next) -> Response {
+    let response = next.run(req).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let body = axum::body::to_bytes(response.into_body(), PLAIN_ERROR_MAX)
+        .await
+        .unwrap_or_default();
+    let text = String::from_utf8_lossy(&body);
+    let message = match text.trim() {
+        "" => status.canonical_reason().unwrap_or("error").to_lowercase(),
+        text => text.to_string(),
+    };
+    ApiError::new(status, message).into_response()
 }
 
 /// The answer that hands the connection over to a raw stream (attach, exec start):
@@ -135,4 +185,63 @@ async fn strip_version(mut req: Request, next: Next) -> Response {
     }
     req.extensions_mut().insert(version);
     next.run(req).await
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::routing::{get, post};
+    use tower::ServiceExt;
+
+    use super::*;
+
+    async fn call(app: &Router, method: &str, uri: &str, body: Body) -> (StatusCode, String) {
+        let req = Request::builder()
+            .method(method)
+            .uri(uri)
+            .body(body)
+            .expect("request");
+        let resp = app.clone().oneshot(req).await.expect("infallible");
+        let status = resp.status();
+        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
+            .await
+            .expect("body");
+        (status, String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    #[tokio::test]
+    async fn a_panicking_handler_answers_500_and_the_service_goes_on() {
+        let routes = Router::new()
+            .route(
+                "/boom",
+                get(|| async {
+                    let n = 42;
+                    if n == 42 {
+                        panic!("boom at {n}");
+                    }
+                    "unreached"
+                }),
+            )
+            .route("/fine", get(|| async { "fine" }))
+            .route("/body", post(|_: axum::body::Bytes| async { "taken" }));
+        let app = guarded(routes);
+        let (status, body) = call(&app, "GET", "/boom", Body::empty()).await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(body, r#"{"message":"internal error: boom at 42"}"#);
+        assert_eq!(
+            call(&app, "GET", "/fine", Body::empty()).await,
+            (StatusCode::OK, "fine".to_string())
+        );
+        // axum's own plain-text rejections come out in Docker's shape.
+        let big = Body::from(vec![b'x'; 3 << 20]);
+        let (status, body) = call(&app, "POST", "/body", big).await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+        assert!(
+            body.starts_with(r#"{"message":"Failed to buffer the request body"#),
+            "{body}"
+        );
+        let (status, body) = call(&app, "DELETE", "/fine", Body::empty()).await;
+        assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(body, r#"{"message":"method not allowed"}"#);
+    }
 }

@@ -109,7 +109,8 @@ async fn inspect(
 }
 
 async fn create(State(d): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
-    let body = body_json(&body)?;
+    let mut body = body_json(&body)?;
+    super::body_types::network_create(&mut body)?;
     let (id, warning) = d.engine.network_create(body).await?;
     Ok((
         StatusCode::CREATED,
@@ -155,9 +156,14 @@ async fn prune(
     })))
 }
 
-/// The body of a connect or disconnect, and the container it names.
-fn container_body(body: &Bytes) -> Result<(Value, String), ApiError> {
-    let body = body_json(body)?;
+/// The body of a connect or disconnect (type-checked by `check`), and the container it
+/// names.
+fn container_body(
+    body: &Bytes,
+    check: fn(&mut Value) -> Result<(), ApiError>,
+) -> Result<(Value, String), ApiError> {
+    let mut body = body_json(body)?;
+    check(&mut body)?;
     let container = body["Container"].as_str().unwrap_or_default().to_string();
     if container.is_empty() {
         return Err(ApiError::bad_request("no container given"));
@@ -170,7 +176,7 @@ async fn connect(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<StatusCode, ApiError> {
-    let (body, container) = container_body(&body)?;
+    let (body, container) = container_body(&body, super::body_types::network_connect)?;
     d.engine
         .network_connect(&id, &container, &body["EndpointConfig"])
         .await?;
@@ -182,7 +188,7 @@ async fn disconnect(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<StatusCode, ApiError> {
-    let (body, container) = container_body(&body)?;
+    let (body, container) = container_body(&body, super::body_types::network_disconnect)?;
     let force = body["Force"].as_bool() == Some(true);
     d.engine.network_disconnect(&id, &container, force).await?;
     Ok(StatusCode::OK)
