@@ -57,6 +57,10 @@ pub struct MonitorConfig {
     /// (`HostConfig.ConsoleSize`).
     #[serde(default)]
     pub console_size: Option<(u16, u16)>,
+    /// Seconds the created container waits for `start` (default
+    /// [`START_TIMEOUT`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_timeout: Option<u64>,
 }
 
 /// What the monitor records when the container exits.
@@ -160,8 +164,8 @@ struct Monitor {
     waiters: Vec<UnixStream>,
     log: Option<JsonLog>,
     exit: Option<ExitStatus>,
-    /// When the container was created; pierd's `start` must come within
-    /// [`START_TIMEOUT`] of it.
+    /// When the container was created; pierd's `start` must come within the start
+    /// timeout of it.
     created_at: Instant,
     /// pierd asked to start the container (or the wait for it was given up).
     start_asked: bool,
@@ -391,7 +395,11 @@ impl Monitor {
                     c.stdin = false;
                 }
             }
-            if !self.start_asked && self.created_at.elapsed() > START_TIMEOUT {
+            let start_timeout = self
+                .config
+                .start_timeout
+                .map_or(START_TIMEOUT, Duration::from_secs);
+            if !self.start_asked && self.created_at.elapsed() > start_timeout {
                 // Nobody will start it: the init dies, and the exit path cleans up.
                 self.start_asked = true;
                 let _ =

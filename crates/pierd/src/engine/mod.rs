@@ -953,6 +953,7 @@ impl Engine {
                     u16::try_from(a.get(1)?.as_u64()?).ok()?,
                 ))
             }),
+            start_timeout: None,
         };
         let monitor_file = exec_dir.join("monitor.json");
         fs::write(

@@ -454,6 +454,33 @@ impl Drop for RuntimeContainer {
     }
 }
 
+fn runtime_binary() -> std::path::PathBuf {
+    Path::new(env!("CARGO_BIN_EXE_pierd")).with_file_name("pier-runtime")
+}
+
+/// A bundle in `work` for the container `id`: `sleep 100` in the busybox rootfs
+/// that `pierd_with_busybox` left in `work`, in pierd's cgroup parent.
+fn sleep_bundle(work: &Path, id: &str) -> std::path::PathBuf {
+    let bundle = work.join("bundle");
+    std::fs::create_dir_all(&bundle).expect("bundle dir");
+    pier_testsupport::run_ok(
+        Command::new(runtime_binary())
+            .arg("spec")
+            .current_dir(&bundle),
+        Duration::from_secs(30),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let config_path = bundle.join("config.json");
+    let mut config: Value =
+        serde_json::from_slice(&std::fs::read(&config_path).expect("config.json")).expect("json");
+    config["root"]["path"] = work.join("rootfs").display().to_string().into();
+    config["process"]["terminal"] = false.into();
+    config["process"]["args"] = serde_json::json!(["sleep", "100"]);
+    config["linux"]["cgroupsPath"] = format!("/pier/{id}").into();
+    std::fs::write(&config_path, config.to_string()).expect("write config.json");
+    bundle
+}
+
 #[test]
 fn restart_ends_a_created_container_no_record_explains() {
     let Some((mut pierd, work)) = pierd_with_busybox() else {
@@ -461,32 +488,17 @@ fn restart_ends_a_created_container_no_record_explains() {
     };
     // What a crash between a monitor's create and pierd's start leaves: a container
     // in the runtime's state, its init blocked on the FIFO, and no record running it.
-    let runtime = Path::new(env!("CARGO_BIN_EXE_pierd")).with_file_name("pier-runtime");
-    let bundle = work.path().join("bundle");
-    std::fs::create_dir_all(&bundle).expect("bundle dir");
-    pier_testsupport::run_ok(
-        Command::new(&runtime).arg("spec").current_dir(&bundle),
-        Duration::from_secs(30),
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
     let id = format!("{:064x}", std::process::id());
-    let config_path = bundle.join("config.json");
-    let mut config: Value =
-        serde_json::from_slice(&std::fs::read(&config_path).expect("config.json")).expect("json");
-    config["root"]["path"] = work.path().join("rootfs").display().to_string().into();
-    config["process"]["terminal"] = false.into();
-    config["process"]["args"] = serde_json::json!(["sleep", "100"]);
-    config["linux"]["cgroupsPath"] = format!("/pier/{id}").into();
-    std::fs::write(&config_path, config.to_string()).expect("write config.json");
+    let bundle = sleep_bundle(work.path(), &id);
     let root = pierd.exec_root().join("runtime").join("pier-runtime");
     std::fs::create_dir_all(&root).expect("runtime root");
     let stray = RuntimeContainer {
-        runtime: runtime.clone(),
+        runtime: runtime_binary(),
         root: root.clone(),
         id: id.clone(),
     };
     pier_testsupport::run_ok(
-        Command::new(&runtime)
+        Command::new(runtime_binary())
             .arg("--root")
             .arg(&root)
             .args(["create", "--bundle"])
@@ -503,4 +515,81 @@ fn restart_ends_a_created_container_no_record_explains() {
     pierd.crash_and_restart(Duration::from_millis(100));
     assert_no_leftovers(&pierd, &created, "after a restart");
     drop(stray);
+}
+
+#[test]
+fn a_monitor_whose_start_never_comes_ends_its_container() {
+    let Some((pierd, work)) = pierd_with_busybox() else {
+        return;
+    };
+    // A monitor as pierd starts one, whose pierd then never sends `start` (it died).
+    let id = format!("{:063x}1", std::process::id());
+    let bundle = sleep_bundle(work.path(), &id);
+    let root = pierd.exec_root().join("runtime").join("pier-runtime");
+    let _stray = RuntimeContainer {
+        runtime: runtime_binary(),
+        root: root.clone(),
+        id: id.clone(),
+    };
+    let exit_file = bundle.join("exit.json");
+    let config = serde_json::json!({
+        "id": id,
+        "bundle": bundle,
+        "runtime": runtime_binary(),
+        "runtime_root": root,
+        "log_path": null,
+        "log_max_size": 0,
+        "log_max_files": 1,
+        "exit_file": exit_file,
+        "control_socket": bundle.join("control.sock"),
+        "rootfs": null,
+        "stdin": false,
+        "stdin_once": false,
+        "tty": false,
+        "start_timeout": 2,
+    });
+    let config_path = bundle.join("monitor.json");
+    std::fs::write(&config_path, config.to_string()).expect("monitor.json");
+    let mut monitor = Command::new(env!("CARGO_BIN_EXE_pierd"))
+        .arg("monitor")
+        .arg(&config_path)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn the monitor");
+    let mut report = String::new();
+    if let Some(out) = monitor.stdout.take() {
+        use std::io::BufRead;
+        let _ = std::io::BufReader::new(out).read_line(&mut report);
+    }
+    let report: Value = serde_json::from_str(report.trim()).expect("monitor report");
+    let init = report["pid"]
+        .as_i64()
+        .expect("the monitor created the container");
+    assert!(
+        Path::new(&format!("/proc/{init}")).exists(),
+        "the created init is not there: this test would prove nothing"
+    );
+    let ended = pier_testsupport::wait_deadline(&mut monitor, Duration::from_secs(30));
+    if ended.is_none() {
+        let _ = monitor.kill();
+        let _ = monitor.wait();
+    }
+    assert!(
+        ended.is_some(),
+        "the monitor still waits for a start after 30 s"
+    );
+    let exit: Value =
+        serde_json::from_slice(&std::fs::read(&exit_file).expect("exit.json")).expect("json");
+    assert_eq!(exit["exit_code"], 137, "{exit}");
+    // The monitor reaps what it ends: no process by that pid is left.
+    assert!(
+        !Path::new(&format!("/proc/{init}")).exists(),
+        "the container's init {init} outlived its monitor"
+    );
+    assert!(
+        !root.join(&id).exists(),
+        "the runtime still has the container"
+    );
 }
