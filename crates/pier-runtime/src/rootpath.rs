@@ -121,7 +121,9 @@ impl Root {
 
     fn error(&self, path: &Path, errno: Errno) -> Error {
         let why = match errno {
-            Errno::LOOP => " (a symlink loop, too many symlinks, or a /proc magic link: refused)",
+            Errno::LOOP => {
+                " (ELOOP: a symlink loop, too many symlinks, or a /proc magic link: refused)"
+            }
             Errno::XDEV => " (leads outside the root: refused)",
             _ => "",
         };
@@ -403,7 +405,7 @@ mod tests {
             assert_eq!(err.raw_os_error(), Some(libc::ELOOP), "{path}: {err}");
             let text = err.to_string();
             assert!(
-                text.contains(path) && text.contains("symlink loop"),
+                text.contains(path) && text.contains("ELOOP: a symlink loop"),
                 "{text}"
             );
         }
