@@ -2,7 +2,8 @@
 //!
 //! - Start, stop and remove of one container hold its [`Lock`] throughout, so they
 //!   never interleave (concurrent starts: one starts, the others find it running).
-//! - A create reserves its name first and gives it back if it fails.
+//! - A create reserves its name before it makes anything, and gives it back if it
+//!   fails.
 //! - A removal is recorded (`removing`, in the store) before anything is undone; a
 //!   pierd that restarts finishes it ([`Engine::finish_removals`]).
 //! - At restart, what no record explains is ended: monitors pierd cannot adopt, the

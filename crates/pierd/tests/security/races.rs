@@ -280,6 +280,19 @@ fn leftovers(pierd: &Pierd, created: &HashSet<String>) -> Vec<String> {
     if !procs.is_empty() {
         problems.push(format!("processes of removed containers: {procs:?}"));
     }
+    // Their cgroups, in every hierarchy (v1 controllers and a v2 mount below
+    // /sys/fs/cgroup, or a v2 root on it: "").
+    for hierarchy in std::iter::once(String::new()).chain(dir_names(Path::new("/sys/fs/cgroup"))) {
+        for id in &gone {
+            let dir = Path::new("/sys/fs/cgroup")
+                .join(&hierarchy)
+                .join("pier")
+                .join(id);
+            if dir.exists() {
+                problems.push(format!("cgroup {} left", dir.display()));
+            }
+        }
+    }
     problems
 }
 
