@@ -245,6 +245,30 @@ impl Runtime {
             .map(connect_console)
             .transpose()?;
 
+        // A new user namespace together with namespaces joined by path that the host
+        // owns (a daemon's network namespace, another container's IPC): from inside the
+        // new user namespace the child has no privilege over them, so they are joined
+        // here, before the clone, and the child is born in them (runc's nsexec joins
+        // them before it unshares the user namespace).
+        if user_ns.is_some_and(|n| n.path.is_none()) {
+            for kind in crate::init::JOINED_BEFORE_NEW_USERNS {
+                if let Some(path) = spec.namespace(kind).and_then(|n| n.path.as_ref()) {
+                    let fd = rustix::fs::open(
+                        path,
+                        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
+                        rustix::fs::Mode::empty(),
+                    )
+                    .ctx(|| format!("open {} namespace {}", kind.proc_name(), path.display()))?;
+                    crate::init::setns(&fd, kind).map_err(|e| match e {
+                        Error::Io { cause, .. } => Error::io(
+                            format!("join {} namespace {}", kind.proc_name(), path.display()),
+                            cause,
+                        ),
+                        other => other,
+                    })?;
+                }
+            }
+        }
         if let Some(path) = spec
             .namespace(NamespaceKind::Pid)
             .and_then(|n| n.path.as_ref())
@@ -940,11 +964,9 @@ fn exec_helper(joins: Vec<(NamespaceKind, OwnedFd)>, cfg: ChildConfig) -> i32 {
             return 1;
         }
     }
-    for (kind, fd) in &joins {
-        if let Err(e) = crate::init::setns(fd, *kind) {
-            let _ = cfg.channel.send(&Message::Failed(e.to_string()));
-            return 1;
-        }
+    if let Err(e) = crate::init::join_all(&joins) {
+        let _ = cfg.channel.send(&Message::Failed(e.to_string()));
+        return 1;
     }
     drop(joins);
     if let Err(e) = rustix::process::chdir("/") {

@@ -409,13 +409,52 @@ fn setgroups_allowed() -> bool {
     std::fs::read_to_string("/proc/self/setgroups").map_or(true, |s| s.trim() != "deny")
 }
 
-/// Joins namespaces given by path (user first: the others need its privileges).
+/// Namespaces that `create` joins by path in the parent, before cloning, when the
+/// container gets a new user namespace (see `Runtime::create`).
+pub const JOINED_BEFORE_NEW_USERNS: [NamespaceKind; 3] = [
+    NamespaceKind::Network,
+    NamespaceKind::Ipc,
+    NamespaceKind::Uts,
+];
+
+/// Joins `joins` (in the given order, the user namespace wherever it stands). A
+/// namespace that refuses (EPERM) before the user namespace is joined is tried again
+/// after it: a privileged caller joins the host-owned ones first, an unprivileged one
+/// the container-owned ones after gaining privilege in the user namespace.
+pub fn join_all(joins: &[(NamespaceKind, OwnedFd)]) -> Result<()> {
+    let user = joins.iter().find(|(k, _)| *k == NamespaceKind::User);
+    let mut deferred = Vec::new();
+    for (kind, fd) in joins.iter().filter(|(k, _)| *k != NamespaceKind::User) {
+        match setns(fd, *kind) {
+            Err(Error::Io { cause, .. })
+                if user.is_some() && cause.raw_os_error() == Some(libc::EPERM) =>
+            {
+                deferred.push((*kind, fd));
+            }
+            other => other?,
+        }
+    }
+    if let Some((kind, fd)) = user {
+        setns(fd, *kind)?;
+    }
+    for (kind, fd) in deferred {
+        setns(fd, kind)?;
+    }
+    Ok(())
+}
+
+/// Joins namespaces given by path (user first: the others need its privileges), but
+/// for those `create` joined before the clone.
 fn join_namespaces_by_path(spec: &Spec) -> Result<()> {
+    let new_userns = spec
+        .namespace(NamespaceKind::User)
+        .is_some_and(|n| n.path.is_none());
     let mut joins: Vec<(NamespaceKind, &Path)> = spec
         .linux()
         .namespaces
         .iter()
         .filter(|n| n.kind != NamespaceKind::Pid && n.kind != NamespaceKind::Time)
+        .filter(|n| !(new_userns && JOINED_BEFORE_NEW_USERNS.contains(&n.kind)))
         .filter_map(|n| n.path.as_deref().map(|p| (n.kind, p)))
         .collect();
     joins.sort_by_key(|(k, _)| *k != NamespaceKind::User);

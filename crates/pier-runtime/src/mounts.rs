@@ -194,6 +194,9 @@ fn open_tree_clone(source: &Path, recursive: bool) -> Result<std::os::fd::OwnedF
 /// Attaches a detached mount tree at `dest`.
 fn move_mount_to(tree: &std::os::fd::OwnedFd, dest: &Path) -> Result<()> {
     const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
+    // `dest` is the `/proc/self/fd/N` of a target resolved inside the root: the link
+    // must be followed to the inode it holds.
+    const MOVE_MOUNT_T_SYMLINKS: libc::c_uint = 0x10;
     let empty = c"";
     let target = cstr(dest)?;
     // SAFETY: tree is an open_tree fd, both paths are valid C strings.
@@ -204,7 +207,7 @@ fn move_mount_to(tree: &std::os::fd::OwnedFd, dest: &Path) -> Result<()> {
             empty.as_ptr(),
             libc::AT_FDCWD,
             target.as_ptr(),
-            MOVE_MOUNT_F_EMPTY_PATH,
+            MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_SYMLINKS,
         )
     };
     if rc != 0 {
