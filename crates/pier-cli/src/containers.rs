@@ -108,6 +108,10 @@ pub struct CreateArgs {
     /// Give extended privileges to this container
     #[arg(long)]
     privileged: bool,
+    /// User namespace to use: `host`, or Pier's `auto` (a range of its own, from the
+    /// daemon's --userns-remap user)
+    #[arg(long)]
+    userns: Option<String>,
     /// Add Linux capabilities
     #[arg(long = "cap-add")]
     cap_add: Vec<String>,
@@ -936,6 +940,13 @@ pub(crate) fn create_body(a: &CreateArgs, auto_remove: bool, attach: bool) -> Re
     }
     if let Some(r) = &a.runtime {
         host_config["Runtime"] = json!(r);
+    }
+    if let Some(mode) = &a.userns {
+        // docker's check, with Pier's `auto` besides `host`.
+        if !matches!(mode.as_str(), "" | "host" | "auto") {
+            anyhow::bail!("--userns: invalid USER mode");
+        }
+        host_config["UsernsMode"] = json!(mode);
     }
     let mut body = json!({
         "Image": a.image,

@@ -40,7 +40,7 @@ use crate::digest::Digest;
 use crate::error::{Error, Result};
 
 mod idmap;
-pub use idmap::IdMap;
+pub use idmap::{as_mapped_root, IdMap};
 
 /// The OCI ChainID of a stack of layers given their DiffIDs (bottom first):
 /// `ChainID(L0) = DiffID(L0)`, `ChainID(Ln) = sha256(ChainID(Ln-1) + " " + DiffID(Ln))`.

@@ -81,6 +81,11 @@ pub struct DaemonConfig {
     /// container has its own monitor process)
     #[arg(long)]
     pub live_restore: bool,
+    /// User/Group setting for user namespaces: `default` (Pier's own `pierremap` user,
+    /// made when missing), `USER`, `USER:GROUP`, `UID` or `UID:GID`; container root
+    /// then maps to that user's subordinate IDs
+    #[arg(long = "userns-remap", value_name = "USER[:GROUP]")]
+    pub userns_remap: Option<String>,
     /// Use TLS; implied by --tlsverify
     #[arg(
         long,

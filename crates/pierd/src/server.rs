@@ -33,9 +33,16 @@ pub fn run(config: DaemonConfig) -> Result<()> {
     // As dockerd since CVE-2021-41091: no host user but root may enter the data root
     // (containers' files, upper dirs, logs, state) or the exec root (mounted rootfs).
     // Modes are set on existing directories too, made by an older, laxer pierd.
-    make_private_dir(&config.data_root, 0o710)?;
+    // With user namespaces, the containers' mapped roots must pass through to their
+    // own directories (each 0710, group the mapped root's): 0711 for the two above.
+    let pass_through = if config.userns_remap.is_some() {
+        0o711
+    } else {
+        0o710
+    };
+    make_private_dir(&config.data_root, pass_through)?;
     make_private_dir(&config.exec_root, 0o700)?;
-    make_private_dir(&config.data_root.join("containers"), 0o710)?;
+    make_private_dir(&config.data_root.join("containers"), pass_through)?;
     make_private_dir(&config.data_root.join("image"), 0o700)?;
     let pidfile = config.pidfile();
     let _pid_lock = lock_pidfile(&pidfile)?;

@@ -79,11 +79,28 @@ impl IdMapping {
             .map(|r| r.host + (id - r.container))
     }
 
+    /// The container uid that host uid `id` is (None: outside the mapping).
+    pub fn container_uid(&self, id: u32) -> Option<u32> {
+        back(&self.uids, id)
+    }
+
+    /// The container gid that host gid `id` is (None: outside the mapping).
+    pub fn container_gid(&self, id: u32) -> Option<u32> {
+        back(&self.gids, id)
+    }
+
     /// Which slot of `remap` this mapping is (None: not one of its slots).
     fn slot_of(&self, remap: &Remap) -> Option<u32> {
         let first = self.uids.first()?;
         (0..remap.slots()).find(|s| remap.slot_start(&remap.uid_ranges, *s) == Some(first.host))
     }
+}
+
+fn back(ranges: &[IdRange], id: u32) -> Option<u32> {
+    ranges
+        .iter()
+        .find(|r| id >= r.host && id - r.host < r.size)
+        .map(|r| r.container + (id - r.host))
 }
 
 /// The daemon's remap user and its subordinate ranges.
@@ -414,6 +431,9 @@ mod tests {
         assert_eq!(d.root(), (100000, 500000));
         assert_eq!(d.host_uid(1000), Some(101000));
         assert_eq!(d.host_uid(SLOT), None);
+        assert_eq!(d.container_uid(101000), Some(1000));
+        assert_eq!(d.container_gid(500000), Some(0));
+        assert_eq!(d.container_uid(99999), None);
         let a1 = r.auto_mapping([&d]).unwrap();
         assert_eq!(a1.root(), (165536, 565536));
         let a2 = r.auto_mapping([&d, &a1]).unwrap();

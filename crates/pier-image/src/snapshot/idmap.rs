@@ -67,7 +67,10 @@ impl Snapshotter {
                 };
                 let lower_paths: Vec<PathBuf> = lowers.iter().map(fd_path).collect();
                 let upper_paths = upper.as_ref().map(|(u, w, _)| (u.as_path(), w.as_path()));
-                as_mapped_root(idmap, || mount_overlay(&lower_paths, upper_paths, target))
+                as_mapped_root(idmap.root_uid, idmap.root_gid, || {
+                    mount_overlay(&lower_paths, upper_paths, target)
+                })
+                .map_err(|e| Error::io(format!("mount on {}", target.display()), e))?
             }
         }
     }
@@ -154,35 +157,40 @@ fn mount_overlay(lowers: &[PathBuf], upper: Option<(&Path, &Path)>, target: &Pat
     attach(&mnt, target)
 }
 
-/// Runs `f` on a new thread whose filesystem IDs are the mapped root's, with every
-/// capability kept. The thread, and with it those credentials, ends with `f`.
-fn as_mapped_root<T: Send>(idmap: IdMap<'_>, f: impl FnOnce() -> Result<T> + Send) -> Result<T> {
+/// Runs `f` on a new thread whose filesystem IDs are `uid`/`gid` (a mapped root),
+/// with every capability kept: what it creates through an idmapped mount of a
+/// container's is stored as that container's root would store it. The thread, and
+/// with it those credentials, ends with `f`.
+pub fn as_mapped_root<T: Send>(
+    uid: u32,
+    gid: u32,
+    f: impl FnOnce() -> T + Send,
+) -> std::io::Result<T> {
     const PR_SET_SECUREBITS: libc::c_int = 28;
     const SECBIT_NO_SETUID_FIXUP: libc::c_ulong = 1 << 2;
-    let (uid, gid) = (idmap.root_uid, idmap.root_gid);
     std::thread::scope(|scope| {
         scope
             .spawn(move || {
                 // SAFETY: prctl and setfs[ug]id change only this thread's credentials
                 // (Linux credentials are per task); no pointers are passed.
-                let ok = unsafe {
+                let switched = unsafe {
                     libc::prctl(PR_SET_SECUREBITS, SECBIT_NO_SETUID_FIXUP, 0, 0, 0) == 0 && {
                         libc::syscall(libc::SYS_setfsgid, gid);
                         libc::syscall(libc::SYS_setfsuid, uid);
-                        // setfs[ug]id return the previous ID; read them back.
+                        // setfs[ug]id answer the previous ID; -1 reads it back.
                         libc::syscall(libc::SYS_setfsuid, u32::MAX) == uid as libc::c_long
                             && libc::syscall(libc::SYS_setfsgid, u32::MAX) == gid as libc::c_long
                     }
                 };
-                if !ok {
-                    return Err(Error::io(
-                        format!("switch to the mapped root {uid}:{gid} to mount"),
-                        std::io::Error::last_os_error(),
-                    ));
+                if !switched {
+                    return Err(std::io::Error::other(format!(
+                        "cannot act as the mapped root {uid}:{gid}: {}",
+                        std::io::Error::last_os_error()
+                    )));
                 }
-                f()
+                Ok(f())
             })
             .join()
-            .unwrap_or_else(|_| Err(Error::Conflict("idmapped mount thread panicked".into())))
+            .unwrap_or_else(|_| Err(std::io::Error::other("mapped-root thread panicked")))
     })
 }

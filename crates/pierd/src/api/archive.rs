@@ -77,6 +77,9 @@ struct Root {
     fd: OwnedFd,
     /// The stopped container's snapshot mount this request uses, if it is one.
     _mounted: Option<Lease>,
+    /// The mapping the root is seen through (a running container in a user
+    /// namespace): host owners are the container's owners shifted.
+    mapping: Option<crate::userns::IdMapping>,
 }
 
 /// Stopped containers' snapshots mounted for requests, by container ID: one mount
@@ -160,7 +163,11 @@ fn open_root(d: &AppState, c: &Container) -> Result<Root, ApiError> {
     if c.state.running {
         let rootfs = dir.join("rootfs");
         let fd = open_dir(&rootfs).map_err(|e| errno_err("opening container rootfs", e))?;
-        return Ok(Root { fd, _mounted: None });
+        return Ok(Root {
+            fd,
+            _mounted: None,
+            mapping: c.userns.clone(),
+        });
     }
     let mut mounts = snapshot_mounts();
     if !mounts.contains_key(&c.id) {
@@ -182,6 +189,7 @@ fn open_root(d: &AppState, c: &Container) -> Result<Root, ApiError> {
     Ok(Root {
         fd: fd.map_err(|e| errno_err("opening container root", e))?,
         _mounted: Some(lease),
+        mapping: None,
     })
 }
 
@@ -412,13 +420,13 @@ async fn get_archive(
     let body = stream_tar(move |w| {
         let Source { root, resolved, .. } = src;
         let mut b = tar::Builder::new(w);
-        let mut links = HashMap::new();
+        let mut walk = TarWalk::new(root.mapping.clone());
         append(
             &mut b,
             resolved.parent.as_fd(),
             &resolved.name,
             &base,
-            &mut links,
+            &mut walk,
         )?;
         b.into_inner()?.flush()?;
         drop(root);
@@ -444,8 +452,8 @@ async fn export(State(d): State<AppState>, Path(id): Path<String>) -> Result<Res
     let root = tokio::task::spawn_blocking(move || open_root(&d2, &c)).await??;
     let body = stream_tar(move |w| {
         let mut b = tar::Builder::new(w);
-        let mut links = HashMap::new();
-        append_children(&mut b, root.fd.as_fd(), "", &mut links)?;
+        let mut walk = TarWalk::new(root.mapping.clone());
+        append_children(&mut b, root.fd.as_fd(), "", &mut walk)?;
         b.into_inner()?.flush()?;
         drop(root);
         Ok(())
@@ -485,14 +493,15 @@ fn append<W: Write>(
     parent: BorrowedFd<'_>,
     name: &OsStr,
     arc_name: &str,
-    links: &mut HashMap<(u64, u64), String>,
+    walk: &mut TarWalk,
 ) -> io::Result<()> {
     let st = rustix::fs::statat(parent, name, AtFlags::SYMLINK_NOFOLLOW)?;
     let kind = FileType::from_raw_mode(st.st_mode);
     let mut h = tar::Header::new_gnu();
     h.set_mode(st.st_mode & 0o7777);
-    h.set_uid(u64::from(st.st_uid));
-    h.set_gid(u64::from(st.st_gid));
+    let (uid, gid) = walk.owner(&st);
+    h.set_uid(u64::from(uid));
+    h.set_gid(u64::from(gid));
     h.set_mtime(u64::try_from(st.st_mtime).unwrap_or(0));
     h.set_size(0);
     match kind {
@@ -513,17 +522,17 @@ fn append<W: Write>(
                 Mode::empty(),
             )?;
             let prefix = if dir_name.is_some() { arc_name } else { "" };
-            append_children(b, fd.as_fd(), prefix, links)?;
+            append_children(b, fd.as_fd(), prefix, walk)?;
         }
         FileType::RegularFile => {
             let key = (st.st_dev, st.st_ino);
             if st.st_nlink > 1 {
-                if let Some(first) = links.get(&key) {
+                if let Some(first) = walk.links.get(&key) {
                     h.set_entry_type(tar::EntryType::Link);
                     append_entry(b, &mut h, arc_name, Some(first.as_bytes()), io::empty())?;
                     return Ok(());
                 }
-                links.insert(key, arc_name.to_string());
+                walk.links.insert(key, arc_name.to_string());
             }
             let fd = rustix::fs::openat(
                 parent,
@@ -624,11 +633,38 @@ fn dir_names(dir: BorrowedFd<'_>) -> io::Result<Vec<OsString>> {
     Ok(names)
 }
 
+/// What a walk that writes a tar carries: the hard links met so far (by device and
+/// inode), and the mapping owners are translated back through.
+struct TarWalk {
+    links: HashMap<(u64, u64), String>,
+    mapping: Option<crate::userns::IdMapping>,
+}
+
+impl TarWalk {
+    fn new(mapping: Option<crate::userns::IdMapping>) -> TarWalk {
+        TarWalk {
+            links: HashMap::new(),
+            mapping,
+        }
+    }
+
+    /// The owner as the container sees it (an ID outside the mapping stays as is).
+    fn owner(&self, st: &rustix::fs::Stat) -> (u32, u32) {
+        match &self.mapping {
+            Some(m) => (
+                m.container_uid(st.st_uid).unwrap_or(st.st_uid),
+                m.container_gid(st.st_gid).unwrap_or(st.st_gid),
+            ),
+            None => (st.st_uid, st.st_gid),
+        }
+    }
+}
+
 fn append_children<W: Write>(
     b: &mut tar::Builder<W>,
     dir: BorrowedFd<'_>,
     prefix: &str,
-    links: &mut HashMap<(u64, u64), String>,
+    walk: &mut TarWalk,
 ) -> io::Result<()> {
     for name in dir_names(dir)? {
         let s = name.to_string_lossy();
@@ -637,7 +673,7 @@ fn append_children<W: Write>(
         } else {
             format!("{prefix}/{s}")
         };
-        match append(b, dir, &name, &arc, links) {
+        match append(b, dir, &name, &arc, walk) {
             // Gone meanwhile: a running container changes its files.
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
             r => r?,
@@ -690,6 +726,10 @@ async fn put_archive(
     let opts = PutOptions {
         no_overwrite_dir_non_dir: flag(&q, "noOverwriteDirNonDir"),
         copy_uid_gid: flag(&q, "copyUIDGID"),
+        // A running container in a user namespace has its rootfs mounted through its
+        // mapping: written as its root, with owners translated (a stopped one's
+        // snapshot is mounted plainly and keeps the archive's IDs as they are).
+        mapping: c.userns.clone().filter(|_| c.state.running),
     };
     let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(8);
     let mut stream = body.into_data_stream();
@@ -721,7 +761,16 @@ async fn put_archive(
             rx,
             cur: Bytes::new(),
         };
-        extract(root.fd.as_fd(), &dest_abs, &mut reader, &opts)?;
+        match &opts.mapping {
+            None => extract(root.fd.as_fd(), &dest_abs, &mut reader, &opts)?,
+            Some(mapping) => {
+                let (uid, gid) = mapping.root();
+                pier_image::snapshot::as_mapped_root(uid, gid, || {
+                    extract(root.fd.as_fd(), &dest_abs, &mut reader, &opts)
+                })
+                .map_err(|e| io_err("extracting", e))??
+            }
+        }
         // The tar may go on after its end marker (padding to a record): read the body
         // to its end, or the answer would cut off a client still sending (EPIPE).
         io::copy(&mut reader, &mut io::sink()).map_err(|e| io_err("reading the archive", e))?;
@@ -734,6 +783,7 @@ async fn put_archive(
 struct PutOptions {
     no_overwrite_dir_non_dir: bool,
     copy_uid_gid: bool,
+    mapping: Option<crate::userns::IdMapping>,
 }
 
 fn io_err(context: &str, e: impl Into<io::Error>) -> ApiError {
@@ -916,7 +966,7 @@ fn extract(
             }
             _ => continue,
         }
-        set_meta(&parent, name, &h, opts.copy_uid_gid).map_err(|e| io_err(&ctx, e))?;
+        set_meta(&parent, name, &h, opts).map_err(|e| io_err(&ctx, e))?;
     }
     for (comps, mtime) in dir_times.iter().rev() {
         if let Some((name, parent)) = comps.split_last() {
@@ -939,14 +989,26 @@ fn extract(
 
 /// Ownership (the archive's with `copyUIDGID`, else root's, as Docker), mode and
 /// mtime of the just-created `parent/name`, never following a final symlink.
-fn set_meta(parent: &OwnedFd, name: &str, h: &tar::Header, copy_uid_gid: bool) -> io::Result<()> {
-    let (uid, gid) = if copy_uid_gid {
+fn set_meta(parent: &OwnedFd, name: &str, h: &tar::Header, opts: &PutOptions) -> io::Result<()> {
+    let (uid, gid) = if opts.copy_uid_gid {
         (
             u32::try_from(h.uid()?).unwrap_or(0),
             u32::try_from(h.gid()?).unwrap_or(0),
         )
     } else {
         (0, 0)
+    };
+    // Through an idmapped rootfs, the container's IDs are named by their host IDs.
+    let (uid, gid) = match &opts.mapping {
+        Some(m) => {
+            let unmapped =
+                |id| io::Error::other(format!("Container ID {id} cannot be mapped to a host ID"));
+            (
+                m.host_uid(uid).ok_or_else(|| unmapped(uid))?,
+                m.host_gid(gid).ok_or_else(|| unmapped(gid))?,
+            )
+        }
+        None => (uid, gid),
     };
     rustix::fs::chownat(
         parent,

@@ -13,6 +13,7 @@ pub mod health;
 mod lifecycle;
 pub mod network;
 mod ops;
+mod remap;
 pub mod spec;
 pub mod store;
 pub mod usage;
@@ -132,6 +133,9 @@ pub struct Container {
     /// Its network namespace's path while it runs (bridge networks).
     #[serde(default)]
     pub sandbox_key: String,
+    /// Its user namespace mapping (`--userns-remap`, `--userns auto`); none: the host's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub userns: Option<crate::userns::IdMapping>,
 }
 
 impl Container {
@@ -198,6 +202,8 @@ pub struct Engine {
     /// Names taken by creates under way (before their record exists), with the ID
     /// the create will give its container.
     reserved_names: Mutex<HashMap<String, String>>,
+    /// The remap user and its ranges (`--userns-remap`).
+    remap: Option<crate::userns::Remap>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -254,6 +260,7 @@ impl Engine {
                 &config.exec_root,
             ),
             reserved_names: Mutex::new(HashMap::new()),
+            remap: remap::load_remap(config)?,
         });
         let records = engine.store.load_all()?;
         {
@@ -490,6 +497,7 @@ impl Engine {
         spec::capabilities(&host_config)?;
         ops::validate_restart_policy(&host_config)?;
         crate::logdriver::validate(&host_config)?;
+        let userns_choice = self.userns_choice(&host_config)?;
 
         let images = self.images.clone();
         let lookup = image_name.clone();
@@ -585,7 +593,7 @@ impl Engine {
             .await
             .map_err(|e| internal("create", e))??;
 
-        let container = Container {
+        let mut container = Container {
             id: id.clone(),
             name: name.clone(),
             created: pier_image::time::now_rfc3339(),
@@ -613,11 +621,12 @@ impl Engine {
             networks: endpoints,
             published: Vec::new(),
             sandbox_key: String::new(),
+            userns: None,
         };
         let result = (|| -> Result<(), EngineError> {
-            fs::create_dir_all(self.data_dir(&id))
-                .map_err(|e| internal("create container dir", e))?;
             let mut inner = self.lock();
+            container.userns = self.userns_mapping(userns_choice, inner.values())?;
+            self.make_container_dir(&container)?;
             if let Some(other) = inner.values().find(|e| e.c.name == container.name) {
                 return Err(EngineError::Conflict(lifecycle::name_in_use(
                     &container.name,
@@ -820,7 +829,7 @@ impl Engine {
         // dir ("in use", EBUSY) until its last reference goes: retry briefly.
         let mut attempt = 0;
         loop {
-            match self.images.snapshots().mount(&c.snapshot_key, &rootfs) {
+            match self.mount_rootfs(c, &rootfs) {
                 Ok(()) => break,
                 Err(pier_image::Error::Io { cause, .. })
                     if cause.raw_os_error() == Some(libc::EBUSY) && attempt < 30 =>
@@ -856,6 +865,7 @@ impl Engine {
         // The record as net_setup left it (addresses, ports).
         let c = &self.get(&c.id)?;
         let etc_files = self.write_etc_files(c, data_dir)?;
+        self.own_files(c, &etc_files);
         let user = c.config["User"].as_str().unwrap_or_default();
         let (uid, gid, additional_gids) = resolve_user(rootfs, user)?;
         let mut env: Vec<String> = strings(c.config["Env"].as_array().map_or(&[][..], |v| v));
@@ -922,7 +932,7 @@ impl Engine {
             rootfs,
             etc_files: &etc_files,
             cgroups_path: format!("/pier/{}", c.id),
-            userns: None,
+            userns: c.userns.as_ref(),
         })?;
         fs::write(
             exec_dir.join("config.json"),

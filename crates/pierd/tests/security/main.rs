@@ -3,18 +3,19 @@
 //! Every test runs against a pierd of its own; `docs/SECURITY.md` is the threat model
 //! these tests check.
 
+mod archive_paths;
 #[path = "../common/mod.rs"]
 mod common;
-mod archive_paths;
 mod confinement;
 mod cp_symlinks;
 mod devices;
 mod fuzz;
 mod host_users;
-mod races;
 mod masked_paths;
 mod oom;
 mod pids_limit;
+mod races;
 mod runtime_escapes;
 mod runtime_overwrite;
 mod support;
+mod userns;
