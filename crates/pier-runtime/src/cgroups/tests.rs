@@ -221,12 +221,28 @@ fn v1_lifecycle_on_this_host() {
     assert!(!read(cpuset.parent().expect("parent").join("cpuset.mems")).is_empty());
 
     let vda = std::fs::read_to_string("/sys/block/vda/dev").ok();
+    // A blkio weight needs BFQ (or CFQ) on some disk of the host; without it the
+    // weight is refused, as runc refuses it.
+    let blkio_dir = dir_of("blkio");
+    let has_weight = ["blkio.bfq.weight", "blkio.weight"]
+        .iter()
+        .any(|f| blkio_dir.join(f).exists());
+    if !has_weight {
+        eprintln!("v1_lifecycle_on_this_host: no blkio weight file (no BFQ here): weight checked as refused");
+        let weighted: spec::Resources =
+            serde_json::from_value(serde_json::json!({"blockIO": {"weight": 300}}))
+                .expect("resources");
+        let err = cg
+            .apply(&weighted)
+            .expect_err("a weight without BFQ is refused");
+        assert!(err.to_string().contains("blockIO.weight"), "{err}");
+    }
     let mut resources: spec::Resources = serde_json::from_value(serde_json::json!({
         "devices": [{"allow": false, "access": "rwm"}, {"allow": true, "type": "b", "major": 7, "access": "r"}],
         "memory": {"limit": 67108864, "reservation": 33554432, "swap": 134217728, "swappiness": 10, "kernel": 1000000},
         "cpu": {"shares": 512, "quota": 50000, "period": 100000, "cpus": "0", "mems": "0"},
         "pids": {"limit": 42},
-        "blockIO": {"weight": 300},
+        "blockIO": if has_weight { serde_json::json!({"weight": 300}) } else { serde_json::json!({}) },
     }))
     .expect("resources");
     if let Some(dev) = &vda {
