@@ -4,7 +4,7 @@
 //! through /proc/<pid>/exe then hits the sealed, anonymous copy, not the binary on disk.
 
 use std::ffi::CString;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
 use rustix::fs::{MemfdFlags, SealFlags};
 
@@ -12,14 +12,28 @@ use crate::error::{Error, Result};
 
 const MEMFD_NAME: &str = "pier-runtime";
 
-/// Whether this process already runs from the sealed copy.
+/// The seals `sealed_copy` sets; a copy lacking any of them could still be changed.
+fn required_seals() -> SealFlags {
+    SealFlags::SEAL | SealFlags::SHRINK | SealFlags::GROW | SealFlags::WRITE
+}
+
+/// Whether this process already runs from the sealed copy. The kernel is asked, not
+/// the exe's name (a host path can be called `/memfd:pier-runtime…` too): only a memfd
+/// answers `F_GET_SEALS`, and its seals must forbid every change.
 pub fn is_cloned() -> bool {
-    std::fs::read_link("/proc/self/exe")
-        .map(|p| {
-            p.to_string_lossy()
-                .starts_with(&format!("/memfd:{MEMFD_NAME}"))
-        })
-        .unwrap_or(false)
+    let Ok(exe) = rustix::fs::open(
+        "/proc/self/exe",
+        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    ) else {
+        return false;
+    };
+    is_sealed(&exe)
+}
+
+/// Whether `file` is a memfd sealed against every change.
+fn is_sealed(file: impl AsFd) -> bool {
+    rustix::fs::fcntl_get_seals(file).is_ok_and(|seals| seals.contains(required_seals()))
 }
 
 /// Re-executes the current binary from a sealed memfd. Returns only on failure.
@@ -49,11 +63,8 @@ fn sealed_copy() -> Result<OwnedFd> {
         }
         copied += n as u64;
     }
-    rustix::fs::fcntl_add_seals(
-        &memfd,
-        SealFlags::SEAL | SealFlags::SHRINK | SealFlags::GROW | SealFlags::WRITE,
-    )
-    .map_err(|e| Error::io("seal memfd", e.into()))?;
+    rustix::fs::fcntl_add_seals(&memfd, required_seals())
+        .map_err(|e| Error::io("seal memfd", e.into()))?;
     Ok(memfd)
 }
 
@@ -90,4 +101,23 @@ fn exec_fd(fd: &OwnedFd) -> Error {
         "execveat sealed runtime copy",
         std::io::Error::last_os_error(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_fully_sealed_memfd_counts() {
+        let plain = tempfile::tempfile().expect("temp file");
+        assert!(!is_sealed(&plain), "a regular file has no seals");
+        let memfd = rustix::fs::memfd_create("t", MemfdFlags::ALLOW_SEALING).expect("memfd");
+        assert!(!is_sealed(&memfd));
+        rustix::fs::fcntl_add_seals(&memfd, SealFlags::WRITE | SealFlags::GROW).expect("seal");
+        assert!(!is_sealed(&memfd), "shrinkable and re-sealable");
+        rustix::fs::fcntl_add_seals(&memfd, required_seals()).expect("seal");
+        assert!(is_sealed(&memfd));
+        assert!(is_sealed(sealed_copy().expect("sealed copy")));
+        assert!(!is_cloned(), "the test binary runs from its file");
+    }
 }

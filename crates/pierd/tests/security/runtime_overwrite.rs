@@ -212,15 +212,13 @@ impl Drop for RootDir {
     }
 }
 
-/// pier-runtime decides whether it already runs from its sealed copy by the name
-/// `/proc/self/exe` reads back (`selfexe::is_cloned`: it starts with
-/// `/memfd:pier-runtime`). A runtime installed below a host directory of such a name
-/// (`/memfd:pier-runtime-…/pier-runtime`) is taken for the sealed copy, is never
-/// copied, and a container overwrites it on disk (shown by hand: the attack's write
-/// succeeded and the binary's hash changed). The check should ask the kernel instead
-/// (e.g. `F_GET_SEALS` on the exe, which only a memfd answers).
+/// pier-runtime once decided whether it already ran from its sealed copy by the name
+/// `/proc/self/exe` reads back (it started with `/memfd:pier-runtime`): a runtime
+/// installed below a host directory of such a name (`/memfd:pier-runtime-…/pier-runtime`)
+/// was taken for the sealed copy, never copied, and a container overwrote it on disk.
+/// `selfexe::is_cloned` now asks the kernel (`F_GET_SEALS` on the exe, which only a
+/// memfd answers, with every seal of the copy); the attack must find the disk intact.
 #[test]
-#[ignore = "hole: selfexe::is_cloned trusts the exe's path name; a runtime installed under /memfd:pier-runtime* is never sealed"]
 fn runtime_under_a_memfd_like_path_is_still_sealed() {
     let work = tempfile::tempdir().expect("temp dir");
     let Some(attacker) = prepared_attacker(work.path()) else {
