@@ -91,7 +91,7 @@ pub fn last_cap() -> u32 {
 }
 
 /// A capability set as a bit mask. Names the kernel does not know are ignored, as runc
-/// does (with a warning on its side).
+/// does (the runtime warns about them once: [`warn_unknown`]).
 pub fn mask(names: Option<&Vec<String>>) -> u64 {
     let last = last_cap();
     names
@@ -100,6 +100,39 @@ pub fn mask(names: Option<&Vec<String>>) -> u64 {
         .filter_map(|n| from_name(n))
         .filter(|c| *c <= last)
         .fold(0u64, |m, c| m | (1u64 << c))
+}
+
+/// The names in `caps` that this kernel cannot apply (unknown, or beyond
+/// `cap_last_cap`), sorted and once each: runc 1.1 skips them with a warning.
+pub fn unknown(caps: &Capabilities) -> Vec<String> {
+    let last = last_cap();
+    let mut names: Vec<String> = [
+        &caps.bounding,
+        &caps.effective,
+        &caps.inheritable,
+        &caps.permitted,
+        &caps.ambient,
+    ]
+    .into_iter()
+    .flatten()
+    .flatten()
+    .filter(|n| from_name(n).is_none_or(|c| c > last))
+    .cloned()
+    .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// Logs, in runc's words, the capabilities of `caps` that are skipped.
+pub fn warn_unknown(caps: Option<&Capabilities>) {
+    let names = caps.map(unknown).unwrap_or_default();
+    if !names.is_empty() {
+        crate::log::warn(&format!(
+            "ignoring unknown or unavailable capabilities: [{}]",
+            names.join(" ")
+        ));
+    }
 }
 
 #[repr(C)]
@@ -217,6 +250,17 @@ mod tests {
         assert_eq!(from_name("net_admin"), Some(12));
         assert_eq!(from_name("CAP_CHECKPOINT_RESTORE"), Some(40));
         assert_eq!(from_name("CAP_NOPE"), None);
+    }
+
+    #[test]
+    fn unknown_names_are_listed_once_sorted() {
+        let caps = Capabilities {
+            bounding: Some(vec!["CAP_ZZZ".into(), "CAP_CHOWN".into(), "CAP_AAA".into()]),
+            effective: Some(vec!["CAP_ZZZ".into(), "kill".into()]),
+            ..Default::default()
+        };
+        assert_eq!(unknown(&caps), ["CAP_AAA", "CAP_ZZZ"]);
+        assert!(unknown(&Capabilities::default()).is_empty());
     }
 
     #[test]

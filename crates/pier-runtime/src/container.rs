@@ -69,6 +69,31 @@ impl Drop for CreateGuard {
     }
 }
 
+/// Namespaces the runtime left (its own, open) to join the container's for a clone;
+/// it returns to them with [`restore`](Self::restore), or when dropped on an error.
+struct NamespacesToRestore(Vec<(NamespaceKind, OwnedFd)>);
+
+impl NamespacesToRestore {
+    fn restore(&mut self) -> Result<()> {
+        for (kind, fd) in self.0.drain(..) {
+            crate::init::setns(&fd, kind).map_err(|e| match e {
+                Error::Io { cause, .. } => Error::io(
+                    format!("return to own {} namespace", kind.proc_name()),
+                    cause,
+                ),
+                other => other,
+            })?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for NamespacesToRestore {
+    fn drop(&mut self) {
+        let _ = self.restore();
+    }
+}
+
 /// fork(2) with namespace flags: a raw clone without a new stack, so the child goes on
 /// from here like a forked process. Safe because the runtime is single-threaded.
 fn clone_fork(flags: libc::c_int) -> Result<i32> {
@@ -153,6 +178,7 @@ impl Runtime {
             .ctx(|| format!("bundle {}", opts.bundle.display()))?;
         let spec = Spec::load(&bundle)?;
         let process = spec.process()?.clone();
+        crate::caps::warn_unknown(process.capabilities.as_ref());
         if process.terminal && opts.console_socket.is_none() {
             return Err(Error::InvalidConfig(
                 "process.terminal: a terminal needs --console-socket with create".into(),
@@ -250,9 +276,20 @@ impl Runtime {
         // new user namespace the child has no privilege over them, so they are joined
         // here, before the clone, and the child is born in them (runc's nsexec joins
         // them before it unshares the user namespace).
+        // The runtime goes back to its own namespaces right after the clone: the
+        // hooks it runs (prestart, createRuntime) belong in the runtime's namespace.
+        let mut own_namespaces = NamespacesToRestore(Vec::new());
         if user_ns.is_some_and(|n| n.path.is_none()) {
             for kind in crate::init::JOINED_BEFORE_NEW_USERNS {
                 if let Some(path) = spec.namespace(kind).and_then(|n| n.path.as_ref()) {
+                    let own = format!("/proc/self/ns/{}", kind.proc_name());
+                    let own_fd = rustix::fs::open(
+                        own.as_str(),
+                        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
+                        rustix::fs::Mode::empty(),
+                    )
+                    .ctx(|| format!("open {own}"))?;
+                    own_namespaces.0.push((kind, own_fd));
                     let fd = rustix::fs::open(
                         path,
                         rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
@@ -307,7 +344,21 @@ impl Runtime {
         }
         let (parent_end, child_end) = channel::pair()?;
         crate::log::debug(&format!("nsexec container setup: clone flags {flags:#x}"));
-        let pid = clone_fork(flags)?;
+        // The init is born not dumpable and stays so until its final execve: while it
+        // holds host descriptors (bind sources, the exec fifo, the log, the console
+        // socket), nothing that shares its uid (a container's root in a user
+        // namespace, processes of a pid namespace it joined) may ptrace it or read its
+        // /proc/N/fd (CVE-2016-9962). The runtime itself is dumpable again right after.
+        let dumpable =
+            rustix::process::dumpable_behavior().ctx(|| "prctl PR_GET_DUMPABLE".into())?;
+        rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
+            .ctx(|| "prctl PR_SET_DUMPABLE 0".into())?;
+        let cloned = clone_fork(flags);
+        if !matches!(cloned, Ok(0)) {
+            rustix::process::set_dumpable_behavior(dumpable)
+                .ctx(|| "prctl PR_SET_DUMPABLE".into())?;
+        }
+        let pid = cloned?;
         if pid == 0 {
             drop(parent_end);
             crate::log::debug("child process in init()");
@@ -331,10 +382,17 @@ impl Runtime {
         drop(fifo);
         drop(console_socket);
         guard.child = Some(pid);
+        own_namespaces.restore()?;
 
         if user_ns.is_some_and(|n| n.path.is_none()) {
             write_id_map(pid, "uid_map", &spec.linux().uid_mappings)?;
             write_id_map(pid, "gid_map", &spec.linux().gid_mappings)?;
+        }
+        // From the host's side, as runc's nsexec does: the init's /proc files belong to
+        // the host's root while it is not dumpable, which a user namespace's root is
+        // not; and only a privileged writer may lower the score.
+        if let Some(adj) = process.oom_score_adj {
+            crate::process::set_oom_score_adj(pid, adj)?;
         }
         cgroup.add_process(pid)?;
         let container = Container {
@@ -670,6 +728,7 @@ impl Runtime {
                 "process.args: must not be empty".into(),
             ));
         }
+        crate::caps::warn_unknown(process.capabilities.as_ref());
         let spec = &container.config;
         let init = container.init_pid;
         // Open every namespace of the init first, then join them: user first, mount last.

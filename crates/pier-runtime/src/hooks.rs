@@ -1,6 +1,7 @@
 //! OCI hooks: run a program with the container state on stdin, honouring its timeout.
 
 use std::io::Write;
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -18,10 +19,22 @@ pub fn run_all(kind: &str, hooks: &[Hook], state: &[u8]) -> Result<()> {
 }
 
 fn run(hook: &Hook, state: &[u8]) -> std::result::Result<(), String> {
-    let mut cmd = Command::new(&hook.path);
-    if let Some((arg0, rest)) = hook.args.split_first() {
+    // Exactly the spec's program and environment, nothing of the runtime's: a bare
+    // name is not looked up in the runtime's PATH (as `Command` would) but is a file
+    // of the current directory, as runc's exec of it.
+    let bare = !hook.path.as_os_str().as_encoded_bytes().contains(&b'/');
+    let program = if bare {
+        Path::new(".").join(&hook.path)
+    } else {
+        hook.path.clone()
+    };
+    let mut cmd = Command::new(program);
+    {
         use std::os::unix::process::CommandExt;
-        cmd.arg0(arg0).args(rest);
+        match hook.args.split_first() {
+            Some((arg0, rest)) => cmd.arg0(arg0).args(rest),
+            None => cmd.arg0(&hook.path),
+        };
     }
     cmd.env_clear();
     for kv in &hook.env {

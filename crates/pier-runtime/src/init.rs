@@ -144,6 +144,18 @@ fn init_child(cfg: &mut ChildConfig) -> Result<Never> {
             .map_err(|e| Error::io("setdomainname", e.into()))?;
     }
     for (key, value) in &spec.linux().sysctl {
+        // The UTS ones through their system calls: in a new user namespace /proc/sys
+        // refuses the container's root (it is not the host's root) although the UTS
+        // namespace is the container's own; the calls check exactly that namespace.
+        let uts = match key.as_str() {
+            "kernel.hostname" => Some(rustix::system::sethostname(uts_sysctl_value(value))),
+            "kernel.domainname" => Some(rustix::system::setdomainname(uts_sysctl_value(value))),
+            _ => None,
+        };
+        if let Some(result) = uts {
+            result.map_err(|e| Error::io(format!("set sysctl {key}={value}"), e.into()))?;
+            continue;
+        }
         let path = PathBuf::from("/proc/sys").join(key.replace('.', "/"));
         std::fs::write(&path, value)
             .map_err(|e| Error::io(format!("write sysctl {key}={value}"), e))?;
@@ -162,6 +174,18 @@ fn init_child(cfg: &mut ChildConfig) -> Result<Never> {
     apply_process(cfg, true)
 }
 
+/// What a write of `value` to /proc/sys/kernel/{hostname,domainname} would set: up to
+/// the first newline or NUL, at most the kernel's 64 bytes.
+fn uts_sysctl_value(value: &str) -> &[u8] {
+    let bytes = value.as_bytes();
+    let end = bytes
+        .iter()
+        .position(|b| *b == b'\n' || *b == 0)
+        .unwrap_or(bytes.len())
+        .min(64);
+    &bytes[..end]
+}
+
 fn exec_child(cfg: &mut ChildConfig) -> Result<Never> {
     cfg.channel.expect(Message::Go)?;
     if cfg.process.terminal {
@@ -174,11 +198,9 @@ fn exec_child(cfg: &mut ChildConfig) -> Result<Never> {
 fn apply_process(cfg: &mut ChildConfig, is_init: bool) -> Result<Never> {
     let process = cfg.process;
     let spec = cfg.spec;
-    // exec's was set by its helper before it joined the container (see exec_helper),
-    // from the host's side, as runc's nsexec does.
-    if let (true, Some(adj)) = (is_init, process.oom_score_adj) {
-        crate::process::set_oom_score_adj(rustix::process::getpid().as_raw_nonzero().get(), adj)?;
-    }
+    // oom_score_adj was set from the host's side, as runc's nsexec does: the init's by
+    // the runtime after the clone (Runtime::create), exec's by its helper before it
+    // joined the container (exec_helper).
     crate::process::set_rlimits(&process.rlimits)?;
     if let Some(io) = &process.io_priority {
         crate::process::set_io_priority(&io.class, io.priority)?;
@@ -190,10 +212,16 @@ fn apply_process(cfg: &mut ChildConfig, is_init: bool) -> Result<Never> {
     let cwd = cwd_of(process);
     // Resolved inside the root (no magic link, no loop), and held: the chdir below
     // goes exactly there.
-    let cwd_dir = crate::rootpath::Root::open(Path::new("/"))?.resolve(Path::new(cwd))?;
+    let root = crate::rootpath::Root::open(Path::new("/"))?;
+    let cwd_dir = root.resolve(Path::new(cwd))?;
     // chdir as root first; again after the user switch below in case permissions differ.
     let cwd_ok = rustix::process::fchdir(&cwd_dir).is_ok();
-    let env = env_with_defaults(&process.env);
+    // No HOME (or an empty one): the user's, from the container's passwd, read
+    // inside the root before the user switch, as runc's setupUser does.
+    let env = crate::passwd::env_with_home(&process.env, || {
+        crate::passwd::home_of(&root, process.user.uid)
+    });
+    drop(root);
     let executable = crate::process::lookup_executable(&process.args[0], &env)?;
     if process.no_new_privileges {
         rustix::thread::set_no_new_privs(true)
@@ -586,14 +614,6 @@ fn join_session_keyring(name: &str) {
     // SAFETY: keyctl JOIN_SESSION_KEYRING takes a C string that outlives the call. Failure
     // (e.g. keyrings disabled, or blocked by seccomp) is not fatal, as with runc.
     unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, name.as_ptr()) };
-}
-
-fn env_with_defaults(env: &[String]) -> Vec<String> {
-    let mut env = env.to_vec();
-    if !env.iter().any(|e| e.starts_with("HOME=")) {
-        env.push("HOME=/".into());
-    }
-    env
 }
 
 /// The runtime blocks signals while it waits; its children must start clean.

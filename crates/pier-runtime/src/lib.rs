@@ -7,6 +7,7 @@ pub mod caps;
 pub mod cgroups;
 pub mod error;
 pub mod mounts;
+pub mod passwd;
 pub mod process;
 pub mod rootpath;
 pub mod seccomp;

@@ -581,23 +581,8 @@ impl Spec {
                     ));
                 }
             }
-            if let Some(caps) = &process.capabilities {
-                for (set, names) in [
-                    ("bounding", &caps.bounding),
-                    ("effective", &caps.effective),
-                    ("inheritable", &caps.inheritable),
-                    ("permitted", &caps.permitted),
-                    ("ambient", &caps.ambient),
-                ] {
-                    for name in names.iter().flatten() {
-                        if crate::caps::from_name(name).is_none() {
-                            return invalid(format!(
-                                "process.capabilities.{set}: unknown capability {name:?}"
-                            ));
-                        }
-                    }
-                }
-            }
+            // Unknown capability names are skipped with a warning when the process
+            // starts (caps::warn_unknown), as runc 1.1 does.
             for (i, r) in process.rlimits.iter().enumerate() {
                 if crate::process::rlimit_resource(&r.kind).is_none() {
                     return invalid(format!(

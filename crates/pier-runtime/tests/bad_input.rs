@@ -48,10 +48,6 @@ fn invalid_configs_name_the_field_and_leave_nothing() {
             Box::new(|c| c["process"]["args"] = json!([])),
         ),
         (
-            "process.capabilities.bounding",
-            Box::new(|c| c["process"]["capabilities"]["bounding"] = json!(["CAP_BOGUS"])),
-        ),
-        (
             "process.rlimits[0].type",
             Box::new(|c| {
                 c["process"]["rlimits"] = json!([{"type": "RLIMIT_NOPE", "soft": 1, "hard": 1}])

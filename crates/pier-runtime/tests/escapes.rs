@@ -352,20 +352,7 @@ fn exec_into_a_user_namespace_sets_its_oom_score_and_refuses_a_missing_cwd() {
     require_root();
     let rt = pier();
     let mut b = Bundle::new(&["sleep", "300"]);
-    let status = std::process::Command::new("chown")
-        .args(["-R", "-h", "100000:100000"])
-        .arg(b.rootfs())
-        .status()
-        .unwrap();
-    assert!(status.success());
-    b.edit(|c| {
-        c["linux"]["namespaces"]
-            .as_array_mut()
-            .unwrap()
-            .push(json!({"type": "user"}));
-        c["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-        c["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-    });
+    b.with_user_namespace();
     let id = unique_id("usernsexec");
     rt.ok(&["run", "--detach", "--bundle", b.path_str(), &id]);
     let mut process = b.config["process"].clone();

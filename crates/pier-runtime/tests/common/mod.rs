@@ -218,6 +218,27 @@ impl Bundle {
         f(&mut self.config);
         self.save();
     }
+
+    /// A new user namespace mapping the container's ids 0-65535 to the host's
+    /// 100000-165535, with the rootfs owned accordingly.
+    pub fn with_user_namespace(&mut self) {
+        let status = Command::new("chown")
+            .args(["-R", "-h", "100000:100000"])
+            .arg(self.rootfs())
+            .status()
+            .unwrap();
+        assert!(status.success());
+        self.edit(|c| {
+            c["linux"]["namespaces"]
+                .as_array_mut()
+                .unwrap()
+                .push(serde_json::json!({"type": "user"}));
+            c["linux"]["uidMappings"] =
+                serde_json::json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+            c["linux"]["gidMappings"] =
+                serde_json::json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+        });
+    }
 }
 
 pub fn make_busybox_rootfs(rootfs: &Path) {
