@@ -466,7 +466,7 @@ fn fuzz(f: &Fuzzer, config: Option<&str>, excluded: &[&[(&str, &str)]]) {
         .arg("--url")
         .arg(format!("http://127.0.0.1:{}/v1.56", bridge.port))
         .args(["--checks", "not_a_server_error"])
-        .args(["--phases", "coverage,fuzzing"])
+        .args(["--phases", "examples,coverage,fuzzing"])
         .args(["--max-examples", "20", "--max-time", "70"])
         .args(["--workers", "1", "--request-timeout", "20"])
         .args(["--generation-database", "none", "--no-color"])
