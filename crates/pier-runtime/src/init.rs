@@ -630,3 +630,16 @@ fn reset_signals() {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::uts_sysctl_value;
+
+    #[test]
+    fn uts_sysctl_values_are_cut_as_proc_sys_cuts_them() {
+        assert_eq!(uts_sysctl_value("example.org\n"), b"example.org");
+        assert_eq!(uts_sysctl_value("a\0b"), b"a");
+        assert_eq!(uts_sysctl_value(&"x".repeat(80)), "x".repeat(64).as_bytes());
+        assert_eq!(uts_sysctl_value(""), b"");
+    }
+}
