@@ -478,50 +478,67 @@ fn exec_joins_a_named_netns_of_a_user_namespace_container() {
 
 const TEST_DUMPABLE: &str = "the_init_is_not_dumpable_until_its_final_exec";
 
-/// A prestart hook catches the init mid-setup (it waits for the hooks). A process
-/// with the container root's host uid must not reach its /proc files (its descriptors
-/// include host files: the exec fifo, bind sources, the log); once it runs the
-/// container's program it is an ordinary process again, and what the runtime writes
-/// to the init's /proc (id maps, oom_score_adj) is still written.
+/// `readlink /proc/PID/fd/0` by a process as another container of the same kind
+/// would be: uid 0 with exactly `caps` (no CAP_SYS_PTRACE). The kernel lets it
+/// through while the target is dumpable and holds no capability it lacks.
+fn peer_reads_fds(pid: i64, caps: &[String]) -> bool {
+    let keep: Vec<String> = caps
+        .iter()
+        .map(|c| format!("+{}", c.to_ascii_lowercase().trim_start_matches("cap_")))
+        .collect();
+    let out = Command::new("setpriv")
+        .arg(format!("--bounding-set=-all,{}", keep.join(",")))
+        .arg("--inh-caps=-all")
+        .args(["readlink", &format!("/proc/{pid}/fd/0")])
+        .output()
+        .unwrap();
+    out.status.success()
+}
+
+/// Between create and start the init waits with the container's capabilities and
+/// user already applied, holding the exec fifo: a peer (a process of another
+/// container sharing its pid namespace, same uid and capabilities, no CAP_SYS_PTRACE)
+/// must not read its descriptors or ptrace it. It becomes an ordinary process at its
+/// final execve, where the same peer reaches it (the probe works). What the runtime
+/// writes to the init's /proc (id maps, oom_score_adj) is still written.
 #[test]
 fn the_init_is_not_dumpable_until_its_final_exec() {
     require_root();
-    if !pier_testsupport::require_tools(TEST_DUMPABLE, &["setpriv", "stat"]) {
+    if !pier_testsupport::require_tools(TEST_DUMPABLE, &["setpriv", "readlink"]) {
         return;
     }
     let rt = pier();
-    let mut b = Bundle::new(&["sleep", "300"]);
-    b.with_user_namespace();
-    let report = b.path().join("hook-report");
-    let script = format!(
-        "pid=$(grep -o '\"pid\":[0-9]*' | cut -d: -f2); \
-         echo owner=$(stat -c %u /proc/$pid/fd) > {r}; \
-         if setpriv --reuid=100000 --regid=100000 --clear-groups ls /proc/$pid/fd >/dev/null 2>&1; \
-         then echo fds=readable >> {r}; else echo fds=refused >> {r}; fi",
-        r = report.display()
-    );
-    b.edit(|c| {
-        c["hooks"] = json!({"prestart": [{"path": "/bin/sh", "args": ["sh", "-c", script]}]});
-        c["process"]["oomScoreAdj"] = json!(321);
-    });
+    let b = Bundle::new(&["sleep", "300"]);
+    let caps: Vec<String> =
+        serde_json::from_value(b.config["process"]["capabilities"]["permitted"].clone()).unwrap();
+    assert!(!caps.iter().any(|c| c == "CAP_SYS_PTRACE"), "{caps:?}");
     let id = unique_id("dumpable");
-    let created = rt.output(&["create", "--bundle", b.path_str(), &id]);
+    rt.ok(&["create", "--bundle", b.path_str(), &id]);
+    let pid = rt.state(&id)["pid"].as_i64().unwrap();
+    let while_created = peer_reads_fds(pid, &caps);
     let started = rt.output(&["start", &id]);
-    let state = rt.output(&["state", &id]);
+    // `sleep` is running once the init's cmdline says so.
+    let running = (0..500).any(|_| {
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        cmdline.starts_with(b"sleep\0") || {
+            std::thread::sleep(Duration::from_millis(10));
+            false
+        }
+    });
+    let after_exec = running && peer_reads_fds(pid, &caps);
     let _ = rt.output(&["delete", "--force", &id]);
-    assert!(created.status.success(), "{}", stderr(&created));
     assert!(started.status.success(), "{}", stderr(&started));
-    let pid = serde_json::from_slice::<serde_json::Value>(&state.stdout).unwrap()["pid"]
-        .as_i64()
-        .unwrap();
-    assert!(pid > 0);
-    let got = std::fs::read_to_string(&report).unwrap();
-    assert_eq!(
-        got, "owner=0\nfds=refused\n",
-        "the init was dumpable mid-setup"
+    assert!(running, "the container's program never ran");
+    assert!(
+        !while_created,
+        "a peer read the descriptors of the init waiting for start"
+    );
+    assert!(
+        after_exec,
+        "the probe cannot reach even the running program"
     );
 
-    // After the final exec: dumpable again, and the runtime's writes took.
+    // In a user namespace, what the runtime writes to the init's /proc took.
     let id = unique_id("dumpable2");
     let mut b2 = Bundle::new(&["sh", "-c", "cat /proc/self/oom_score_adj; id -u"]);
     b2.with_user_namespace();
