@@ -9,8 +9,9 @@
 //! the attacker's code runs inside a process whose `/proc/self/exe` is the runtime. It
 //! takes an `O_PATH` handle on it, replaces the process (so the binary is no longer
 //! busy), reopens the handle `O_WRONLY` and writes. pier-runtime re-executes itself
-//! from a sealed memfd before entering a container (`pier-runtime/src/selfexe.rs`), so
-//! the handle is on that sealed copy and the file on disk stays as it was.
+//! from a read-only overlay view of its binary (else a sealed memfd copy) before
+//! entering a container (`pier-runtime/src/selfexe.rs`), so the reopen fails (EROFS) or
+//! the write hits the sealed copy, and the file on disk stays as it was.
 //!
 //! A control run first proves the attack program overwrites an unprotected dynamically
 //! linked binary on this kernel (a chroot, no runtime involved), so the test cannot
@@ -176,10 +177,15 @@ fn attack_runtime_copy(work: &Path, attacker: &Path, victim_dir: &Path) {
             field(report, "reopen").is_some(),
             "{what}: the attacker never tried to write:\n{report}"
         );
-        // The defence: that exe is the sealed in-memory copy, not the file on disk.
+        // The defence: that exe is not the file on disk but a copy no one can change:
+        // the binary seen through a read-only overlay mount attached nowhere (its path
+        // in that mount is just its name), or a sealed in-memory copy.
+        let overlay_view = exe == "/pier-runtime"
+            && field(report, "reopen").is_some_and(|r| r == format!("-{}", libc::EROFS));
+        let sealed_memfd = exe.starts_with("/memfd:") && exe.ends_with("(deleted)");
         assert!(
-            exe.starts_with("/memfd:") && exe.ends_with("(deleted)"),
-            "{what}: the runtime ran in the container from {exe:?}, not a sealed copy:\n{report}"
+            overlay_view || sealed_memfd,
+            "{what}: the runtime ran in the container from {exe:?}, not a protected copy:\n{report}"
         );
         if field(report, "reopen").is_some_and(|fd| !fd.starts_with('-')) {
             assert!(
