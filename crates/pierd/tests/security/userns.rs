@@ -248,6 +248,15 @@ fn remapped_root_is_an_unprivileged_host_user() {
     assert_eq!(status, "400", "{body}");
     assert!(body.contains("invalid --userns: bogus"), "{body}");
     assert_eq!(pierd.docker_ok(&["ps", "-aq"]), before);
+
+    // The host's /dev/null, every container's stdin here, still belongs to root: a
+    // container's root must never be given it (runc skips it when it fixes stdio).
+    let null = std::fs::metadata("/dev/null").unwrap();
+    assert_eq!(
+        (null.uid(), null.gid()),
+        (0, 0),
+        "host /dev/null was chowned"
+    );
 }
 
 /// Regular files named `name` below `dir`.
