@@ -324,6 +324,24 @@ fn mkdir_component(
 }
 
 /// The path without its leading `/`, for lookups relative to the root.
+/// The resolver at descriptor level, for callers that hold a root's directory fd
+/// themselves (pierd's `docker cp`): `path` opened inside `root` with `flags`, the
+/// same `openat2(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)` lookup as [`Root::open_at`].
+/// An empty path is the root itself.
+pub fn open_in_root(
+    root: BorrowedFd<'_>,
+    path: &Path,
+    flags: OFlags,
+) -> rustix::io::Result<OwnedFd> {
+    let path = relative(path);
+    let path = if path.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        path
+    };
+    openat2_retry(root, path, flags)
+}
+
 fn relative(path: &Path) -> &Path {
     path.strip_prefix("/").unwrap_or(path)
 }

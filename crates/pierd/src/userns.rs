@@ -65,18 +65,12 @@ impl IdMapping {
 
     /// The host uid of container uid `id` (None: unmapped).
     pub fn host_uid(&self, id: u32) -> Option<u32> {
-        self.uids
-            .iter()
-            .find(|r| id >= r.container && id - r.container < r.size)
-            .map(|r| r.host + (id - r.container))
+        forth(&self.uids, id)
     }
 
     /// The host gid of container gid `id` (None: unmapped).
     pub fn host_gid(&self, id: u32) -> Option<u32> {
-        self.gids
-            .iter()
-            .find(|r| id >= r.container && id - r.container < r.size)
-            .map(|r| r.host + (id - r.container))
+        forth(&self.gids, id)
     }
 
     /// The container uid that host uid `id` is (None: outside the mapping).
@@ -96,11 +90,20 @@ impl IdMapping {
     }
 }
 
-fn back(ranges: &[IdRange], id: u32) -> Option<u32> {
-    ranges
+/// Container ID `id` as a host ID, through `ranges`.
+fn forth(ranges: &[IdRange], id: u32) -> Option<u32> {
+    let r = ranges
         .iter()
-        .find(|r| id >= r.host && id - r.host < r.size)
-        .map(|r| r.container + (id - r.host))
+        .find(|r| id >= r.container && id - r.container < r.size)?;
+    r.host.checked_add(id - r.container)
+}
+
+/// Host ID `id` as a container ID, through `ranges`.
+fn back(ranges: &[IdRange], id: u32) -> Option<u32> {
+    let r = ranges
+        .iter()
+        .find(|r| id >= r.host && id - r.host < r.size)?;
+    r.container.checked_add(id - r.host)
 }
 
 /// The daemon's remap user and its subordinate ranges.
@@ -223,7 +226,7 @@ impl Remap {
         for (start, count) in ranges {
             let here = count / SLOT;
             if left < here {
-                return Some(start + left * SLOT);
+                return start.checked_add(left * SLOT);
             }
             left -= here;
         }
@@ -271,11 +274,12 @@ pub fn subordinate_ranges(text: &str, name: &str, id: Option<&str>) -> Vec<(u32,
         .filter_map(|l| {
             let mut f = l.trim().split(':');
             let owner = f.next()?;
-            let start = f.next()?.parse().ok()?;
+            let start: u32 = f.next()?.parse().ok()?;
             let count: u32 = f.next()?.parse().ok()?;
+            // A range past the last ID cannot be mapped: left out, as an empty one.
             (owner == name || Some(owner) == id)
                 .then_some((start, count))
-                .filter(|_| count > 0)
+                .filter(|_| count > 0 && start.checked_add(count).is_some())
         })
         .collect()
 }

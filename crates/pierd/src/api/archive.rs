@@ -210,15 +210,9 @@ fn clean(path: &str) -> (Vec<String>, bool) {
     (out, follow)
 }
 
+/// `rel` opened inside the container's root, through the runtime's in-root resolver.
 fn in_root(root: BorrowedFd<'_>, rel: &str, flags: OFlags) -> Result<OwnedFd, Errno> {
-    let rel = if rel.is_empty() { "." } else { rel };
-    rustix::fs::openat2(
-        root,
-        rel,
-        flags | OFlags::CLOEXEC,
-        Mode::empty(),
-        ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
-    )
+    pier_runtime::rootpath::open_in_root(root, std::path::Path::new(rel), flags)
 }
 
 /// A path resolved in the root: its parent dir, its name in it, its lstat.

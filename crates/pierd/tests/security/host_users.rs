@@ -23,21 +23,7 @@ fn as_nobody(script: &str) -> pier_testsupport::Out {
 
 /// Every regular file below `dir` whose mode has the setuid bit (walked as root).
 fn setuid_files(dir: &Path) -> Vec<PathBuf> {
-    let mut found = Vec::new();
-    let mut pending = vec![dir.to_path_buf()];
-    while let Some(d) = pending.pop() {
-        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let Ok(meta) = std::fs::symlink_metadata(entry.path()) else {
-                continue;
-            };
-            if meta.is_dir() {
-                pending.push(entry.path());
-            } else if meta.is_file() && meta.permissions().mode() & 0o4000 != 0 {
-                found.push(entry.path());
-            }
-        }
-    }
-    found
+    crate::support::files_below(dir, |_, meta| meta.permissions().mode() & 0o4000 != 0)
 }
 
 fn mode_of(path: &Path) -> u32 {

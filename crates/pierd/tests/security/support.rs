@@ -179,3 +179,25 @@ impl Sentinel {
         );
     }
 }
+
+/// Regular files below `dir` (walked as root, symlinks not followed) that `keep` takes.
+pub fn files_below(
+    dir: &Path,
+    keep: impl Fn(&Path, &std::fs::Metadata) -> bool,
+) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(d) = pending.pop() {
+        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let Ok(meta) = std::fs::symlink_metadata(entry.path()) else {
+                continue;
+            };
+            if meta.is_dir() {
+                pending.push(entry.path());
+            } else if meta.is_file() && keep(&entry.path(), &meta) {
+                found.push(entry.path());
+            }
+        }
+    }
+    found
+}

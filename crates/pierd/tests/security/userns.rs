@@ -261,21 +261,7 @@ fn remapped_root_is_an_unprivileged_host_user() {
 
 /// Regular files named `name` below `dir`.
 fn find_below(dir: &Path, name: &str) -> Vec<std::path::PathBuf> {
-    let mut found = Vec::new();
-    let mut pending = vec![dir.to_path_buf()];
-    while let Some(d) = pending.pop() {
-        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let Ok(meta) = std::fs::symlink_metadata(entry.path()) else {
-                continue;
-            };
-            if meta.is_dir() {
-                pending.push(entry.path());
-            } else if entry.file_name() == name {
-                found.push(entry.path());
-            }
-        }
-    }
-    found
+    crate::support::files_below(dir, |path, _| path.file_name() == Some(name.as_ref()))
 }
 
 #[test]
