@@ -9,6 +9,9 @@
 //!   dropped.
 //! - [`require_tools`] / [`skip`]: tests skip with a message when a tool is missing,
 //!   unless `CI` is set: then a missing tool is a failure.
+//! - [`volume_plugin`]: a test volume plugin (HTTP on a unix socket) that records its calls.
+
+pub mod volume_plugin;
 
 use std::ffi::OsString;
 use std::io::{Read, Seek};
