@@ -11,6 +11,7 @@ pub mod events;
 pub mod exec;
 pub mod health;
 mod lifecycle;
+pub mod mounts;
 pub mod network;
 mod ops;
 mod remap;
@@ -495,6 +496,7 @@ impl Engine {
             })?;
         // Validate what the spec will need now, not at start.
         spec::capabilities(&host_config)?;
+        mounts::plan(&config, &host_config, None)?;
         ops::validate_restart_policy(&host_config)?;
         crate::logdriver::validate(&host_config)?;
         let userns_choice = self.userns_choice(&host_config)?;
@@ -571,6 +573,15 @@ impl Engine {
             }
         }
         health::merge_image_healthcheck(&mut config, image_config.healthcheck.as_ref());
+        // The image's VOLUMEs join the container's, as dockerd merges them.
+        if let Some(volumes) = image_config.volumes.as_ref().filter(|v| !v.is_empty()) {
+            if !config["Volumes"].is_object() {
+                config["Volumes"] = json!({});
+            }
+            for dest in volumes.keys() {
+                config["Volumes"][dest] = json!({});
+            }
+        }
         if let Some(exposed) = &image_config.exposed_ports {
             if !config["ExposedPorts"].is_object() {
                 config["ExposedPorts"] = json!({});
@@ -919,6 +930,15 @@ impl Engine {
             .filter(|w| !w.is_empty())
             .unwrap_or("/")
             .to_string();
+        let plans = mounts::plan(&c.config, &host_config, None)?;
+        let resolved: Vec<mounts::ResolvedMount<'_>> = plans
+            .iter()
+            .map(|plan| mounts::ResolvedMount {
+                plan,
+                host_path: None,
+            })
+            .collect();
+        let user_mounts = mounts::oci_mounts(&resolved)?;
         let spec = spec::build(&spec::SpecInput {
             config: &c.config,
             host_config: &host_config,
@@ -933,6 +953,7 @@ impl Engine {
             etc_files: &etc_files,
             cgroups_path: format!("/pier/{}", c.id),
             userns: c.userns.as_ref(),
+            user_mounts: &user_mounts,
         })?;
         fs::write(
             exec_dir.join("config.json"),

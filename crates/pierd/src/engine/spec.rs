@@ -70,6 +70,8 @@ pub struct SpecInput<'a> {
     pub cgroups_path: String,
     /// The container's user namespace mapping (`--userns-remap`, `--userns auto`).
     pub userns: Option<&'a crate::userns::IdMapping>,
+    /// Its binds, volumes and tmpfs mounts ([`super::mounts::oci_mounts`]).
+    pub user_mounts: &'a super::mounts::OciMounts,
 }
 
 /// The strings of a JSON array (others and non-arrays: none).
@@ -199,31 +201,8 @@ pub fn build(input: &SpecInput<'_>) -> Result<Value, EngineError> {
             "options": ["rbind", "rprivate"],
         }));
     }
-    for bind in str_list(&hc["Binds"]) {
-        mounts.push(bind_mount(&bind)?);
-    }
-    if let Some(list) = hc["Mounts"].as_array() {
-        for m in list {
-            mounts.push(api_mount(m)?);
-        }
-    }
-    if let Some(tmpfs) = hc["Tmpfs"].as_object() {
-        for (dest, opts) in tmpfs {
-            let mut options = vec![
-                "nosuid".to_string(),
-                "nodev".to_string(),
-                "noexec".to_string(),
-            ];
-            options.extend(
-                opts.as_str()
-                    .unwrap_or("")
-                    .split(',')
-                    .filter(|o| !o.is_empty())
-                    .map(str::to_string),
-            );
-            mounts.push(json!({"destination": dest, "type": "tmpfs", "source": "tmpfs", "options": options}));
-        }
-    }
+    // Binds, mounts, tmpfs and volumes: planned and resolved by the engine.
+    mounts.extend(input.user_mounts.mounts.iter().cloned());
 
     let network_mode = hc["NetworkMode"].as_str().unwrap_or("none");
     let mut namespaces = vec![
@@ -394,6 +373,9 @@ pub fn build(input: &SpecInput<'_>) -> Result<Value, EngineError> {
     if let Some(s) = seccomp {
         linux["seccomp"] = s;
     }
+    if let Some(p) = input.user_mounts.rootfs_propagation {
+        linux["rootfsPropagation"] = json!(p);
+    }
     if let Some(mapping) = input.userns {
         let oci = |ranges: &[crate::userns::IdRange]| {
             ranges
@@ -417,93 +399,6 @@ pub fn build(input: &SpecInput<'_>) -> Result<Value, EngineError> {
     }))
 }
 
-/// `-v /host:/container[:ro|rw]` (named volumes come with the volumes work).
-fn bind_mount(bind: &str) -> Result<Value, EngineError> {
-    let parts: Vec<&str> = bind.split(':').collect();
-    let (src, dst, mode) = match parts.as_slice() {
-        [s, d] => (*s, *d, ""),
-        [s, d, m] => (*s, *d, *m),
-        _ => {
-            return Err(EngineError::InvalidParameter(format!(
-                "invalid volume specification: '{bind}'"
-            )))
-        }
-    };
-    if !src.starts_with('/') {
-        return Err(EngineError::InvalidParameter(format!(
-            "invalid volume specification: '{bind}': named volumes are not supported yet"
-        )));
-    }
-    if !dst.starts_with('/') {
-        return Err(EngineError::InvalidParameter(format!(
-            "invalid volume specification: '{bind}': invalid mount config: mount path must be absolute"
-        )));
-    }
-    if !Path::new(src).exists() {
-        return Err(EngineError::InvalidParameter(format!(
-            "invalid mount config for type \"bind\": bind source path does not exist: {src}"
-        )));
-    }
-    let mut options = vec!["rbind".to_string(), "rprivate".to_string()];
-    for m in mode.split(',').filter(|m| !m.is_empty()) {
-        match m {
-            "ro" | "rw" => options.push(m.to_string()),
-            "z" | "Z" => {}
-            _ => return Err(EngineError::InvalidParameter(format!("invalid mode: {m}"))),
-        }
-    }
-    Ok(json!({"destination": dst, "type": "bind", "source": src, "options": options}))
-}
-
-/// A `HostConfig.Mounts` entry of type bind or tmpfs.
-fn api_mount(m: &Value) -> Result<Value, EngineError> {
-    let kind = m["Type"].as_str().unwrap_or("volume");
-    let target = m["Target"].as_str().unwrap_or_default();
-    if !target.starts_with('/') {
-        return Err(EngineError::InvalidParameter(format!(
-            "invalid mount config for type \"{kind}\": invalid mount path: '{target}' mount path must be absolute"
-        )));
-    }
-    let readonly = m["ReadOnly"].as_bool() == Some(true);
-    match kind {
-        "bind" => {
-            let source = m["Source"].as_str().unwrap_or_default();
-            if !Path::new(source).exists() {
-                return Err(EngineError::InvalidParameter(format!(
-                    "invalid mount config for type \"bind\": bind source path does not exist: {source}"
-                )));
-            }
-            let mut options = vec!["rbind", "rprivate"];
-            if readonly {
-                options.push("ro");
-            }
-            Ok(json!({"destination": target, "type": "bind", "source": source, "options": options}))
-        }
-        "tmpfs" => {
-            let mut options = vec![
-                "nosuid".to_string(),
-                "nodev".to_string(),
-                "noexec".to_string(),
-            ];
-            if let Some(size) = m["TmpfsOptions"]["SizeBytes"].as_u64().filter(|s| *s > 0) {
-                options.push(format!("size={size}"));
-            }
-            if let Some(mode) = m["TmpfsOptions"]["Mode"].as_u64().filter(|s| *s > 0) {
-                options.push(format!("mode={mode:o}"));
-            }
-            if readonly {
-                options.push("ro".into());
-            }
-            Ok(
-                json!({"destination": target, "type": "tmpfs", "source": "tmpfs", "options": options}),
-            )
-        }
-        other => Err(EngineError::InvalidParameter(format!(
-            "mount type {other:?} is not supported yet"
-        ))),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -520,14 +415,5 @@ mod tests {
             capabilities(&json!({"Privileged": true})).unwrap().len(),
             pier_runtime::caps::NAMES.len()
         );
-    }
-
-    #[test]
-    fn binds() {
-        let m = bind_mount("/tmp:/data:ro").unwrap();
-        assert_eq!(m["options"], json!(["rbind", "rprivate", "ro"]));
-        assert!(bind_mount("vol:/data").is_err());
-        assert!(bind_mount("/tmp:data").is_err());
-        assert!(bind_mount("/does/not/exist:/d").is_err());
     }
 }
