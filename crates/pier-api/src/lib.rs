@@ -1,7 +1,14 @@
-//! Docker's API objects as typed structs (grows into issue 12's model).
+//! Docker Engine API objects as typed Rust structs, following the contract's swagger
+//! (`docker-engine-api.yaml`).
 //!
-//! Field names are Docker's (`PascalCase` on the wire); fields Pier does not know yet
-//! are kept in each object's `extra` map, so that nothing a client sent is lost when an
-//! object is stored and shown again.
+//! This crate is the start of Pier's shared typed API model (issue 12): pierd answers
+//! with these types and the `pier` CLI decodes into them, so both sides agree on one
+//! definition. Every object keeps the fields it does not know in an `extra` map
+//! (`#[serde(flatten)]`), so a newer client's or daemon's fields pass through unharmed.
+//! It stays dependency-light (serde, serde_json) so that any crate can use it.
+//!
+//! - [`mount`]: `HostConfig.Mounts` entries (`--mount`);
+//! - [`volume`]: volumes (`/volumes/...`).
 
 pub mod mount;
+pub mod volume;
