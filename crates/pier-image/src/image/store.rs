@@ -392,6 +392,7 @@ impl ImageStore {
     /// # Errors
     ///
     /// [`Error::NotFound`] (`No such image: <input>`) when nothing matches,
+    /// [`Error::InvalidReference`] when the input is neither an ID nor a valid name,
     /// [`Error::Conflict`] when an ID prefix matches several images.
     pub fn resolve(&self, name_or_id: &str) -> Result<ResolvedImage> {
         let db = self.load()?;
@@ -475,11 +476,10 @@ impl ImageStore {
                 _ => {}
             }
         }
-        let shown = match Reference::parse_with_default_tag(name_or_id) {
-            Ok(r) => r.familiar(),
-            Err(_) => name_or_id.to_string(),
-        };
-        Err(no_such_image(&shown))
+        // What is neither an ID nor a valid name is the client's error (400, Docker's
+        // `invalid reference format`), not a missing image.
+        let reference = Reference::parse_with_default_tag(name_or_id)?;
+        Err(no_such_image(&reference.familiar()))
     }
 
     /// Every blob digest reachable from a named image: targets, nested indexes and

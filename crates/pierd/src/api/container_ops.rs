@@ -180,6 +180,7 @@ async fn update(
     };
     super::body_types::container_update(&mut body)?;
     super::cpusets::check(&body)?;
+    super::resource_limits::check(&body)?;
     match d.engine.update_container(&id, &body).await {
         Ok(warnings) => Ok(Json(json!({ "Warnings": warnings }))),
         Err(e) => Err(unless_exited(&d, &id, e.into()).await),

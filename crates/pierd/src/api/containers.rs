@@ -72,6 +72,9 @@ async fn create(
     }
     super::body_types::container_create(&mut config)?;
     super::cpusets::check(&config["HostConfig"])?;
+    if let Some(host_config) = config.get_mut("HostConfig") {
+        super::resource_limits::check_create(host_config)?;
+    }
     let host_config = config
         .as_object_mut()
         .and_then(|o| o.remove("HostConfig"))

@@ -19,7 +19,9 @@ pub mod exec;
 pub mod images;
 pub mod logs;
 pub mod networks;
+mod resource_limits;
 mod stream;
+mod swarm;
 pub mod system;
 pub mod websocket;
 
@@ -72,6 +74,7 @@ pub fn service(daemon: Arc<Daemon>) -> Router {
         .merge(exec::routes())
         .merge(events::routes())
         .merge(networks::routes())
+        .merge(swarm::routes())
         .fallback(not_found)
         .with_state(daemon);
     // `Router::layer` would run after routing; the prefix must go before it.
