@@ -21,6 +21,7 @@ mod mountinfo;
 mod stats;
 mod v1;
 mod v2;
+pub mod warmup;
 
 #[cfg(test)]
 mod tests;
