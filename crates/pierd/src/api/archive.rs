@@ -464,7 +464,7 @@ async fn export(State(d): State<AppState>, Path(id): Path<String>) -> Result<Res
 // Writing tars.
 
 /// A body written by `f` on a blocking thread; an error aborts the body.
-fn stream_tar<F>(f: F) -> Body
+pub(crate) fn stream_tar<F>(f: F) -> Body
 where
     F: FnOnce(&mut ChannelWriter) -> io::Result<()> + Send + 'static,
 {

@@ -405,7 +405,7 @@ fn tar_response(body: Body) -> Response {
 // Request bodies as blocking readers
 
 /// A blocking [`Read`] over a request body, fed by [`pump_body`].
-struct ChannelReader {
+pub(crate) struct ChannelReader {
     rx: mpsc::Receiver<io::Result<Bytes>>,
     current: Bytes,
 }
@@ -429,7 +429,7 @@ impl Read for ChannelReader {
 /// Feeds `body` into a bounded channel from a task of its own; the reader side is
 /// for the blocking pool. The task ends when the body does (or fails); the caller
 /// waits for it before answering.
-fn pump_body(body: Body) -> (ChannelReader, tokio::task::JoinHandle<()>) {
+pub(crate) fn pump_body(body: Body) -> (ChannelReader, tokio::task::JoinHandle<()>) {
     let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(CHANNEL_DEPTH);
     let task = tokio::spawn(async move {
         let mut stream = body.into_data_stream();
