@@ -118,8 +118,16 @@ fn init_child(cfg: &mut ChildConfig) -> Result<Never> {
     cfg.bind_fds.clear();
     // Hooks run from the rootfs, as with runc (relative paths in them count on it).
     rustix::process::chdir(cfg.rootfs).map_err(|e| Error::io("chdir to rootfs", e.into()))?;
-    cfg.channel.send(&Message::RunHooks)?;
-    cfg.channel.expect(Message::HooksDone)?;
+    // The runtime runs them in its own namespaces while we wait; without any, the
+    // round trip is skipped (the parent answers whatever arrives).
+    if spec
+        .hooks
+        .as_ref()
+        .is_some_and(|h| !h.prestart.is_empty() || !h.create_runtime.is_empty())
+    {
+        cfg.channel.send(&Message::RunHooks)?;
+        cfg.channel.expect(Message::HooksDone)?;
+    }
     if let Some(hooks) = &spec.hooks {
         // createContainer hooks run in the container's namespaces, before pivot_root.
         crate::hooks::run_all("createContainer", &hooks.create_container, b"{}")?;
