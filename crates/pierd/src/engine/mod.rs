@@ -290,7 +290,11 @@ impl Engine {
         let known: std::collections::HashSet<String> = self.lock().keys().cloned().collect();
         if let Ok(snapshots) = self.images.snapshots().list() {
             for info in snapshots {
-                if let Some(id) = info.name.strip_prefix("container-") {
+                let owner = info
+                    .name
+                    .strip_prefix("container-")
+                    .or_else(|| mounts::image_view_owner(&info.name));
+                if let Some(id) = owner {
                     if !known.contains(id) {
                         let _ = self.images.snapshots().remove(&info.name);
                     }
@@ -496,7 +500,7 @@ impl Engine {
             })?;
         // Validate what the spec will need now, not at start.
         spec::capabilities(&host_config)?;
-        mounts::plan(&config, &host_config, None)?;
+        let mount_plans = mounts::plan(&config, &host_config, None)?;
         ops::validate_restart_policy(&host_config)?;
         crate::logdriver::validate(&host_config)?;
         let userns_choice = self.userns_choice(&host_config)?;
@@ -603,6 +607,17 @@ impl Engine {
         tokio::task::spawn_blocking(move || images.snapshots().prepare(&key, parent.as_deref()))
             .await
             .map_err(|e| internal("create", e))??;
+        let engine = self.clone();
+        let owner = id.clone();
+        let prepared =
+            tokio::task::spawn_blocking(move || engine.prepare_image_mounts(&owner, &mount_plans))
+                .await
+                .map_err(|e| internal("create", e))
+                .and_then(|r| r);
+        if let Err(e) = prepared {
+            let _ = self.images.snapshots().remove(&snapshot_key);
+            return Err(e);
+        }
 
         let mut container = Container {
             id: id.clone(),
@@ -651,6 +666,7 @@ impl Engine {
         })();
         if let Err(e) = result {
             let _ = self.images.snapshots().remove(&snapshot_key);
+            mounts::release_image_mounts(&self.images, &id);
             let _ = fs::remove_dir_all(self.data_dir(&id));
             return Err(e);
         }
@@ -931,13 +947,7 @@ impl Engine {
             .unwrap_or("/")
             .to_string();
         let plans = mounts::plan(&c.config, &host_config, None)?;
-        let resolved: Vec<mounts::ResolvedMount<'_>> = plans
-            .iter()
-            .map(|plan| mounts::ResolvedMount {
-                plan,
-                host_path: None,
-            })
-            .collect();
+        let resolved = self.resolve_mounts(c, &plans)?;
         let user_mounts = mounts::oci_mounts(&resolved)?;
         let spec = spec::build(&spec::SpecInput {
             config: &c.config,
@@ -1439,6 +1449,7 @@ impl Engine {
             }
             let _ = rustix::mount::unmount(&rootfs, rustix::mount::UnmountFlags::DETACH);
             let _ = images.snapshots().remove(&key);
+            mounts::release_image_mounts(&images, &owned);
             let _ = fs::remove_dir_all(&data_dir);
             let _ = fs::remove_dir_all(&exec_dir);
         })

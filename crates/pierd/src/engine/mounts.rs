@@ -145,11 +145,15 @@ impl MountPlan {
 }
 
 /// A plan entry with what start found for it: the host path of a volume (its
-/// mountpoint, subpath not yet applied) or of a mounted image snapshot.
+/// mountpoint, subpath not yet applied), or the layers of an image mount.
 #[derive(Debug, Clone)]
 pub struct ResolvedMount<'a> {
     pub plan: &'a MountPlan,
     pub host_path: Option<PathBuf>,
+    /// An image mount of several layers (top-most first, subpath applied): mounted by
+    /// the runtime as a read-only overlay in the container's own mount namespace, so
+    /// nothing stays mounted on the host.
+    pub overlay_lowerdirs: Vec<PathBuf>,
 }
 
 // ---------------------------------------------------------------------------------
@@ -749,10 +753,31 @@ pub fn oci_mounts(resolved: &[ResolvedMount<'_>]) -> Result<OciMounts, EngineErr
                 opts.push(propagation.as_str().to_string());
                 json!({"destination": plan.target, "type": "bind", "source": source, "options": opts})
             }
-            MountSource::Volume { subpath, .. } | MountSource::Image { subpath, .. } => {
+            MountSource::Image { .. } if !r.overlay_lowerdirs.is_empty() => {
+                let lower: Vec<String> = r
+                    .overlay_lowerdirs
+                    .iter()
+                    .map(|d| d.display().to_string())
+                    .collect();
+                json!({"destination": plan.target, "type": "overlay", "source": "overlay",
+                       "options": ["ro", "nosuid", "nodev", format!("lowerdir={}", lower.join(":"))]})
+            }
+            // An image mount's subpath is applied to its layers already.
+            MountSource::Image { .. } => {
+                let source = r.host_path.as_ref().ok_or_else(|| {
+                    EngineError::Internal(format!(
+                        "mount {}: the image was not made ready",
+                        plan.target
+                    ))
+                })?;
+                let mut opts = vec!["rbind".to_string()];
+                opts.extend(readonly_options(true, ReadonlyDepth::Recursive)?);
+                json!({"destination": plan.target, "type": "bind", "source": source, "options": opts})
+            }
+            MountSource::Volume { subpath, .. } => {
                 let base = r.host_path.as_ref().ok_or_else(|| {
                     EngineError::Internal(format!(
-                        "mount {}: the volume or image was not made ready",
+                        "mount {}: the volume was not made ready",
                         plan.target
                     ))
                 })?;
@@ -863,6 +888,180 @@ fn ensure_propagation(path: &Path, tags: &[&str], what: &str) -> Result<(), Engi
             path.display()
         ))),
     }
+}
+
+// ---------------------------------------------------------------------------------
+// Image mounts (Docker 28's `type=image`).
+
+/// Prefix of the snapshot views that hold the images of image mounts: kept apart from
+/// `container-` so that the orphan sweep at start can tell them by their container.
+pub(super) const IMAGE_VIEW_PREFIX: &str = "imagemount-";
+
+/// The snapshot view of a container's image mount at `target`.
+fn image_view_key(id: &str, target: &str) -> String {
+    let hex: String = target.bytes().map(|b| format!("{b:02x}")).collect();
+    format!("{IMAGE_VIEW_PREFIX}{id}-{hex}")
+}
+
+/// The container that an image mount's view belongs to.
+pub(super) fn image_view_owner(snapshot: &str) -> Option<&str> {
+    snapshot.strip_prefix(IMAGE_VIEW_PREFIX)?.get(..64)
+}
+
+/// At remove (and after a failed create): the views of a container's image mounts go.
+pub(super) fn release_image_mounts(images: &pier_image::service::ImageService, id: &str) {
+    let snapshots = images.snapshots();
+    for info in snapshots.list().unwrap_or_default() {
+        if image_view_owner(&info.name) == Some(id) {
+            let _ = snapshots.remove(&info.name);
+        }
+    }
+}
+
+impl super::Engine {
+    /// At create: a read-only view of each image mount's image, which also keeps the
+    /// image's layers from being removed while the container exists. A missing image is
+    /// refused with Docker's message (as a bad parameter: a 404 would make the docker
+    /// CLI pull the container's image).
+    pub(super) fn prepare_image_mounts(
+        &self,
+        id: &str,
+        plans: &[MountPlan],
+    ) -> Result<(), EngineError> {
+        let mut made = Vec::new();
+        for plan in plans {
+            let MountSource::Image { reference, .. } = &plan.source else {
+                continue;
+            };
+            let made_view = (|| -> Result<String, EngineError> {
+                let details = self.images.details(reference).map_err(|e| match e {
+                    pier_image::Error::NotFound(m) => EngineError::InvalidParameter(m),
+                    other => other.into(),
+                })?;
+                self.images.unpack(&details.target)?;
+                let key = image_view_key(id, &plan.target);
+                let parent = details.chain.last().map(ToString::to_string);
+                self.images.snapshots().view(&key, parent.as_deref())?;
+                Ok(key)
+            })();
+            match made_view {
+                Ok(key) => made.push(key),
+                Err(e) => {
+                    for key in made {
+                        let _ = self.images.snapshots().remove(&key);
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// At start: each planned mount with what it needs from the host. Volumes are the
+    /// volume service's to resolve; until it does, they have no host path and
+    /// [`oci_mounts`] refuses them.
+    pub(super) fn resolve_mounts<'a>(
+        &self,
+        c: &super::Container,
+        plans: &'a [MountPlan],
+    ) -> Result<Vec<ResolvedMount<'a>>, EngineError> {
+        plans
+            .iter()
+            .map(|plan| match &plan.source {
+                MountSource::Image { .. } => self.resolve_image_mount(&c.id, plan),
+                _ => Ok(ResolvedMount {
+                    plan,
+                    host_path: None,
+                    overlay_lowerdirs: Vec::new(),
+                }),
+            })
+            .collect()
+    }
+
+    /// At start: what an image mount mounts, its subpath applied.
+    pub(super) fn resolve_image_mount<'a>(
+        &self,
+        id: &str,
+        plan: &'a MountPlan,
+    ) -> Result<ResolvedMount<'a>, EngineError> {
+        let MountSource::Image { subpath, .. } = &plan.source else {
+            return Err(EngineError::Internal("not an image mount".into()));
+        };
+        let spec = self
+            .images
+            .snapshots()
+            .mounts(&image_view_key(id, &plan.target))?;
+        let layers = match spec {
+            pier_image::snapshot::MountSpec::Bind { source, .. } => vec![source],
+            pier_image::snapshot::MountSpec::Overlay { lowerdirs, .. } => lowerdirs,
+        };
+        let layers = match subpath {
+            Some(sub) => layers_at_subpath(&layers, sub)?,
+            None => layers,
+        };
+        Ok(match layers.as_slice() {
+            [one] => ResolvedMount {
+                plan,
+                host_path: Some(one.clone()),
+                overlay_lowerdirs: Vec::new(),
+            },
+            _ => ResolvedMount {
+                plan,
+                host_path: None,
+                overlay_lowerdirs: layers,
+            },
+        })
+    }
+}
+
+/// The directories of `sub` in each layer (top-most first) that make up `sub` in the
+/// merged image: a layer that whites it (or a parent) out or makes it opaque hides
+/// the layers below. Symlinks on the way are refused: they would be resolved against
+/// the host, not the image.
+fn layers_at_subpath(layers: &[PathBuf], sub: &str) -> Result<Vec<PathBuf>, EngineError> {
+    let not_dir = || {
+        EngineError::InvalidParameter(format!(
+            "invalid mount config for type \"image\": image subpath {sub:?} is not a directory in the image"
+        ))
+    };
+    let components: Vec<&str> = sub
+        .split('/')
+        .filter(|c| !c.is_empty() && *c != ".")
+        .collect();
+    let mut out = Vec::new();
+    'layers: for layer in layers {
+        let mut path = layer.clone();
+        // Whether this layer hides the layers below at some directory on the way.
+        let mut opaque = false;
+        for c in &components {
+            path.push(c);
+            let Ok(st) = rustix::fs::lstat(&path) else {
+                if opaque {
+                    break 'layers;
+                }
+                continue 'layers;
+            };
+            let kind = rustix::fs::FileType::from_raw_mode(st.st_mode);
+            if kind == rustix::fs::FileType::CharacterDevice && st.st_rdev == 0 {
+                // A whiteout: nothing of it below this layer.
+                break 'layers;
+            }
+            if kind != rustix::fs::FileType::Directory {
+                return Err(not_dir());
+            }
+            let mut flag = [0u8; 1];
+            opaque |= rustix::fs::lgetxattr(&path, "trusted.overlay.opaque", &mut flag[..])
+                .is_ok_and(|n| n == 1 && flag[0] == b'y');
+        }
+        out.push(path);
+        if opaque {
+            break;
+        }
+    }
+    if out.is_empty() {
+        return Err(not_dir());
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -1034,6 +1233,7 @@ mod tests {
             .map(|plan| ResolvedMount {
                 plan,
                 host_path: None,
+                overlay_lowerdirs: Vec::new(),
             })
             .collect();
         let oci = oci_mounts(&resolved).unwrap();

@@ -1,0 +1,427 @@
+//! Every mount form of `docker run` (`-v`, `--mount`, `--tmpfs`), seen from inside real
+//! containers run by pierd with the docker CLI, and the errors of bad ones compared
+//! with an isolated dockerd's (exit code and message).
+//!
+//! Each test makes its host directories and mounts under a temp dir of its own, undoes
+//! them (also when it fails), and checks that no mount under it is left.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::{mounts_under, Engine, Pierd};
+use pier_testsupport::{DockerdOptions, IsolatedDockerd};
+
+/// Host mounts a test made; unmounted (deepest first) when dropped.
+struct HostMounts {
+    made: Vec<PathBuf>,
+}
+
+impl HostMounts {
+    fn new() -> HostMounts {
+        HostMounts { made: Vec::new() }
+    }
+
+    /// `mount <args> <target>`, remembered for the unmount.
+    fn mount(&mut self, args: &[&str], target: &Path) {
+        let out = Command::new("mount")
+            .args(args)
+            .arg(target)
+            .output()
+            .expect("run mount");
+        assert!(
+            out.status.success(),
+            "mount {args:?} {}: {}",
+            target.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        self.made.push(target.to_path_buf());
+    }
+
+    /// A tmpfs at `target` holding a file `marker`.
+    fn tmpfs_with_marker(&mut self, target: &Path) {
+        std::fs::create_dir_all(target).expect("mkdir");
+        self.mount(&["-t", "tmpfs", "tmpfs"], target);
+        std::fs::write(target.join("marker"), "in the submount\n").expect("write marker");
+    }
+
+    /// Makes `dir` a mount of its own with `propagation` (`--make-shared`, ...).
+    fn own_mount(&mut self, dir: &Path, propagation: &str) {
+        std::fs::create_dir_all(dir).expect("mkdir");
+        let d = dir.to_str().expect("utf-8 path");
+        self.mount(&["--bind", d], dir);
+        let out = Command::new("mount")
+            .arg(propagation)
+            .arg(dir)
+            .output()
+            .expect("run mount");
+        assert!(
+            out.status.success(),
+            "mount {propagation} {}",
+            dir.display()
+        );
+    }
+}
+
+impl Drop for HostMounts {
+    fn drop(&mut self) {
+        for target in self.made.iter().rev() {
+            let _ = rustix::mount::unmount(target, rustix::mount::UnmountFlags::DETACH);
+        }
+    }
+}
+
+/// A pierd with busybox, or None (skipped) without the docker CLI or busybox.
+fn pierd() -> Option<(Pierd, tempfile::TempDir)> {
+    common::pierd_with_busybox()
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
+/// Runs a busybox shell command in a new container; (exit code, stdout, stderr).
+fn sh(e: &dyn Engine, opts: &[&str], script: &str) -> (Option<i32>, String, String) {
+    let mut args = vec!["run", "--rm"];
+    args.extend_from_slice(opts);
+    args.extend_from_slice(&["busybox", "sh", "-c", script]);
+    let out = e.docker(&args);
+    (out.code, out.stdout, out.stderr)
+}
+
+/// The `/proc/mounts` line of `target` inside a container run with `opts`.
+fn proc_mounts_line(e: &dyn Engine, opts: &[&str], target: &str) -> String {
+    let (code, out, err) = sh(e, opts, &format!("grep ' {target} ' /proc/mounts"));
+    assert_eq!(code, Some(0), "no {target} in /proc/mounts: {out} {err}");
+    out
+}
+
+/// No mount of this test is left (the test's own host mounts undone first).
+fn assert_no_mounts_left(host: HostMounts, dir: &Path) {
+    drop(host);
+    let left = mounts_under(dir);
+    assert!(
+        left.is_empty(),
+        "mounts left under {}: {left:#?}",
+        dir.display()
+    );
+}
+
+#[test]
+fn bind_modes_inside_containers() {
+    let Some((pierd, work)) = pierd() else {
+        return;
+    };
+    let src = work.path().join("src");
+    std::fs::create_dir_all(&src).expect("mkdir");
+    std::fs::write(src.join("file"), "from the host\n").expect("write");
+    let host = HostMounts::new();
+
+    // rw (the default) writes through to the host; ro refuses writes.
+    let rw = format!("{}:/d", path(&src));
+    let (code, _, err) = sh(&pierd, &["-v", &rw], "echo hi > /d/new && cat /d/file");
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(std::fs::read_to_string(src.join("new")).unwrap(), "hi\n");
+    let ro = format!("{}:/d:ro,z", path(&src));
+    let (code, out, err) = sh(&pierd, &["-v", &ro], "cat /d/file && touch /d/x");
+    assert_eq!(out, "from the host\n");
+    assert_ne!(code, Some(0));
+    assert!(err.contains("Read-only file system"), "{err}");
+    assert!(!src.join("x").exists());
+    // `--mount readonly` and consistency (accepted, ignored on Linux).
+    let m = format!(
+        "type=bind,source={},target=/d,readonly,consistency=cached",
+        path(&src)
+    );
+    let (code, _, err) = sh(&pierd, &["--mount", &m], "touch /d/x");
+    assert_ne!(code, Some(0));
+    assert!(err.contains("Read-only file system"), "{err}");
+
+    // `-v` makes a missing host path (a directory); `--mount` refused it (see the
+    // dockerd comparison).
+    let missing = work.path().join("made/by/v");
+    let v = format!("{}:/d", path(&missing));
+    let (code, _, err) = sh(&pierd, &["-v", &v], "touch /d/y");
+    assert_eq!(code, Some(0), "{err}");
+    assert!(missing.join("y").is_file());
+    // A file can be bound too.
+    let f = format!("{}:/etc/motd:ro", path(&src.join("file")));
+    let (code, out, err) = sh(&pierd, &["-v", &f], "cat /etc/motd");
+    assert_eq!((code, out.as_str()), (Some(0), "from the host\n"), "{err}");
+
+    assert_no_mounts_left(host, work.path());
+}
+
+#[test]
+fn tmpfs_size_and_mode() {
+    let Some((pierd, work)) = pierd() else {
+        return;
+    };
+    let line = proc_mounts_line(&pierd, &["--tmpfs", "/t:size=1m,mode=700"], "/t");
+    assert!(line.starts_with("tmpfs /t tmpfs "), "{line}");
+    assert!(line.contains("size=1024k"), "{line}");
+    assert!(line.contains("mode=700"), "{line}");
+    assert!(
+        line.contains("nosuid") && line.contains("nodev") && line.contains("noexec"),
+        "{line}"
+    );
+
+    let line = proc_mounts_line(
+        &pierd,
+        &[
+            "--mount",
+            "type=tmpfs,target=/m,tmpfs-size=2097152,tmpfs-mode=0750",
+        ],
+        "/m",
+    );
+    assert!(line.contains("size=2048k"), "{line}");
+    assert!(line.contains("mode=750"), "{line}");
+    // A read-only tmpfs refuses writes.
+    let (code, _, err) = sh(
+        &pierd,
+        &["--mount", "type=tmpfs,target=/r,readonly"],
+        "touch /r/x",
+    );
+    assert_ne!(code, Some(0));
+    assert!(err.contains("Read-only file system"), "{err}");
+    // `exec` lifts the default noexec.
+    let (code, _, err) = sh(
+        &pierd,
+        &["--tmpfs", "/x:exec"],
+        "cp /bin/busybox /x/true && /x/true",
+    );
+    assert_eq!(code, Some(0), "{err}");
+
+    assert_no_mounts_left(HostMounts::new(), work.path());
+}
+
+#[test]
+fn recursion_of_binds_and_of_read_only() {
+    let Some((pierd, work)) = pierd() else {
+        return;
+    };
+    let src = work.path().join("src");
+    std::fs::create_dir_all(&src).expect("mkdir");
+    let mut host = HostMounts::new();
+    host.tmpfs_with_marker(&src.join("sub"));
+    let s = path(&src);
+
+    // Recursive by default: the submount comes along.
+    let (code, out, err) = sh(&pierd, &["-v", &format!("{s}:/d")], "cat /d/sub/marker");
+    assert_eq!(
+        (code, out.as_str()),
+        (Some(0), "in the submount\n"),
+        "{err}"
+    );
+    // bind-nonrecursive: only the directory of the source's own mount.
+    let m = format!("type=bind,source={s},target=/d,bind-nonrecursive");
+    let (code, out, _) = sh(&pierd, &["--mount", &m], "ls -A /d/sub");
+    assert_eq!(
+        (code, out.as_str()),
+        (Some(0), ""),
+        "the submount must be hidden"
+    );
+
+    let has_rro = pierd::engine::mounts::kernel_has_recursive_readonly();
+    // bind-recursive=readonly: submounts read-only too (or the start fails).
+    let m = format!(
+        "type=bind,source={s},target=/d,readonly,bind-recursive=readonly,bind-propagation=rprivate"
+    );
+    let (code, _, err) = sh(&pierd, &["--mount", &m], "touch /d/sub/x");
+    assert_ne!(code, Some(0));
+    if has_rro {
+        assert!(err.contains("Read-only file system"), "{err}");
+    } else {
+        eprintln!("recursive read-only: the kernel lacks mount_setattr; the start failed: {err}");
+    }
+    assert!(!src.join("sub/x").exists());
+    if has_rro {
+        // Read-only is recursive by default where the kernel can (Docker 25+).
+        let ro = format!("{s}:/d:ro");
+        let (code, _, err) = sh(&pierd, &["-v", &ro], "touch /d/sub/x");
+        assert_ne!(code, Some(0));
+        assert!(err.contains("Read-only file system"), "{err}");
+    }
+    // bind-recursive=writable: read-only itself, its submounts as they are.
+    let m = format!("type=bind,source={s},target=/d,readonly,bind-recursive=writable");
+    let (code, _, err) = sh(&pierd, &["--mount", &m], "touch /d/sub/w && ! touch /d/top");
+    assert_eq!(code, Some(0), "{err}");
+    assert!(src.join("sub/w").exists());
+
+    assert_no_mounts_left(host, work.path());
+}
+
+/// A mount made on the host under a bind's source after the container started reaches
+/// the container with rslave and rshared propagation, not with rprivate.
+#[test]
+fn propagation_of_later_host_mounts() {
+    let Some((pierd, work)) = pierd() else {
+        return;
+    };
+    let shared = work.path().join("shared");
+    let mut host = HostMounts::new();
+    host.own_mount(&shared, "--make-shared");
+    let s = path(&shared);
+    let names = [
+        "prop-rslave",
+        "prop-rshared",
+        "prop-rprivate",
+        "prop-default",
+    ];
+    let modes = [":rslave", ":rshared", ":rprivate", ""];
+    for (name, mode) in names.iter().zip(modes) {
+        let v = format!("{s}:/d{mode}");
+        pierd.docker_ok(&[
+            "run", "-d", "--name", name, "-v", &v, "busybox", "sleep", "300",
+        ]);
+    }
+    host.tmpfs_with_marker(&shared.join("late"));
+    let seen = |name: &str| {
+        pierd
+            .docker(&["exec", name, "cat", "/d/late/marker"])
+            .stdout
+            == "in the submount\n"
+    };
+    let results: Vec<(&str, bool)> = names.iter().map(|n| (*n, seen(n))).collect();
+    pierd.docker_ok(&["rm", "-f", names[0], names[1], names[2], names[3]]);
+    assert_eq!(
+        results,
+        [
+            ("prop-rslave", true),
+            ("prop-rshared", true),
+            ("prop-rprivate", false),
+            ("prop-default", false),
+        ]
+    );
+    assert_no_mounts_left(host, work.path());
+}
+
+/// `type=image`: an image's filesystem, read-only (Docker 28; dockerd 20.10 lacks it).
+#[test]
+fn image_mounts() {
+    let Some((pierd, work)) = pierd() else {
+        return;
+    };
+    let (code, out, err) = sh(
+        &pierd,
+        &["--mount", "type=image,source=busybox,target=/img"],
+        "ls /img/bin/busybox && ! touch /img/x",
+    );
+    assert_eq!(
+        (code, out.as_str()),
+        (Some(0), "/img/bin/busybox\n"),
+        "{err}"
+    );
+    let (code, out, err) = sh(
+        &pierd,
+        &[
+            "--mount",
+            "type=image,source=busybox,target=/img,image-subpath=bin",
+        ],
+        "ls /img/busybox",
+    );
+    assert_eq!((code, out.as_str()), (Some(0), "/img/busybox\n"), "{err}");
+    let out = pierd.docker(&[
+        "run",
+        "--rm",
+        "--mount",
+        "type=image,source=nosuch,target=/img",
+        "busybox",
+        "true",
+    ]);
+    assert_eq!(out.code, Some(125), "{out:?}");
+    assert!(
+        out.stderr.contains("No such image: nosuch"),
+        "{}",
+        out.stderr
+    );
+    // The image stays in use while a container mounts it, and is free after.
+    pierd.docker_ok(&["tag", "busybox", "mounted:1"]);
+    pierd.docker_ok(&[
+        "create",
+        "--name",
+        "holder",
+        "--mount",
+        "type=image,source=mounted:1,target=/img",
+        "busybox",
+        "true",
+    ]);
+    pierd.docker_ok(&["rm", "holder"]);
+    pierd.docker_ok(&["rmi", "mounted:1"]);
+    assert_no_mounts_left(HostMounts::new(), work.path());
+}
+
+/// Bad mounts: the same exit code and message from pierd as from dockerd 20.10.
+#[test]
+fn errors_as_dockerd() {
+    let Some((pierd, work)) = pierd() else {
+        return;
+    };
+    let Some(dockerd) = IsolatedDockerd::start_or_skip("mounts", DockerdOptions::default()) else {
+        return;
+    };
+    let tar = work.path().join("busybox-rootfs.tar");
+    dockerd
+        .docker_with_stdin(&["import", "-c", r#"CMD ["sh"]"#, "-", "busybox"], &tar)
+        .ok()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let private = work.path().join("private");
+    let mut host = HostMounts::new();
+    host.own_mount(&private, "--make-private");
+    let missing = work.path().join("missing");
+    let p = path(&private);
+    let cases: Vec<Vec<String>> = [
+        format!("--mount type=bind,source={},target=/x", path(&missing)),
+        format!("-v {p}:/d -v {p}:/d/"),
+        format!("-v {p}:/d --tmpfs /d"),
+        format!("--mount type=bind,source={p},target=/d -v {p}:/d"),
+        format!("-v {p}:/d:bogus"),
+        format!("-v {p}:/d:ro,rw"),
+        format!("-v {p}:/d:nocopy"),
+        format!("-v {p}:/"),
+        "-v vol:/d:rshared".into(),
+        "--mount type=volume,target=/x,readonly".into(),
+        "--mount type=tmpfs,target=/t,tmpfs-size=1m,source=x".into(),
+        format!("--mount type=bind,source={p},target=/d,bind-propagation=rshared"),
+        format!("-v {p}:/d:rslave"),
+        format!("-v {p}:rel"),
+        "--tmpfs rel".into(),
+        "--mount type=npipe,source=x,target=/x".into(),
+        format!("--mount type=bind,source={p},target=rel"),
+    ]
+    .iter()
+    .map(|c| c.split(' ').map(str::to_string).collect())
+    .collect();
+    let mut differences = Vec::new();
+    for case in &cases {
+        let mut args: Vec<&str> = vec!["run", "--rm"];
+        args.extend(case.iter().map(String::as_str));
+        args.extend(["busybox", "true"]);
+        let ours = pierd.docker(&args);
+        let theirs = dockerd.docker(&args).unwrap_or_else(|e| panic!("{e}"));
+        let answer = |o: &pier_testsupport::Out| (o.code, o.stderr.trim().to_string());
+        eprintln!("docker {}: {:?}", args.join(" "), answer(&ours));
+        if answer(&ours) != answer(&theirs) || ours.code == Some(0) {
+            differences.push(format!(
+                "docker {}\n  pierd:   {:?}\n  dockerd: {:?}",
+                args.join(" "),
+                answer(&ours),
+                answer(&theirs)
+            ));
+        }
+    }
+    drop(dockerd);
+    assert!(
+        differences.is_empty(),
+        "{} of {} cases differ:\n{}",
+        differences.len(),
+        cases.len(),
+        differences.join("\n")
+    );
+    assert!(
+        !missing.exists(),
+        "a refused --mount must not make its source"
+    );
+    assert_no_mounts_left(host, work.path());
+}
