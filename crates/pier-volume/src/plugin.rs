@@ -24,8 +24,9 @@
 //! transports, and running each call under one `tokio::time::timeout` bounds the whole
 //! exchange (connect, request, the full answer), where socket read timeouts would bound
 //! only each read and let a trickling plugin hang a call for ever. The price is a
-//! small current-thread runtime per call, made in the calling thread: the trait is
-//! blocking and pierd calls it from `spawn_blocking`, where that is allowed.
+//! small current-thread runtime per call, made in the calling thread (or, when that
+//! thread belongs to a runtime already, where none can be started, on a thread of its
+//! own that the caller waits for).
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -616,6 +617,26 @@ mod http {
 
     /// POSTs `body` to `/<method>`; answers the status and the whole body, or why not.
     pub(super) fn post(
+        endpoint: &Endpoint,
+        method: &str,
+        body: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<(u16, Bytes), String> {
+        if tokio::runtime::Handle::try_current().is_ok() {
+            // Called from a thread that belongs to a runtime (an async task, or one
+            // entered into it): no runtime can be started there, so the call gets a
+            // thread of its own. The caller still waits for it: the trait is blocking.
+            return std::thread::scope(|scope| {
+                scope
+                    .spawn(|| post_here(endpoint, method, body, timeout))
+                    .join()
+                    .unwrap_or_else(|_| Err("the call panicked".into()))
+            });
+        }
+        post_here(endpoint, method, body, timeout)
+    }
+
+    fn post_here(
         endpoint: &Endpoint,
         method: &str,
         body: Vec<u8>,

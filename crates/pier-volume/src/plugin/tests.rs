@@ -323,3 +323,20 @@ fn default_dirs_are_dockers() {
         ]
     );
 }
+
+#[test]
+fn calls_work_from_inside_an_async_runtime() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugin = good_plugin(&dir.path().join("asyncplug.sock"));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    // A caller that blocks inside an async task (not what it should do, but it must not
+    // bring the daemon down with "cannot start a runtime from within a runtime").
+    let mountpoint = runtime.block_on(async {
+        let driver = find("asyncplug", &dirs(dir.path())).unwrap();
+        driver.mount("v", "c1").unwrap()
+    });
+    assert_eq!(mountpoint, PathBuf::from("/srv/v"));
+    assert_eq!(plugin.changes()[0].method, "VolumeDriver.Mount");
+}

@@ -1,0 +1,259 @@
+//! Docker volume plugins through pierd, with the real docker CLI: a test plugin (an
+//! HTTP server on a unix socket in pierd's own plugins directory, `<exec-root>/plugins`)
+//! receives Create/Mount/Unmount/Remove in order, with each container's ID in
+//! Mount/Unmount; the path it answers is what the container sees; a plugin that fails
+//! or is down gives a clear error and leaves no volume behind.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use common::{mounts_under, pierd_with_busybox, Engine, Pierd};
+use pier_testsupport::volume_plugin::{PluginCall, TestVolumePlugin};
+use serde_json::{json, Value};
+
+/// A plugin that keeps its volumes as directories under `base`; each volume's
+/// directory holds a `marker` file naming it. Volumes named `fail-*` fail to create.
+fn start_plugin(socket: &Path, base: &Path) -> TestVolumePlugin {
+    let volumes: Arc<Mutex<BTreeMap<String, PathBuf>>> = Arc::default();
+    let base = base.to_path_buf();
+    TestVolumePlugin::start(socket, move |method, body| {
+        let request: Value = serde_json::from_str(body).unwrap_or(Value::Null);
+        let name = request["Name"].as_str().unwrap_or_default().to_string();
+        let mut volumes = volumes.lock().unwrap();
+        let answer = match method {
+            "Plugin.Activate" => json!({"Implements": ["VolumeDriver"]}),
+            "VolumeDriver.Capabilities" => json!({"Capabilities": {"Scope": "local"}}),
+            "VolumeDriver.Create" if name.starts_with("fail-") => {
+                json!({"Err": "the array is full"})
+            }
+            "VolumeDriver.Create" => {
+                let dir = base.join(&name);
+                std::fs::create_dir_all(&dir).unwrap();
+                std::fs::write(dir.join("marker"), format!("made by testplug for {name}\n"))
+                    .unwrap();
+                volumes.insert(name, dir);
+                json!({"Err": ""})
+            }
+            "VolumeDriver.Remove" => {
+                if let Some(dir) = volumes.remove(&name) {
+                    std::fs::remove_dir_all(dir).unwrap();
+                }
+                json!({"Err": ""})
+            }
+            "VolumeDriver.Mount" | "VolumeDriver.Path" => match volumes.get(&name) {
+                Some(dir) => json!({"Mountpoint": dir, "Err": ""}),
+                None => json!({"Err": format!("no volume {name}")}),
+            },
+            "VolumeDriver.Unmount" => json!({"Err": ""}),
+            "VolumeDriver.Get" => match volumes.get(&name) {
+                Some(dir) => json!({"Volume": {"Name": name, "Mountpoint": dir}}),
+                None => json!({"Err": format!("no volume {name}")}),
+            },
+            "VolumeDriver.List" => json!({"Volumes": volumes
+                .iter()
+                .map(|(n, d)| json!({"Name": n, "Mountpoint": d}))
+                .collect::<Vec<_>>()}),
+            _ => return (404, "404 page not found".into()),
+        };
+        (200, answer.to_string())
+    })
+    .unwrap()
+}
+
+fn plugins_dir(pierd: &Pierd) -> PathBuf {
+    let dir = pierd.exec_root().join("plugins");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// `METHOD NAME [ID]` of each state-changing call.
+fn changes(plugin: &TestVolumePlugin) -> Vec<String> {
+    plugin
+        .changes()
+        .iter()
+        .map(|c: &PluginCall| {
+            let body: Value = serde_json::from_str(&c.body).unwrap();
+            let mut line = format!(
+                "{} {}",
+                c.method.trim_start_matches("VolumeDriver."),
+                body["Name"].as_str().unwrap_or("?")
+            );
+            if let Some(id) = body["ID"].as_str() {
+                line.push(' ');
+                line.push_str(id);
+            }
+            line
+        })
+        .collect()
+}
+
+fn volume_names(pierd: &Pierd) -> Vec<String> {
+    pierd
+        .docker_ok(&["volume", "ls", "-q"])
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn a_plugin_volume_is_created_mounted_per_container_and_removed() {
+    let Some((pierd, _work)) = pierd_with_busybox() else {
+        return;
+    };
+    let data = tempfile::tempdir().unwrap();
+    let plugin = start_plugin(&plugins_dir(&pierd).join("testplug.sock"), data.path());
+
+    assert_eq!(
+        pierd
+            .docker_ok(&["volume", "create", "-d", "testplug", "v1"])
+            .trim(),
+        "v1"
+    );
+    let inspect = pierd.docker_ok(&[
+        "volume",
+        "inspect",
+        "v1",
+        "--format",
+        "{{.Driver}} {{.Mountpoint}} {{.Scope}}",
+    ]);
+    assert_eq!(
+        inspect.trim(),
+        format!("testplug {} local", data.path().join("v1").display())
+    );
+
+    // The container sees the directory the plugin answered.
+    let out = pierd.docker_ok(&[
+        "run",
+        "--name",
+        "reader",
+        "-v",
+        "v1:/data",
+        "busybox",
+        "cat",
+        "/data/marker",
+    ]);
+    assert_eq!(out, "made by testplug for v1\n");
+    let reader = pierd.docker_ok(&["inspect", "-f", "{{.Id}}", "reader"]);
+    let reader = reader.trim();
+
+    // Two containers at once: a Mount each, with its own ID; an Unmount each at stop.
+    pierd.docker_ok(&[
+        "run", "-d", "--name", "ca", "-v", "v1:/data", "busybox", "sleep", "60",
+    ]);
+    pierd.docker_ok(&[
+        "run", "-d", "--name", "cb", "-v", "v1:/data", "busybox", "sleep", "60",
+    ]);
+    let a = pierd
+        .docker_ok(&["inspect", "-f", "{{.Id}}", "ca"])
+        .trim()
+        .to_string();
+    let b = pierd
+        .docker_ok(&["inspect", "-f", "{{.Id}}", "cb"])
+        .trim()
+        .to_string();
+    // In use: not removable.
+    let busy = pierd.docker(&["volume", "rm", "v1"]);
+    assert_ne!(busy.code, Some(0), "{busy:?}");
+    assert!(busy.stderr.contains("volume is in use"), "{busy:?}");
+    pierd.docker_ok(&["stop", "-t", "0", "ca"]);
+    pierd.docker_ok(&["stop", "-t", "0", "cb"]);
+    pierd.docker_ok(&["rm", "reader", "ca", "cb"]);
+    pierd.docker_ok(&["volume", "rm", "v1"]);
+    assert!(!volume_names(&pierd).contains(&"v1".to_string()));
+
+    let calls = changes(&plugin);
+    let mut expected = vec![
+        "Create v1".to_string(),
+        format!("Mount v1 {reader}"),
+        format!("Unmount v1 {reader}"),
+    ];
+    assert_eq!(calls[..3], expected[..], "{calls:#?}");
+    // a and b: mounted before either stops, each unmounted once, with its own ID.
+    let rest = &calls[3..];
+    for id in [&a, &b] {
+        let mount = rest.iter().position(|c| *c == format!("Mount v1 {id}"));
+        let unmount = rest.iter().position(|c| *c == format!("Unmount v1 {id}"));
+        assert!(
+            mount.is_some() && unmount.is_some() && mount < unmount,
+            "{calls:#?}"
+        );
+        assert_eq!(
+            rest.iter().filter(|c| c.ends_with(id.as_str())).count(),
+            2,
+            "{calls:#?}"
+        );
+    }
+    expected.push("Remove v1".into());
+    assert_eq!(calls.last(), expected.last(), "{calls:#?}");
+    assert_eq!(calls.len(), 8, "{calls:#?}");
+    // Every call asked for the protocol's version.
+    assert!(plugin
+        .calls()
+        .iter()
+        .all(|c| c.accept.as_deref() == Some("application/vnd.docker.plugins.v1.2+json")));
+    assert!(
+        mounts_under(data.path()).is_empty(),
+        "{:?}",
+        mounts_under(data.path())
+    );
+}
+
+#[test]
+fn a_plugin_that_fails_or_is_down_leaves_no_volume() {
+    let Some((pierd, _work)) = pierd_with_busybox() else {
+        return;
+    };
+    let data = tempfile::tempdir().unwrap();
+    let plugins = plugins_dir(&pierd);
+
+    // No such plugin: Docker's words.
+    let out = pierd.docker(&["volume", "create", "-d", "nosuch", "v0"]);
+    assert_ne!(out.code, Some(0), "{out:?}");
+    assert!(
+        out.stderr.contains("plugin \"nosuch\" not found"),
+        "{out:?}"
+    );
+
+    // The plugin refuses: its error, named by method.
+    let plugin = start_plugin(&plugins.join("testplug.sock"), data.path());
+    let out = pierd.docker(&["volume", "create", "-d", "testplug", "fail-1"]);
+    assert_ne!(out.code, Some(0), "{out:?}");
+    assert!(
+        out.stderr
+            .contains("VolumeDriver.Create: the array is full"),
+        "{out:?}"
+    );
+    assert!(!volume_names(&pierd).contains(&"fail-1".to_string()));
+
+    // A volume made while the plugin was up; the plugin then goes down.
+    pierd.docker_ok(&["volume", "create", "-d", "testplug", "v2"]);
+    drop(plugin);
+    let out = pierd.docker(&["run", "--rm", "-v", "v2:/data", "busybox", "true"]);
+    assert_ne!(out.code, Some(0), "{out:?}");
+    assert!(out.stderr.contains("testplug"), "{out:?}");
+    assert_eq!(
+        pierd.docker_ok(&["ps", "-aq"]).trim(),
+        "",
+        "no container left"
+    );
+
+    // A socket nobody answers on (a plugin that died): a clear error, no record.
+    drop(std::os::unix::net::UnixListener::bind(plugins.join("deadplug.sock")).unwrap());
+    let out = pierd.docker(&["volume", "create", "-d", "deadplug", "v3"]);
+    assert_ne!(out.code, Some(0), "{out:?}");
+    assert!(
+        out.stderr.contains("deadplug") && out.stderr.contains("refused"),
+        "{out:?}"
+    );
+    assert!(!volume_names(&pierd).contains(&"v3".to_string()));
+
+    // Back up (found again, activated again): v2 goes cleanly.
+    let plugin = start_plugin(&plugins.join("testplug.sock"), data.path());
+    pierd.docker_ok(&["volume", "rm", "v2"]);
+    assert_eq!(changes(&plugin), ["Remove v2"]);
+    assert!(!volume_names(&pierd).contains(&"v2".to_string()));
+    assert!(mounts_under(data.path()).is_empty());
+}
