@@ -12,25 +12,27 @@ use serde_json::{Map, Value};
 /// answers `null`, one created with `{}` answers `{}`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Volume {
-    #[serde(rename = "Name")]
-    pub name: String,
-    #[serde(rename = "Driver")]
-    pub driver: String,
-    #[serde(rename = "Mountpoint")]
-    pub mountpoint: String,
+    // Fields in dockerd's order (Go's `volume.Volume`), so that JSON printed as it
+    // came reads as docker's.
     /// RFC 3339; omitted when the driver does not know.
     #[serde(rename = "CreatedAt", default, skip_serializing_if = "Option::is_none")]
     pub created_at: Option<String>,
-    /// The driver's own low-level details; omitted when it has none.
-    #[serde(rename = "Status", default, skip_serializing_if = "Option::is_none")]
-    pub status: Option<BTreeMap<String, Value>>,
+    #[serde(rename = "Driver")]
+    pub driver: String,
     #[serde(rename = "Labels")]
     pub labels: Option<BTreeMap<String, String>>,
+    #[serde(rename = "Mountpoint")]
+    pub mountpoint: String,
+    #[serde(rename = "Name")]
+    pub name: String,
+    #[serde(rename = "Options")]
+    pub options: Option<BTreeMap<String, String>>,
     /// `local` or `global`.
     #[serde(rename = "Scope")]
     pub scope: String,
-    #[serde(rename = "Options")]
-    pub options: Option<BTreeMap<String, String>>,
+    /// The driver's own low-level details; omitted when it has none.
+    #[serde(rename = "Status", default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<BTreeMap<String, Value>>,
     /// Only in `system df`; omitted elsewhere, as dockerd does.
     #[serde(rename = "UsageData", default, skip_serializing_if = "Option::is_none")]
     pub usage_data: Option<UsageData>,

@@ -14,6 +14,7 @@ mod networks;
 mod output;
 mod system;
 mod terminal;
+mod volumes;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -96,6 +97,11 @@ enum Command {
         #[command(subcommand)]
         command: networks::NetworkCommand,
     },
+    /// Manage volumes
+    Volume {
+        #[command(subcommand)]
+        command: volumes::VolumeCommand,
+    },
     /// Show the Pier version information
     Version,
     /// Display system-wide information
@@ -126,6 +132,9 @@ fn main() -> ExitCode {
         }
         Command::Network { command } => {
             return with_daemon(&host, &data_root, |c| networks::dispatch(c, command))
+        }
+        Command::Volume { command } => {
+            return with_daemon(&host, &data_root, |c| volumes::dispatch(c, command))
         }
         Command::Version => return with_daemon(&host, &data_root, containers::version),
         Command::Info => return with_daemon(&host, &data_root, containers::info),

@@ -649,18 +649,32 @@ pub(crate) fn compact_raw(src: &[u8]) -> String {
 }
 
 pub fn inspect(client: &Client, a: InspectArgs) -> Result<ExitCode> {
-    let template = a
-        .format
-        .as_deref()
+    let query = if a.verbose { "?verbose=true" } else { "" };
+    let paths: Vec<String> = a
+        .networks
+        .iter()
+        .map(|n| format!("/networks/{}{query}", enc(n)))
+        .collect();
+    inspect_objects(client, &paths, a.format.as_deref())
+}
+
+/// `inspect` of daemon objects (networks, volumes) at `paths`: the daemon's JSON as it
+/// came (indented, or on one line with `--format json`), or a template per object;
+/// errors after, exit 1.
+pub(crate) fn inspect_objects(
+    client: &Client,
+    paths: &[String],
+    format: Option<&str>,
+) -> Result<ExitCode> {
+    let template = format
         .map(Template::parse_raw)
         .transpose()
         .map_err(|e| anyhow!("template parsing error: {e}"))?;
     let mut found = Vec::new();
     let mut raw: Vec<Vec<u8>> = Vec::new();
     let mut errors = Vec::new();
-    let query = if a.verbose { "?verbose=true" } else { "" };
-    for n in &a.networks {
-        let r = client.request("GET", &format!("/networks/{}{query}", enc(n)), None)?;
+    for path in paths {
+        let r = client.request("GET", path, None)?;
         let status = r.status;
         let bytes = r.bytes()?;
         if status >= 400 {
@@ -672,7 +686,7 @@ pub fn inspect(client: &Client, a: InspectArgs) -> Result<ExitCode> {
     }
     match &template {
         // docker prints the daemon's JSON as it came: indented, or on one line.
-        Some(_) if a.format.as_deref() == Some("json") => {
+        Some(_) if format == Some("json") => {
             let parts: Vec<String> = raw.iter().map(|r| compact_raw(r)).collect();
             println!("[{}]", parts.join(","));
         }

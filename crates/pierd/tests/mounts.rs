@@ -336,20 +336,43 @@ fn image_mounts() {
         "{}",
         out.stderr
     );
-    // The image stays in use while a container mounts it, and is free after.
-    pierd.docker_ok(&["tag", "busybox", "mounted:1"]);
+    // A container's image mount holds a view of the image until it is removed.
+    let views = || image_mount_views(&pierd.data_root());
+    assert_eq!(views(), 0);
     pierd.docker_ok(&[
         "create",
         "--name",
         "holder",
         "--mount",
-        "type=image,source=mounted:1,target=/img",
+        "type=image,source=busybox,target=/img",
         "busybox",
         "true",
     ]);
+    assert_eq!(views(), 1);
     pierd.docker_ok(&["rm", "holder"]);
-    pierd.docker_ok(&["rmi", "mounted:1"]);
+    assert_eq!(views(), 0);
     assert_no_mounts_left(HostMounts::new(), work.path());
+}
+
+/// How many image-mount views pierd's snapshotter records (its `metadata.json`).
+fn image_mount_views(data_root: &Path) -> usize {
+    let mut found = 0;
+    let mut dirs = vec![data_root.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let p = entry.path();
+            let Ok(kind) = entry.file_type() else {
+                continue;
+            };
+            if kind.is_dir() {
+                dirs.push(p);
+            } else if p.file_name().is_some_and(|n| n == "metadata.json") {
+                let text = std::fs::read_to_string(&p).unwrap_or_default();
+                found += text.matches("\"imagemount-").count();
+            }
+        }
+    }
+    found
 }
 
 /// Bad mounts: the same exit code and message from pierd as from dockerd 20.10.

@@ -163,7 +163,9 @@ async fn remove(
     Path(id): Path<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<StatusCode, ApiError> {
-    d.engine.remove(&id, flag(&q, "force")).await?;
+    d.engine
+        .remove_with_volumes(&id, flag(&q, "force"), flag(&q, "v"))
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -257,7 +259,7 @@ fn summary(engine: &crate::engine::Engine, c: &Container) -> Value {
         "Status": status_text(c),
         "HostConfig": { "NetworkMode": c.host_config["NetworkMode"] },
         "NetworkSettings": { "Networks": engine.network_settings_json(c)["Networks"] },
-        "Mounts": mount_points(&c.host_config),
+        "Mounts": mount_points(engine, c),
     })
 }
 
@@ -282,72 +284,11 @@ fn graph_driver_data(d: &AppState, c: &Container, data_dir: &std::path::Path) ->
     }
 }
 
-/// Docker's `Mounts` (list and inspect): the binds and volumes of `-v` and `--mount`
-/// (`--tmpfs` is only in `HostConfig.Tmpfs`, as in dockerd).
-pub(crate) fn mount_points(hc: &Value) -> Value {
-    const PROPAGATIONS: [&str; 6] = [
-        "rprivate", "private", "rshared", "shared", "rslave", "slave",
-    ];
-    let mut out = Vec::new();
-    for bind in hc["Binds"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-    {
-        let mut parts = bind.splitn(3, ':');
-        let (Some(src), Some(dst)) = (parts.next(), parts.next()) else {
-            continue;
-        };
-        let mode = parts.next().unwrap_or("");
-        let opts: Vec<&str> = mode.split(',').collect();
-        let rw = !opts.contains(&"ro");
-        if src.starts_with('/') {
-            let propagation = opts
-                .iter()
-                .find(|o| PROPAGATIONS.contains(o))
-                .copied()
-                .unwrap_or("rprivate");
-            out.push(json!({
-                "Type": "bind", "Source": src, "Destination": dst,
-                "Mode": mode, "RW": rw, "Propagation": propagation,
-            }));
-        } else {
-            out.push(json!({
-                "Type": "volume", "Name": src, "Source": "", "Destination": dst,
-                "Driver": "local", "Mode": mode, "RW": rw, "Propagation": "",
-            }));
-        }
-    }
-    for m in hc["Mounts"].as_array().into_iter().flatten() {
-        let kind = m["Type"].as_str().unwrap_or("volume");
-        let rw = m["ReadOnly"].as_bool() != Some(true);
-        let mut point = json!({
-            "Type": kind,
-            "Source": m["Source"].as_str().unwrap_or(""),
-            "Destination": m["Target"].as_str().unwrap_or(""),
-            "Mode": "",
-            "RW": rw,
-            "Propagation": "",
-        });
-        match kind {
-            "bind" => {
-                point["Propagation"] = json!(m["BindOptions"]["Propagation"]
-                    .as_str()
-                    .filter(|p| !p.is_empty())
-                    .unwrap_or("rprivate"));
-            }
-            "volume" => {
-                point["Name"] = json!(m["Source"].as_str().unwrap_or(""));
-                point["Source"] = json!("");
-                point["Driver"] = json!("local");
-                point["Mode"] = json!("z");
-            }
-            _ => {}
-        }
-        out.push(point);
-    }
-    Value::Array(out)
+/// Docker's `Mounts` (list and inspect): binds, volumes and `--mount` tmpfs and image
+/// mounts, from the container's mount plan (`--tmpfs` is only in `HostConfig.Tmpfs`,
+/// as in dockerd).
+pub(crate) fn mount_points(engine: &crate::engine::Engine, c: &Container) -> Value {
+    Value::Array(engine.mount_points(c))
 }
 
 /// Docker's `filters` JSON in either form: `{"k":["v"]}` or `{"k":{"v":true}}`.
@@ -631,7 +572,7 @@ async fn inspect(
         "ExecIDs": null,
         "HostConfig": host_config,
         "GraphDriver": { "Name": "overlay2", "Data": graph_driver_data(&d, &c, &data_dir) },
-        "Mounts": mount_points(&c.host_config),
+        "Mounts": mount_points(&d.engine, &c),
         "Config": config,
         "NetworkSettings": d.engine.network_settings_versioned(&c, version),
     })))

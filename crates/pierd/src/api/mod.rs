@@ -23,6 +23,7 @@ mod resource_limits;
 mod stream;
 mod swarm;
 pub mod system;
+pub mod volumes;
 pub mod websocket;
 
 use std::sync::Arc;
@@ -74,6 +75,7 @@ pub fn service(daemon: Arc<Daemon>) -> Router {
         .merge(exec::routes())
         .merge(events::routes())
         .merge(networks::routes())
+        .merge(volumes::routes())
         .merge(swarm::routes())
         .fallback(not_found)
         .with_state(daemon);

@@ -1,5 +1,5 @@
 //! `/_ping`, `/version`, `/info`, `/system/df`, and the prunes of what Pier does not
-//! have yet (networks, volumes, build cache), which answer honestly: nothing removed.
+//! have yet (build cache), which answer honestly: nothing removed.
 
 use std::collections::HashMap;
 
@@ -21,7 +21,6 @@ pub fn routes() -> Router<AppState> {
         .route("/version", get(version))
         .route("/info", get(info))
         .route("/system/df", get(df))
-        .route("/volumes/prune", post(prune_volumes))
         .route("/build/prune", post(prune_build_cache))
 }
 
@@ -222,7 +221,7 @@ fn os_release(key: &str) -> Option<String> {
 const DF_TYPES: [&str; 4] = ["container", "image", "volume", "build-cache"];
 
 /// `GET /system/df`: images (with `SharedSize` and `Containers`), containers (with
-/// `SizeRw`/`SizeRootFs`), no volumes, no build cache. API ≥ 1.42 honours `type=`
+/// `SizeRw`/`SizeRootFs`), volumes (with `UsageData`), no build cache. API ≥ 1.42 honours `type=`
 /// (types not asked for are null); API ≥ 1.52 answers in the `*Usage` shape, with the
 /// items only when `verbose`.
 async fn df(
@@ -256,6 +255,13 @@ async fn df(
     .await??;
     let image_size: HashMap<String, i64> =
         image_list.iter().map(|i| (i.id.clone(), i.size)).collect();
+
+    let volumes = if want("volume") {
+        let engine = d.engine.clone();
+        tokio::task::spawn_blocking(move || engine.volumes().usage()).await?
+    } else {
+        Vec::new()
+    };
 
     let mut containers = Vec::new();
     if want("container") {
@@ -330,7 +336,28 @@ async fn df(
             );
         }
         if want("volume") {
-            out.insert("VolumeUsage".into(), usage(0, 0, 0, 0, json!([])));
+            let active = volumes
+                .iter()
+                .filter(|v| v.usage_data.is_some_and(|u| u.ref_count > 0))
+                .count();
+            let size = |v: &pier_api::volume::Volume| v.usage_data.map_or(0, |u| u.size.max(0));
+            let total: i64 = volumes.iter().map(size).sum();
+            let reclaimable: i64 = volumes
+                .iter()
+                .filter(|v| v.usage_data.is_some_and(|u| u.ref_count == 0))
+                .map(size)
+                .sum();
+            let n = volumes.len();
+            out.insert(
+                "VolumeUsage".into(),
+                usage(
+                    active,
+                    n,
+                    reclaimable,
+                    total,
+                    serde_json::to_value(&volumes).map_err(internal_json)?,
+                ),
+            );
         }
         if want("build-cache") {
             out.insert("BuildCacheUsage".into(), usage(0, 0, 0, 0, json!([])));
@@ -346,7 +373,11 @@ async fn df(
             Value::Null
         },
         "Containers": if want("container") { Value::Array(containers) } else { Value::Null },
-        "Volumes": if want("volume") { json!([]) } else { Value::Null },
+        "Volumes": if want("volume") {
+            serde_json::to_value(&volumes).map_err(internal_json)?
+        } else {
+            Value::Null
+        },
         "BuildCache": if want("build-cache") { json!([]) } else { Value::Null },
     })))
 }
@@ -373,7 +404,7 @@ fn container_summary(engine: &crate::engine::Engine, c: &Container) -> Value {
         "Status": status_text(c),
         "HostConfig": { "NetworkMode": c.host_config["NetworkMode"] },
         "NetworkSettings": { "Networks": engine.network_settings_json(c)["Networks"] },
-        "Mounts": super::containers::mount_points(&c.host_config),
+        "Mounts": super::containers::mount_points(engine, c),
     })
 }
 
@@ -466,12 +497,6 @@ pub async fn prune_containers(
         "ContainersDeleted": report.deleted,
         "SpaceReclaimed": report.space_reclaimed,
     })))
-}
-
-/// `POST /volumes/prune`: Pier has no volumes yet.
-async fn prune_volumes(Query(q): Query<HashMap<String, String>>) -> Result<Json<Value>, ApiError> {
-    prune_filters(&q, &["label", "label!", "all"])?;
-    Ok(Json(json!({ "VolumesDeleted": null, "SpaceReclaimed": 0 })))
 }
 
 /// `POST /build/prune`: Pier has no build cache yet (BuildKit's filters are not

@@ -18,6 +18,7 @@ mod remap;
 pub mod spec;
 pub mod store;
 pub mod usage;
+pub mod volumes;
 
 use std::collections::HashMap;
 use std::fs;
@@ -137,6 +138,14 @@ pub struct Container {
     /// Its user namespace mapping (`--userns-remap`, `--userns auto`); none: the host's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub userns: Option<crate::userns::IdMapping>,
+    /// Its mounts as planned at create, with its volumes named ([`volumes`]); None in
+    /// records older than volumes (planned from the config at start then).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mounts: Option<Vec<mounts::MountPlan>>,
+    /// The anonymous volumes it uses (made for it, or taken with `--volumes-from`):
+    /// `rm -v` and `--rm` remove them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub anonymous_volumes: Vec<String>,
 }
 
 impl Container {
@@ -205,6 +214,8 @@ pub struct Engine {
     reserved_names: Mutex<HashMap<String, String>>,
     /// The remap user and its ranges (`--userns-remap`).
     remap: Option<crate::userns::Remap>,
+    /// Volumes and their drivers.
+    volumes: volumes::VolumeService,
 }
 
 impl std::fmt::Debug for Engine {
@@ -228,6 +239,10 @@ impl Engine {
         fs::create_dir_all(config.exec_root.join("c"))
             .map_err(|e| internal("create exec dir", e))?;
         let store = store::Store::open(&config.data_root.join("state.redb"))?;
+        // Docker's plugin directories, then Pier's own (per daemon, under its exec root).
+        let mut plugin_dirs = pier_volume::plugin::default_dirs();
+        plugin_dirs.push(config.exec_root.join("plugins"));
+        let volumes = volumes::VolumeService::open(&store, &config.data_root, plugin_dirs)?;
         let mut runtimes = HashMap::new();
         runtimes.insert("pier-runtime".to_string(), find_runtime("pier-runtime"));
         for name in ["runc", "crun"] {
@@ -262,6 +277,7 @@ impl Engine {
             ),
             reserved_names: Mutex::new(HashMap::new()),
             remap: remap::load_remap(config)?,
+            volumes,
         });
         let records = engine.store.load_all()?;
         {
@@ -279,6 +295,9 @@ impl Engine {
         engine.finish_removals();
         engine.end_unadoptable();
         engine.unmount_stopped();
+        engine.volumes_load_users();
+        let running = engine.adoptable();
+        engine.volumes_restore(&running);
         engine.remove_orphans();
         engine.net_init()?;
         Ok(engine)
@@ -618,6 +637,24 @@ impl Engine {
             let _ = self.images.snapshots().remove(&snapshot_key);
             return Err(e);
         }
+        // Volumes: named ones found or made, anonymous ones made (the image's VOLUMEs
+        // are in the config by now), `--volumes-from`'s mounts added.
+        let engine = self.clone();
+        let owner = id.clone();
+        let (cfg, hc) = (config.clone(), host_config.clone());
+        let claimed =
+            tokio::task::spawn_blocking(move || engine.volumes_prepare(&owner, &cfg, &hc))
+                .await
+                .map_err(|e| internal("create", e))
+                .and_then(|r| r);
+        let (planned_mounts, claim) = match claimed {
+            Ok(v) => v,
+            Err(e) => {
+                let _ = self.images.snapshots().remove(&snapshot_key);
+                mounts::release_image_mounts(&self.images, &id);
+                return Err(e);
+            }
+        };
 
         let mut container = Container {
             id: id.clone(),
@@ -648,6 +685,8 @@ impl Engine {
             published: Vec::new(),
             sandbox_key: String::new(),
             userns: None,
+            mounts: Some(planned_mounts),
+            anonymous_volumes: claim.anonymous.clone(),
         };
         let result = (|| -> Result<(), EngineError> {
             let mut inner = self.lock();
@@ -667,6 +706,7 @@ impl Engine {
         if let Err(e) = result {
             let _ = self.images.snapshots().remove(&snapshot_key);
             mounts::release_image_mounts(&self.images, &id);
+            self.volumes_unclaim(&id, &claim);
             let _ = fs::remove_dir_all(self.data_dir(&id));
             return Err(e);
         }
@@ -708,7 +748,7 @@ impl Engine {
         drop(guard);
         // As in Docker: an auto-remove container that cannot start is removed.
         if result.is_err() && auto_remove {
-            let _ = self.remove(&id, true).await;
+            let _ = self.remove_with_volumes(&id, true, true).await;
         }
         result
     }
@@ -798,7 +838,11 @@ impl Engine {
                 .await;
                 let engine = self.clone();
                 let owned = id.clone();
-                let _ = tokio::task::spawn_blocking(move || engine.net_teardown(&owned)).await;
+                let _ = tokio::task::spawn_blocking(move || {
+                    engine.net_teardown(&owned);
+                    engine.volumes_unmount(&owned);
+                })
+                .await;
                 let _ = self.update(&id, |c| {
                     c.state.error = message.clone();
                     c.state.exit_code = 128;
@@ -876,6 +920,7 @@ impl Engine {
             launched
         });
         if result.is_err() {
+            self.volumes_unmount(&c.id);
             let _ = rustix::mount::unmount(&rootfs, rustix::mount::UnmountFlags::DETACH);
         }
         result
@@ -946,8 +991,15 @@ impl Engine {
             .filter(|w| !w.is_empty())
             .unwrap_or("/")
             .to_string();
-        let plans = mounts::plan(&c.config, &host_config, None)?;
-        let resolved = self.resolve_mounts(c, &plans)?;
+        let plans = self.container_plans(c)?;
+        // Volumes are mounted through their drivers (unmounted by `launch` on failure).
+        let volume_paths = self.volumes_mount(c, &plans, rootfs)?;
+        let mut resolved = self.resolve_mounts(c, &plans)?;
+        for r in &mut resolved {
+            if let Some(path) = volume_paths.get(&r.plan.target) {
+                r.host_path = Some(path.clone());
+            }
+        }
         let user_mounts = mounts::oci_mounts(&resolved)?;
         let spec = spec::build(&spec::SpecInput {
             config: &c.config,
@@ -1136,6 +1188,9 @@ impl Engine {
             .unwrap_or(false);
         let rootfs = self.data_dir(id).join("rootfs");
         let _ = rustix::mount::unmount(&rootfs, rustix::mount::UnmountFlags::DETACH);
+        let engine = self.clone();
+        let owned = id.to_string();
+        let _ = tokio::task::spawn_blocking(move || engine.volumes_unmount(&owned)).await;
         let mut restart = None;
         let updated = self.update(id, |c| {
             network::clear_net_runtime(c);
@@ -1193,7 +1248,7 @@ impl Engine {
         }
         if let Ok(c) = updated {
             if c.host_config["AutoRemove"].as_bool() == Some(true) {
-                let _ = self.remove(id, true).await;
+                let _ = self.remove_with_volumes(id, true, true).await;
             }
         }
     }
@@ -1369,18 +1424,34 @@ impl Engine {
         }
     }
 
-    /// `DELETE /containers/{id}`.
+    /// `DELETE /containers/{id}` without `v`: its volumes stay.
     pub async fn remove(self: &Arc<Self>, input: &str, force: bool) -> Result<(), EngineError> {
+        self.remove_with_volumes(input, force, false).await
+    }
+
+    /// `DELETE /containers/{id}`; `volumes` (`v`, `rm -v`, `--rm`) removes its
+    /// anonymous volumes too.
+    pub async fn remove_with_volumes(
+        self: &Arc<Self>,
+        input: &str,
+        force: bool,
+        volumes: bool,
+    ) -> Result<(), EngineError> {
         // In a task of its own: a client that goes away mid-remove does not leave the
         // removal half done.
         let engine = self.clone();
         let input = input.to_string();
-        tokio::spawn(async move { engine.remove_container(&input, force).await })
+        tokio::spawn(async move { engine.remove_container(&input, force, volumes).await })
             .await
             .map_err(|e| internal("remove", e))?
     }
 
-    async fn remove_container(&self, input: &str, force: bool) -> Result<(), EngineError> {
+    async fn remove_container(
+        self: &Arc<Self>,
+        input: &str,
+        force: bool,
+        volumes: bool,
+    ) -> Result<(), EngineError> {
         let (id, lock) = self.lifecycle_lock(input)?;
         // As dockerd: a removal under way is a conflict at once (not a wait). One
         // that failed half-way (the lock is free) is finished by this one.
@@ -1460,6 +1531,13 @@ impl Engine {
         if let Some(entry) = self.lock().remove(&c.id) {
             entry.events.send_modify(|e| e.removed = true);
         }
+        let engine = self.clone();
+        tokio::task::spawn_blocking(move || {
+            engine.volumes_unmount(&c.id);
+            engine.volumes_release(&c, volumes);
+        })
+        .await
+        .map_err(|e| internal("remove", e))?;
         Ok(())
     }
 
