@@ -14,6 +14,7 @@ mod networks;
 mod output;
 mod system;
 mod terminal;
+mod volume_archive;
 mod volumes;
 
 use std::path::PathBuf;

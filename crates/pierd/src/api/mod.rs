@@ -23,6 +23,7 @@ mod resource_limits;
 mod stream;
 mod swarm;
 pub mod system;
+mod volume_archive;
 pub mod volumes;
 pub mod websocket;
 
@@ -76,6 +77,7 @@ pub fn service(daemon: Arc<Daemon>) -> Router {
         .merge(events::routes())
         .merge(networks::routes())
         .merge(volumes::routes())
+        .merge(volume_archive::routes())
         .merge(swarm::routes())
         .fallback(not_found)
         .with_state(daemon);

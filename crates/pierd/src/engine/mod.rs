@@ -18,6 +18,7 @@ mod remap;
 pub mod spec;
 pub mod store;
 pub mod usage;
+pub mod volume_archive;
 pub mod volumes;
 
 use std::collections::HashMap;
