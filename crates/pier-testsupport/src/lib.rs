@@ -10,7 +10,9 @@
 //! - [`require_tools`] / [`skip`]: tests skip with a message when a tool is missing,
 //!   unless `CI` is set: then a missing tool is a failure.
 //! - [`volume_plugin`]: a test volume plugin (HTTP on a unix socket) that records its calls.
+//! - [`tree`]: what a directory tree holds, to compare a copy with its source.
 
+pub mod tree;
 pub mod volume_plugin;
 
 use std::ffi::OsString;
