@@ -530,6 +530,27 @@ fn statvfs_flags(path: &Path) -> Result<u64> {
     Ok(flags)
 }
 
+/// Whether this kernel has mount_setattr(2) (Linux 5.12), which the `rro` option needs.
+/// Probed once, with a call that fails with EINVAL or EBADF where it exists.
+pub fn kernel_has_mount_setattr() -> bool {
+    static ANSWER: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ANSWER.get_or_init(|| {
+        // SAFETY: a NULL attr with size 0 is refused before any access; the path is a
+        // valid C string.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_mount_setattr,
+                -1,
+                c"".as_ptr(),
+                0,
+                std::ptr::null::<u8>(),
+                0usize,
+            )
+        };
+        rc == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ENOSYS)
+    })
+}
+
 fn set_recursive_readonly(dest: &Path) -> Result<()> {
     #[repr(C)]
     struct MountAttr {

@@ -40,27 +40,10 @@ impl SourceWithSubmount {
 impl Drop for SourceWithSubmount {
     fn drop(&mut self) {
         let _ = rustix::mount::unmount(
-            &self.dir.path().join("sub"),
+            self.dir.path().join("sub"),
             rustix::mount::UnmountFlags::DETACH,
         );
     }
-}
-
-/// Whether mount_setattr(2) exists (Linux 5.12): `rro` needs it.
-fn kernel_has_mount_setattr() -> bool {
-    // SAFETY: a NULL attr with size 0 is refused before any access; the path is a
-    // valid C string.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_mount_setattr,
-            -1,
-            c"".as_ptr(),
-            0,
-            std::ptr::null::<u8>(),
-            0usize,
-        )
-    };
-    rc == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ENOSYS)
 }
 
 /// Runs `script` in a container with `src` bound at `/d` with `options`; its exit code
@@ -85,7 +68,7 @@ fn run_with_bind(rt: &Runtime, src: &Path, options: &[&str], script: &str) -> (b
 fn recursion_of_binds_and_of_read_only() {
     require_root();
     let src = SourceWithSubmount::new();
-    let rro = kernel_has_mount_setattr();
+    let rro = pier_runtime::mounts::kernel_has_mount_setattr();
     for rt in runtimes() {
         let name = rt.name.clone();
         let s = src.path();

@@ -662,25 +662,10 @@ pub struct OciMounts {
     pub rootfs_propagation: Option<&'static str>,
 }
 
-/// Whether this kernel has mount_setattr(2) (Linux 5.12), which recursive read-only
-/// needs. Probed once with a call that can only fail with EINVAL where it exists.
+/// Whether this kernel can make a bind recursively read-only (mount_setattr, Linux
+/// 5.12), as the runtime does for `rro`.
 pub fn kernel_has_recursive_readonly() -> bool {
-    static ANSWER: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *ANSWER.get_or_init(|| {
-        // SAFETY: a NULL attr with size 0 is rejected by the kernel before any access;
-        // the path is a valid C string.
-        let rc = unsafe {
-            libc::syscall(
-                libc::SYS_mount_setattr,
-                -1,
-                c"".as_ptr(),
-                0,
-                std::ptr::null::<u8>(),
-                0usize,
-            )
-        };
-        rc == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ENOSYS)
-    })
+    pier_runtime::mounts::kernel_has_mount_setattr()
 }
 
 /// The spec entries of resolved plans. Missing `-v` bind sources are made here
