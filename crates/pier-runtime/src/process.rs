@@ -254,7 +254,30 @@ fn check_executable(p: &Path) -> Result<()> {
             "exec: \"{}\": permission denied",
             p.display()
         ))),
-        Err(e) => Err(Error::Init(format!("exec: \"{}\": {e}", p.display()))),
+        // runc's words (`stat <path>: no such file or directory`): the docker CLI picks
+        // its exit code (127, 126) from them.
+        Err(e) => Err(Error::Init(format!(
+            "exec: \"{path}\": stat {path}: {}",
+            errno_text(&e),
+            path = p.display()
+        ))),
+    }
+}
+
+/// An OS error as Go's `syscall.Errno` writes it: the C library's text in lower case,
+/// without Rust's ` (os error N)`.
+fn errno_text(e: &std::io::Error) -> String {
+    let text = match e.raw_os_error() {
+        Some(n) => std::io::Error::from_raw_os_error(n)
+            .to_string()
+            .trim_end_matches(&format!(" (os error {n})"))
+            .to_string(),
+        None => e.to_string(),
+    };
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => text,
     }
 }
 
@@ -390,6 +413,17 @@ mod tests {
         let pid = std::process::id() as i32;
         assert!(start_time(pid).is_some());
         assert!(matches!(proc_state(pid), Some('R') | Some('S')));
+    }
+
+    #[test]
+    fn a_missing_executable_is_reported_in_runcs_words() {
+        let err = lookup_executable("/no/such/binary", &[]).unwrap_err();
+        assert!(
+            err.to_string().ends_with(
+                "exec: \"/no/such/binary\": stat /no/such/binary: no such file or directory"
+            ),
+            "{err}"
+        );
     }
 
     #[test]

@@ -86,6 +86,14 @@ pub struct DaemonConfig {
     /// then maps to that user's subordinate IDs
     #[arg(long = "userns-remap", value_name = "USER[:GROUP]")]
     pub userns_remap: Option<String>,
+    /// Run an init inside containers (as `docker run --init`) unless a container says
+    /// otherwise
+    #[arg(long = "init")]
+    pub init: bool,
+    /// The init `--init` runs, bind-mounted at /sbin/docker-init [default: Pier's own,
+    /// written to EXEC_ROOT/pier-init]
+    #[arg(long = "init-path", value_name = "PATH")]
+    pub init_path: Option<PathBuf>,
     /// Use TLS; implied by --tlsverify
     #[arg(
         long,

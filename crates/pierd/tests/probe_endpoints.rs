@@ -9,8 +9,8 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{busybox_rootfs_tar, Engine, Pierd};
-use pier_testsupport::{DockerdOptions, IsolatedDockerd};
+use common::{Engine, Pierd};
+use pier_testsupport::IsolatedDockerd;
 
 /// One API request over a daemon's unix socket: (status, body).
 fn api(socket: &Path, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
@@ -51,14 +51,7 @@ struct Engines {
 
 /// pierd and dockerd, each with the same busybox image; None when the host lacks one.
 fn engines(test: &str) -> Option<Engines> {
-    let work = tempfile::tempdir().expect("temp dir");
-    let tar = busybox_rootfs_tar(work.path())?;
-    let dockerd = IsolatedDockerd::start_or_skip(test, DockerdOptions::default())?;
-    let pierd = Pierd::start();
-    for e in [&pierd as &dyn Engine, &dockerd] {
-        let out = e.docker_with_stdin(&["import", "-c", "CMD [\"sh\"]", "-", "busybox"], &tar);
-        assert_eq!(out.code, Some(0), "{out:?}");
-    }
+    let (pierd, dockerd, work) = common::pierd_and_dockerd_with_busybox(test)?;
     Some(Engines {
         pierd,
         dockerd,

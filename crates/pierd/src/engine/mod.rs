@@ -10,6 +10,7 @@ pub mod commit;
 pub mod events;
 pub mod exec;
 pub mod health;
+pub mod init;
 mod lifecycle;
 pub mod mounts;
 pub mod network;
@@ -215,6 +216,8 @@ pub struct Engine {
     reserved_names: Mutex<HashMap<String, String>>,
     /// The remap user and its ranges (`--userns-remap`).
     remap: Option<crate::userns::Remap>,
+    /// `--init` and the init it runs.
+    init: init::InitSettings,
     /// Volumes and their drivers.
     volumes: volumes::VolumeService,
 }
@@ -278,6 +281,7 @@ impl Engine {
             ),
             reserved_names: Mutex::new(HashMap::new()),
             remap: remap::load_remap(config)?,
+            init: init::InitSettings::from_config(config)?,
             volumes,
         });
         let records = engine.store.load_all()?;
@@ -551,7 +555,11 @@ impl Engine {
                 env.push(s.to_string());
             }
         }
-        let given_entrypoint = config["Entrypoint"].as_array().map(|a| strings(a));
+        // `--entrypoint ""` sends `[""]`: the entrypoint is cleared, as by dockerd.
+        let given_entrypoint = config["Entrypoint"]
+            .as_array()
+            .map(|a| strings(a))
+            .map(|e| if e == [""] { Vec::new() } else { e });
         let given_cmd = config["Cmd"]
             .as_array()
             .map(|a| strings(a))
@@ -568,12 +576,25 @@ impl Engine {
         };
         let argv: Vec<String> = entrypoint.iter().chain(cmd.iter()).cloned().collect();
         if argv.is_empty() {
-            return Err(EngineError::InvalidParameter("no command specified".into()));
+            return Err(EngineError::InvalidParameter("No command specified".into()));
         }
-        let hostname = config["Hostname"]
-            .as_str()
-            .filter(|h| !h.is_empty())
-            .map_or_else(|| id[..12].to_string(), str::to_string);
+        let given_hostname = config["Hostname"].as_str().filter(|h| !h.is_empty());
+        let uts_host = host_config["UTSMode"].as_str() == Some("host");
+        if uts_host && given_hostname.is_some() {
+            return Err(EngineError::InvalidParameter(
+                "conflicting options: hostname and the UTS mode".into(),
+            ));
+        }
+        // As dockerd: a container on the host's network is named as the host is.
+        let host_network = host_config["NetworkMode"].as_str() == Some(network::HOST);
+        let hostname = match given_hostname {
+            Some(h) => h.to_string(),
+            None if host_network => rustix::system::uname()
+                .nodename()
+                .to_string_lossy()
+                .into_owned(),
+            None => id[..12].to_string(),
+        };
         config["Hostname"] = json!(hostname);
         config["Env"] = json!(env);
         config["Cmd"] = json!(cmd);
@@ -794,8 +815,10 @@ impl Engine {
                     EngineError::Internal(m) if m.starts_with("driver failed programming") => {
                         EngineError::Internal(m)
                     }
+                    // dockerd's shape (containerd's `: unknown` at the end); the docker
+                    // CLI reads its exit code (127, 126) from the words.
                     EngineError::Internal(m) => EngineError::InvalidParameter(format!(
-                        "failed to create task for container: {m}"
+                        "failed to create task for container: {m}: unknown"
                     )),
                     other => other,
                 });
@@ -940,7 +963,18 @@ impl Engine {
         let etc_files = self.write_etc_files(c, data_dir)?;
         self.own_files(c, &etc_files);
         let user = c.config["User"].as_str().unwrap_or_default();
-        let (uid, gid, additional_gids) = resolve_user(rootfs, user)?;
+        let (uid, gid, user_gids) = resolve_user(rootfs, user)?;
+        // As dockerd: the primary group is among the supplementary ones too, then the
+        // user's groups and `--group-add`'s.
+        let mut additional_gids = vec![gid];
+        for group in user_gids
+            .into_iter()
+            .chain(group_add_gids(rootfs, &c.host_config["GroupAdd"])?)
+        {
+            if !additional_gids.contains(&group) {
+                additional_gids.push(group);
+            }
+        }
         let mut env: Vec<String> = strings(c.config["Env"].as_array().map_or(&[][..], |v| v));
         // As dockerd: the default PATH is the process's, not part of `Config.Env`.
         if !env.iter().any(|e| e.starts_with("PATH=")) {
@@ -992,6 +1026,7 @@ impl Engine {
             .filter(|w| !w.is_empty())
             .unwrap_or("/")
             .to_string();
+        make_working_dir(c, rootfs, &cwd);
         let plans = self.container_plans(c)?;
         // Volumes are mounted through their drivers (unmounted by `launch` on failure).
         let volume_paths = self.volumes_mount(c, &plans, rootfs)?;
@@ -1002,7 +1037,7 @@ impl Engine {
             }
         }
         let user_mounts = mounts::oci_mounts(&resolved)?;
-        let spec = spec::build(&spec::SpecInput {
+        let mut spec = spec::build(&spec::SpecInput {
             config: &c.config,
             host_config: &host_config,
             args,
@@ -1018,6 +1053,9 @@ impl Engine {
             userns: c.userns.as_ref(),
             user_mounts: &user_mounts,
         })?;
+        if self.init.wanted(&c.host_config) {
+            self.init.apply(&mut spec)?;
+        }
         fs::write(
             exec_dir.join("config.json"),
             serde_json::to_vec_pretty(&spec).unwrap_or_default(),
@@ -1719,19 +1757,11 @@ pub(crate) fn resolve_user(rootfs: &Path, user: &str) -> Result<(u32, u32, Vec<u
     if let Some(g) = g {
         gid = match g.parse::<u32>() {
             Ok(n) => n,
-            Err(_) => group
-                .lines()
-                .find_map(|l| {
-                    let f: Vec<&str> = l.split(':').collect();
-                    (f.len() >= 3 && f[0] == g)
-                        .then(|| f[2].parse::<u32>().ok())
-                        .flatten()
-                })
-                .ok_or_else(|| {
-                    EngineError::InvalidParameter(format!(
-                        "unable to find group {g}: no matching entries in group file"
-                    ))
-                })?,
+            Err(_) => group_gid(&group, g).ok_or_else(|| {
+                EngineError::InvalidParameter(format!(
+                    "unable to find group {g}: no matching entries in group file"
+                ))
+            })?,
         };
     }
     let mut additional = Vec::new();
@@ -1748,6 +1778,55 @@ pub(crate) fn resolve_user(rootfs: &Path, user: &str) -> Result<(u32, u32, Vec<u
         }
     }
     Ok((uid, gid, additional))
+}
+
+/// As dockerd: a working directory the image lacks is made before the start, owned
+/// by root (not by the container's user). With a user namespace the runtime makes it.
+/// A failure is left to the runtime, which then reports it.
+fn make_working_dir(c: &Container, rootfs: &Path, cwd: &str) {
+    if c.userns.is_some() || cwd == "/" {
+        return;
+    }
+    if let Ok(root) = pier_runtime::rootpath::Root::open(rootfs) {
+        let _ = root.resolve_or_create(
+            Path::new(cwd),
+            pier_runtime::rootpath::Missing::Dirs {
+                mode: 0o755,
+                owner: None,
+            },
+        );
+    }
+}
+
+/// The ID of the group `name` in the text of a group file.
+fn group_gid(group_file: &str, name: &str) -> Option<u32> {
+    group_file.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        (f.len() >= 3 && f[0] == name).then(|| f[2].parse::<u32>().ok())?
+    })
+}
+
+/// `HostConfig.GroupAdd` (`--group-add`): group IDs, or names looked up in the
+/// container's `/etc/group`, with dockerd's message for a name it lacks.
+fn group_add_gids(rootfs: &Path, groups: &Value) -> Result<Vec<u32>, EngineError> {
+    let wanted = spec::str_list(groups);
+    if wanted.is_empty() {
+        return Ok(Vec::new());
+    }
+    let group_file = read_in_root(rootfs, "etc/group").unwrap_or_default();
+    wanted
+        .iter()
+        .map(|g| {
+            if let Ok(n) = g.parse::<u32>() {
+                return Ok(n);
+            }
+            group_gid(&group_file, g).ok_or_else(|| {
+                EngineError::InvalidParameter(format!(
+                    "Unable to find group {g}: no matching entries in group file"
+                ))
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -235,6 +235,7 @@ pub fn build(input: &SpecInput<'_>) -> Result<Value, EngineError> {
     if input.userns.is_some() {
         namespaces.push(json!({"type": "user"}));
     }
+    let has_uts_namespace = namespaces.iter().any(|n| n["type"] == "uts");
 
     let mut resources = serde_json::Map::new();
     let mut devices = vec![json!({"allow": false, "access": "rwm"})];
@@ -393,7 +394,8 @@ pub fn build(input: &SpecInput<'_>) -> Result<Value, EngineError> {
             "path": input.rootfs,
             "readonly": hc["ReadonlyRootfs"].as_bool() == Some(true),
         },
-        "hostname": input.hostname,
+        // In the host's UTS namespace the host's name stays (dockerd sets none).
+        "hostname": if has_uts_namespace { input.hostname.as_str() } else { "" },
         "mounts": mounts,
         "linux": linux,
     }))

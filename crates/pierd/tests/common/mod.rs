@@ -388,6 +388,24 @@ pub fn pierd_with_busybox_args(extra_args: &[&str]) -> Option<(Pierd, tempfile::
     Some((pierd, work))
 }
 
+/// A pierd and a real, isolated dockerd (`test` names it in a skip message), each with
+/// the same `busybox` image imported; None when the host lacks what they need. The
+/// temp dir holds the rootfs and tar.
+pub fn pierd_and_dockerd_with_busybox(
+    test: &str,
+) -> Option<(Pierd, IsolatedDockerd, tempfile::TempDir)> {
+    let work = tempfile::tempdir().expect("temp dir");
+    let tar = busybox_rootfs_tar(work.path())?;
+    let dockerd =
+        IsolatedDockerd::start_or_skip(test, pier_testsupport::DockerdOptions::default())?;
+    let pierd = Pierd::start();
+    for e in [&pierd as &dyn Engine, &dockerd] {
+        let out = e.docker_with_stdin(&["import", "-c", "CMD [\"sh\"]", "-", "busybox"], &tar);
+        assert_eq!(out.code, Some(0), "{out:?}");
+    }
+    Some((pierd, dockerd, work))
+}
+
 /// Lines of this process's mountinfo that mention `dir`.
 pub fn mounts_under(dir: &Path) -> Vec<String> {
     let needle = dir.display().to_string();

@@ -1,0 +1,299 @@
+//! `docker run` options of issue 12, each run with the real docker CLI against pierd
+//! and against a real, isolated dockerd in the same test, asserting the effect inside
+//! the container (and, where dockerd has it too, the same exit code and output).
+
+mod common;
+
+use common::{shell_words, Engine, Pierd};
+use pier_testsupport::{IsolatedDockerd, Out};
+
+struct Engines {
+    pierd: Pierd,
+    dockerd: IsolatedDockerd,
+    _work: tempfile::TempDir,
+}
+
+/// pierd and dockerd, each with the same busybox image; None when the host lacks one.
+fn engines(test: &str) -> Option<Engines> {
+    let (pierd, dockerd, work) = common::pierd_and_dockerd_with_busybox(test)?;
+    Some(Engines {
+        pierd,
+        dockerd,
+        _work: work,
+    })
+}
+
+impl Engines {
+    /// `docker <line>` on both engines.
+    fn run(&self, line: &str) -> [Out; 2] {
+        let args = shell_words(line);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        [
+            self.pierd.docker(&args),
+            Engine::docker(&self.dockerd, &args),
+        ]
+    }
+
+    /// `docker <line>` on both: the same exit code and stdout; pierd's answer.
+    fn same(&self, line: &str) -> Out {
+        let [ours, theirs] = self.run(line);
+        assert_eq!(
+            (ours.code, &ours.stdout),
+            (theirs.code, &theirs.stdout),
+            "docker {line}\n  pierd:   {ours:?}\n  dockerd: {theirs:?}"
+        );
+        ours
+    }
+
+    /// `docker <line>` on both: the same exit code, and `words` in both stderrs.
+    fn same_refusal(&self, line: &str, code: i32, words: &str) {
+        for (label, out) in ["pierd", "dockerd"].iter().zip(self.run(line)) {
+            assert_eq!(out.code, Some(code), "{label}: docker {line}: {out:?}");
+            assert!(
+                out.stderr.contains(words),
+                "{label}: docker {line}: no {words:?} in {out:?}"
+            );
+        }
+    }
+}
+
+fn host_name() -> String {
+    rustix::system::uname()
+        .nodename()
+        .to_string_lossy()
+        .into_owned()
+}
+
+#[test]
+fn entrypoint_workdir_and_exit_codes_as_dockerd() {
+    let Some(e) = engines("run_options_entrypoint") else {
+        return;
+    };
+    // `--entrypoint ""` clears the entrypoint; the command runs.
+    let out = e.same("run --rm --network none --entrypoint '' busybox echo hi");
+    assert_eq!((out.code, out.stdout.as_str()), (Some(0), "hi\n"));
+    // ... and with no command left there is nothing to run.
+    e.same_refusal(
+        "run --rm --network none --entrypoint '' busybox",
+        125,
+        "No command specified",
+    );
+    // `-w` of a directory the image lacks: made, owned by root, as by dockerd.
+    let out = e.same("run --rm --network none -w /work busybox sh -c 'pwd; stat -c %u:%g /work'");
+    assert_eq!(out.stdout, "/work\n0:0\n");
+    let out = e.same(
+        "run --rm --network none -u 1000 -w /work/a/b busybox sh -c 'pwd; stat -c %u:%g /work/a /work/a/b'",
+    );
+    assert_eq!(out.stdout, "/work/a/b\n0:0\n0:0\n");
+    // The CLI's exit codes from the daemon's words: 127 not found, 126 not executable.
+    e.same_refusal(
+        "run --rm --network none busybox /no/such/binary",
+        127,
+        "stat /no/such/binary: no such file or directory",
+    );
+    e.same_refusal(
+        "run --rm --network none busybox nosuchcmd",
+        127,
+        "executable file not found in $PATH",
+    );
+    e.same_refusal(
+        "run --rm --network none busybox /etc/passwd",
+        126,
+        "permission denied",
+    );
+    e.same_refusal("run --rm --network none busybox /etc", 126, "");
+    assert!(
+        e.pierd.docker_ok(&["ps", "-aq"]).is_empty(),
+        "--rm containers that could not start are gone"
+    );
+}
+
+#[test]
+fn uts_and_host_network_keep_the_hosts_name() {
+    let Some(e) = engines("run_options_uts") else {
+        return;
+    };
+    let host = format!("{}\n", host_name());
+    // The host's UTS namespace: the host's name, none set.
+    let out = e.same("run --rm --network none --uts host busybox hostname");
+    assert_eq!(out.stdout, host);
+    // The host's network: the container is named as the host.
+    let out = e.same("run --rm --network host busybox sh -c 'hostname; cat /etc/hostname'");
+    assert_eq!(out.stdout, format!("{host}{host}"));
+    e.same_refusal(
+        "run --rm --network none --uts host -h other busybox true",
+        125,
+        "conflicting options: hostname and the UTS mode",
+    );
+    // A name given still wins on the host network.
+    let out = e.same("run --rm --network host -h named busybox cat /etc/hostname");
+    assert_eq!(out.stdout, "named\n");
+}
+
+#[test]
+fn group_add_gives_supplementary_groups() {
+    let Some(e) = engines("run_options_group_add") else {
+        return;
+    };
+    // By number and by name (the image's /etc/group has tty:x:5).
+    let out = e.same(
+        "run --rm --network none --group-add 10 --group-add tty busybox grep Groups /proc/self/status",
+    );
+    let groups: Vec<&str> = out
+        .stdout
+        .trim()
+        .trim_start_matches("Groups:")
+        .split_whitespace()
+        .collect();
+    assert_eq!(groups, ["0", "5", "10"], "{out:?}");
+    // The primary group is a supplementary one too, as with dockerd.
+    let out = e.same("run --rm --network none -u 1000:5 busybox grep Groups /proc/self/status");
+    assert_eq!(out.stdout, "Groups:\t5 \n");
+    let out = e.same("run --rm --network none -u 1000 --group-add 10 --group-add 1234 busybox id");
+    assert_eq!(out.stdout, "uid=1000 gid=0(root) groups=0(root),10,1234\n");
+    e.same_refusal(
+        "run --rm --network none --group-add nosuchgroup busybox true",
+        125,
+        "Unable to find group nosuchgroup: no matching entries in group file",
+    );
+}
+
+#[test]
+fn init_is_pid_1_reaps_forwards_signals_and_passes_the_exit_code() {
+    let Some(e) = engines("run_options_init") else {
+        return;
+    };
+    // PID 1 is the init; the command is its child.
+    for (label, engine) in [("pierd", &e.pierd as &dyn Engine), ("dockerd", &e.dockerd)] {
+        let out = engine.docker_ok(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--init",
+            "busybox",
+            "ps",
+            "-o",
+            "pid,ppid,comm",
+        ]);
+        let rows: Vec<Vec<&str>> = out
+            .lines()
+            .skip(1)
+            .map(|l| l.split_whitespace().collect())
+            .collect();
+        assert_eq!(rows[0], ["1", "0", "docker-init"], "{label}: {out}");
+        let ps = rows
+            .iter()
+            .find(|r| r[2] == "ps")
+            .unwrap_or_else(|| panic!("{label}: {out}"));
+        assert_eq!(ps[1], "1", "{label}: ps is the init's child: {out}");
+    }
+    // The exit code goes through; so does a signal's (128+N).
+    e.same_refusal(
+        "run --rm --network none --init busybox sh -c 'exit 7'",
+        7,
+        "",
+    );
+    e.same_refusal(
+        "run --rm --network none --init busybox sh -c 'kill -USR1 $$'",
+        138,
+        "",
+    );
+    // An orphan that exits is re-parented to PID 1: the init reaps it. Without an
+    // init, `sleep` as PID 1 leaves it a zombie (what --init is for).
+    for (label, engine) in [("pierd", &e.pierd as &dyn Engine), ("dockerd", &e.dockerd)] {
+        for (init, zombies) in [("--init", "0"), ("--init=false", "1")] {
+            engine.docker_ok(&[
+                "run",
+                "-d",
+                "--network",
+                "none",
+                init,
+                "--name",
+                "orphans",
+                "busybox",
+                "sh",
+                "-c",
+                "sh -c 'sleep 0.2 &'; exec sleep 30",
+            ]);
+            std::thread::sleep(std::time::Duration::from_millis(1500));
+            let out = engine.docker(&[
+                "exec",
+                "orphans",
+                "sh",
+                "-c",
+                "ps -o stat,comm | grep -c ^Z",
+            ]);
+            assert_eq!(
+                out.stdout,
+                format!("{zombies}\n"),
+                "{label} {init}: {out:?}"
+            );
+            engine.docker_ok(&["rm", "-f", "orphans"]);
+        }
+    }
+    // `docker stop`'s SIGTERM reaches the command (sleep as PID 1 would ignore it).
+    for (label, engine) in [("pierd", &e.pierd as &dyn Engine), ("dockerd", &e.dockerd)] {
+        engine.docker_ok(&[
+            "run",
+            "-d",
+            "--network",
+            "none",
+            "--init",
+            "--name",
+            "stopped",
+            "busybox",
+            "sleep",
+            "1000",
+        ]);
+        let started = std::time::Instant::now();
+        engine.docker_ok(&["stop", "-t", "20", "stopped"]);
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "{label}: the stop waited for its timeout: the signal was not forwarded"
+        );
+        let state = engine.docker_ok(&[
+            "inspect",
+            "-f",
+            "{{.State.ExitCode}} {{.HostConfig.Init}}",
+            "stopped",
+        ]);
+        assert_eq!(state.trim(), "143 true", "{label}");
+        engine.docker_ok(&["rm", "stopped"]);
+    }
+}
+
+#[test]
+fn daemon_init_and_init_path_are_honoured() {
+    let work = tempfile::tempdir().expect("temp dir");
+    // An init of the user's own: it says so, then runs the command after `--`.
+    let custom = work.path().join("my-init");
+    std::fs::write(
+        &custom,
+        "#!/bin/sh\necho custom init \"$1\"\nshift\nexec \"$@\"\n",
+    )
+    .expect("write");
+    std::fs::set_permissions(&custom, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod");
+    let custom_path = custom.display().to_string();
+    let Some((pierd, _busybox)) =
+        common::pierd_with_busybox_args(&["--init", "--init-path", &custom_path])
+    else {
+        return;
+    };
+    // The daemon's --init: containers that do not say run under the init.
+    let out = pierd.docker_ok(&["run", "--rm", "--network", "none", "busybox", "echo", "hi"]);
+    assert_eq!(out, "custom init --\nhi\n");
+    // A container that says no runs without.
+    let out = pierd.docker_ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--init=false",
+        "busybox",
+        "echo",
+        "hi",
+    ]);
+    assert_eq!(out, "hi\n");
+}
