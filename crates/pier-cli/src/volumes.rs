@@ -137,8 +137,9 @@ pub(crate) fn create_body(a: &CreateArgs) -> Result<VolumeCreateOptions> {
     Ok(VolumeCreateOptions {
         name: Some(name),
         driver: Some(a.driver.clone()),
-        driver_opts: Some(kv_map(&a.opt)),
-        labels: Some(kv_map(&a.label)),
+        // None when not given: the volume shows `null` then, as with the docker CLI.
+        driver_opts: (!a.opt.is_empty()).then(|| kv_map(&a.opt)),
+        labels: (!a.label.is_empty()).then(|| kv_map(&a.label)),
         ..VolumeCreateOptions::default()
     })
 }

@@ -611,11 +611,17 @@ impl VolumeService {
         }
     }
 
-    /// Every volume with its `UsageData` (`system df`).
+    /// The local volumes without options (as dockerd counts them: a mounted filesystem
+    /// is not sized), each with its `UsageData` (`system df`).
     pub fn usage(&self) -> Vec<Volume> {
-        let (volumes, _) = self.list(&ListFilters::default());
+        let filters = ListFilters {
+            drivers: vec![DEFAULT_DRIVER.to_string()],
+            ..ListFilters::default()
+        };
+        let (volumes, _) = self.list(&filters);
         volumes
             .into_iter()
+            .filter(|v| v.options.as_ref().is_none_or(BTreeMap::is_empty))
             .map(|mut v| {
                 let refs = self.users(&v.name).len();
                 let size = self.record(&v.name).map_or(-1, |r| self.local_size(&r));
