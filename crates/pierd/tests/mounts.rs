@@ -9,8 +9,9 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 
-use common::{mounts_under, Engine, Pierd};
+use common::{mounts_under, wait_until, Engine, Pierd};
 use pier_testsupport::{DockerdOptions, IsolatedDockerd};
 
 /// Host mounts a test made; unmounted (deepest first) when dropped.
@@ -97,15 +98,19 @@ fn proc_mounts_line(e: &dyn Engine, opts: &[&str], target: &str) -> String {
     out
 }
 
-/// No mount of this test is left (the test's own host mounts undone first).
-fn assert_no_mounts_left(host: HostMounts, dir: &Path) {
+/// No mount of this test is left under its work dir nor under pierd's directories
+/// (the test's own host mounts undone first; pierd unmounts a container's rootfs as
+/// its exit is processed, so that is waited for a little).
+fn assert_no_mounts_left(host: HostMounts, work: &Path, pierd: &Pierd) {
     drop(host);
-    let left = mounts_under(dir);
-    assert!(
-        left.is_empty(),
-        "mounts left under {}: {left:#?}",
-        dir.display()
-    );
+    let left = || {
+        let mut left = mounts_under(work);
+        left.extend(mounts_under(pierd.dir()));
+        left
+    };
+    wait_until(Duration::from_secs(10), || left().is_empty());
+    let left = left();
+    assert!(left.is_empty(), "mounts left: {left:#?}");
 }
 
 #[test]
@@ -150,7 +155,7 @@ fn bind_modes_inside_containers() {
     let (code, out, err) = sh(&pierd, &["-v", &f], "cat /etc/motd");
     assert_eq!((code, out.as_str()), (Some(0), "from the host\n"), "{err}");
 
-    assert_no_mounts_left(host, work.path());
+    assert_no_mounts_left(host, work.path(), &pierd);
 }
 
 #[test]
@@ -193,7 +198,7 @@ fn tmpfs_size_and_mode() {
     );
     assert_eq!(code, Some(0), "{err}");
 
-    assert_no_mounts_left(HostMounts::new(), work.path());
+    assert_no_mounts_left(HostMounts::new(), work.path(), &pierd);
 }
 
 #[test]
@@ -249,7 +254,7 @@ fn recursion_of_binds_and_of_read_only() {
     assert_eq!(code, Some(0), "{err}");
     assert!(src.join("sub/w").exists());
 
-    assert_no_mounts_left(host, work.path());
+    assert_no_mounts_left(host, work.path(), &pierd);
 }
 
 /// A mount made on the host under a bind's source after the container started reaches
@@ -294,7 +299,7 @@ fn propagation_of_later_host_mounts() {
             ("prop-default", false),
         ]
     );
-    assert_no_mounts_left(host, work.path());
+    assert_no_mounts_left(host, work.path(), &pierd);
 }
 
 /// `type=image`: an image's filesystem, read-only (Docker 28; dockerd 20.10 lacks it).
@@ -351,7 +356,7 @@ fn image_mounts() {
     assert_eq!(views(), 1);
     pierd.docker_ok(&["rm", "holder"]);
     assert_eq!(views(), 0);
-    assert_no_mounts_left(HostMounts::new(), work.path());
+    assert_no_mounts_left(HostMounts::new(), work.path(), &pierd);
 }
 
 /// How many image-mount views pierd's snapshotter records (its `metadata.json`).
@@ -373,6 +378,130 @@ fn image_mount_views(data_root: &Path) -> usize {
         }
     }
     found
+}
+
+/// An image with `/srv/app` owned by uid 999 (mode 0750): a file with a `user.*`
+/// xattr and a hardlink, and a symlink; built from the busybox rootfs in `work`.
+fn app_image_tar(work: &Path) -> PathBuf {
+    let rootfs = work.join("rootfs");
+    let app = rootfs.join("srv/app");
+    std::fs::create_dir_all(&app).expect("mkdir");
+    std::fs::write(app.join("data"), "image data\n").expect("write");
+    std::fs::hard_link(app.join("data"), app.join("data.link")).expect("link");
+    std::os::unix::fs::symlink("data", app.join("current")).expect("symlink");
+    for p in [app.join("data"), app.clone()] {
+        std::os::unix::fs::lchown(&p, Some(999), Some(999)).expect("chown");
+    }
+    std::os::unix::fs::lchown(app.join("current"), Some(999), Some(998)).expect("chown");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&app, std::fs::Permissions::from_mode(0o750)).expect("chmod");
+    std::fs::set_permissions(app.join("data"), std::fs::Permissions::from_mode(0o640))
+        .expect("chmod");
+    rustix::fs::setxattr(
+        app.join("data"),
+        "user.pier",
+        b"kept",
+        rustix::fs::XattrFlags::empty(),
+    )
+    .expect("user xattrs on the temp dir's filesystem");
+    let tar = work.join("app.tar");
+    let out = Command::new("tar")
+        .args([
+            "--xattrs",
+            "--xattrs-include=user.*",
+            "--numeric-owner",
+            "-C",
+        ])
+        .arg(&rootfs)
+        .arg("-cf")
+        .arg(&tar)
+        .arg(".")
+        .output()
+        .expect("run tar");
+    assert!(
+        out.status.success(),
+        "tar: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    tar
+}
+
+/// The `user.pier` xattr of a file on the host.
+fn user_xattr(path: &Path) -> Option<String> {
+    let mut buf = [0u8; 64];
+    let n = rustix::fs::lgetxattr(path, "user.pier", &mut buf[..]).ok()?;
+    Some(String::from_utf8_lossy(&buf[..n]).into_owned())
+}
+
+/// Copy-up: a new volume over `/srv/app` gets the image's content with owners, modes,
+/// xattrs, hardlinks and symlinks, so the image's non-root user can write to it; the
+/// same as dockerd does. `nocopy` leaves it empty.
+#[test]
+fn copy_up_keeps_what_a_non_root_image_needs() {
+    let Some((pierd, work)) = pierd() else {
+        return;
+    };
+    let Some(dockerd) = IsolatedDockerd::start_or_skip("mounts", DockerdOptions::default()) else {
+        return;
+    };
+    let tar = app_image_tar(work.path());
+    let engines: [(&str, &dyn Engine); 2] = [("pierd", &pierd), ("dockerd", &dockerd)];
+    let script = "echo more >> /srv/app/data && \
+                  stat -c '%n %u:%g %a %h' /srv/app /srv/app/data && \
+                  readlink /srv/app/current && stat -c '%u:%g' /srv/app/current";
+    let mut seen = Vec::new();
+    for (label, e) in engines {
+        e.docker_with_stdin(&["import", "-", "app"], &tar)
+            .ok()
+            .unwrap_or_else(|err| panic!("{label}: {err}"));
+        let out = e.docker(&[
+            "run",
+            "--rm",
+            "-u",
+            "999",
+            "-v",
+            "appdata:/srv/app",
+            "app",
+            "sh",
+            "-c",
+            script,
+        ]);
+        assert_eq!(out.code, Some(0), "{label}: {out:?}");
+        let mountpoint = e.docker_ok(&["volume", "inspect", "-f", "{{.Mountpoint}}", "appdata"]);
+        let data = Path::new(mountpoint.trim()).join("data");
+        let xattr = user_xattr(&data);
+        let nocopy = e.docker(&[
+            "run",
+            "--rm",
+            "--mount",
+            "type=volume,source=bare,target=/srv/app,volume-nocopy",
+            "app",
+            "ls",
+            "-A",
+            "/srv/app",
+        ]);
+        e.docker_ok(&["volume", "rm", "appdata", "bare"]);
+        e.docker_ok(&["rmi", "app"]);
+        seen.push((label, out.stdout, xattr, nocopy.code, nocopy.stdout));
+    }
+    drop(dockerd);
+    let (_, stat, xattr, code, listing) = &seen[0];
+    assert_eq!(
+        stat, "/srv/app 999:999 750 2\n/srv/app/data 999:999 640 2\ndata\n999:998\n",
+        "pierd"
+    );
+    assert_eq!(
+        xattr.as_deref(),
+        Some("kept"),
+        "pierd: user.* xattrs are copied"
+    );
+    assert_eq!((*code, listing.as_str()), (Some(0), ""), "pierd: nocopy");
+    let answer = |i: usize| (&seen[i].1, &seen[i].2, seen[i].3, &seen[i].4);
+    assert_eq!(
+        answer(0),
+        answer(1),
+        "pierd (left) and dockerd (right) differ"
+    );
 }
 
 /// Bad mounts: the same exit code and message from pierd as from dockerd 20.10.
@@ -446,5 +575,5 @@ fn errors_as_dockerd() {
         !missing.exists(),
         "a refused --mount must not make its source"
     );
-    assert_no_mounts_left(host, work.path());
+    assert_no_mounts_left(host, work.path(), &pierd);
 }
