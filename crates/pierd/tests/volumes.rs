@@ -111,7 +111,16 @@ fn named_volume_data_outlives_containers_and_a_pierd_crash() {
     pierd.docker_ok(&["rm", "-v", "writer"]);
     assert!(listed(&pierd).contains("data"));
 
-    pierd.crash_and_restart(Duration::from_millis(100));
+    // A crash between making a volume's directory and recording it: the directory no
+    // record names is gone after the restart.
+    let stray = root.join("stray");
+    pierd.crash_and_restart_with(Duration::from_millis(100), || {
+        std::fs::create_dir_all(stray.join("_data")).unwrap();
+    });
+    assert!(
+        !stray.exists(),
+        "an unrecorded volume directory is removed at start"
+    );
     let read = pierd.docker_ok(&["run", "--rm", "-v", "data:/d", "busybox", "cat", "/d/file"]);
     assert_eq!(read.trim(), "kept", "{}", pierd.log_tail(20));
     pierd.docker_ok(&["volume", "rm", "data"]);
@@ -176,6 +185,17 @@ fn anonymous_volumes_go_with_rm_v_and_auto_remove_named_ones_stay() {
     let pruned = pierd.docker_ok(&["volume", "prune", "-af"]);
     assert!(pruned.contains("keep"), "{pruned}");
     assert!(listed(&pierd).is_empty());
+    // `system prune --volumes` counts volumes too (anonymous ones, as Docker 23+).
+    let id = pierd.docker_ok(&["create", "-v", "/anon", "busybox", "true"]);
+    let anon = inspect(&pierd, id.trim(), "{{range .Mounts}}{{.Name}}{{end}}");
+    pierd.docker_ok(&["volume", "create", "named"]);
+    let pruned = pierd.docker_ok(&["system", "prune", "-f", "--volumes"]);
+    assert!(
+        pruned.contains(&format!("Deleted Volumes:\n{anon}\n")),
+        "{pruned}"
+    );
+    assert_eq!(listed(&pierd), BTreeSet::from(["named".to_string()]));
+    pierd.docker_ok(&["volume", "rm", "named"]);
     assert_consistent(&pierd);
 }
 
@@ -225,7 +245,7 @@ fn volumes_in_use_are_refused_also_with_force() {
 
 #[test]
 fn a_tmpfs_volume_has_the_size_asked_for_and_is_unmounted_after() {
-    let Some((pierd, _work)) = pierd_with_busybox() else {
+    let Some((mut pierd, _work)) = pierd_with_busybox() else {
         return;
     };
     pierd.docker_ok(&[
@@ -261,6 +281,23 @@ fn a_tmpfs_volume_has_the_size_asked_for_and_is_unmounted_after() {
         "{df}"
     );
     assert!(mounts_under(&pierd.data_root().join("volumes")).is_empty());
+    // Mounted while a container runs; after a pierd crash the running container keeps
+    // it, and its exit (seen by the new pierd) unmounts it.
+    let id = pierd.docker_ok(&["run", "-d", "-v", "mem:/m", "busybox", "sleep", "300"]);
+    let id = id.trim().to_string();
+    assert_eq!(mounts_under(&pierd.data_root().join("volumes")).len(), 1);
+    pierd.crash_and_restart(Duration::from_millis(100));
+    assert_eq!(mounts_under(&pierd.data_root().join("volumes")).len(), 1);
+    pierd.docker_ok(&["exec", &id, "sh", "-c", "echo alive > /m/f"]);
+    pierd.docker_ok(&["stop", "-t", "0", &id]);
+    assert!(
+        common::wait_until(Duration::from_secs(10), || mounts_under(
+            &pierd.data_root().join("volumes")
+        )
+        .is_empty()),
+        "unmounted at exit"
+    );
+    pierd.docker_ok(&["rm", &id]);
     // Bad options are refused as dockerd refuses them, leaving nothing.
     let out = pierd.docker(&["volume", "create", "-o", "x=1", "bad"]);
     assert_eq!(
