@@ -708,13 +708,8 @@ pub fn oci_mounts(resolved: &[ResolvedMount<'_>]) -> Result<OciMounts, EngineErr
                 readonly_depth,
                 create_host_path,
             } => {
-                if *create_host_path && std::fs::symlink_metadata(source).is_err() {
-                    std::fs::create_dir_all(source).map_err(|e| {
-                        EngineError::Internal(format!(
-                            "error while creating mount source path '{}': {e}",
-                            source.display()
-                        ))
-                    })?;
+                if *create_host_path {
+                    make_bind_source(source, None)?;
                 }
                 match propagation {
                     Propagation::Shared | Propagation::Rshared => {
@@ -778,6 +773,33 @@ pub fn oci_mounts(resolved: &[ResolvedMount<'_>]) -> Result<OciMounts, EngineErr
         out.mounts.push(entry);
     }
     Ok(out)
+}
+
+/// A missing `-v` source, made as dockerd does: directories (0755) for each missing
+/// component, given to `owner` (the remapped root, under user namespace remapping).
+fn make_bind_source(source: &Path, owner: Option<(u32, u32)>) -> Result<(), EngineError> {
+    let failed = |e: std::io::Error| {
+        EngineError::Internal(format!(
+            "error while creating mount source path '{}': {e}",
+            source.display()
+        ))
+    };
+    let missing: Vec<&Path> = source
+        .ancestors()
+        .take_while(|p| std::fs::symlink_metadata(p).is_err())
+        .collect();
+    for dir in missing.into_iter().rev() {
+        match std::fs::create_dir(dir) {
+            Ok(()) => {}
+            // Made meanwhile (another container starting): theirs, left as it is.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(failed(e)),
+        }
+        if let Some((uid, gid)) = owner {
+            std::os::unix::fs::lchown(dir, Some(uid), Some(gid)).map_err(failed)?;
+        }
+    }
+    Ok(())
 }
 
 /// `ro`, plus `rro` where the depth and the kernel allow it.
@@ -954,6 +976,18 @@ impl super::Engine {
             .iter()
             .map(|plan| match &plan.source {
                 MountSource::Image { .. } => self.resolve_image_mount(&c.id, plan),
+                MountSource::Bind {
+                    source,
+                    create_host_path: true,
+                    ..
+                } => {
+                    make_bind_source(source, c.userns.as_ref().map(|m| m.root()))?;
+                    Ok(ResolvedMount {
+                        plan,
+                        host_path: None,
+                        overlay_lowerdirs: Vec::new(),
+                    })
+                }
                 _ => Ok(ResolvedMount {
                     plan,
                     host_path: None,
@@ -1254,6 +1288,22 @@ mod tests {
                 "size=1048576"
             ])
         );
+    }
+
+    #[test]
+    fn missing_bind_sources_are_made_for_the_containers_root() {
+        use std::os::unix::fs::MetadataExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let source = tmp.path().join("a/b/c");
+        make_bind_source(&source, Some((4242, 4243))).unwrap();
+        for dir in [tmp.path().join("a"), tmp.path().join("a/b"), source.clone()] {
+            let m = std::fs::metadata(&dir).unwrap();
+            assert!(m.is_dir());
+            assert_eq!((m.uid(), m.gid()), (4242, 4243), "{}", dir.display());
+        }
+        // What existed keeps its owner.
+        assert_eq!(std::fs::metadata(tmp.path()).unwrap().uid(), 0);
+        make_bind_source(&source, None).unwrap();
     }
 
     #[test]
