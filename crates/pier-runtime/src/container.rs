@@ -199,7 +199,7 @@ impl Runtime {
             .linux()
             .seccomp
             .as_ref()
-            .map(crate::seccomp::compile)
+            .map(|profile| crate::seccomp_cache::compile(profile, &self.root))
             .transpose()?;
         // Like runc, work from the bundle: relative mount sources and hooks count on it.
         std::env::set_current_dir(&bundle).ctx(|| format!("chdir to {}", bundle.display()))?;
@@ -778,7 +778,7 @@ impl Runtime {
             .linux()
             .seccomp
             .as_ref()
-            .map(crate::seccomp::compile)
+            .map(|profile| crate::seccomp_cache::compile(profile, &self.root))
             .transpose()?;
         let rootfs_cwd = PathBuf::from("/");
         let cg = cgroups::open_existing(&container.cgroup_path)?;

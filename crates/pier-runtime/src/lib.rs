@@ -11,6 +11,7 @@ pub mod passwd;
 pub mod process;
 pub mod rootpath;
 pub mod seccomp;
+pub mod seccomp_cache;
 pub mod spec;
 
 pub use error::{Error, Result};

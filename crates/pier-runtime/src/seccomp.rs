@@ -597,6 +597,20 @@ pub fn compile(profile: &spec::Seccomp) -> Result<Filter> {
 }
 
 impl Filter {
+    /// A filter from its parts, as [`Filter::parts`] gave them (the compile cache).
+    pub(crate) fn from_parts(insns: Vec<libc::sock_filter>, flags: u32, notify: bool) -> Filter {
+        Filter {
+            insns,
+            flags,
+            notify,
+        }
+    }
+
+    /// The program, the seccomp(2) flags and whether it has a notify listener.
+    pub(crate) fn parts(&self) -> (&[libc::sock_filter], u32, bool) {
+        (&self.insns, self.flags, self.notify)
+    }
+
     /// Loads the filter into the calling process. Returns the notify listener fd when
     /// the profile uses SCMP_ACT_NOTIFY.
     ///
