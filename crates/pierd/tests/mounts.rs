@@ -257,6 +257,58 @@ fn recursion_of_binds_and_of_read_only() {
     assert_no_mounts_left(host, work.path(), &pierd);
 }
 
+/// `volume-subpath`: a directory inside the volume, resolved inside it (a symlink in
+/// the volume cannot point the mount at the host).
+#[test]
+fn volume_subpaths() {
+    let Some((pierd, work)) = pierd() else {
+        return;
+    };
+    pierd.docker_ok(&["volume", "create", "data"]);
+    pierd.docker_ok(&[
+        "run",
+        "--rm",
+        "-v",
+        "data:/d",
+        "busybox",
+        "sh",
+        "-c",
+        "mkdir -p /d/logs && echo hi > /d/logs/old && ln -s / /d/escape",
+    ]);
+    let (code, out, err) = sh(
+        &pierd,
+        &[
+            "--mount",
+            "type=volume,src=data,dst=/logs,volume-subpath=logs",
+        ],
+        "cat /logs/old && touch /logs/new",
+    );
+    assert_eq!((code, out.as_str()), (Some(0), "hi\n"), "{err}");
+    let (code, out, err) = sh(&pierd, &["-v", "data:/d"], "ls /d/logs");
+    assert_eq!((code, out.as_str()), (Some(0), "new\nold\n"), "{err}");
+    // The symlink to / is resolved inside the volume: its root, not the host's.
+    let (code, out, err) = sh(
+        &pierd,
+        &[
+            "--mount",
+            "type=volume,src=data,dst=/v,volume-subpath=escape",
+        ],
+        "ls /v",
+    );
+    assert_eq!((code, out.as_str()), (Some(0), "escape\nlogs\n"), "{err}");
+    let (code, _, err) = sh(
+        &pierd,
+        &[
+            "--mount",
+            "type=volume,src=data,dst=/v,volume-subpath=missing",
+        ],
+        "true",
+    );
+    assert_ne!(code, Some(0), "a missing subpath is refused: {err}");
+    pierd.docker_ok(&["volume", "rm", "data"]);
+    assert_no_mounts_left(HostMounts::new(), work.path(), &pierd);
+}
+
 /// A mount made on the host under a bind's source after the container started reaches
 /// the container with rslave and rshared propagation, not with rprivate.
 #[test]
