@@ -547,8 +547,14 @@ fn names_and_create_conflicts_are_answered_as_docker() {
         pierd.docker_ok(&["volume", "create", "twice"]).trim(),
         "twice"
     );
+    // An unknown driver is looked up (and missing) before the names conflict.
     let out = pierd.docker(&["volume", "create", "-d", "nosuchdriver", "twice"]);
     assert_eq!(out.code, Some(1));
+    assert!(
+        out.stderr
+            .contains("create twice: error looking up volume plugin nosuchdriver"),
+        "{out:?}"
+    );
     let out = pierd.docker(&["volume", "create", "-d", "nosuchdriver", "fresh"]);
     assert_eq!(out.code, Some(1));
     assert!(out.stderr.contains("nosuchdriver"), "{out:?}");

@@ -445,6 +445,11 @@ impl VolumeService {
             .unwrap_or_else(|| DEFAULT_DRIVER.to_string());
         if let Some(existing) = self.record(&name) {
             if existing.driver != driver_name {
+                // As dockerd: the driver asked for is looked up first (an unknown one
+                // is its 404), then the names conflict.
+                self.drivers
+                    .get(&driver_name)
+                    .map_err(|e| op_error("create", &name, e))?;
                 return Err(EngineError::Conflict(format!(
                     "create {name}: driver '{}' already has volume '{name}': volume name must be unique",
                     existing.driver
