@@ -297,3 +297,207 @@ fn daemon_init_and_init_path_are_honoured() {
     ]);
     assert_eq!(out, "hi\n");
 }
+
+/// Whether the host has cgroup v1's `file` under the `controller` hierarchy.
+fn cgroup_v1_file(controller: &str, file: &str) -> bool {
+    std::path::Path::new("/sys/fs/cgroup")
+        .join(controller)
+        .join(file)
+        .exists()
+}
+
+#[test]
+fn devices_and_device_cgroup_rules_as_dockerd() {
+    let Some(e) = engines("run_options_devices") else {
+        return;
+    };
+    // A device the host has: its node in the container, with the host's numbers.
+    let out = e.same(
+        "run --rm --network none --device /dev/net/tun busybox stat -c '%F %t:%T %a' /dev/net/tun",
+    );
+    assert_eq!(out.stdout, "character special file a:c8 600\n");
+    // Under another path, with a mode: the node there, and the cgroup rule the mode.
+    if !std::path::Path::new("/dev/loop0").exists() {
+        pier_testsupport::skip(
+            "devices: --device with a mode",
+            "the host has no /dev/loop0",
+        );
+    } else {
+        let out = e.same("run --rm --network none --device /dev/loop0:/dev/xloop:r busybox sh -c 'stat -c \"%F %t:%T\" /dev/xloop; head -c 1 /dev/xloop >/dev/null && echo read; echo x > /dev/xloop || echo no write'");
+        assert_eq!(
+            out.stdout, "block special file 7:0\nread\nno write\n",
+            "{out:?}"
+        );
+        if cgroup_v1_file("devices", "devices.list") {
+            let out = e.same("run --rm --network none --device /dev/loop0:/dev/xloop:r busybox grep '^b 7:0 ' /sys/fs/cgroup/devices/devices.list");
+            assert_eq!(out.stdout, "b 7:0 r\n");
+        }
+    }
+    // A rule of the user's own.
+    if cgroup_v1_file("devices", "devices.list") {
+        let out = e.same("run --rm --network none --device-cgroup-rule 'c 42:* rmw' busybox grep -c '^c 42:\\* rwm$' /sys/fs/cgroup/devices/devices.list");
+        assert_eq!(out.stdout, "1\n");
+    } else {
+        pier_testsupport::skip(
+            "devices: --device-cgroup-rule",
+            "no cgroup v1 devices.list (v2: an eBPF program)",
+        );
+    }
+    // A device the host lacks (refused at start; the CLI reads 127 from the words).
+    e.same_refusal(
+        "run --rm --network none --device /dev/nonexist busybox true",
+        127,
+        "error gathering device information while adding custom device \"/dev/nonexist\": no such file or directory",
+    );
+    // GPUs: no driver (no NVIDIA hook, no CDI spec) can honour them.
+    e.same_refusal(
+        "run --rm --network none --gpus all busybox true",
+        125,
+        "could not select device driver \"\" with capabilities: [[gpu]]",
+    );
+    // A size for the writable layer needs overlay on xfs with pquota.
+    e.same_refusal(
+        "run --rm --network none --storage-opt size=1G busybox true",
+        125,
+        "--storage-opt is supported only for overlay over xfs with 'pquota' mount option",
+    );
+    assert!(
+        e.pierd.docker_ok(&["ps", "-aq"]).is_empty(),
+        "refused creates left nothing"
+    );
+}
+
+#[test]
+fn blkio_throttles_as_dockerd() {
+    if !cgroup_v1_file("blkio", "blkio.throttle.read_bps_device") {
+        pier_testsupport::skip(
+            "blkio throttles",
+            "no cgroup v1 blkio throttle files on this host",
+        );
+        return;
+    }
+    if !std::path::Path::new("/dev/loop0").exists() {
+        pier_testsupport::skip("blkio throttles", "the host has no /dev/loop0");
+        return;
+    }
+    let Some(e) = engines("run_options_blkio") else {
+        return;
+    };
+    let out = e.same(
+        "run --rm --network none --device-read-bps /dev/loop0:1mb --device-write-bps /dev/loop0:2mb --device-read-iops /dev/loop0:100 --device-write-iops /dev/loop0:200 busybox sh -c 'cd /sys/fs/cgroup/blkio; cat blkio.throttle.read_bps_device blkio.throttle.write_bps_device blkio.throttle.read_iops_device blkio.throttle.write_iops_device'",
+    );
+    assert_eq!(out.stdout, "7:0 1048576\n7:0 2097152\n7:0 100\n7:0 200\n");
+    if cgroup_v1_file("blkio", "blkio.weight_device") {
+        let out = e.same("run --rm --network none --blkio-weight-device /dev/loop0:300 busybox cat /sys/fs/cgroup/blkio/blkio.weight_device");
+        assert!(out.stdout.contains("7:0 300"), "{out:?}");
+    } else {
+        // No per-device weight in this kernel: discarded with dockerd's warning.
+        e.same_refusal(
+            "run --rm --network none --blkio-weight-device /dev/loop0:300 busybox true",
+            0,
+            "Your kernel does not support Block I/O weight_device or the cgroup is not mounted. Weight-device discarded.",
+        );
+    }
+}
+
+#[test]
+fn cgroup_namespace_modes_as_dockerd() {
+    let Some(e) = engines("run_options_cgroupns") else {
+        return;
+    };
+    // A namespace of its own: its cgroup is its root.
+    let out = e.same("run --rm --network none --cgroupns private busybox cat /proc/self/cgroup");
+    assert!(
+        !out.stdout.is_empty() && out.stdout.lines().all(|l| l.ends_with(":/")),
+        "{out:?}"
+    );
+    // The host's: the container's cgroup path shows.
+    for (label, engine) in [("pierd", &e.pierd as &dyn Engine), ("dockerd", &e.dockerd)] {
+        let out = engine.docker_ok(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--cgroupns",
+            "host",
+            "busybox",
+            "cat",
+            "/proc/self/cgroup",
+        ]);
+        assert!(out.lines().all(|l| !l.ends_with(":/")), "{label}: {out}");
+    }
+    // The default is the host's on cgroup v1, private on v2; inspect says which.
+    let expected = if std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        "private"
+    } else {
+        "host"
+    };
+    for engine in [&e.pierd as &dyn Engine, &e.dockerd] {
+        let id = engine.docker_ok(&["create", "--network", "none", "busybox", "true"]);
+        let mode = engine.docker_ok(&["inspect", "-f", "{{.HostConfig.CgroupnsMode}}", id.trim()]);
+        assert_eq!(mode.trim(), expected);
+        engine.docker_ok(&["rm", id.trim()]);
+    }
+}
+
+#[test]
+fn links_set_dockers_environment() {
+    // The isolated dockerd runs with --bridge=none (no default bridge, where legacy
+    // links live): pierd's variables are checked against moby's format instead.
+    let Some((pierd, _work)) = common::pierd_with_busybox() else {
+        return;
+    };
+    pierd.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "db",
+        "-e",
+        "PASS=secret",
+        "--expose",
+        "5432",
+        "--expose",
+        "53/udp",
+        "busybox",
+        "sleep",
+        "1000",
+    ]);
+    let ip = pierd.docker_ok(&["inspect", "-f", "{{.NetworkSettings.IPAddress}}", "db"]);
+    let ip = ip.trim();
+    assert!(!ip.is_empty());
+    let out = pierd.docker_ok(&[
+        "run", "--rm", "--name", "web", "--link", "db:my-db", "busybox", "env",
+    ]);
+    let mut link_vars: Vec<&str> = out.lines().filter(|l| l.starts_with("MY_DB_")).collect();
+    link_vars.sort_unstable();
+    let mut expected = vec![
+        format!("MY_DB_ENV_PASS=secret"),
+        format!("MY_DB_NAME=/web/my-db"),
+        format!("MY_DB_PORT=udp://{ip}:53"),
+        format!("MY_DB_PORT_53_UDP=udp://{ip}:53"),
+        format!("MY_DB_PORT_53_UDP_ADDR={ip}"),
+        format!("MY_DB_PORT_53_UDP_PORT=53"),
+        format!("MY_DB_PORT_53_UDP_PROTO=udp"),
+        format!("MY_DB_PORT_5432_TCP=tcp://{ip}:5432"),
+        format!("MY_DB_PORT_5432_TCP_ADDR={ip}"),
+        format!("MY_DB_PORT_5432_TCP_PORT=5432"),
+        format!("MY_DB_PORT_5432_TCP_PROTO=tcp"),
+    ];
+    expected.sort_unstable();
+    assert_eq!(link_vars, expected, "{out}");
+    // The container's own variables win over a link's.
+    let out = pierd.docker_ok(&[
+        "run",
+        "--rm",
+        "--link",
+        "db:my-db",
+        "-e",
+        "MY_DB_NAME=mine",
+        "busybox",
+        "sh",
+        "-c",
+        "echo $MY_DB_NAME",
+    ]);
+    assert_eq!(out, "mine\n");
+    pierd.docker_ok(&["rm", "-f", "db"]);
+}

@@ -7,11 +7,13 @@
 //! monitor leaves).
 
 pub mod commit;
+mod devices;
 pub mod events;
 pub mod exec;
 pub mod health;
 pub mod init;
 mod lifecycle;
+mod links;
 pub mod mounts;
 pub mod network;
 mod ops;
@@ -524,6 +526,27 @@ impl Engine {
             })?;
         // Validate what the spec will need now, not at start.
         spec::capabilities(&host_config)?;
+        let warnings = devices::check_create(&mut host_config)?;
+        // Pier's overlay snapshots have no size quota (dockerd: only overlay on xfs
+        // with `pquota`), so a size cannot be honoured.
+        if host_config["StorageOpt"]
+            .as_object()
+            .is_some_and(|o| !o.is_empty())
+        {
+            return Err(EngineError::InvalidParameter(
+                "--storage-opt is supported only for overlay over xfs with 'pquota' mount option"
+                    .into(),
+            ));
+        }
+        // The cgroup namespace mode as dockerd records it: the default made explicit.
+        let private_cgroupns = spec::private_cgroupns(&host_config)?;
+        if host_config["CgroupnsMode"]
+            .as_str()
+            .unwrap_or("")
+            .is_empty()
+        {
+            host_config["CgroupnsMode"] = json!(if private_cgroupns { "private" } else { "host" });
+        }
         let mount_plans = mounts::plan(&config, &host_config, None)?;
         ops::validate_restart_policy(&host_config)?;
         crate::logdriver::validate(&host_config)?;
@@ -733,7 +756,7 @@ impl Engine {
             return Err(e);
         }
         self.container_event(&id, "create", &[]);
-        Ok((id, Vec::new()))
+        Ok((id, warnings))
     }
 
     // ------------------------------------------------------------------------------
@@ -983,6 +1006,13 @@ impl Engine {
         if !env.iter().any(|e| e.starts_with("HOSTNAME=")) {
             env.push(format!("HOSTNAME={}", c.hostname));
         }
+        // Legacy links' variables; the container's own of the same name win.
+        for var in self.link_env(c) {
+            let key = var.split('=').next().unwrap_or_default();
+            if !env.iter().any(|e| e.split('=').next() == Some(key)) {
+                env.push(var);
+            }
+        }
         if c.config["Tty"].as_bool() == Some(true) && !env.iter().any(|e| e.starts_with("TERM=")) {
             env.push("TERM=xterm".into());
         }
@@ -1057,6 +1087,7 @@ impl Engine {
             self.init.apply(&mut spec)?;
         }
         fs::write(
+        devices::apply(&c.host_config, &mut spec)?;
             exec_dir.join("config.json"),
             serde_json::to_vec_pretty(&spec).unwrap_or_default(),
         )

@@ -135,6 +135,20 @@ pub fn capabilities(host_config: &Value) -> Result<Vec<String>, EngineError> {
     Ok(caps)
 }
 
+/// `HostConfig.CgroupnsMode` (`--cgroupns`): whether the container gets a cgroup
+/// namespace of its own (its cgroup is then its `/`). dockerd's default: private on
+/// cgroup v2, the host's on v1.
+pub fn private_cgroupns(host_config: &Value) -> Result<bool, EngineError> {
+    match host_config["CgroupnsMode"].as_str().unwrap_or("") {
+        "private" => Ok(true),
+        "host" => Ok(false),
+        "" => Ok(Path::new("/sys/fs/cgroup/cgroup.controllers").exists()),
+        other => Err(EngineError::InvalidParameter(format!(
+            "invalid cgroup namespace mode: {other}"
+        ))),
+    }
+}
+
 /// Builds the runtime spec.
 pub fn build(input: &SpecInput<'_>) -> Result<Value, EngineError> {
     let hc = input.host_config;
@@ -234,6 +248,9 @@ pub fn build(input: &SpecInput<'_>) -> Result<Value, EngineError> {
     }
     if input.userns.is_some() {
         namespaces.push(json!({"type": "user"}));
+    }
+    if private_cgroupns(hc)? {
+        namespaces.push(json!({"type": "cgroup"}));
     }
     let has_uts_namespace = namespaces.iter().any(|n| n["type"] == "uts");
 

@@ -820,7 +820,7 @@ fn primary_order(c: &Container) -> Vec<(String, &Endpoint)> {
 }
 
 /// `name:alias` (also `/name:/me/alias`, as Docker stores links).
-fn parse_link(link: &str) -> (String, String) {
+pub(crate) fn parse_link(link: &str) -> (String, String) {
     let (target, alias) = link.split_once(':').unwrap_or((link, link));
     let target = target.trim_start_matches('/').to_string();
     let alias = alias.rsplit('/').next().unwrap_or(alias).to_string();

@@ -1,0 +1,424 @@
+//! Host devices in a container, as dockerd gives them: `HostConfig.Devices`
+//! (`--device /dev/x[:/dev/y[:rwm]]`, a directory bringing every device below it),
+//! `DeviceCgroupRules` (`--device-cgroup-rule 'c 42:* rwm'`), the block I/O throttles
+//! (`--device-read-bps` and the other `BlkioDevice*` lists) and `BlkioWeightDevice`;
+//! and the refusal of `DeviceRequests` (`--gpus`), which no driver here can honour.
+//!
+//! Each device becomes a node in the container (`linux.devices`) and an allow rule of
+//! the devices cgroup (`linux.resources.devices`), which the runtime applies (v1
+//! `devices.allow`, v2 an eBPF program).
+
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::EngineError;
+
+/// Where the blkio controller's per-device weight would be (cgroup v1).
+const WEIGHT_DEVICE_FILE: &str = "/sys/fs/cgroup/blkio/blkio.weight_device";
+
+/// `container.DeviceMapping`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct DeviceMapping {
+    #[serde(default)]
+    path_on_host: String,
+    #[serde(default)]
+    path_in_container: String,
+    #[serde(default)]
+    cgroup_permissions: String,
+}
+
+/// `container.DeviceRequest` (the fields a refusal names).
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct DeviceRequest {
+    #[serde(default)]
+    driver: Option<String>,
+    #[serde(default)]
+    capabilities: Option<Vec<Vec<String>>>,
+}
+
+/// `blkiodev.ThrottleDevice`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct ThrottleDevice {
+    #[serde(default)]
+    path: String,
+    #[serde(default)]
+    rate: u64,
+}
+
+/// `blkiodev.WeightDevice`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct WeightDevice {
+    #[serde(default)]
+    path: String,
+    #[serde(default)]
+    weight: u16,
+}
+
+/// A device node of the OCI spec (`linux.devices`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct DeviceNode {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    path: PathBuf,
+    major: u64,
+    minor: u64,
+    file_mode: u32,
+    uid: u32,
+    gid: u32,
+}
+
+/// A devices cgroup rule of the OCI spec (`linux.resources.devices`); None: any.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+struct DeviceRule {
+    allow: bool,
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    major: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    minor: Option<u64>,
+    access: String,
+}
+
+/// A throttle or weight of the OCI spec (`linux.resources.blockIO`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+struct BlockDeviceLimit {
+    major: u64,
+    minor: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rate: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    weight: Option<u16>,
+}
+
+fn list<T: for<'de> Deserialize<'de>>(value: &Value, field: &str) -> Result<Vec<T>, EngineError> {
+    if value.is_null() {
+        return Ok(Vec::new());
+    }
+    serde_json::from_value(value.clone())
+        .map_err(|e| EngineError::InvalidParameter(format!("invalid {field}: {e}")))
+}
+
+/// What a create checks and records: `DeviceRequests` are refused (no driver can
+/// honour them: no NVIDIA runtime hook, no CDI spec), cgroup rules and device modes
+/// must parse, and `BlkioWeightDevice` is discarded with dockerd's warning when the
+/// kernel has no per-device weight. The warnings, for the create's answer.
+pub fn check_create(host_config: &mut Value) -> Result<Vec<String>, EngineError> {
+    let requests = list::<DeviceRequest>(&host_config["DeviceRequests"], "DeviceRequests")?;
+    if let Some(request) = requests.into_iter().next() {
+        let capabilities = request
+            .capabilities
+            .unwrap_or_default()
+            .iter()
+            .map(|set| format!("[{}]", set.join(" ")))
+            .collect::<Vec<_>>()
+            .join(" ");
+        return Err(EngineError::InvalidParameter(format!(
+            "could not select device driver {:?} with capabilities: [{capabilities}]",
+            request.driver.unwrap_or_default()
+        )));
+    }
+    for rule in super::spec::str_list(&host_config["DeviceCgroupRules"]) {
+        parse_cgroup_rule(&rule)?;
+    }
+    for d in list::<DeviceMapping>(&host_config["Devices"], "Devices")? {
+        permissions(&d)?;
+    }
+    let mut warnings = Vec::new();
+    let weights = list::<WeightDevice>(&host_config["BlkioWeightDevice"], "BlkioWeightDevice")?;
+    if !weights.is_empty() && !Path::new(WEIGHT_DEVICE_FILE).exists() {
+        warnings.push(
+            "Your kernel does not support Block I/O weight_device or the cgroup is not mounted. Weight-device discarded."
+                .to_string(),
+        );
+        host_config["BlkioWeightDevice"] = Value::Array(Vec::new());
+    }
+    Ok(warnings)
+}
+
+/// Adds the container's devices, cgroup rules and block I/O limits to `spec`.
+pub fn apply(host_config: &Value, spec: &mut Value) -> Result<(), EngineError> {
+    let mut nodes = Vec::new();
+    let mut rules = Vec::new();
+    for d in list::<DeviceMapping>(&host_config["Devices"], "Devices")? {
+        let access = permissions(&d)?;
+        let target = if d.path_in_container.is_empty() {
+            d.path_on_host.clone()
+        } else {
+            d.path_in_container.clone()
+        };
+        for node in nodes_at(Path::new(&d.path_on_host), Path::new(&target))? {
+            rules.push(DeviceRule {
+                allow: true,
+                kind: node.kind.to_string(),
+                major: Some(node.major),
+                minor: Some(node.minor),
+                access: access.clone(),
+            });
+            nodes.push(node);
+        }
+    }
+    for rule in super::spec::str_list(&host_config["DeviceCgroupRules"]) {
+        rules.push(parse_cgroup_rule(&rule)?);
+    }
+    let mut block_io = serde_json::Map::new();
+    for (field, oci) in [
+        ("BlkioDeviceReadBps", "throttleReadBpsDevice"),
+        ("BlkioDeviceWriteBps", "throttleWriteBpsDevice"),
+        ("BlkioDeviceReadIOps", "throttleReadIOPSDevice"),
+        ("BlkioDeviceWriteIOps", "throttleWriteIOPSDevice"),
+    ] {
+        let mut limits = Vec::new();
+        for t in list::<ThrottleDevice>(&host_config[field], field)? {
+            let (major, minor) = device_number(&t.path)?;
+            limits.push(BlockDeviceLimit {
+                major,
+                minor,
+                rate: Some(t.rate),
+                weight: None,
+            });
+        }
+        if !limits.is_empty() {
+            block_io.insert(oci.into(), to_value(&limits));
+        }
+    }
+    let mut weights = Vec::new();
+    for w in list::<WeightDevice>(&host_config["BlkioWeightDevice"], "BlkioWeightDevice")? {
+        let (major, minor) = device_number(&w.path)?;
+        weights.push(BlockDeviceLimit {
+            major,
+            minor,
+            rate: None,
+            weight: Some(w.weight),
+        });
+    }
+    if !weights.is_empty() {
+        block_io.insert("weightDevice".into(), to_value(&weights));
+    }
+
+    let linux = &mut spec["linux"];
+    if !nodes.is_empty() {
+        extend(&mut linux["devices"], to_value(&nodes));
+    }
+    if !rules.is_empty() {
+        extend(&mut linux["resources"]["devices"], to_value(&rules));
+    }
+    if !block_io.is_empty() {
+        let target = &mut linux["resources"]["blockIO"];
+        if !target.is_object() {
+            *target = Value::Object(serde_json::Map::new());
+        }
+        for (k, v) in block_io {
+            target[k] = v;
+        }
+    }
+    Ok(())
+}
+
+fn to_value<T: Serialize>(v: &T) -> Value {
+    serde_json::to_value(v).unwrap_or(Value::Null)
+}
+
+/// Appends the items of the array `more` to the array at `target` (made if absent).
+fn extend(target: &mut Value, more: Value) {
+    let Value::Array(more) = more else { return };
+    match target.as_array_mut() {
+        Some(list) => list.extend(more),
+        None => *target = Value::Array(more),
+    }
+}
+
+/// The cgroup permissions of a mapping (default `rwm`), checked as dockerd does.
+fn permissions(d: &DeviceMapping) -> Result<String, EngineError> {
+    let access = if d.cgroup_permissions.is_empty() {
+        "rwm"
+    } else {
+        d.cgroup_permissions.as_str()
+    };
+    if access.len() > 3 || !access.chars().all(|c| matches!(c, 'r' | 'w' | 'm')) {
+        return Err(EngineError::InvalidParameter(format!(
+            "invalid device mode: {access}"
+        )));
+    }
+    Ok(access.to_string())
+}
+
+/// `c 1:3 rwm`, `b *:* m`, `a 7:* r`: a rule of Docker's `--device-cgroup-rule`.
+fn parse_cgroup_rule(text: &str) -> Result<DeviceRule, EngineError> {
+    let invalid =
+        || EngineError::InvalidParameter(format!("invalid device cgroup format '{text}'"));
+    let fields: Vec<&str> = text.split(' ').collect();
+    let [kind, numbers, access] = fields.as_slice() else {
+        return Err(invalid());
+    };
+    if !matches!(*kind, "a" | "b" | "c") {
+        return Err(invalid());
+    }
+    let (major, minor) = numbers.split_once(':').ok_or_else(invalid)?;
+    let number = |n: &str| -> Result<Option<u64>, EngineError> {
+        if n == "*" {
+            Ok(None)
+        } else {
+            n.parse().map(Some).map_err(|_| invalid())
+        }
+    };
+    if access.is_empty()
+        || access.len() > 3
+        || !access.chars().all(|c| matches!(c, 'r' | 'w' | 'm'))
+    {
+        return Err(invalid());
+    }
+    Ok(DeviceRule {
+        allow: true,
+        kind: kind.to_string(),
+        major: number(major)?,
+        minor: number(minor)?,
+        access: access.to_string(),
+    })
+}
+
+/// The device nodes at `host` (a device, or a directory: every device below it), as
+/// nodes at `target` in the container.
+fn nodes_at(host: &Path, target: &Path) -> Result<Vec<DeviceNode>, EngineError> {
+    let gathering = |e: std::io::Error| {
+        EngineError::InvalidParameter(format!(
+            "error gathering device information while adding custom device {:?}: {}",
+            host.display().to_string(),
+            go_error_text(&e)
+        ))
+    };
+    let meta = std::fs::metadata(host).map_err(gathering)?;
+    if meta.is_dir() {
+        let mut nodes = Vec::new();
+        let mut entries: Vec<_> = std::fs::read_dir(host)
+            .map_err(gathering)?
+            .flatten()
+            .collect();
+        entries.sort_by_key(|e| e.file_name());
+        for entry in entries {
+            let Ok(kind) = entry.file_type() else {
+                continue;
+            };
+            // Devices and subdirectories; links and other files are not devices.
+            if kind.is_dir() || kind.is_char_device() || kind.is_block_device() {
+                nodes.extend(nodes_at(&entry.path(), &target.join(entry.file_name()))?);
+            }
+        }
+        return Ok(nodes);
+    }
+    let kind = if meta.file_type().is_char_device() {
+        "c"
+    } else if meta.file_type().is_block_device() {
+        "b"
+    } else {
+        return Err(EngineError::InvalidParameter(format!(
+            "error gathering device information while adding custom device {:?}: not a device node",
+            host.display().to_string()
+        )));
+    };
+    let rdev = meta.rdev();
+    Ok(vec![DeviceNode {
+        kind,
+        path: target.to_path_buf(),
+        major: u64::from(rustix::fs::major(rdev)),
+        minor: u64::from(rustix::fs::minor(rdev)),
+        file_mode: meta.mode() & 0o7777,
+        uid: meta.uid(),
+        gid: meta.gid(),
+    }])
+}
+
+/// The major and minor number of the block device at `path` (a throttle's device).
+fn device_number(path: &str) -> Result<(u64, u64), EngineError> {
+    let meta = std::fs::metadata(path).map_err(|e| {
+        EngineError::InvalidParameter(format!("stat {path}: {}", go_error_text(&e)))
+    })?;
+    if !meta.file_type().is_block_device() {
+        return Err(EngineError::InvalidParameter(format!(
+            "{path} is not a block device"
+        )));
+    }
+    let rdev = meta.rdev();
+    Ok((
+        u64::from(rustix::fs::major(rdev)),
+        u64::from(rustix::fs::minor(rdev)),
+    ))
+}
+
+/// An OS error in Go's words (`no such file or directory`).
+fn go_error_text(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    let text = text.split(" (os error").next().unwrap_or(&text).to_string();
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => text,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn cgroup_rules_as_docker_writes_them() {
+        assert_eq!(
+            parse_cgroup_rule("c 42:* rmw").unwrap(),
+            DeviceRule {
+                allow: true,
+                kind: "c".into(),
+                major: Some(42),
+                minor: None,
+                access: "rmw".into()
+            }
+        );
+        for bad in ["x 1", "c 1:2", "q 1:2 rwm", "c a:b rwm", "c 1:2 rwx"] {
+            assert!(parse_cgroup_rule(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn gpu_requests_are_refused_with_dockers_words() {
+        let mut hc =
+            json!({"DeviceRequests": [{"Driver": "", "Count": -1, "Capabilities": [["gpu"]]}]});
+        let err = check_create(&mut hc).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "could not select device driver \"\" with capabilities: [[gpu]]"
+        );
+    }
+
+    #[test]
+    fn a_device_becomes_a_node_and_a_rule() {
+        let mut spec =
+            json!({"linux": {"resources": {"devices": [{"allow": false, "access": "rwm"}]}}});
+        let hc = json!({"Devices": [{"PathOnHost": "/dev/null", "PathInContainer": "/dev/mynull", "CgroupPermissions": "r"}]});
+        apply(&hc, &mut spec).unwrap();
+        assert_eq!(spec["linux"]["devices"][0]["path"], json!("/dev/mynull"));
+        assert_eq!(
+            (
+                spec["linux"]["devices"][0]["major"].clone(),
+                spec["linux"]["devices"][0]["minor"].clone()
+            ),
+            (json!(1), json!(3))
+        );
+        assert_eq!(
+            spec["linux"]["resources"]["devices"][1],
+            json!({"allow": true, "type": "c", "major": 1, "minor": 3, "access": "r"})
+        );
+        let missing = json!({"Devices": [{"PathOnHost": "/dev/nonexist"}]});
+        assert_eq!(
+            apply(&missing, &mut spec).unwrap_err().to_string(),
+            "error gathering device information while adding custom device \"/dev/nonexist\": no such file or directory"
+        );
+    }
+}
