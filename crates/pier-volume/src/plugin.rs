@@ -11,8 +11,10 @@
 //!
 //! **Calls**: `POST /Plugin.Activate` once (its `Implements` must list `VolumeDriver`),
 //! then `POST /VolumeDriver.<Method>` with Docker's JSON bodies and answers, header
-//! `Accept: application/vnd.docker.plugins.v1.2+json`. A plugin's error comes back as
-//! `VolumeDriver.<Method>: <its Err>`, as Docker words it; one that is down or does not
+//! `Accept: application/vnd.docker.plugins.v1.2+json`. A plugin's error comes back in
+//! dockerd's words: its `Err` alone when it answered success with an `Err`, and
+//! `VolumeDriver.<Method>: <its Err>` when it answered an error status (the
+//! `volume_plugins` test compares both with dockerd's); one that is down or does not
 //! answer in time gives an error naming the plugin and its address. Calls are not
 //! retried (Docker retries a refused connection for 30 s; a quick, clear failure serves
 //! better, and the caller may try again).
@@ -471,9 +473,11 @@ impl PluginDriver {
         let answer = self
             .call::<_, A>(method, request)
             .map_err(|e| VolumeError::Driver(self.describe(method, e)))?;
+        // An `Err` in a success answer is the plugin's text alone, as dockerd shows it
+        // (an error status gets the method in front, as dockerd's plugin client does).
         let err = err_of(&answer);
         if !err.is_empty() {
-            return Err(VolumeError::Driver(format!("{method}: {err}")));
+            return Err(VolumeError::Driver(err.to_string()));
         }
         Ok(answer)
     }
@@ -580,7 +584,7 @@ impl VolumeDriver for PluginDriver {
                 transport => VolumeError::Driver(self.describe(method, transport)),
             })?;
         if !answer.err.is_empty() {
-            return Err(VolumeError::NotFound(format!("{method}: {}", answer.err)));
+            return Err(VolumeError::NotFound(answer.err));
         }
         match answer.volume {
             Some(v) => {

@@ -29,6 +29,10 @@ fn start_plugin(socket: &Path, base: &Path) -> TestVolumePlugin {
             "VolumeDriver.Create" if name.starts_with("fail-") => {
                 json!({"Err": "the array is full"})
             }
+            // An error with an error status, as Docker's plugin helpers answer.
+            "VolumeDriver.Create" if name.starts_with("fail500-") => {
+                return (500, json!({"Err": "the array is on fire"}).to_string());
+            }
             "VolumeDriver.Create" => {
                 let dir = base.join(&name);
                 std::fs::create_dir_all(&dir).unwrap();
@@ -223,7 +227,7 @@ fn a_plugin_that_fails_or_is_down_leaves_no_volume() {
     assert_ne!(out.code, Some(0), "{out:?}");
     assert!(
         out.stderr
-            .contains("VolumeDriver.Create: the array is full"),
+            .contains("Error response from daemon: create fail-1: the array is full"),
         "{out:?}"
     );
     assert!(!volume_names(&pierd).contains(&"fail-1".to_string()));
@@ -256,4 +260,135 @@ fn a_plugin_that_fails_or_is_down_leaves_no_volume() {
     assert_eq!(changes(&plugin), ["Remove v2"]);
     assert!(!volume_names(&pierd).contains(&"v2".to_string()));
     assert!(mounts_under(data.path()).is_empty());
+}
+
+/// dockerd finds legacy plugins only in the host's `/run/docker/plugins` (and the spec
+/// directories): the parity test puts its socket there, under a name of its own, and
+/// removes the directories it had to make.
+struct HostPluginDir {
+    dir: PathBuf,
+    made: Vec<PathBuf>,
+}
+
+impl HostPluginDir {
+    fn new() -> HostPluginDir {
+        let mut made = Vec::new();
+        for dir in ["/run/docker", "/run/docker/plugins"] {
+            if std::fs::create_dir(dir).is_ok() {
+                made.push(PathBuf::from(dir));
+            }
+        }
+        HostPluginDir {
+            dir: PathBuf::from("/run/docker/plugins"),
+            made,
+        }
+    }
+}
+
+impl Drop for HostPluginDir {
+    fn drop(&mut self) {
+        for dir in self.made.iter().rev() {
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
+}
+
+/// The same script against pierd and dockerd, each with a fresh test plugin: the same
+/// answers, and the same calls in the same order.
+#[test]
+fn plugin_calls_and_answers_match_dockerd() {
+    let Some((pierd, work)) = pierd_with_busybox() else {
+        return;
+    };
+    let Some(dockerd) = pier_testsupport::IsolatedDockerd::start_or_skip(
+        "volume plugins",
+        pier_testsupport::DockerdOptions::default(),
+    ) else {
+        return;
+    };
+    let host_dir = HostPluginDir::new();
+    let tar = work.path().join("busybox-rootfs.tar");
+    dockerd
+        .docker_with_stdin(&["import", "-c", r#"CMD ["sh"]"#, "-", "busybox"], &tar)
+        .ok()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let plugin_name = pier_testsupport::unique_name("pt");
+    let socket = host_dir.dir.join(format!("{plugin_name}.sock"));
+
+    let engines: [(&str, &dyn Engine); 2] = [("pierd", &pierd), ("dockerd", &dockerd)];
+    let mut seen = Vec::new();
+    for (label, engine) in engines {
+        let data = tempfile::tempdir().unwrap();
+        let plugin = start_plugin(&socket, data.path());
+        let mut answers = Vec::new();
+        let mut step = |args: &[&str]| {
+            let out = engine.docker(args);
+            answers.push(format!(
+                "{args:?} -> {:?} {:?} {:?}",
+                out.code,
+                out.stdout,
+                out.stderr.trim()
+            ));
+        };
+        step(&["volume", "create", "-d", &plugin_name, "v1"]);
+        step(&[
+            "volume",
+            "inspect",
+            "-f",
+            "{{.Name}} {{.Driver}} {{.Scope}}",
+            "v1",
+        ]);
+        step(&[
+            "run",
+            "--name",
+            "r1",
+            "-v",
+            "v1:/data",
+            "busybox",
+            "cat",
+            "/data/marker",
+        ]);
+        step(&[
+            "run",
+            "--rm",
+            "--volume-driver",
+            &plugin_name,
+            "-v",
+            "v2:/data",
+            "busybox",
+            "cat",
+            "/data/marker",
+        ]);
+        step(&["rm", "r1"]);
+        step(&["volume", "rm", "v1"]);
+        step(&["volume", "rm", "v2"]);
+        step(&["volume", "create", "-d", &plugin_name, "fail-1"]);
+        step(&["volume", "create", "-d", &plugin_name, "fail500-1"]);
+        step(&["volume", "ls", "-q"]);
+        // Container IDs differ; where they are is what must match.
+        let mut ids = Vec::<String>::new();
+        let calls: Vec<String> = changes(&plugin)
+            .into_iter()
+            .map(|line| {
+                let mut words: Vec<String> = line.split(' ').map(str::to_string).collect();
+                if let Some(id) = words.get_mut(2) {
+                    let n = ids.iter().position(|i| i == id).unwrap_or_else(|| {
+                        ids.push(id.clone());
+                        ids.len() - 1
+                    });
+                    *id = format!("<container {n}>");
+                }
+                words.join(" ")
+            })
+            .collect();
+        drop(plugin);
+        assert!(mounts_under(data.path()).is_empty(), "{label}");
+        seen.push((label, answers, calls));
+    }
+    let (_, pier_answers, pier_calls) = &seen[0];
+    let (_, docker_answers, docker_calls) = &seen[1];
+    for (pier, docker) in pier_answers.iter().zip(docker_answers) {
+        assert_eq!(pier, docker);
+    }
+    assert_eq!(pier_calls, docker_calls);
 }
