@@ -338,3 +338,42 @@ fn calls_work_from_inside_an_async_runtime() {
     assert_eq!(mountpoint, PathBuf::from("/srv/v"));
     assert_eq!(plugin.changes()[0].method, "VolumeDriver.Mount");
 }
+
+/// Relays each TCP connection on a loopback port to the unix socket `to`; answers
+/// the port.
+fn tcp_relay(to: &Path) -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let to = to.to_path_buf();
+    std::thread::spawn(move || {
+        for tcp in listener.incoming().flatten() {
+            let Ok(unix) = std::os::unix::net::UnixStream::connect(&to) else {
+                continue;
+            };
+            let (mut tcp_in, mut unix_out) = (tcp.try_clone().unwrap(), unix.try_clone().unwrap());
+            std::thread::spawn(move || std::io::copy(&mut tcp_in, &mut unix_out));
+            let (mut unix_in, mut tcp_out) = (unix, tcp);
+            std::thread::spawn(move || std::io::copy(&mut unix_in, &mut tcp_out));
+        }
+    });
+    port
+}
+
+#[test]
+fn a_plugin_on_loopback_tcp_from_a_spec_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugin = good_plugin(&dir.path().join("behind-tcp.sock"));
+    let port = tcp_relay(plugin.socket());
+    let specs = dir.path().join("specs");
+    std::fs::create_dir(&specs).unwrap();
+    std::fs::write(
+        specs.join("tcpplug.spec"),
+        format!("tcp://127.0.0.1:{port}\n"),
+    )
+    .unwrap();
+    let driver = find("tcpplug", &dirs(&specs)).unwrap();
+    assert_eq!(driver.mount("v9", "c9").unwrap(), PathBuf::from("/srv/v9"));
+    let changes = plugin.changes();
+    assert_eq!(changes.len(), 1);
+    assert_eq!(body_of(&changes[0]), json!({"Name": "v9", "ID": "c9"}));
+}
