@@ -6,35 +6,9 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
-use std::time::Duration;
 
-use common::{Engine, Pierd};
+use common::{api, Engine, Pierd};
 use pier_testsupport::IsolatedDockerd;
-
-/// One API request over a daemon's unix socket: (status, body).
-fn api(socket: &Path, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
-    let mut cmd = Command::new("curl");
-    cmd.args(["-s", "--max-time", "60", "--unix-socket"])
-        .arg(socket)
-        .args(["-X", method, "-w", "\n%{http_code}"])
-        .args(["-H", "Content-Type: application/json"]);
-    if let Some(b) = body {
-        cmd.args(["-d", b]);
-    }
-    cmd.arg(format!("http://docker/v1.41{path}"));
-    let out =
-        pier_testsupport::run(&mut cmd, Duration::from_secs(90)).unwrap_or_else(|e| panic!("{e}"));
-    let (text, code) = out
-        .stdout
-        .rsplit_once('\n')
-        .unwrap_or_else(|| panic!("no status from curl: {out:?}"));
-    (
-        code.trim().parse().unwrap_or_else(|_| panic!("{out:?}")),
-        // dockerd ends its bodies with a newline, pierd does not.
-        text.trim_end().to_string(),
-    )
-}
 
 fn message(body: &str) -> String {
     serde_json::from_str::<serde_json::Value>(body)

@@ -406,6 +406,31 @@ pub fn pierd_and_dockerd_with_busybox(
     Some((pierd, dockerd, work))
 }
 
+/// One API request (API version 1.41, which both pierd and dockerd 20.10 serve) over a
+/// daemon's unix socket, with curl: (status, body without its final newline).
+pub fn api(socket: &Path, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
+    let mut cmd = Command::new("curl");
+    cmd.args(["-s", "--max-time", "60", "--unix-socket"])
+        .arg(socket)
+        .args(["-X", method, "-w", "\n%{http_code}"])
+        .args(["-H", "Content-Type: application/json"]);
+    if let Some(b) = body {
+        cmd.args(["-d", b]);
+    }
+    cmd.arg(format!("http://docker/v1.41{path}"));
+    let out =
+        pier_testsupport::run(&mut cmd, Duration::from_secs(90)).unwrap_or_else(|e| panic!("{e}"));
+    let (text, code) = out
+        .stdout
+        .rsplit_once('\n')
+        .unwrap_or_else(|| panic!("no status from curl: {out:?}"));
+    (
+        code.trim().parse().unwrap_or_else(|_| panic!("{out:?}")),
+        // dockerd ends its bodies with a newline, pierd does not.
+        text.trim_end().to_string(),
+    )
+}
+
 /// Lines of this process's mountinfo that mention `dir`.
 pub fn mounts_under(dir: &Path) -> Vec<String> {
     let needle = dir.display().to_string();
