@@ -1066,7 +1066,8 @@ impl Engine {
                 r.host_path = Some(path.clone());
             }
         }
-        let user_mounts = mounts::oci_mounts(&resolved)?;
+        // Held to the end: its staged subpaths are unmounted when it goes.
+        let user_mounts = mounts::oci_mounts(&resolved, &self.subpath_staging_dir(&c.id))?;
         let mut spec = spec::build(&spec::SpecInput {
             config: &c.config,
             host_config: &host_config,

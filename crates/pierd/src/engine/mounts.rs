@@ -660,6 +660,58 @@ pub struct OciMounts {
     /// `linux.rootfsPropagation`: `shared` for a shared bind, `rslave` for a slave
     /// one (as dockerd), else none (the runtime's default).
     pub rootfs_propagation: Option<&'static str>,
+    /// Volume subpaths, resolved inside their volume and bound (by descriptor) onto
+    /// staging directories that the spec names instead: a container writing to the
+    /// volume meanwhile cannot swap a directory on the way for a symlink out of it.
+    /// Unmounted when this is dropped: keep it until the runtime created the container.
+    staged: Vec<PathBuf>,
+}
+
+impl Drop for OciMounts {
+    fn drop(&mut self) {
+        for dir in &self.staged {
+            let _ = rustix::mount::unmount(dir, rustix::mount::UnmountFlags::DETACH);
+            let _ = std::fs::remove_dir(dir);
+        }
+        if let Some(parent) = self.staged.first().and_then(|d| d.parent()) {
+            let _ = std::fs::remove_dir(parent);
+        }
+    }
+}
+
+/// Undoes the staging mounts a run cut short (a crash) left in `staging_dir`; never
+/// removes anything recursively, as a mount there would lead into a volume.
+fn clear_staging(staging_dir: &Path) {
+    for entry in std::fs::read_dir(staging_dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let _ = rustix::mount::unmount(entry.path(), rustix::mount::UnmountFlags::DETACH);
+        let _ = std::fs::remove_dir(entry.path());
+    }
+}
+
+/// Binds what `fd` holds onto `staging_dir/<n>`. Its propagation is left as the
+/// parent's, so that its unmount reaches wherever its mount did.
+fn stage(fd: &std::os::fd::OwnedFd, staging_dir: &Path, n: usize) -> Result<PathBuf, EngineError> {
+    use std::os::fd::AsRawFd;
+    let failed = |e: std::io::Error| {
+        EngineError::Internal(format!(
+            "stage a volume subpath in {}: {e}",
+            staging_dir.display()
+        ))
+    };
+    let dir = staging_dir.join(n.to_string());
+    std::fs::create_dir_all(&dir).map_err(failed)?;
+    let held = format!("/proc/self/fd/{}", fd.as_raw_fd());
+    let bound = rustix::mount::mount_bind_recursive(held.as_str(), &dir);
+    if let Err(e) = bound {
+        let _ = rustix::mount::unmount(&dir, rustix::mount::UnmountFlags::DETACH);
+        let _ = std::fs::remove_dir(&dir);
+        return Err(failed(e.into()));
+    }
+    Ok(dir)
 }
 
 /// Whether this kernel can make a bind recursively read-only (mount_setattr, Linux
@@ -671,8 +723,14 @@ pub fn kernel_has_recursive_readonly() -> bool {
 /// The spec entries of resolved plans. Missing `-v` bind sources are made here
 /// (directories, as dockerd), and shared/slave binds are checked against the
 /// propagation of their source on the host, with dockerd's errors.
-pub fn oci_mounts(resolved: &[ResolvedMount<'_>]) -> Result<OciMounts, EngineError> {
+///
+/// Volume subpaths are staged under `staging_dir` (see [`OciMounts`]).
+pub fn oci_mounts(
+    resolved: &[ResolvedMount<'_>],
+    staging_dir: &Path,
+) -> Result<OciMounts, EngineError> {
     let mut out = OciMounts::default();
+    clear_staging(staging_dir);
     // Sorted by depth of destination, as dockerd, so that a mount inside another is
     // made after it.
     let mut order: Vec<&ResolvedMount<'_>> = resolved.iter().collect();
@@ -762,7 +820,12 @@ pub fn oci_mounts(resolved: &[ResolvedMount<'_>]) -> Result<OciMounts, EngineErr
                     ))
                 })?;
                 let source = match subpath {
-                    Some(sub) => resolve_subpath(base, sub)?,
+                    Some(sub) => {
+                        let fd = resolve_subpath(base, sub)?;
+                        let dir = stage(&fd, staging_dir, out.staged.len())?;
+                        out.staged.push(dir.clone());
+                        dir
+                    }
                     None => base.clone(),
                 };
                 let mut opts = vec!["rbind".to_string()];
@@ -844,15 +907,18 @@ fn merge_tmpfs_options(options: Vec<String>) -> Vec<String> {
     out
 }
 
-/// A subpath of a volume or image, resolved without leaving it (symlinks included)
-/// and required to exist, as Docker 26+.
-fn resolve_subpath(base: &Path, sub: &str) -> Result<PathBuf, EngineError> {
+/// A subpath of a volume, resolved without leaving it (symlinks included) and
+/// required to exist, as Docker 26+: an `O_PATH` descriptor of what it names.
+fn resolve_subpath(base: &Path, sub: &str) -> Result<std::os::fd::OwnedFd, EngineError> {
     let root = pier_runtime::rootpath::Root::open(base)
         .map_err(|e| EngineError::Internal(format!("open {}: {e}", base.display())))?;
-    let resolved = root.resolve(Path::new(sub)).map_err(|e| {
-        EngineError::InvalidParameter(format!("cannot access path {}/{sub}: {e}", base.display()))
-    })?;
-    Ok(resolved.real_path())
+    root.open_at(Path::new(sub), rustix::fs::OFlags::PATH)
+        .map_err(|e| {
+            EngineError::InvalidParameter(format!(
+                "cannot access path {}/{sub}: {e}",
+                base.display()
+            ))
+        })
 }
 
 /// dockerd's `ensureShared`/`ensureSharedOrSlave`: the mount holding `path` on the
@@ -995,6 +1061,11 @@ impl super::Engine {
                 }),
             })
             .collect()
+    }
+
+    /// Where a start stages the container's volume subpaths ([`oci_mounts`]).
+    pub(super) fn subpath_staging_dir(&self, id: &str) -> PathBuf {
+        self.exec_root.join("subpaths").join(id)
     }
 
     /// At start: what an image mount mounts, its subpath applied.
@@ -1255,7 +1326,7 @@ mod tests {
                 overlay_lowerdirs: Vec::new(),
             })
             .collect();
-        let oci = oci_mounts(&resolved).unwrap();
+        let oci = oci_mounts(&resolved, Path::new("/nonexistent")).unwrap();
         let run = oci
             .mounts
             .iter()
