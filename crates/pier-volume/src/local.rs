@@ -561,6 +561,30 @@ mod tests {
     }
 
     #[test]
+    fn a_read_only_bind_volume_shows_the_host_directory_read_only() {
+        if !rustix::process::geteuid().is_root() {
+            eprintln!("skipped: needs root to mount");
+            return;
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        let host = tmp.path().join("host");
+        fs::create_dir(&host).unwrap();
+        fs::write(host.join("f"), "from the host").unwrap();
+        let d = LocalDriver::new(tmp.path().join("volumes")).unwrap();
+        let device = host.display().to_string();
+        let o = opts(&[("type", "none"), ("device", &device), ("o", "bind,ro")]);
+        d.create("b", &o).unwrap();
+        let path = d.mount("b", "c1").unwrap();
+        assert_eq!(fs::read_to_string(path.join("f")).unwrap(), "from the host");
+        let err = fs::write(path.join("g"), "x").unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::EROFS), "{err}");
+        d.unmount("b", "c1").unwrap();
+        assert!(!is_mount_point(&path));
+        d.remove("b").unwrap();
+        assert!(host.join("f").exists(), "the host directory is left alone");
+    }
+
+    #[test]
     fn a_tmpfs_volume_is_mounted_by_its_first_user_and_unmounted_by_its_last() {
         if !rustix::process::geteuid().is_root() {
             eprintln!("skipped: needs root to mount");
