@@ -316,6 +316,11 @@ fn devices_and_device_cgroup_rules_as_dockerd() {
         "run --rm --network none --device /dev/net/tun busybox stat -c '%F %t:%T %a' /dev/net/tun",
     );
     assert_eq!(out.stdout, "character special file a:c8 600\n");
+    // A directory brings every device below it, under the container path.
+    let out = e.same(
+        "run --rm --network none --device /dev/net:/dev/xnet busybox stat -c '%F %t:%T' /dev/xnet/tun",
+    );
+    assert_eq!(out.stdout, "character special file a:c8\n");
     // Under another path, with a mode: the node there, and the cgroup rule the mode.
     if !std::path::Path::new("/dev/loop0").exists() {
         pier_testsupport::skip(
