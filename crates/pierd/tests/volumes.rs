@@ -206,6 +206,13 @@ fn volumes_in_use_are_refused_also_with_force() {
     };
     let id = pierd.docker_ok(&["run", "-d", "-v", "busy:/d", "busybox", "sleep", "300"]);
     let id = id.trim();
+    // `ps --filter volume=` finds it by the volume's name or the mount's destination.
+    for filter in ["volume=busy", "volume=/d"] {
+        let ps = pierd.docker_ok(&["ps", "-q", "--no-trunc", "--filter", filter]);
+        assert_eq!(ps.trim(), id, "{filter}");
+    }
+    let ps = pierd.docker_ok(&["ps", "-q", "--filter", "volume=other"]);
+    assert_eq!(ps.trim(), "");
     let want = format!("Error response from daemon: remove busy: volume is in use - [{id}]");
     for args in [
         &["volume", "rm", "busy"][..],

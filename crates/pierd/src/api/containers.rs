@@ -329,7 +329,15 @@ async fn list(
     for key in filters.keys() {
         if !matches!(
             key.as_str(),
-            "status" | "label" | "name" | "id" | "ancestor" | "exited" | "before" | "since"
+            "status"
+                | "label"
+                | "name"
+                | "id"
+                | "ancestor"
+                | "exited"
+                | "before"
+                | "since"
+                | "volume"
         ) {
             return Err(ApiError::bad_request(format!("invalid filter '{key}'")));
         }
@@ -364,6 +372,17 @@ async fn list(
             && any("label", &|v| match v.split_once('=') {
                 Some((k, val)) => labels.get(k).and_then(|x| x.as_str()) == Some(val),
                 None => labels.contains_key(v),
+            })
+            // Docker's `volume` filter: a volume's name, a bind's source, or a
+            // mount's destination.
+            && (!filters.contains_key("volume") || {
+                let mounts = d.engine.mount_points(c);
+                any("volume", &|v| {
+                    mounts.iter().any(|m| {
+                        let name = m["Name"].as_str().filter(|n| !n.is_empty());
+                        name.or(m["Source"].as_str()) == Some(v) || m["Destination"] == v
+                    })
+                })
             })
             && any("exited", &|v| {
                 c.state.status == "exited" && v.parse::<i32>().ok() == Some(c.state.exit_code)
