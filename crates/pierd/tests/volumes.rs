@@ -107,9 +107,6 @@ fn named_volume_data_outlives_containers_and_a_pierd_crash() {
         ),
         format!("volume data {} /data local z true", root.join("data/_data").display())
     );
-    // `rm -v` removes anonymous volumes only: the named one stays.
-    pierd.docker_ok(&["rm", "-v", "writer"]);
-    assert!(listed(&pierd).contains("data"));
 
     // A crash between making a volume's directory and recording it: the directory no
     // record names is gone after the restart.
@@ -123,6 +120,13 @@ fn named_volume_data_outlives_containers_and_a_pierd_crash() {
     );
     let read = pierd.docker_ok(&["run", "--rm", "-v", "data:/d", "busybox", "cat", "/d/file"]);
     assert_eq!(read.trim(), "kept", "{}", pierd.log_tail(20));
+    // The stopped writer still uses it after the restart (users come from the records).
+    let out = pierd.docker(&["volume", "rm", "data"]);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(out.stderr.contains("volume is in use"), "{out:?}");
+    // `rm -v` removes anonymous volumes only: the named one stays.
+    pierd.docker_ok(&["rm", "-v", "writer"]);
+    assert!(listed(&pierd).contains("data"));
     pierd.docker_ok(&["volume", "rm", "data"]);
     assert_consistent(&pierd);
 }
