@@ -151,6 +151,27 @@ fn group_add_gives_supplementary_groups() {
     assert_eq!(out.stdout, "Groups:\t5 \n");
     let out = e.same("run --rm --network none -u 1000 --group-add 10 --group-add 1234 busybox id");
     assert_eq!(out.stdout, "uid=1000 gid=0(root) groups=0(root),10,1234\n");
+    // An exec gets the container's groups too, as with dockerd.
+    for engine in [&e.pierd as &dyn Engine, &e.dockerd] {
+        engine.docker_ok(&[
+            "run",
+            "-d",
+            "--network",
+            "none",
+            "--group-add",
+            "10",
+            "--name",
+            "grouped",
+            "busybox",
+            "sleep",
+            "100",
+        ]);
+    }
+    let out = e.same("exec grouped grep Groups /proc/self/status");
+    assert_eq!(out.stdout, "Groups:\t0 10 \n");
+    let out = e.same("exec -u 1000 grouped grep Groups /proc/self/status");
+    assert_eq!(out.stdout, "Groups:\t0 10 \n");
+    e.same("rm -f grouped");
     e.same_refusal(
         "run --rm --network none --group-add nosuchgroup busybox true",
         125,

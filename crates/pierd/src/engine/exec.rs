@@ -25,7 +25,7 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 
-use super::{internal, random_id, resolve_user, strings, Engine, EngineError, DEFAULT_PATH};
+use super::{internal, process_user, random_id, strings, Engine, EngineError, DEFAULT_PATH};
 
 /// How long output may still come after the process exited (a background child of
 /// the process holding the pipes open must not hold the client forever).
@@ -341,7 +341,7 @@ impl Engine {
             process = json!({});
         }
         let rootfs = self.data_dir(&c.id).join("rootfs");
-        let (uid, gid, additional_gids) = resolve_user(&rootfs, &cfg.user)?;
+        let (uid, gid, additional_gids) = process_user(&rootfs, &cfg.user, &c.host_config)?;
 
         // Docker's `CreateDaemonEnvironment`, then the container's env, then the exec's.
         let mut env = vec![DEFAULT_PATH.to_string(), format!("HOSTNAME={}", c.hostname)];

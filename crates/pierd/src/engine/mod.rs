@@ -986,18 +986,7 @@ impl Engine {
         let etc_files = self.write_etc_files(c, data_dir)?;
         self.own_files(c, &etc_files);
         let user = c.config["User"].as_str().unwrap_or_default();
-        let (uid, gid, user_gids) = resolve_user(rootfs, user)?;
-        // As dockerd: the primary group is among the supplementary ones too, then the
-        // user's groups and `--group-add`'s.
-        let mut additional_gids = vec![gid];
-        for group in user_gids
-            .into_iter()
-            .chain(group_add_gids(rootfs, &c.host_config["GroupAdd"])?)
-        {
-            if !additional_gids.contains(&group) {
-                additional_gids.push(group);
-            }
-        }
+        let (uid, gid, additional_gids) = process_user(rootfs, user, &c.host_config)?;
         let mut env: Vec<String> = strings(c.config["Env"].as_array().map_or(&[][..], |v| v));
         // As dockerd: the default PATH is the process's, not part of `Config.Env`.
         if !env.iter().any(|e| e.starts_with("PATH=")) {
@@ -1836,6 +1825,27 @@ fn group_gid(group_file: &str, name: &str) -> Option<u32> {
         let f: Vec<&str> = l.split(':').collect();
         (f.len() >= 3 && f[0] == name).then(|| f[2].parse::<u32>().ok())?
     })
+}
+
+/// The uid, gid and supplementary groups of a container's process (its own, or an
+/// exec's) running as `user`: as dockerd, the primary group is among the
+/// supplementary ones too, then the user's groups and `--group-add`'s.
+pub(crate) fn process_user(
+    rootfs: &Path,
+    user: &str,
+    host_config: &Value,
+) -> Result<(u32, u32, Vec<u32>), EngineError> {
+    let (uid, gid, user_gids) = resolve_user(rootfs, user)?;
+    let mut additional_gids = vec![gid];
+    for group in user_gids
+        .into_iter()
+        .chain(group_add_gids(rootfs, &host_config["GroupAdd"])?)
+    {
+        if !additional_gids.contains(&group) {
+            additional_gids.push(group);
+        }
+    }
+    Ok((uid, gid, additional_gids))
 }
 
 /// `HostConfig.GroupAdd` (`--group-add`): group IDs, or names looked up in the
