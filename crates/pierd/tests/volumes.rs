@@ -573,3 +573,64 @@ fn names_and_create_conflicts_are_answered_as_docker() {
     pierd.docker_ok(&["volume", "rm", "twice"]);
     assert_consistent(&pierd);
 }
+
+#[test]
+fn docker_cp_reaches_into_volumes() {
+    let Some((pierd, work)) = pierd_with_busybox() else {
+        return;
+    };
+    let file = work.path().join("in.txt");
+    std::fs::write(&file, "copied in\n").unwrap();
+    // Into a stopped container's volume: the next container using it sees the file.
+    pierd.docker_ok(&[
+        "create",
+        "--name",
+        "box",
+        "-v",
+        "cpvol:/data",
+        "busybox",
+        "true",
+    ]);
+    pierd.docker_ok(&["cp", &file.display().to_string(), "box:/data/in.txt"]);
+    let read = pierd.docker_ok(&[
+        "run",
+        "--rm",
+        "-v",
+        "cpvol:/v",
+        "busybox",
+        "cat",
+        "/v/in.txt",
+    ]);
+    assert_eq!(read, "copied in\n");
+    // Out of a running container's volume, what it wrote there.
+    let id = pierd.docker_ok(&[
+        "run",
+        "-d",
+        "-v",
+        "cpvol:/data",
+        "busybox",
+        "sh",
+        "-c",
+        "echo written > /data/out.txt; exec sleep 300",
+    ]);
+    let id = id.trim();
+    let out = work.path().join("out.txt");
+    assert!(common::wait_until(Duration::from_secs(10), || {
+        pierd
+            .docker(&[
+                "cp",
+                &format!("{id}:/data/out.txt"),
+                &out.display().to_string(),
+            ])
+            .code
+            == Some(0)
+    }));
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "written\n");
+    // The volume's root by its mount point (`/data/.`: its contents).
+    let dir = work.path().join("all");
+    pierd.docker_ok(&["cp", &format!("{id}:/data/."), &dir.display().to_string()]);
+    assert!(dir.join("in.txt").exists() && dir.join("out.txt").exists());
+    pierd.docker_ok(&["rm", "-f", id, "box"]);
+    pierd.docker_ok(&["volume", "rm", "cpvol"]);
+    assert_consistent(&pierd);
+}

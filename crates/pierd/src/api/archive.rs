@@ -6,10 +6,11 @@
 //! a temporary directory. Every path is resolved with `openat2(RESOLVE_IN_ROOT)` from
 //! the root's fd, and every file is created or opened with `*at` calls under such a
 //! parent and `O_NOFOLLOW`, so neither the request's path, the uploaded tar's names,
-//! nor symlinks inside the container can reach outside it. The container's own bind
-//! mounts (volumes) are not part of that root and so are not seen; the `/etc/hostname`,
-//! `/etc/hosts` and `/etc/resolv.conf` pierd writes are served from pierd's copies
-//! when asked for by exactly those paths.
+//! nor symlinks inside the container can reach outside it. A path inside one of the
+//! container's volumes or binds is served from that mount's host directory instead
+//! (the deepest mount holding it), resolved the same way inside it, as Docker mounts
+//! them for `cp`; the `/etc/hostname`, `/etc/hosts` and `/etc/resolv.conf` pierd
+//! writes are served from pierd's copies when asked for by exactly those paths.
 
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::{OsStr, OsString};
@@ -193,6 +194,57 @@ fn open_root(d: &AppState, c: &Container) -> Result<Root, ApiError> {
     })
 }
 
+/// The root and path of `path` when it lies in one of the container's volumes or
+/// binds: the deepest such mount's host directory, and the rest of the path in it
+/// (its trailing `/` or `/.` kept). None when no mount holds it (blocking).
+fn mount_root(d: &AppState, c: &Container, path: &str) -> Result<Option<(Root, String)>, ApiError> {
+    let (comps, _) = clean(path);
+    let mut best: Option<(usize, String)> = None;
+    for m in d.engine.mount_points(c) {
+        let (Some(kind), Some(source), Some(dest)) = (
+            m["Type"].as_str(),
+            m["Source"].as_str(),
+            m["Destination"].as_str(),
+        ) else {
+            continue;
+        };
+        if !matches!(kind, "volume" | "bind") || source.is_empty() {
+            continue;
+        }
+        let target = clean(dest).0;
+        if comps.starts_with(&target) && best.as_ref().is_none_or(|(n, _)| target.len() > *n) {
+            best = Some((target.len(), source.to_string()));
+        }
+    }
+    let Some((depth, source)) = best else {
+        return Ok(None);
+    };
+    let fd = open_dir(std::path::Path::new(&source))
+        .map_err(|e| errno_err("opening the mount's directory", e))?;
+    let mut rest = format!("/{}", comps[depth..].join("/"));
+    if path.ends_with("/.") {
+        rest.push_str(if rest == "/" { "." } else { "/." });
+    } else if path.ends_with('/') && rest != "/" {
+        rest.push('/');
+    }
+    let root = Root {
+        fd,
+        _mounted: None,
+        // The container sees a volume's files with their owners as stored: shifted,
+        // in a user namespace.
+        mapping: c.userns.clone(),
+    };
+    Ok(Some((root, rest)))
+}
+
+/// The root a request's `path` is resolved in, and the path in it (blocking).
+fn open_root_for(d: &AppState, c: &Container, path: &str) -> Result<(Root, String), ApiError> {
+    match mount_root(d, c, path)? {
+        Some(found) => Ok(found),
+        None => Ok((open_root(d, c)?, path.to_string())),
+    }
+}
+
 /// `a/./b/../c/` → `["a", "c"]`; `..` above the root stays at the root (as a path
 /// inside a container does). The trailing-separator flag is returned too.
 fn clean(path: &str) -> (Vec<String>, bool) {
@@ -355,7 +407,7 @@ async fn open_source(d: &AppState, id: &str, path: Option<String>) -> Result<Sou
     };
     let d = d.clone();
     tokio::task::spawn_blocking(move || -> Result<Source, ApiError> {
-        let root = open_root(&d, &c)?;
+        let (root, inner) = open_root_for(&d, &c, &path)?;
         let resolved = match etc_file(&d, &c, &path) {
             Some(file) => {
                 let parent = file.parent().map(PathBuf::from).unwrap_or_default();
@@ -370,7 +422,7 @@ async fn open_source(d: &AppState, id: &str, path: Option<String>) -> Result<Sou
                     abs: path.clone(),
                 }
             }
-            None => match resolve(root.fd.as_fd(), &path) {
+            None => match resolve(root.fd.as_fd(), &inner) {
                 Ok(r) => r,
                 Err(Errno::NOENT | Errno::NOTDIR | Errno::LOOP) => {
                     return Err(not_found_in(&path, &c))
@@ -739,8 +791,8 @@ async fn put_archive(
     let d2 = d.clone();
     tokio::task::spawn_blocking(move || -> Result<(), ApiError> {
         let _alone = Extracting::begin(&c.id);
-        let root = open_root(&d2, &c)?;
-        let dest = match in_root(root.fd.as_fd(), &clean(&path).0.join("/"), OFlags::PATH) {
+        let (root, inner) = open_root_for(&d2, &c, &path)?;
+        let dest = match in_root(root.fd.as_fd(), &clean(&inner).0.join("/"), OFlags::PATH) {
             Ok(fd) => fd,
             Err(Errno::NOENT | Errno::LOOP) => return Err(not_found_in(&path, &c)),
             Err(e) => return Err(resolve_err(&path, e)),
