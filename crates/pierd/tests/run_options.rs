@@ -466,64 +466,133 @@ fn cgroup_namespace_modes_as_dockerd() {
     }
 }
 
+/// A Linux bridge of the test's own (the isolated dockerd's default bridge, which its
+/// `--bridge=none` otherwise leaves out), deleted when dropped.
+struct TestBridge(String);
+
+impl TestBridge {
+    fn create(subnet_gateway: &str) -> Option<TestBridge> {
+        let name = pier_testsupport::unique_name("pl");
+        let ip = |args: &[&str]| {
+            std::process::Command::new("ip")
+                .args(args)
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        if !ip(&["link", "add", &name, "type", "bridge"]) {
+            pier_testsupport::skip(
+                "links against dockerd",
+                "cannot make a bridge (ip link add)",
+            );
+            return None;
+        }
+        let bridge = TestBridge(name);
+        let made = ip(&["addr", "add", subnet_gateway, "dev", &bridge.0])
+            && ip(&["link", "set", &bridge.0, "up"]);
+        assert!(made, "set up bridge {}", bridge.0);
+        Some(bridge)
+    }
+}
+
+impl Drop for TestBridge {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("ip")
+            .args(["link", "delete", &self.0])
+            .status();
+    }
+}
+
+/// The `MY_DB_*` variables of `env` output, sorted, with the linked container's
+/// address as `<IP>`.
+fn link_vars(env: &str, ip: &str) -> Vec<String> {
+    let mut vars: Vec<String> = env
+        .lines()
+        .filter(|l| l.starts_with("MY_DB_"))
+        .map(|l| l.replace(ip, "<IP>"))
+        .collect();
+    vars.sort_unstable();
+    vars
+}
+
 #[test]
 fn links_set_dockers_environment() {
-    // The isolated dockerd runs with --bridge=none (no default bridge, where legacy
-    // links live): pierd's variables are checked against moby's format instead.
-    let Some((pierd, _work)) = common::pierd_with_busybox() else {
+    let work = tempfile::tempdir().expect("temp dir");
+    let Some(tar) = common::busybox_rootfs_tar(work.path()) else {
         return;
     };
-    pierd.docker_ok(&[
-        "run",
-        "-d",
-        "--name",
-        "db",
-        "-e",
-        "PASS=secret",
-        "--expose",
-        "5432",
-        "--expose",
-        "53/udp",
-        "busybox",
-        "sleep",
-        "1000",
-    ]);
-    let ip = pierd.docker_ok(&["inspect", "-f", "{{.NetworkSettings.IPAddress}}", "db"]);
-    let ip = ip.trim();
-    assert!(!ip.is_empty());
-    let out = pierd.docker_ok(&[
-        "run", "--rm", "--name", "web", "--link", "db:my-db", "busybox", "env",
-    ]);
-    let mut link_vars: Vec<&str> = out.lines().filter(|l| l.starts_with("MY_DB_")).collect();
-    link_vars.sort_unstable();
-    let mut expected = vec![
-        format!("MY_DB_ENV_PASS=secret"),
-        format!("MY_DB_NAME=/web/my-db"),
-        format!("MY_DB_PORT=udp://{ip}:53"),
-        format!("MY_DB_PORT_53_UDP=udp://{ip}:53"),
-        format!("MY_DB_PORT_53_UDP_ADDR={ip}"),
-        format!("MY_DB_PORT_53_UDP_PORT=53"),
-        format!("MY_DB_PORT_53_UDP_PROTO=udp"),
-        format!("MY_DB_PORT_5432_TCP=tcp://{ip}:5432"),
-        format!("MY_DB_PORT_5432_TCP_ADDR={ip}"),
-        format!("MY_DB_PORT_5432_TCP_PORT=5432"),
-        format!("MY_DB_PORT_5432_TCP_PROTO=tcp"),
-    ];
+    // Declared first, so it goes last (after both daemons).
+    let Some(bridge) = TestBridge::create("10.233.77.1/24") else {
+        return;
+    };
+    let options = pier_testsupport::DockerdOptions {
+        // The last --bridge wins over the isolated dockerd's --bridge=none.
+        extra_args: vec!["--bridge".into(), bridge.0.clone().into()],
+        ..pier_testsupport::DockerdOptions::default()
+    };
+    let Some(dockerd) = IsolatedDockerd::start_or_skip("run_options_links", options) else {
+        return;
+    };
+    let pierd = Pierd::start();
+    let mut answers = Vec::new();
+    for (label, engine) in [("pierd", &pierd as &dyn Engine), ("dockerd", &dockerd)] {
+        let out = engine.docker_with_stdin(&["import", "-c", "CMD [\"sh\"]", "-", "busybox"], &tar);
+        assert_eq!(out.code, Some(0), "{out:?}");
+        engine.docker_ok(&[
+            "run",
+            "-d",
+            "--name",
+            "db",
+            "-e",
+            "PASS=secret",
+            "--expose",
+            "5432",
+            "--expose",
+            "53/udp",
+            "busybox",
+            "sleep",
+            "1000",
+        ]);
+        let ip = engine.docker_ok(&["inspect", "-f", "{{.NetworkSettings.IPAddress}}", "db"]);
+        let ip = ip.trim().to_string();
+        assert!(
+            !ip.is_empty(),
+            "{label}: db has no address on the default bridge"
+        );
+        let env = engine.docker_ok(&[
+            "run", "--rm", "--name", "web", "--link", "db:my-db", "busybox", "env",
+        ]);
+        // The container's own variables win over a link's.
+        let own = engine.docker_ok(&[
+            "run",
+            "--rm",
+            "--link",
+            "db:my-db",
+            "-e",
+            "MY_DB_NAME=mine",
+            "busybox",
+            "sh",
+            "-c",
+            "echo $MY_DB_NAME",
+        ]);
+        answers.push((link_vars(&env, &ip), own));
+        engine.docker_ok(&["rm", "-f", "db"]);
+    }
+    assert_eq!(answers[0], answers[1], "pierd vs dockerd");
+    let mut expected: Vec<String> = [
+        "MY_DB_ENV_PASS=secret",
+        "MY_DB_NAME=/web/my-db",
+        "MY_DB_PORT=udp://<IP>:53",
+        "MY_DB_PORT_5432_TCP=tcp://<IP>:5432",
+        "MY_DB_PORT_5432_TCP_ADDR=<IP>",
+        "MY_DB_PORT_5432_TCP_PORT=5432",
+        "MY_DB_PORT_5432_TCP_PROTO=tcp",
+        "MY_DB_PORT_53_UDP=udp://<IP>:53",
+        "MY_DB_PORT_53_UDP_ADDR=<IP>",
+        "MY_DB_PORT_53_UDP_PORT=53",
+        "MY_DB_PORT_53_UDP_PROTO=udp",
+    ]
+    .map(String::from)
+    .to_vec();
     expected.sort_unstable();
-    assert_eq!(link_vars, expected, "{out}");
-    // The container's own variables win over a link's.
-    let out = pierd.docker_ok(&[
-        "run",
-        "--rm",
-        "--link",
-        "db:my-db",
-        "-e",
-        "MY_DB_NAME=mine",
-        "busybox",
-        "sh",
-        "-c",
-        "echo $MY_DB_NAME",
-    ]);
-    assert_eq!(out, "mine\n");
-    pierd.docker_ok(&["rm", "-f", "db"]);
+    assert_eq!(answers[0], (expected, "mine\n".to_string()));
 }
