@@ -1378,6 +1378,56 @@ mod tests {
     }
 
     #[test]
+    fn an_image_subpath_takes_the_layers_that_show_it() {
+        let tmp = tempfile::tempdir().unwrap();
+        let layer = |n: &str| {
+            let d = tmp.path().join(n);
+            std::fs::create_dir_all(&d).unwrap();
+            d
+        };
+        // Top-most first: `top` has app/, `opaque` makes app/ opaque, `hidden` is
+        // below it, `gone` whites app/ out under another layer set.
+        let (top, opaque, hidden) = (layer("top"), layer("opaque"), layer("hidden"));
+        for l in [&top, &opaque, &hidden] {
+            std::fs::create_dir_all(l.join("app/bin")).unwrap();
+        }
+        let opaque_set = rustix::fs::setxattr(
+            opaque.join("app"),
+            "trusted.overlay.opaque",
+            b"y",
+            rustix::fs::XattrFlags::empty(),
+        )
+        .is_ok();
+        let empty = layer("empty");
+        let got = layers_at_subpath(
+            &[top.clone(), empty.clone(), opaque.clone(), hidden.clone()],
+            "app/bin",
+        )
+        .unwrap();
+        if opaque_set {
+            assert_eq!(got, [top.join("app/bin"), opaque.join("app/bin")]);
+        } else {
+            eprintln!("skipping the opaque-directory check: no trusted.* xattrs here");
+        }
+        // A whiteout of app/ hides what is below it.
+        let whiteout = layer("whiteout");
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            whiteout.join("app"),
+            rustix::fs::FileType::CharacterDevice,
+            rustix::fs::Mode::empty(),
+            0,
+        )
+        .unwrap();
+        let got = layers_at_subpath(&[top.clone(), whiteout, hidden.clone()], "app").unwrap();
+        assert_eq!(got, [top.join("app")]);
+        // Not a directory, or nowhere: refused.
+        std::fs::write(empty.join("file"), "x").unwrap();
+        assert!(layers_at_subpath(&[empty.clone()], "file").is_err());
+        assert!(layers_at_subpath(&[empty], "nowhere").is_err());
+    }
+
+    #[test]
     fn paths_clean_and_stay_local() {
         assert_eq!(clean("/a//b/./c/../"), "/a/b");
         assert_eq!(clean("/.."), "/");
