@@ -1423,7 +1423,7 @@ mod tests {
         assert_eq!(got, [top.join("app")]);
         // Not a directory, or nowhere: refused.
         std::fs::write(empty.join("file"), "x").unwrap();
-        assert!(layers_at_subpath(&[empty.clone()], "file").is_err());
+        assert!(layers_at_subpath(std::slice::from_ref(&empty), "file").is_err());
         assert!(layers_at_subpath(&[empty], "nowhere").is_err());
     }
 
