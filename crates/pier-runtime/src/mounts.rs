@@ -284,31 +284,60 @@ impl Spec {
 
 /// pivot_root needs the rootfs's parent mount not to be shared.
 fn make_parent_mount_private(rootfs: &Path) -> Result<()> {
+    if let Some(holder) = mount_holding(rootfs)? {
+        if holder.propagates(&["shared:"]) {
+            mount(None, &holder.mount_point, None, libc::MS_PRIVATE, None)?;
+        }
+    }
+    Ok(())
+}
+
+/// A line of `/proc/self/mountinfo`, as far as propagation needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MountHolder {
+    pub mount_point: PathBuf,
+    /// The optional fields: `shared:N`, `master:N`, `propagate_from:N`, `unbindable`.
+    pub optional: Vec<String>,
+}
+
+impl MountHolder {
+    /// Whether an optional field starts with one of `tags` (`shared:`, `master:`).
+    pub fn propagates(&self, tags: &[&str]) -> bool {
+        self.optional
+            .iter()
+            .any(|f| tags.iter().any(|t| f.starts_with(t)))
+    }
+}
+
+/// The mount that holds `path` in this process's mount namespace: the deepest mount
+/// point above it, the last listed of equal ones (the one on top).
+pub fn mount_holding(path: &Path) -> Result<Option<MountHolder>> {
     let info = fs::read_to_string("/proc/self/mountinfo")
         .map_err(|e| Error::io("read /proc/self/mountinfo", e))?;
-    let mut best: Option<(PathBuf, bool)> = None;
+    let mut best: Option<MountHolder> = None;
     for line in info.lines() {
         let fields: Vec<&str> = line.split(' ').collect();
         if fields.len() < 7 {
             continue;
         }
         let mount_point = PathBuf::from(unescape_mountinfo(fields[4]));
-        if rootfs.starts_with(&mount_point)
+        if path.starts_with(&mount_point)
             && best
                 .as_ref()
-                .is_none_or(|(b, _)| mount_point.as_os_str().len() >= b.as_os_str().len())
+                .is_none_or(|b| mount_point.as_os_str().len() >= b.mount_point.as_os_str().len())
         {
-            let shared = fields[6..]
+            let optional = fields[6..]
                 .iter()
                 .take_while(|f| **f != "-")
-                .any(|f| f.starts_with("shared:"));
-            best = Some((mount_point, shared));
+                .map(|f| f.to_string())
+                .collect();
+            best = Some(MountHolder {
+                mount_point,
+                optional,
+            });
         }
     }
-    if let Some((mount_point, true)) = best {
-        mount(None, &mount_point, None, libc::MS_PRIVATE, None)?;
-    }
-    Ok(())
+    Ok(best)
 }
 
 pub fn unescape_mountinfo(s: &str) -> String {

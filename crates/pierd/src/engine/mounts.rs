@@ -924,37 +924,15 @@ fn resolve_subpath(base: &Path, sub: &str) -> Result<std::os::fd::OwnedFd, Engin
 /// dockerd's `ensureShared`/`ensureSharedOrSlave`: the mount holding `path` on the
 /// host must propagate (its mountinfo optional fields carry one of `tags`).
 fn ensure_propagation(path: &Path, tags: &[&str], what: &str) -> Result<(), EngineError> {
-    let info = std::fs::read_to_string("/proc/self/mountinfo")
-        .map_err(|e| EngineError::Internal(format!("read /proc/self/mountinfo: {e}")))?;
     let real = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-    let mut best: Option<(PathBuf, bool)> = None;
-    for line in info.lines() {
-        let fields: Vec<&str> = line.split(' ').collect();
-        if fields.len() < 7 {
-            continue;
-        }
-        let mount_point = PathBuf::from(pier_runtime::mounts::unescape_mountinfo(fields[4]));
-        if !real.starts_with(&mount_point) {
-            continue;
-        }
-        let propagates = fields[6..]
-            .iter()
-            .take_while(|f| **f != "-")
-            .any(|f| tags.iter().any(|t| f.starts_with(t)));
-        // The last of equal mount points is the one on top.
-        if best
-            .as_ref()
-            .is_none_or(|(b, _)| mount_point.as_os_str().len() >= b.as_os_str().len())
-        {
-            best = Some((mount_point, propagates));
-        }
-    }
-    match best {
-        Some((_, true)) => Ok(()),
-        Some((mount_point, false)) => Err(EngineError::InvalidParameter(format!(
+    let holder = pier_runtime::mounts::mount_holding(&real)
+        .map_err(|e| EngineError::Internal(e.to_string()))?;
+    match holder {
+        Some(h) if h.propagates(tags) => Ok(()),
+        Some(h) => Err(EngineError::InvalidParameter(format!(
             "path {} is mounted on {} but it is not {what}",
             path.display(),
-            mount_point.display()
+            h.mount_point.display()
         ))),
         None => Err(EngineError::Internal(format!(
             "no mount holds {}",
