@@ -19,6 +19,14 @@ use super::EngineError;
 /// Where the blkio controller's per-device weight would be (cgroup v1).
 const WEIGHT_DEVICE_FILE: &str = "/sys/fs/cgroup/blkio/blkio.weight_device";
 
+/// Whether the kernel takes per-device weights: cgroup v1's `blkio.weight_device`, or
+/// cgroup v2's `io` controller (dockerd's `sysinfo.BlkioWeightDevice`).
+fn kernel_has_weight_device() -> bool {
+    Path::new(WEIGHT_DEVICE_FILE).exists()
+        || std::fs::read_to_string("/sys/fs/cgroup/cgroup.controllers")
+            .is_ok_and(|c| c.split_whitespace().any(|name| name == "io"))
+}
+
 /// `container.DeviceMapping`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -134,7 +142,7 @@ pub fn check_create(host_config: &mut Value) -> Result<Vec<String>, EngineError>
     }
     let mut warnings = Vec::new();
     let weights = list::<WeightDevice>(&host_config["BlkioWeightDevice"], "BlkioWeightDevice")?;
-    if !weights.is_empty() && !Path::new(WEIGHT_DEVICE_FILE).exists() {
+    if !weights.is_empty() && !kernel_has_weight_device() {
         warnings.push(
             "Your kernel does not support Block I/O weight_device or the cgroup is not mounted. Weight-device discarded."
                 .to_string(),
