@@ -395,7 +395,6 @@ impl Runtime {
             crate::process::set_oom_score_adj(pid, adj)?;
         }
         cgroup.add_process(pid)?;
-        cgroups::warmup::finish();
         let container = Container {
             id: id.to_string(),
             init_pid: pid,
@@ -845,7 +844,6 @@ impl Runtime {
         } else {
             join_sub_cgroups(cg.as_ref(), pid, &opts.sub_cgroups).map_err(fail)?;
         }
-        cgroups::warmup::finish();
         parent_end.send(&Message::Go).map_err(fail)?;
         let mut master = None;
         if let Some(rx) = &pty_receiver {

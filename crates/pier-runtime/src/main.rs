@@ -315,10 +315,6 @@ fn main() -> ExitCode {
         }
         return ExitCode::FAILURE;
     }
-    if enters_container {
-        // Overlaps the kernel's wait before the first cgroup join with the set-up.
-        pier_runtime::cgroups::warmup::start();
-    }
     match run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {

@@ -21,7 +21,6 @@ mod mountinfo;
 mod stats;
 mod v1;
 mod v2;
-pub mod warmup;
 
 #[cfg(test)]
 mod tests;
