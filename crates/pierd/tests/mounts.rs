@@ -393,6 +393,40 @@ fn image_mounts() {
         "{}",
         out.stderr
     );
+    // An image of several layers: mounted as one read-only overlay, with what the
+    // upper layer removed gone.
+    pierd.docker_ok(&[
+        "run",
+        "--name",
+        "layered",
+        "busybox",
+        "sh",
+        "-c",
+        "mkdir -p /app && echo upper > /app/added && rm /bin/vi",
+    ]);
+    pierd.docker_ok(&["commit", "layered", "layered:1"]);
+    pierd.docker_ok(&["rm", "layered"]);
+    let (code, out, err) = sh(
+        &pierd,
+        &["--mount", "type=image,source=layered:1,target=/img"],
+        "cat /img/app/added && ls /img/bin/busybox && ! ls /img/bin/vi && ! touch /img/x",
+    );
+    assert_eq!(
+        (code, out.as_str()),
+        (Some(0), "upper\n/img/bin/busybox\n"),
+        "{err}"
+    );
+    let (code, out, err) = sh(
+        &pierd,
+        &[
+            "--mount",
+            "type=image,source=layered:1,target=/img,image-subpath=app",
+        ],
+        "ls /img",
+    );
+    assert_eq!((code, out.as_str()), (Some(0), "added\n"), "{err}");
+    pierd.docker_ok(&["rmi", "layered:1"]);
+
     // A container's image mount holds a view of the image until it is removed.
     let views = || image_mount_views(&pierd.data_root());
     assert_eq!(views(), 0);
