@@ -1076,8 +1076,8 @@ impl Engine {
         if self.init.wanted(&c.host_config) {
             self.init.apply(&mut spec)?;
         }
-        fs::write(
         devices::apply(&c.host_config, &mut spec)?;
+        fs::write(
             exec_dir.join("config.json"),
             serde_json::to_vec_pretty(&spec).unwrap_or_default(),
         )
