@@ -650,6 +650,39 @@ async fn resize(
     Err(super::container_ops::unless_exited(&d, &c.id, error).await)
 }
 
+/// Copies the monitor's output to an attached client, only the streams it asked for:
+/// frames of stdout (1) and stderr (2), or raw bytes with a terminal (all of it is
+/// stdout then, as in Docker). Ends when the output ends or the client is gone.
+async fn copy_selected<R, W>(mon: &mut R, client: &mut W, tty: bool, out: bool, err: bool)
+where
+    R: tokio::io::AsyncRead + Unpin,
+    W: tokio::io::AsyncWrite + Unpin,
+{
+    let mut demux = super::stream::Demux::default();
+    let mut buf = vec![0u8; 32 * 1024];
+    loop {
+        let n = match mon.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        if tty {
+            if out && client.write_all(&buf[..n]).await.is_err() {
+                return;
+            }
+            continue;
+        }
+        for (stream, data) in demux.push(&buf[..n]) {
+            if (stream == 2 && !err) || (stream != 2 && !out) {
+                continue;
+            }
+            let frame = super::logs::frame(stream, &data, false);
+            if client.write_all(&frame).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
 /// Joins an attach to the container's monitor: waits for the start if `target` is
 /// one, says hello (`attach`, with or without stdin), then lets the start go on.
 /// `None` when the container never started or its monitor is gone.
@@ -676,6 +709,10 @@ pub(super) async fn connect_attach(
 /// `POST /containers/{id}/attach`: hijacks the connection (101, `Upgrade: tcp`) and
 /// joins it to the container's monitor. Works before start: the connection is joined
 /// when the container starts, before it runs.
+///
+/// As Docker's: with `logs=1` the logs so far come first; with `stream=1` the live
+/// stream follows (without it the attach ends after the logs); only the streams
+/// asked for (`stdout`, `stderr`) are sent, in both parts.
 async fn attach(
     State(d): State<AppState>,
     Path(id): Path<String>,
@@ -685,7 +722,15 @@ async fn attach(
     let c = d.engine.get(&id)?;
     let keys = super::detach::keys_or_default(q.get("detachKeys").map(String::as_str))
         .map_err(ApiError::bad_request)?;
-    let target = d.engine.attach_target(&id)?;
+    let want_logs = flag(&q, "logs");
+    let want_stream = flag(&q, "stream");
+    let (want_out, want_err) = (flag(&q, "stdout"), flag(&q, "stderr"));
+    let target = if want_stream {
+        Some(d.engine.attach_target(&id)?)
+    } else {
+        None
+    };
+    let log_file = crate::logdriver::log_file(&c.host_config, &d.engine.log_path(&c.id));
     d.engine.container_event(&c.id, "attach", &[]);
     let want_stdin = flag(&q, "stdin");
     let on_upgrade = hyper::upgrade::on(&mut req);
@@ -696,14 +741,35 @@ async fn attach(
         let Ok(upgraded) = on_upgrade.await else {
             return;
         };
-        let client = TokioIo::new(upgraded);
-        let Some(monitor) = connect_attach(target, want_stdin).await else {
+        let (mut client_r, mut client_w) = tokio::io::split(TokioIo::new(upgraded));
+        if want_logs {
+            let Some(path) = log_file else {
+                // Docker writes the error into the hijacked stream and ends it.
+                let _ = client_w
+                    .write_all(
+                        b"Error attaching: configured logging driver does not support reading\n",
+                    )
+                    .await;
+                let _ = client_w.shutdown().await;
+                return;
+            };
+            for frame in super::logs::attach_history(&path, want_out, want_err, tty).await {
+                if client_w.write_all(&frame).await.is_err() {
+                    return;
+                }
+            }
+        }
+        let Some(target) = target else {
+            let _ = client_w.shutdown().await;
             return;
         };
-        let (mut client_r, mut client_w) = tokio::io::split(client);
+        let Some(monitor) = connect_attach(target, want_stdin).await else {
+            let _ = client_w.shutdown().await;
+            return;
+        };
         let (mut mon_r, mut mon_w) = monitor.into_split();
         let to_client = async {
-            let _ = tokio::io::copy(&mut mon_r, &mut client_w).await;
+            copy_selected(&mut mon_r, &mut client_w, tty, want_out, want_err).await;
             let _ = client_w.shutdown().await;
         };
         let from_client = async {

@@ -55,7 +55,8 @@ fn time_filter(v: Option<&String>) -> Option<f64> {
         .or_else(|| pier_image::time::parse_rfc3339(v).map(|(s, n)| s as f64 + f64::from(n) / 1e9))
 }
 
-fn frame(stream: u8, data: &[u8], tty: bool) -> Bytes {
+/// One piece of output as Docker streams it: a multiplexed frame, raw with a tty.
+pub(super) fn frame(stream: u8, data: &[u8], tty: bool) -> Bytes {
     if tty {
         return Bytes::copy_from_slice(data);
     }
@@ -177,6 +178,76 @@ async fn resync(path: &FsPath, pos: Position) -> (Vec<LogLine>, Option<Current>)
     (after(all, pos), cur)
 }
 
+/// Everything logged so far, and where a follower goes on from.
+struct History {
+    /// The records, oldest first.
+    lines: Vec<LogLine>,
+    /// The current file, read to its end through the descriptor kept for following.
+    cur: Option<Current>,
+    /// An unfinished last line of the current file.
+    partial: Vec<u8>,
+    /// The last record in `lines`.
+    pos: Position,
+}
+
+impl History {
+    async fn read(path: &FsPath) -> History {
+        // The current file first: if it rotates meanwhile, the rotated files hold
+        // its records too, and those are dropped from what it gave.
+        let mut cur = Current::open(path).await;
+        let mut partial: Vec<u8> = Vec::new();
+        let mut current_lines = Vec::new();
+        if let Some(c) = &mut cur {
+            partial = c.read_new().await;
+            let end = partial
+                .iter()
+                .rposition(|b| *b == b'\n')
+                .map_or(0, |p| p + 1);
+            current_lines = parse_lines(&partial[..end]);
+            partial.drain(..end);
+        }
+        let mut lines = Vec::new();
+        for f in crate::logdriver::rotated_files(path) {
+            lines.extend(parse_lines(&read_blocking(f).await));
+        }
+        let mut pos = Position::default();
+        for l in &lines {
+            pos.advance(l);
+        }
+        let current_lines = after(current_lines, pos);
+        for l in &current_lines {
+            pos.advance(l);
+        }
+        lines.extend(current_lines);
+        History {
+            lines,
+            cur,
+            partial,
+            pos,
+        }
+    }
+}
+
+/// The container's logs so far as attach sends them with `logs=1` (Docker's
+/// `ReadLogs` with no tail): frames of the selected streams, raw with a terminal.
+pub(super) async fn attach_history(
+    path: &FsPath,
+    want_out: bool,
+    want_err: bool,
+    tty: bool,
+) -> Vec<Bytes> {
+    History::read(path)
+        .await
+        .lines
+        .iter()
+        .filter_map(|line| {
+            let stream = if line.stream == "stderr" { 2 } else { 1 };
+            let wanted = if stream == 1 { want_out } else { want_err };
+            wanted.then(|| frame(stream, line.log.as_bytes(), tty))
+        })
+        .collect()
+}
+
 /// The handler; see the [module docs](self).
 pub async fn logs(
     State(d): State<AppState>,
@@ -226,35 +297,12 @@ pub async fn logs(
             };
             Some(frame(stream, text.as_bytes(), tty))
         };
-        // Everything so far: the current file through the descriptor kept for
-        // following, the rotated ones before it.
-        // The current file first: if it rotates meanwhile, the rotated files hold
-        // its records too, and those are dropped from what it gave.
-        let mut cur = Current::open(&path).await;
-        let mut partial: Vec<u8> = Vec::new();
-        let mut current_lines = Vec::new();
-        if let Some(c) = &mut cur {
-            partial = c.read_new().await;
-            let end = partial
-                .iter()
-                .rposition(|b| *b == b'\n')
-                .map_or(0, |p| p + 1);
-            current_lines = parse_lines(&partial[..end]);
-            partial.drain(..end);
-        }
-        let mut lines = Vec::new();
-        for f in crate::logdriver::rotated_files(&path) {
-            lines.extend(parse_lines(&read_blocking(f).await));
-        }
-        let mut pos = Position::default();
-        for l in &lines {
-            pos.advance(l);
-        }
-        let current_lines = after(current_lines, pos);
-        for l in &current_lines {
-            pos.advance(l);
-        }
-        lines.extend(current_lines);
+        let History {
+            lines,
+            mut cur,
+            mut partial,
+            mut pos,
+        } = History::read(&path).await;
         let skip = tail.map_or(0, |n| lines.len().saturating_sub(n));
         for l in lines.iter().skip(skip) {
             if let Some(b) = render(l) {

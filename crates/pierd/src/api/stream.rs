@@ -1,6 +1,7 @@
-//! Response bodies written by blocking code: a [`Write`] whose bytes go, in chunks,
-//! through a bounded channel that the response body reads (never the whole body in
-//! memory; a slow client slows the writer down).
+//! Streams: response bodies written by blocking code — a [`Write`] whose bytes go, in
+//! chunks, through a bounded channel that the response body reads (never the whole
+//! body in memory; a slow client slows the writer down) — and [`Demux`], which reads
+//! Docker's multiplexed stdout/stderr frames back.
 
 use std::io::{self, Write};
 
@@ -51,5 +52,38 @@ impl Write for ChannelWriter {
 
     fn flush(&mut self) -> io::Result<()> {
         self.send()
+    }
+}
+
+/// Splits Docker's multiplexed stream (`[stream,0,0,0,len_be32]` + payload) back into
+/// (stream, payload) pieces, across reads cut anywhere.
+#[derive(Debug, Default)]
+pub(crate) struct Demux {
+    pending: Vec<u8>,
+}
+
+impl Demux {
+    pub(crate) fn push(&mut self, data: &[u8]) -> Vec<(u8, Vec<u8>)> {
+        self.pending.extend_from_slice(data);
+        let mut out = Vec::new();
+        loop {
+            if self.pending.len() < 8 {
+                break;
+            }
+            let len = u32::from_be_bytes([
+                self.pending[4],
+                self.pending[5],
+                self.pending[6],
+                self.pending[7],
+            ]) as usize;
+            if self.pending.len() < 8 + len {
+                break;
+            }
+            let stream = self.pending[0];
+            let payload = self.pending[8..8 + len].to_vec();
+            self.pending.drain(..8 + len);
+            out.push((stream, payload));
+        }
+        out
     }
 }

@@ -16,6 +16,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
 use super::containers::connect_attach;
+use super::stream::Demux;
 use super::{ApiError, AppState};
 
 const GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
@@ -151,39 +152,6 @@ pub async fn attach_ws(
         .header(header::SEC_WEBSOCKET_ACCEPT, accept)
         .body(axum::body::Body::empty())
         .map_err(|e| ApiError::internal(e.to_string()))
-}
-
-/// Splits Docker's multiplexed stream (`[stream,0,0,0,len_be32]` + payload) back into
-/// (stream, payload) pieces, across reads cut anywhere.
-#[derive(Debug, Default)]
-struct Demux {
-    pending: Vec<u8>,
-}
-
-impl Demux {
-    fn push(&mut self, data: &[u8]) -> Vec<(u8, Vec<u8>)> {
-        self.pending.extend_from_slice(data);
-        let mut out = Vec::new();
-        loop {
-            if self.pending.len() < 8 {
-                break;
-            }
-            let len = u32::from_be_bytes([
-                self.pending[4],
-                self.pending[5],
-                self.pending[6],
-                self.pending[7],
-            ]) as usize;
-            if self.pending.len() < 8 + len {
-                break;
-            }
-            let stream = self.pending[0];
-            let payload = self.pending[8..8 + len].to_vec();
-            self.pending.drain(..8 + len);
-            out.push((stream, payload));
-        }
-        out
-    }
 }
 
 /// One server frame (FIN, unmasked).
