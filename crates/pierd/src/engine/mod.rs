@@ -15,6 +15,7 @@ pub mod init;
 mod lifecycle;
 mod links;
 pub mod mounts;
+mod namespaces;
 pub mod network;
 mod ops;
 mod remap;
@@ -549,6 +550,7 @@ impl Engine {
         }
         let mount_plans = mounts::plan(&config, &host_config, None)?;
         ops::validate_restart_policy(&host_config)?;
+        namespaces::validate(&host_config)?;
         crate::logdriver::validate(&host_config)?;
         let userns_choice = self.userns_choice(&host_config)?;
 
@@ -967,6 +969,7 @@ impl Engine {
             launched
         });
         if result.is_err() {
+            self.release_shm(&c.id);
             self.volumes_unmount(&c.id);
             let _ = rustix::mount::unmount(&rootfs, rustix::mount::UnmountFlags::DETACH);
         }
@@ -1057,6 +1060,7 @@ impl Engine {
         }
         // Held to the end: its staged subpaths are unmounted when it goes.
         let user_mounts = mounts::oci_mounts(&resolved, &self.subpath_staging_dir(&c.id))?;
+        let shared = self.shared_namespaces(c)?;
         let mut spec = spec::build(&spec::SpecInput {
             config: &c.config,
             host_config: &host_config,
@@ -1069,7 +1073,7 @@ impl Engine {
             hostname: c.hostname.clone(),
             rootfs,
             etc_files: &etc_files,
-            cgroups_path: format!("/pier/{}", c.id),
+            cgroups_path: namespaces::cgroups_path(&c.host_config, &c.id),
             userns: c.userns.as_ref(),
             user_mounts: &user_mounts,
         })?;
@@ -1077,6 +1081,7 @@ impl Engine {
             self.init.apply(&mut spec)?;
         }
         devices::apply(&c.host_config, &mut spec)?;
+        shared.apply(&mut spec);
         fs::write(
             exec_dir.join("config.json"),
             serde_json::to_vec_pretty(&spec).unwrap_or_default(),
@@ -1251,6 +1256,7 @@ impl Engine {
         let engine = self.clone();
         let owned = id.to_string();
         let _ = tokio::task::spawn_blocking(move || engine.volumes_unmount(&owned)).await;
+        self.release_shm(id);
         let mut restart = None;
         let updated = self.update(id, |c| {
             network::clear_net_runtime(c);
