@@ -6,87 +6,12 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::os::unix::net::UnixStream;
-use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{pierd_and_dockerd_with_busybox, pierd_with_busybox, wait_until, Engine};
-
-/// What a hijacked attach gave: the status line, the stream's bytes, and whether the
-/// daemon ended the stream (false: still open at the deadline).
-#[derive(Debug)]
-struct Attached {
-    status: String,
-    body: Vec<u8>,
-    ended: bool,
-}
-
-/// `POST <path>` with `Upgrade: tcp` on `socket`, read until the daemon closes the
-/// stream or `timeout` passes.
-fn attach_raw(socket: &Path, path: &str, timeout: Duration) -> Attached {
-    let mut s = UnixStream::connect(socket).expect("connect");
-    let request = format!(
-        "POST /v1.41{path} HTTP/1.1\r\nHost: docker\r\nConnection: Upgrade\r\nUpgrade: tcp\r\nContent-Length: 0\r\n\r\n"
-    );
-    s.write_all(request.as_bytes()).expect("send");
-    let deadline = Instant::now() + timeout;
-    let mut all = Vec::new();
-    let mut buf = [0u8; 8192];
-    let ended = loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            break false;
-        }
-        s.set_read_timeout(Some(left)).expect("timeout");
-        match s.read(&mut buf) {
-            Ok(0) => break true,
-            Ok(n) => all.extend_from_slice(&buf[..n]),
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break false,
-            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => break false,
-            Err(_) => break true,
-        }
-    };
-    let head_end = all
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .unwrap_or_else(|| panic!("no response head: {:?}", String::from_utf8_lossy(&all)));
-    let head = String::from_utf8_lossy(&all[..head_end]).into_owned();
-    Attached {
-        status: head.lines().next().unwrap_or_default().to_string(),
-        body: all[head_end + 4..].to_vec(),
-        ended,
-    }
-}
-
-/// Docker's multiplexed frames as (stream, text).
-fn demux(mut body: &[u8]) -> Vec<(u8, String)> {
-    let mut out = Vec::new();
-    while body.len() >= 8 {
-        let len = u32::from_be_bytes([body[4], body[5], body[6], body[7]]) as usize;
-        assert!(body.len() >= 8 + len, "a cut frame: {body:?}");
-        out.push((
-            body[0],
-            String::from_utf8_lossy(&body[8..8 + len]).into_owned(),
-        ));
-        body = &body[8 + len..];
-    }
-    assert!(body.is_empty(), "trailing bytes: {body:?}");
-    out
-}
+use common::{demux, hijack_to_end, wait_until, with_busybox_engines, Engine};
 
 fn frames(list: &[(u8, &str)]) -> Vec<(u8, String)> {
     list.iter().map(|(s, t)| (*s, t.to_string())).collect()
-}
-
-/// Both engines when dockerd can run here, else pierd alone (the skip is printed).
-fn with_engines(test: &str, f: impl Fn(&str, &dyn Engine, &Path)) {
-    if let Some((pierd, dockerd, _work)) = pierd_and_dockerd_with_busybox(test) {
-        f("dockerd", &dockerd, &dockerd.socket());
-        f("pierd", &pierd, &pierd.socket());
-    } else if let Some((pierd, _work)) = pierd_with_busybox() {
-        f("pierd", &pierd, &pierd.socket());
-    }
 }
 
 fn logs_contain(e: &dyn Engine, name: &str, text: &str) -> bool {
@@ -96,7 +21,7 @@ fn logs_contain(e: &dyn Engine, name: &str, text: &str) -> bool {
 
 #[test]
 fn attach_with_logs_and_no_stream_sends_the_logs_then_ends() {
-    with_engines("attach_with_logs_and_no_stream", |engine, e, socket| {
+    with_busybox_engines("attach_with_logs_and_no_stream", |engine, e, socket| {
         e.docker_ok(&[
             "run",
             "-d",
@@ -121,7 +46,7 @@ fn attach_with_logs_and_no_stream_sends_the_logs_then_ends() {
         ];
         for (select, want) in cases {
             let path = format!("/containers/al1/attach?logs=1&stream=0&{select}");
-            let got = attach_raw(socket, &path, Duration::from_secs(15));
+            let got = hijack_to_end(socket, &path, "", Duration::from_secs(15));
             assert!(
                 got.ended,
                 "{engine} {path}: the stream did not end: {got:?}"
@@ -144,9 +69,10 @@ fn attach_with_logs_and_no_stream_sends_the_logs_then_ends() {
             }
         }
         // Neither logs nor stream: nothing, and the end.
-        let got = attach_raw(
+        let got = hijack_to_end(
             socket,
             "/containers/al1/attach?stdout=1&stderr=1",
+            "",
             Duration::from_secs(15),
         );
         assert!(got.ended && got.body.is_empty(), "{engine}: {got:?}");
@@ -156,7 +82,7 @@ fn attach_with_logs_and_no_stream_sends_the_logs_then_ends() {
 
 #[test]
 fn attach_with_logs_and_stream_sends_the_logs_then_the_live_output_of_the_chosen_streams() {
-    with_engines("attach_with_logs_and_stream", |engine, e, socket| {
+    with_busybox_engines("attach_with_logs_and_stream", |engine, e, socket| {
         e.docker_ok(&[
             "run",
             "-d",
@@ -178,9 +104,10 @@ fn attach_with_logs_and_stream_sends_the_logs_then_the_live_output_of_the_chosen
         );
         let sock = socket.to_path_buf();
         let reader = std::thread::spawn(move || {
-            attach_raw(
+            hijack_to_end(
                 &sock,
                 "/containers/al2/attach?logs=1&stream=1&stdout=1",
+                "",
                 Duration::from_secs(30),
             )
         });
@@ -215,9 +142,10 @@ fn attach_with_logs_and_stream_sends_the_logs_then_the_live_output_of_the_chosen
             wait_until(Duration::from_secs(20), || logs_contain(e, "al3", "hi")),
             "{engine}: no logs"
         );
-        let got = attach_raw(
+        let got = hijack_to_end(
             socket,
             "/containers/al3/attach?logs=1&stream=0&stdout=1&stderr=1",
+            "",
             Duration::from_secs(15),
         );
         assert!(got.ended, "{engine}: {got:?}");
@@ -228,7 +156,7 @@ fn attach_with_logs_and_stream_sends_the_logs_then_the_live_output_of_the_chosen
 
 #[test]
 fn run_attached_to_one_stream_shows_only_that_stream() {
-    with_engines("run_attached_to_one_stream", |engine, e, _socket| {
+    with_busybox_engines("run_attached_to_one_stream", |engine, e, _socket| {
         let script = "echo to-out; echo to-err >&2";
         let out = e.docker(&["run", "--rm", "-a", "stderr", "busybox", "sh", "-c", script]);
         assert_eq!(out.code, Some(0), "{engine}: {out:?}");

@@ -56,13 +56,16 @@ async fn start(
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
     let mut body = json_body(&body)?;
     super::body_types::exec_start(&mut body)?;
-    let config = d.engine.exec_begin(&id)?;
+    let mut config = d.engine.exec_begin(&id)?;
+    // As in Docker, the start's `Tty` says whether the stream is raw or multiplexed
+    // (a terminal exec started without it gets its terminal's output in frames).
+    config.raw_stream = body["Tty"].as_bool() == Some(true);
     let engine = d.engine.clone();
     if body["Detach"].as_bool() == Some(true) {
         tokio::spawn(engine.exec_run::<TokioIo<hyper::upgrade::Upgraded>>(id, config, None));
         return Ok(StatusCode::NO_CONTENT.into_response());
     }
-    let tty = config.tty;
+    let tty = config.raw_stream;
     tokio::spawn(async move {
         // A client that does not upgrade still gets the process run (as detached).
         let client = on_upgrade.await.ok().map(TokioIo::new);

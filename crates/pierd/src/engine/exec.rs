@@ -49,6 +49,9 @@ pub struct ExecConfig {
     pub detach_keys: String,
     /// Height, width.
     pub console_size: Option<(u16, u16)>,
+    /// Whether the client's stream is raw rather than multiplexed: the start
+    /// request's `Tty` (Docker frames by the start, not by the create).
+    pub raw_stream: bool,
 }
 
 #[derive(Debug)]
@@ -207,6 +210,7 @@ impl Engine {
             attach_stderr: body["AttachStderr"].as_bool() == Some(true),
             detach_keys: body["DetachKeys"].as_str().unwrap_or_default().to_string(),
             console_size,
+            raw_stream: body["Tty"].as_bool() == Some(true),
         };
         let id = random_id();
         // Instances of removed containers go (Docker drops them with the container).
@@ -446,7 +450,7 @@ impl Engine {
                 let code = failure_code(&message);
                 let text = docker_exec_error(&message);
                 let _ = tx
-                    .send(frame(1, format!("{text}\r\n").as_bytes(), cfg.tty))
+                    .send(frame(1, format!("{text}\r\n").as_bytes(), cfg.raw_stream))
                     .await;
                 code
             }
@@ -569,13 +573,14 @@ impl Engine {
             let mut out = dup(&master)?;
             let tx = tx.clone();
             let forward = attached && (cfg.attach_stdout || cfg.attach_stderr);
+            let raw = cfg.raw_stream;
             tasks.push(tokio::spawn(async move {
                 let mut buf = vec![0u8; 32 * 1024];
                 // A closed pty reads EIO: the end.
                 let mut forward = forward;
                 while let Ok(n @ 1..) = out.read(&mut buf).await {
                     // A client gone (detached): keep draining the terminal.
-                    if forward && tx.send(buf[..n].to_vec()).await.is_err() {
+                    if forward && tx.send(frame(1, &buf[..n], raw)).await.is_err() {
                         forward = false;
                     }
                 }
@@ -591,10 +596,11 @@ impl Engine {
             if let Some(mut out) = child.stdout.take() {
                 let tx = tx.clone();
                 let forward = cfg.attach_stdout;
+                let raw = cfg.raw_stream;
                 tasks.push(tokio::spawn(async move {
                     let mut buf = vec![0u8; 32 * 1024];
                     while let Ok(n @ 1..) = out.read(&mut buf).await {
-                        if forward && tx.send(frame(1, &buf[..n], false)).await.is_err() {
+                        if forward && tx.send(frame(1, &buf[..n], raw)).await.is_err() {
                             break;
                         }
                     }
@@ -605,7 +611,8 @@ impl Engine {
                 let tx = tx.clone();
                 let forward = cfg.attach_stderr;
                 let pid_file = files.pid.clone();
-                tasks.push(tokio::spawn(relay_stderr(err, pid_file, tx, forward)));
+                let raw = cfg.raw_stream;
+                tasks.push(tokio::spawn(relay_stderr(err, pid_file, tx, forward, raw)));
             }
             if let (Some(mut r), Some(mut w)) = (client_r, child.stdin.take()) {
                 input = Some(tokio::spawn(async move {
@@ -635,7 +642,7 @@ impl Engine {
             return Err(runtime_failure(&files.log, status));
         }
         if !held_back.is_empty() && cfg.attach_stderr {
-            let _ = tx.send(frame(2, &held_back, false)).await;
+            let _ = tx.send(frame(2, &held_back, cfg.raw_stream)).await;
         }
         Ok(status.code().unwrap_or_else(|| {
             128 + std::os::unix::process::ExitStatusExt::signal(&status).unwrap_or(0)
@@ -651,6 +658,7 @@ async fn relay_stderr(
     pid_file: PathBuf,
     tx: mpsc::Sender<Vec<u8>>,
     forward: bool,
+    raw: bool,
 ) -> Vec<u8> {
     let mut buf = vec![0u8; 32 * 1024];
     let mut held = Vec::new();
@@ -665,7 +673,7 @@ async fn relay_stderr(
                     if pid_file.exists() {
                         live = true;
                         if !held.is_empty() && forward {
-                            let _ = tx.send(frame(2, &std::mem::take(&mut held), false)).await;
+                            let _ = tx.send(frame(2, &std::mem::take(&mut held), raw)).await;
                         }
                     }
                     continue;
@@ -679,11 +687,11 @@ async fn relay_stderr(
         if !live && pid_file.exists() {
             live = true;
             if !held.is_empty() && forward {
-                let _ = tx.send(frame(2, &std::mem::take(&mut held), false)).await;
+                let _ = tx.send(frame(2, &std::mem::take(&mut held), raw)).await;
             }
         }
         if live {
-            if forward && tx.send(frame(2, &buf[..n], false)).await.is_err() {
+            if forward && tx.send(frame(2, &buf[..n], raw)).await.is_err() {
                 break;
             }
         } else {

@@ -9,9 +9,11 @@
 #![allow(dead_code)]
 
 use std::fs::File;
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use pier_testsupport::{mounts_below, wait_deadline, Daemon, IsolatedDockerd, Out};
 
@@ -482,4 +484,81 @@ pub fn shell_words(line: &str) -> Vec<String> {
         words.push(word);
     }
     words
+}
+
+/// What a hijacked attach or exec start gave: the status line, the stream's bytes, and whether the
+/// daemon ended the stream (false: still open at the deadline).
+#[derive(Debug)]
+pub struct Hijacked {
+    pub status: String,
+    pub body: Vec<u8>,
+    pub ended: bool,
+}
+
+/// `POST /v1.41<path>` with `Upgrade: tcp` and a JSON `body` on `socket`, as
+/// docker-py and bollard hijack attach and exec start; read until the daemon closes
+/// the stream or `timeout` passes.
+pub fn hijack_to_end(socket: &Path, path: &str, body: &str, timeout: Duration) -> Hijacked {
+    let mut s = UnixStream::connect(socket).expect("connect");
+    let request = format!(
+        "POST /v1.41{path} HTTP/1.1\r\nHost: docker\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(request.as_bytes()).expect("send");
+    let deadline = Instant::now() + timeout;
+    let mut all = Vec::new();
+    let mut buf = [0u8; 8192];
+    let ended = loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break false;
+        }
+        s.set_read_timeout(Some(left)).expect("timeout");
+        match s.read(&mut buf) {
+            Ok(0) => break true,
+            Ok(n) => all.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break false,
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => break false,
+            Err(_) => break true,
+        }
+    };
+    let head_end = all
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no response head: {:?}", String::from_utf8_lossy(&all)));
+    let head = String::from_utf8_lossy(&all[..head_end]).into_owned();
+    Hijacked {
+        status: head.lines().next().unwrap_or_default().to_string(),
+        body: all[head_end + 4..].to_vec(),
+        ended,
+    }
+}
+
+/// Docker's multiplexed frames as (stream, text).
+pub fn demux(mut body: &[u8]) -> Vec<(u8, String)> {
+    let mut out = Vec::new();
+    while body.len() >= 8 {
+        let len = u32::from_be_bytes([body[4], body[5], body[6], body[7]]) as usize;
+        assert!(body.len() >= 8 + len, "a cut frame: {body:?}");
+        out.push((
+            body[0],
+            String::from_utf8_lossy(&body[8..8 + len]).into_owned(),
+        ));
+        body = &body[8 + len..];
+    }
+    assert!(body.is_empty(), "trailing bytes: {body:?}");
+    out
+}
+
+/// Runs `f` (engine name, engine, its socket) on an isolated dockerd and on pierd,
+/// each with `busybox`; on pierd alone when dockerd cannot run here (the skip is
+/// printed).
+pub fn with_busybox_engines(test: &str, f: impl Fn(&str, &dyn Engine, &Path)) {
+    if let Some((pierd, dockerd, _work)) = pierd_and_dockerd_with_busybox(test) {
+        f("dockerd", &dockerd, &dockerd.socket());
+        f("pierd", &pierd, &pierd.socket());
+    } else if let Some((pierd, _work)) = pierd_with_busybox() {
+        f("pierd", &pierd, &pierd.socket());
+    }
 }
