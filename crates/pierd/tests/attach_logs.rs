@@ -480,6 +480,52 @@ fn detach_with_the_docker_cli() {
     )));
 }
 
+/// The detach keys of the client's config file (`detachKeys` in
+/// `$DOCKER_CONFIG/config.json`), which the CLI sends with `docker exec -it` and
+/// `docker attach`.
+#[test]
+fn detach_keys_from_the_cli_config_file() {
+    let Some((pierd, _work)) = pierd_with_busybox() else {
+        return;
+    };
+    let config_dir = pierd.dir().join("cli");
+    std::fs::create_dir_all(&config_dir).unwrap();
+    std::fs::write(
+        config_dir.join("config.json"),
+        r#"{"detachKeys":"ctrl-a,x"}"#,
+    )
+    .unwrap();
+    pierd.docker_ok(&["run", "-dit", "--name", "cfg1", "busybox", "sh"]);
+    for (what, shell) in [
+        ("exec", format!("{} exec -it cfg1 sh", common::DOCKER)),
+        ("attach", format!("{} attach cfg1", common::DOCKER)),
+    ] {
+        let mut client = Interactive::spawn(under_pty(&pierd, &shell));
+        std::thread::sleep(Duration::from_millis(1500));
+        client.type_bytes(b"echo in$((4+4))\r");
+        client.wait_for("in8");
+        // The default keys are not the keys now: ctrl-p ctrl-q goes to the shell.
+        client.type_bytes(b"\x10");
+        std::thread::sleep(Duration::from_millis(100));
+        client.type_bytes(b"\x11");
+        std::thread::sleep(Duration::from_millis(700));
+        assert!(
+            client.child.try_wait().unwrap().is_none(),
+            "docker {what} ended at ctrl-p ctrl-q: {:?}",
+            client.text()
+        );
+        client.type_bytes(b"\x01");
+        std::thread::sleep(Duration::from_millis(100));
+        client.type_bytes(b"x");
+        assert!(
+            client.exit_within(Duration::from_secs(15)).is_some(),
+            "docker {what} did not detach at ctrl-a x: {:?}",
+            client.text()
+        );
+        assert!(running(&pierd, "cfg1"), "{what}");
+    }
+}
+
 // ---------------------------------------------------------------------------------
 // WebSocket attach.
 
