@@ -15,6 +15,8 @@ use crate::error::{Error, Result};
 pub enum Message {
     /// Parent → child: id maps are written and the cgroup is joined; go on.
     Go,
+    /// Parent → child (after an early `Go`): the cgroup is joined now.
+    Joined,
     /// Child → parent: mounts are done; run prestart and createRuntime hooks now.
     RunHooks,
     /// Parent → child: the hooks are done.
@@ -35,6 +37,7 @@ impl Message {
     fn encode(&self) -> Vec<u8> {
         match self {
             Message::Go => b"G".to_vec(),
+            Message::Joined => b"J".to_vec(),
             Message::RunHooks => b"H".to_vec(),
             Message::HooksDone => b"D".to_vec(),
             Message::Ready => b"R".to_vec(),
@@ -54,6 +57,7 @@ impl Message {
             .ok_or_else(|| Error::Init("container process exited during setup".into()))?;
         Ok(match tag {
             b'G' => Message::Go,
+            b'J' => Message::Joined,
             b'H' => Message::RunHooks,
             b'D' => Message::HooksDone,
             b'R' => Message::Ready,

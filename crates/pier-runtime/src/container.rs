@@ -342,6 +342,15 @@ impl Runtime {
                 flags |= ns.kind.clone_flag();
             }
         }
+        // Without a new user namespace (the init waits for its id maps first) or a
+        // cgroup namespace (made once the init is in its cgroup), the init sets up its
+        // mounts while we move it into its cgroup: the kernel's first cgroup.procs
+        // write of a while waits for an RCU grace period (~10 ms), which then overlaps
+        // the init's work. It learns its cgroups from us and waits for `Joined` before
+        // hooks run and before its program does.
+        let early_go =
+            user_ns.is_none_or(|n| n.path.is_some()) && !spec.has_namespace(NamespaceKind::Cgroup);
+        let cgroup_to_be = early_go.then(|| cgroup_in_proc_form(cgroup.as_ref()));
         let (parent_end, child_end) = channel::pair()?;
         crate::log::debug(&format!("nsexec container setup: clone flags {flags:#x}"));
         // The init is born not dumpable and stays so until its final execve: while it
@@ -376,6 +385,7 @@ impl Runtime {
                 is_exec: false,
                 no_new_keyring: opts.no_new_keyring,
                 bind_fds,
+                cgroup_to_be,
             });
         }
         drop(child_end);
@@ -394,7 +404,19 @@ impl Runtime {
         if let Some(adj) = process.oom_score_adj {
             crate::process::set_oom_score_adj(pid, adj)?;
         }
+        if early_go {
+            parent_end.send(&Message::Go)?;
+        }
         cgroup.add_process(pid)?;
+        if early_go {
+            if let Err(e) = parent_end.send(&Message::Joined) {
+                // The init gave up meanwhile: its reason is waiting on the channel.
+                return Err(match parent_end.recv() {
+                    Ok(Message::Failed(msg)) => Error::Init(msg),
+                    _ => e,
+                });
+            }
+        }
         let container = Container {
             id: id.to_string(),
             init_pid: pid,
@@ -408,7 +430,9 @@ impl Runtime {
             systemd_cgroup: self.systemd_cgroup,
             started: false,
         };
-        parent_end.send(&Message::Go)?;
+        if !early_go {
+            parent_end.send(&Message::Go)?;
+        }
         self.parent_handshake(&parent_end, &container, &spec)?;
         container.save(&self.root)?;
         if let Some(pid_file) = &opts.pid_file {
@@ -814,6 +838,7 @@ impl Runtime {
                     is_exec: true,
                     no_new_keyring: true,
                     bind_fds: Vec::new(),
+                    cgroup_to_be: None,
                 },
             );
             // SAFETY: leaving the helper without running the parent's exit handlers.
@@ -932,6 +957,17 @@ impl Runtime {
         }
         Ok(code)
     }
+}
+
+/// The container's cgroups as its `/proc/self/cgroup` shows them once it is inside.
+fn cgroup_in_proc_form(cg: &dyn cgroups::Cgroup) -> String {
+    cg.paths()
+        .iter()
+        .map(|(name, path)| match name.as_str() {
+            "unified" => format!("0::{path}\n"),
+            _ => format!("1:{name}:{path}\n"),
+        })
+        .collect()
 }
 
 /// Puts an exec'd process into sub-cgroups of the container's cgroup, runc's

@@ -29,6 +29,10 @@ pub struct ChildConfig<'a> {
     pub no_new_keyring: bool,
     /// Bind mount sources opened by the runtime, index-aligned with `spec.mounts`.
     pub bind_fds: Vec<Option<OwnedFd>>,
+    /// `create`, when the init sets up its mounts while the runtime moves it into its
+    /// cgroup: what `/proc/self/cgroup` will read once it is moved. The init then
+    /// waits for [`Message::Joined`] before anything runs that must be inside.
+    pub cgroup_to_be: Option<String>,
 }
 
 impl ChildConfig<'_> {
@@ -85,7 +89,7 @@ fn init_child(cfg: &mut ChildConfig) -> Result<Never> {
         become_root_in_userns()?;
     }
     join_namespaces_by_path(spec)?;
-    let cgroup_info = cgroup_mount_info(spec)?;
+    let cgroup_info = cgroup_mount_info(spec, cfg.cgroup_to_be.as_deref())?;
     if spec
         .namespace(NamespaceKind::Cgroup)
         .is_some_and(|n| n.path.is_none())
@@ -118,6 +122,11 @@ fn init_child(cfg: &mut ChildConfig) -> Result<Never> {
     cfg.bind_fds.clear();
     // Hooks run from the rootfs, as with runc (relative paths in them count on it).
     rustix::process::chdir(cfg.rootfs).map_err(|e| Error::io("chdir to rootfs", e.into()))?;
+    if cfg.cgroup_to_be.is_some() {
+        // Set up so far outside the cgroup (runtime code only, overlapping the
+        // kernel's wait on the first cgroup join); hooks and the program run inside.
+        cfg.channel.expect(Message::Joined)?;
+    }
     // The runtime runs them in its own namespaces while we wait; without any, the
     // round trip is skipped (the parent answers whatever arrives).
     if spec
@@ -531,8 +540,9 @@ pub fn setns(fd: &OwnedFd, kind: NamespaceKind) -> Result<()> {
 }
 
 /// Where each cgroup hierarchy is mounted on the host and where the container sits in it,
-/// read before a new cgroup namespace hides the host paths.
-fn cgroup_mount_info(spec: &Spec) -> Result<CgroupMountInfo> {
+/// read before a new cgroup namespace hides the host paths. `to_be`: the container's
+/// cgroups in `/proc/self/cgroup`'s form, when we are not moved into them yet.
+fn cgroup_mount_info(spec: &Spec, to_be: Option<&str>) -> Result<CgroupMountInfo> {
     let needs = spec
         .mounts
         .iter()
@@ -544,7 +554,10 @@ fn cgroup_mount_info(spec: &Spec) -> Result<CgroupMountInfo> {
     if !needs {
         return Ok(info);
     }
-    let own = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+    let own = match to_be {
+        Some(lines) => lines.to_string(),
+        None => std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default(),
+    };
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
     for line in mountinfo.lines() {
         let Some((pre, post)) = line.split_once(" - ") else {
