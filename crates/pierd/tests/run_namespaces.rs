@@ -108,21 +108,6 @@ fn ipc_and_pid_namespaces_are_shared_as_dockerd_shares_them() {
     assert!(pierd.docker_ok(&["ps", "-aq"]).is_empty());
 }
 
-/// The cgroup directories made for a test parent, removed at the end (also on failure).
-struct CgroupParent(String);
-
-impl Drop for CgroupParent {
-    fn drop(&mut self) {
-        let Ok(hierarchies) = std::fs::read_dir("/sys/fs/cgroup") else {
-            return;
-        };
-        for h in hierarchies.flatten() {
-            let _ = std::fs::remove_dir(h.path().join(&self.0));
-        }
-        let _ = std::fs::remove_dir(std::path::Path::new("/sys/fs/cgroup").join(&self.0));
-    }
-}
-
 #[test]
 fn cgroup_parent_places_the_cgroup_as_dockerd() {
     let Some((pierd, dockerd, _work)) =
@@ -137,7 +122,7 @@ fn cgroup_parent_places_the_cgroup_as_dockerd() {
         (":memory:", "/sys/fs/cgroup/memory".to_string())
     };
     for (label, e) in [("pierd", &pierd as &dyn Engine), ("dockerd", &dockerd)] {
-        let parent = CgroupParent(pier_testsupport::unique_name("pier-cgparent"));
+        let parent = common::CgroupParent::new("pier-cgparent");
         let id = docker_ok(
             e,
             label,

@@ -12,6 +12,7 @@ pub mod events;
 pub mod exec;
 pub mod health;
 pub mod init;
+mod kernel_limits;
 mod lifecycle;
 mod links;
 pub mod mounts;
@@ -527,7 +528,8 @@ impl Engine {
             })?;
         // Validate what the spec will need now, not at start.
         spec::capabilities(&host_config)?;
-        let warnings = devices::check_create(&mut host_config)?;
+        let mut warnings = devices::check_create(&mut host_config)?;
+        warnings.extend(kernel_limits::check_create(&mut host_config)?);
         // Pier's overlay snapshots have no size quota (dockerd: only overlay on xfs
         // with `pquota`), so a size cannot be honoured.
         if host_config["StorageOpt"]
@@ -1082,6 +1084,7 @@ impl Engine {
         }
         devices::apply(&c.host_config, &mut spec)?;
         shared.apply(&mut spec);
+        kernel_limits::apply(&c.host_config, &mut spec);
         fs::write(
             exec_dir.join("config.json"),
             serde_json::to_vec_pretty(&spec).unwrap_or_default(),

@@ -562,3 +562,25 @@ pub fn with_busybox_engines(test: &str, f: impl Fn(&str, &dyn Engine, &Path)) {
         f("pierd", &pierd, &pierd.socket());
     }
 }
+
+/// A cgroup parent of the test's own (`--cgroup-parent /NAME`): its directories in
+/// every hierarchy are removed at the end (also on failure).
+pub struct CgroupParent(pub String);
+
+impl CgroupParent {
+    pub fn new(prefix: &str) -> CgroupParent {
+        CgroupParent(pier_testsupport::unique_name(prefix))
+    }
+}
+
+impl Drop for CgroupParent {
+    fn drop(&mut self) {
+        let Ok(hierarchies) = std::fs::read_dir("/sys/fs/cgroup") else {
+            return;
+        };
+        for h in hierarchies.flatten() {
+            let _ = std::fs::remove_dir(h.path().join(&self.0));
+        }
+        let _ = std::fs::remove_dir(std::path::Path::new("/sys/fs/cgroup").join(&self.0));
+    }
+}
