@@ -242,7 +242,9 @@ fn run_w_creates_a_missing_working_directory() {
     };
     let out = pierd.docker_ok(&["run", "--rm", "-w", "/work", "busybox", "pwd"]);
     assert_eq!(out, "/work\n");
-    // Made for the container's user, as Docker makes it.
+    // Made by root inside the container's root whatever the user, as dockerd makes it
+    // (moby's SetupWorkingDirectory: the remapped root's identity, 0755); the test in
+    // run_options.rs compares this with dockerd.
     let out = pierd.docker_ok(&[
         "run",
         "--rm",
@@ -253,9 +255,9 @@ fn run_w_creates_a_missing_working_directory() {
         "busybox",
         "sh",
         "-c",
-        "pwd; stat -c %u:%g /work /work/deeper; touch mine",
+        "pwd; stat -c %u:%g:%a /work /work/deeper",
     ]);
-    assert_eq!(out, "/work/deeper\n1000:1001\n1000:1001\n");
+    assert_eq!(out, "/work/deeper\n0:0:755\n0:0:755\n");
 }
 
 /// A field of a process's status.
