@@ -109,6 +109,8 @@ pub struct EndpointSpec {
     /// Address and prefix length inside the container.
     pub ipv4: Option<(std::net::Ipv4Addr, u8)>,
     pub ipv6: Option<(std::net::Ipv6Addr, u8)>,
+    /// More addresses (`--link-local-ip`), with their prefix lengths.
+    pub link_local: Vec<(IpAddr, u8)>,
     /// Default routes via these gateways (only for the container's first network).
     pub gateway4: Option<std::net::Ipv4Addr>,
     pub gateway6: Option<std::net::Ipv6Addr>,
@@ -695,6 +697,9 @@ fn configure_container_end(netns: &Path, spec: &EndpointSpec) -> Result<(), Link
     }
     if let Some((ip, prefix)) = spec.ipv6 {
         nl.add_address(index, name, IpAddr::V6(ip), prefix)?;
+    }
+    for &(ip, prefix) in &spec.link_local {
+        nl.add_address(index, name, ip, prefix)?;
     }
     if let Some(gw) = spec.gateway4 {
         nl.add_default_route(index, name, IpAddr::V4(gw))?;

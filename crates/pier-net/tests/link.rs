@@ -108,6 +108,7 @@ fn spec(names: &Names, n: u8, ifname: &str) -> EndpointSpec {
         mac: [0x02, 0x42, 0xc6, 0x12, names.octet, n],
         ipv4: Some((Ipv4Addr::new(198, 18, names.octet, 2 + n), 24)),
         ipv6: None,
+        link_local: Vec::new(),
         gateway4: Some(Ipv4Addr::new(198, 18, names.octet, 1)),
         gateway6: None,
         mtu: Some(1400),

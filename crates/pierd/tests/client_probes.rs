@@ -81,3 +81,110 @@ fn exec_with_a_terminal_streams_raw_or_framed_as_the_start_asks() {
         e.docker_ok(&["rm", "-f", "ex1"]);
     });
 }
+
+#[test]
+fn inspect_and_one_shot_stats_carry_what_clients_read() {
+    with_busybox_engines("inspect_and_one_shot_stats", |engine, e, socket| {
+        let subnet = if engine == "pierd" {
+            "10.231.7.0/24"
+        } else {
+            "10.231.8.0/24"
+        };
+        let ip = subnet.replace(".0/24", ".9");
+        e.docker_ok(&["network", "create", "--subnet", subnet, "probe-net"]);
+        e.docker_ok(&[
+            "run",
+            "-d",
+            "--name",
+            "in1",
+            "--network",
+            "probe-net",
+            "--ip",
+            &ip,
+            "--link-local-ip",
+            "169.254.7.7",
+            "busybox",
+            "sleep",
+            "600",
+        ]);
+        let (code, body) = api(socket, "GET", "/containers/in1/json", None);
+        assert_eq!(code, 200, "{engine}: {body}");
+        let v = json(&body);
+        let ep = &v["NetworkSettings"]["Networks"]["probe-net"];
+        let mac = ep["MacAddress"].as_str().unwrap_or_default();
+        assert_eq!(mac.len(), 17, "{engine}: {ep}");
+        assert_eq!(
+            ep["IPAMConfig"]["LinkLocalIPs"],
+            serde_json::json!(["169.254.7.7"]),
+            "{engine}: {ep}"
+        );
+        assert_eq!(
+            ep["IPAMConfig"]["IPv4Address"],
+            ip.as_str(),
+            "{engine}: {ep}"
+        );
+        let addrs = e.docker_ok(&["exec", "in1", "ip", "-o", "addr", "show", "eth0"]);
+        assert!(addrs.contains("inet 169.254.7.7/16"), "{engine}: {addrs}");
+        // No log driver asked for: the daemon's default, by name.
+        assert_eq!(
+            v["HostConfig"]["LogConfig"]["Type"], "json-file",
+            "{engine}: {}",
+            v["HostConfig"]
+        );
+
+        // On the default bridge, the endpoint's MAC also at the top of NetworkSettings.
+        let (code, body) = api(
+            socket,
+            "POST",
+            "/containers/create?name=in2",
+            Some(r#"{"Image":"busybox","Cmd":["sleep","600"]}"#),
+        );
+        assert_eq!(code, 201, "{engine}: {body}");
+        let (code, body) = api(socket, "POST", "/containers/in2/start", None);
+        assert_eq!(code, 204, "{engine}: {body}");
+        let (_, body) = api(socket, "GET", "/containers/in2/json", None);
+        let v = json(&body);
+        let settings = &v["NetworkSettings"];
+        // The isolated dockerd runs without a default bridge (`--bridge none`).
+        if engine == "pierd" || settings["Networks"]["bridge"]["EndpointID"] != "" {
+            let mac = settings["Networks"]["bridge"]["MacAddress"]
+                .as_str()
+                .unwrap_or_default();
+            assert_eq!(mac.len(), 17, "{engine}: {settings}");
+            assert_eq!(settings["MacAddress"], mac, "{engine}: {settings}");
+        }
+        assert_eq!(
+            v["HostConfig"]["LogConfig"]["Type"], "json-file",
+            "{engine}"
+        );
+
+        // One-shot stats: the interfaces' counters from the container's netns.
+        for query in ["stream=0", "stream=0&one-shot=1"] {
+            let (code, body) = api(
+                socket,
+                "GET",
+                &format!("/containers/in1/stats?{query}"),
+                None,
+            );
+            assert_eq!(code, 200, "{engine} {query}: {body}");
+            let stats = json(&body);
+            let eth0 = &stats["networks"]["eth0"];
+            for key in [
+                "rx_bytes",
+                "rx_packets",
+                "tx_bytes",
+                "tx_packets",
+                "rx_errors",
+                "tx_dropped",
+            ] {
+                assert!(
+                    eth0[key].is_u64(),
+                    "{engine} {query}: {key} in {}",
+                    stats["networks"]
+                );
+            }
+        }
+        e.docker_ok(&["rm", "-f", "in1", "in2"]);
+        e.docker_ok(&["network", "rm", "probe-net"]);
+    });
+}

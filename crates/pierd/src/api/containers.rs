@@ -532,6 +532,10 @@ async fn inspect(
             host_config[key] = default;
         }
     }
+    // As dockerd: no driver given is the daemon's default, reported by name.
+    if host_config["LogConfig"]["Type"].as_str() == Some("") {
+        host_config["LogConfig"]["Type"] = json!("json-file");
+    }
     // As dockerd (and the spec pierd runs): swap defaults to twice the memory limit.
     if host_config["MemorySwap"].as_i64().unwrap_or(0) == 0 {
         let memory = host_config["Memory"].as_i64().unwrap_or(0);

@@ -380,7 +380,20 @@ impl Engine {
         };
         let event: Value = serde_json::from_str(out.trim())
             .map_err(|e| EngineError::Internal(format!("container stats: {e}")))?;
-        Ok(docker_stats(&c, &event["data"], read))
+        let mut stats = docker_stats(&c, &event["data"], read);
+        // As Docker: the interfaces of the container's own network namespace.
+        let own_netns = !matches!(
+            c.host_config["NetworkMode"].as_str().unwrap_or(""),
+            "host" | "none"
+        );
+        if own_netns && c.state.pid > 0 {
+            let dev = std::fs::read_to_string(format!("/proc/{}/net/dev", c.state.pid));
+            let networks = interface_counters(&dev.unwrap_or_default());
+            if !networks.is_empty() {
+                stats["networks"] = Value::Object(networks);
+            }
+        }
+        Ok(stats)
     }
 
     /// `POST /containers/{id}/rename`.
@@ -705,6 +718,33 @@ fn mem_total() -> u64 {
 }
 
 /// runc's stats (`events --stats` data) in Docker's `StatsJSON` shape.
+/// Docker's per-interface `networks` stats from a `/proc/<pid>/net/dev` text, the
+/// loopback left out.
+fn interface_counters(dev: &str) -> serde_json::Map<String, Value> {
+    let mut out = serde_json::Map::new();
+    for line in dev.lines().skip(2) {
+        let Some((name, counters)) = line.split_once(':') else {
+            continue;
+        };
+        let name = name.trim();
+        let n: Vec<u64> = counters
+            .split_whitespace()
+            .map(|v| v.parse().unwrap_or(0))
+            .collect();
+        if name == "lo" || n.len() < 12 {
+            continue;
+        }
+        out.insert(
+            name.to_string(),
+            json!({
+                "rx_bytes": n[0], "rx_packets": n[1], "rx_errors": n[2], "rx_dropped": n[3],
+                "tx_bytes": n[8], "tx_packets": n[9], "tx_errors": n[10], "tx_dropped": n[11],
+            }),
+        );
+    }
+    out
+}
+
 fn docker_stats(c: &Container, data: &Value, read: String) -> Value {
     let u = |v: &Value| v.as_u64().unwrap_or(0);
     let cpu = &data["cpu"];
@@ -794,6 +834,18 @@ fn docker_stats(c: &Container, data: &Value, read: String) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn interface_counters_from_net_dev() {
+        let dev = "Inter-|   Receive                                                |  Transmit\n face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed\n    lo:     100       2    0    0    0     0          0         0      100       2    0    0    0     0       0          0\n  eth0:    1500      12    1    2    0     0          0         0      700       7    3    4    0     0       0          0\n";
+        let v = interface_counters(dev);
+        assert_eq!(v.len(), 1);
+        assert_eq!(
+            v["eth0"],
+            json!({"rx_bytes": 1500, "rx_packets": 12, "rx_errors": 1, "rx_dropped": 2,
+                   "tx_bytes": 700, "tx_packets": 7, "tx_errors": 3, "tx_dropped": 4})
+        );
+    }
 
     #[test]
     fn policies() {

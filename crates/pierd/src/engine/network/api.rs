@@ -508,11 +508,19 @@ impl Engine {
         let mut networks = serde_json::Map::new();
         for (name, ep) in &c.networks {
             let running = c.state.running && !ep.endpoint_id.is_empty();
-            let ipam = if ep.ipv4_requested.is_some() || ep.ipv6_requested.is_some() {
-                json!({
+            let ipam = if ep.ipv4_requested.is_some()
+                || ep.ipv6_requested.is_some()
+                || !ep.link_local_requested.is_empty()
+            {
+                let mut ipam = json!({
                     "IPv4Address": ep.ipv4_requested.map(|a| a.to_string()).unwrap_or_default(),
                     "IPv6Address": ep.ipv6_requested.map(|a| a.to_string()).unwrap_or_default(),
-                })
+                });
+                // Docker leaves an empty list out.
+                if !ep.link_local_requested.is_empty() {
+                    ipam["LinkLocalIPs"] = json!(ep.link_local_requested);
+                }
+                ipam
             } else {
                 Value::Null
             };

@@ -204,6 +204,17 @@ impl Engine {
                 )));
             }
         }
+        let mut link_local = Vec::new();
+        for text in str_list(&ep["IPAMConfig"]["LinkLocalIPs"]) {
+            match text.parse::<IpAddr>() {
+                Ok(ip) if !ip.is_unspecified() => link_local.push(ip),
+                _ => {
+                    return Err(EngineError::InvalidParameter(format!(
+                        "invalid endpoint settings:\ninvalid link-local IP address: {text}"
+                    )))
+                }
+            }
+        }
         let mac = ep["MacAddress"].as_str().unwrap_or("").to_string();
         if !mac.is_empty() && parse_mac(&mac).is_none() {
             return Err(EngineError::InvalidParameter(format!(
@@ -217,6 +228,7 @@ impl Engine {
             ipv4_requested: v4,
             ipv6_requested: v6,
             mac_requested: mac,
+            link_local_requested: link_local,
             driver_opts: ep["DriverOpts"]
                 .as_object()
                 .map(|o| {
@@ -410,6 +422,12 @@ impl Engine {
                 IpAddr::V6(v6) => Some((v6, a.prefix_len())),
                 IpAddr::V4(_) => None,
             }),
+            // As libnetwork: link-local addresses with the link-local prefixes.
+            link_local: ep
+                .link_local_requested
+                .iter()
+                .map(|&ip| (ip, if ip.is_ipv4() { 16 } else { 64 }))
+                .collect(),
             gateway4: match ep.gateway4 {
                 Some(IpAddr::V4(g)) if primary && !n.internal => Some(g),
                 _ => None,

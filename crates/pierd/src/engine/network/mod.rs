@@ -179,6 +179,9 @@ pub struct Endpoint {
     pub ipv6_requested: Option<IpAddr>,
     #[serde(default)]
     pub mac_requested: String,
+    /// `IPAMConfig.LinkLocalIPs`: more addresses on the interface.
+    #[serde(default)]
+    pub link_local_requested: Vec<IpAddr>,
     #[serde(default)]
     pub driver_opts: BTreeMap<String, String>,
     // While the container runs.
