@@ -188,3 +188,42 @@ fn inspect_and_one_shot_stats_carry_what_clients_read() {
         e.docker_ok(&["network", "rm", "probe-net"]);
     });
 }
+
+#[test]
+fn system_df_reports_layers_size_at_every_version_that_has_it() {
+    with_busybox_engines("system_df_layers_size", |engine, _, socket| {
+        let (code, body) = api(socket, "GET", "/system/df", None);
+        assert_eq!(code, 200, "{engine}: {body}");
+        let df = json(&body);
+        assert!(
+            df["LayersSize"].as_i64().is_some_and(|n| n > 0),
+            "{engine}: {body}"
+        );
+        if engine != "pierd" {
+            return;
+        }
+        // Versions dockerd 20.10 does not serve: LayersSize until 1.52 dropped the
+        // old shape, with and without a type selection.
+        let pierd_socket = socket.display().to_string();
+        for version in ["1.42", "1.44", "1.47", "1.49", "1.51"] {
+            for query in ["", "?type=image", "?type=container", "?verbose=1"] {
+                let out = pier_testsupport::run(
+                    std::process::Command::new("curl").args([
+                        "-s",
+                        "--unix-socket",
+                        &pierd_socket,
+                        &format!("http://docker/v{version}/system/df{query}"),
+                    ]),
+                    Duration::from_secs(60),
+                )
+                .unwrap_or_else(|err| panic!("{err}"));
+                let df = json(&out.stdout);
+                assert!(
+                    df["LayersSize"].is_i64(),
+                    "v{version}{query}: {}",
+                    out.stdout
+                );
+            }
+        }
+    });
+}
