@@ -151,3 +151,53 @@ fn cgroup_parent_places_the_cgroup_as_dockerd() {
         );
     }
 }
+
+#[test]
+fn domainname_and_mac_address_as_docker() {
+    let Some((pierd, dockerd, _work)) =
+        common::pierd_and_dockerd_with_busybox("run_namespaces_domainname")
+    else {
+        return;
+    };
+    let mut answers = Vec::new();
+    for (label, e) in [("pierd", &pierd as &dyn Engine), ("dockerd", &dockerd)] {
+        // The NIS domain name of the container's own UTS namespace.
+        let out = docker_ok(
+            e,
+            label,
+            "run --rm --network none -h box --domainname example.test busybox \
+             sh -c 'cat /proc/sys/kernel/domainname; hostname'",
+        );
+        assert_eq!(out, "example.test\nbox\n", "{label}");
+        // A MAC address on the default bridge is the interface's, as Docker 28 sets
+        // it (the docker CLI 28 sends it per network, API 1.44, which dockerd 20.10
+        // lacks: the CLI refuses there before asking).
+        if label == "pierd" {
+            let out = docker_ok(
+                e,
+                label,
+                "run --rm --mac-address 02:42:ac:11:00:99 busybox cat /sys/class/net/eth0/address",
+            );
+            assert_eq!(out, "02:42:ac:11:00:99\n", "{label}");
+            // An address of one's choosing is refused there (`--ip` also in
+            // networks.rs and network_scenario.rs).
+            for flag in ["--ip 172.17.0.99", "--ip6 fd00::99"] {
+                let out = docker(e, &format!("run --rm {flag} busybox true"));
+                assert_eq!(out.code, Some(125), "{flag}: {out:?}");
+                assert!(
+                    out.stderr.contains(
+                        "user specified IP address is supported on user defined networks only"
+                    ),
+                    "{flag}: {out:?}"
+                );
+            }
+        }
+        answers.push(docker_ok(
+            e,
+            label,
+            "run --rm --network none -h box --domainname example.test busybox cat /etc/hostname",
+        ));
+    }
+    assert_eq!(answers[0], answers[1]);
+    assert!(pierd.docker_ok(&["ps", "-aq"]).is_empty());
+}

@@ -1085,6 +1085,7 @@ impl Engine {
         devices::apply(&c.host_config, &mut spec)?;
         shared.apply(&mut spec);
         kernel_limits::apply(&c.host_config, &mut spec);
+        namespaces::set_domainname(&c.config, &mut spec);
         fs::write(
             exec_dir.join("config.json"),
             serde_json::to_vec_pretty(&spec).unwrap_or_default(),

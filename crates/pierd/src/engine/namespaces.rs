@@ -2,7 +2,7 @@
 //! `--ipc shareable` (its `/dev/shm` a tmpfs mounted on the host's side, so that a
 //! joiner can bind the same one, as dockerd's `ShmPath`), `--ipc container:<id>` and
 //! `--pid container:<id>` (the donor's namespaces joined by path), `--ipc none`
-//! (no `/dev/shm`), and `--cgroup-parent`.
+//! (no `/dev/shm`), `--domainname` (in its own UTS namespace), and `--cgroup-parent`.
 
 use std::path::{Path, PathBuf};
 
@@ -46,6 +46,20 @@ pub(super) fn cgroups_path(hc: &Value, id: &str) -> String {
         .filter(|p| !p.is_empty())
         .unwrap_or(DEFAULT_CGROUP_PARENT);
     format!("/{}/{id}", parent.trim_matches('/')).replace("//", "/")
+}
+
+/// `Config.Domainname` as the NIS domain name of the container's UTS namespace
+/// (dockerd sets it through the `kernel.domainname` sysctl); never set in the host's.
+pub(super) fn set_domainname(config: &Value, spec: &mut Value) {
+    let own_uts = spec["linux"]["namespaces"].as_array().is_some_and(|list| {
+        list.iter()
+            .any(|n| n["type"] == "uts" && n["path"].is_null())
+    });
+    if let Some(d) = config["Domainname"].as_str().filter(|d| !d.is_empty()) {
+        if own_uts {
+            spec["domainname"] = json!(d);
+        }
+    }
 }
 
 /// Where a shareable container's `/dev/shm` is mounted on the host.
