@@ -554,7 +554,7 @@ pub fn demux(mut body: &[u8]) -> Vec<(u8, String)> {
 /// Runs `f` (engine name, engine, its socket) on an isolated dockerd and on pierd,
 /// each with `busybox`; on pierd alone when dockerd cannot run here (the skip is
 /// printed).
-pub fn with_busybox_engines(test: &str, f: impl Fn(&str, &dyn Engine, &Path)) {
+pub fn with_busybox_engines(test: &str, mut f: impl FnMut(&str, &dyn Engine, &Path)) {
     if let Some((pierd, dockerd, _work)) = pierd_and_dockerd_with_busybox(test) {
         f("dockerd", &dockerd, &dockerd.socket());
         f("pierd", &pierd, &pierd.socket());

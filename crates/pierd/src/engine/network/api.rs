@@ -27,18 +27,15 @@ impl Engine {
         body: &Value,
     ) -> Result<(String, String), EngineError> {
         let name = body["Name"].as_str().unwrap_or("").to_string();
-        if name.is_empty() {
-            return Err(EngineError::InvalidParameter(
-                "network name is required".into(),
-            ));
-        }
-        let valid = name.as_bytes()[0].is_ascii_alphanumeric()
-            && name
-                .bytes()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'));
-        if !valid {
+        // As Docker: any name but a blank one or a predefined network's.
+        if name.trim().is_empty() {
             return Err(EngineError::InvalidParameter(format!(
-                "invalid network name {name:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+                "invalid name: {name}"
+            )));
+        }
+        if matches!(name.as_str(), "bridge" | "host" | "none" | "default") {
+            return Err(EngineError::Forbidden(format!(
+                "operation is not permitted on predefined {name} network "
             )));
         }
         let driver = body["Driver"]
