@@ -278,3 +278,62 @@ fn network_names_are_accepted_and_refused_as_dockerd_does() {
         }
     }
 }
+
+#[test]
+fn ipv6_user_networks_need_no_daemon_flag() {
+    with_busybox_engines("ipv6_user_networks", |engine, e, _| {
+        let prefix = if engine == "pierd" {
+            "fd00:77:1"
+        } else {
+            "fd00:77:2"
+        };
+        let subnet = format!("{prefix}::/64");
+        e.docker_ok(&["network", "create", "--ipv6", "--subnet", &subnet, "v6net"]);
+        let inspect = e.docker_ok(&["network", "inspect", "-f", "{{.EnableIPv6}}", "v6net"]);
+        assert_eq!(inspect.trim(), "true", "{engine}");
+        e.docker_ok(&[
+            "run",
+            "-d",
+            "--name",
+            "v6a",
+            "--network",
+            "v6net",
+            "busybox",
+            "sleep",
+            "600",
+        ]);
+        let addrs = e.docker_ok(&[
+            "exec", "v6a", "ip", "-o", "-6", "addr", "show", "eth0", "scope", "global",
+        ]);
+        assert!(
+            addrs.contains(&format!("inet6 {prefix}::")),
+            "{engine}: {addrs}"
+        );
+        let ip6 = e.docker_ok(&[
+            "inspect",
+            "-f",
+            "{{(index .NetworkSettings.Networks \"v6net\").GlobalIPv6Address}}",
+            "v6a",
+        ]);
+        let ip6 = ip6.trim();
+        assert!(ip6.starts_with(prefix), "{engine}: {ip6:?}");
+        // A second container reaches the first over IPv6.
+        let out = e.docker(&[
+            "run",
+            "--rm",
+            "--network",
+            "v6net",
+            "busybox",
+            "ping",
+            "-6",
+            "-c",
+            "1",
+            "-W",
+            "5",
+            ip6,
+        ]);
+        assert_eq!(out.code, Some(0), "{engine}: {out:?}");
+        e.docker_ok(&["rm", "-f", "v6a"]);
+        e.docker_ok(&["network", "rm", "v6net"]);
+    });
+}
