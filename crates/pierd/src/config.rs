@@ -94,6 +94,10 @@ pub struct DaemonConfig {
     /// written to EXEC_ROOT/pier-init]
     #[arg(long = "init-path", value_name = "PATH")]
     pub init_path: Option<PathBuf>,
+    /// A directory of CDI spec files (`.json`) for `--device vendor.com/class=name`
+    /// and `--gpus`; repeatable [default: /etc/cdi and /var/run/cdi]
+    #[arg(long = "cdi-spec-dir", value_name = "DIR")]
+    pub cdi_spec_dirs: Vec<PathBuf>,
     /// Use TLS; implied by --tlsverify
     #[arg(
         long,

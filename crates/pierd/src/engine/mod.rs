@@ -6,6 +6,7 @@
 //! learns about exits from each monitor (or, if it was down, from the exit file the
 //! monitor leaves).
 
+pub mod cdi;
 pub mod commit;
 mod devices;
 pub mod events;
@@ -222,6 +223,8 @@ pub struct Engine {
     remap: Option<crate::userns::Remap>,
     /// `--init` and the init it runs.
     init: init::InitSettings,
+    /// `--cdi-spec-dir`s: CDI devices.
+    cdi: cdi::Registry,
     /// Volumes and their drivers.
     volumes: volumes::VolumeService,
 }
@@ -286,6 +289,7 @@ impl Engine {
             reserved_names: Mutex::new(HashMap::new()),
             remap: remap::load_remap(config)?,
             init: init::InitSettings::from_config(config)?,
+            cdi: cdi::Registry::from_config(config),
             volumes,
         });
         let records = engine.store.load_all()?;
@@ -528,7 +532,9 @@ impl Engine {
             })?;
         // Validate what the spec will need now, not at start.
         spec::capabilities(&host_config)?;
-        let mut warnings = devices::check_create(&mut host_config)?;
+        let mut warnings = self
+            .cdi
+            .check_create(&mut host_config, devices::check_create)?;
         warnings.extend(kernel_limits::check_create(&mut host_config)?);
         // Pier's overlay snapshots have no size quota (dockerd: only overlay on xfs
         // with `pquota`), so a size cannot be honoured.
@@ -1086,6 +1092,7 @@ impl Engine {
         shared.apply(&mut spec);
         kernel_limits::apply(&c.host_config, &mut spec);
         namespaces::set_domainname(&c.config, &mut spec);
+        self.cdi.apply(&c.host_config, &mut spec)?;
         fs::write(
             exec_dir.join("config.json"),
             serde_json::to_vec_pretty(&spec).unwrap_or_default(),
