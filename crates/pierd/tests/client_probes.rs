@@ -337,3 +337,85 @@ fn ipv6_user_networks_need_no_daemon_flag() {
         e.docker_ok(&["network", "rm", "v6net"]);
     });
 }
+
+#[test]
+fn legacy_links_are_removed_with_rm_link_and_resolve_by_alias_on_user_networks() {
+    with_busybox_engines("legacy_links", |engine, e, socket| {
+        // On a user network, a link's alias resolves through the embedded DNS.
+        e.docker_ok(&["network", "create", "linknet"]);
+        e.docker_ok(&[
+            "run",
+            "-d",
+            "--name",
+            "ldb",
+            "--network",
+            "linknet",
+            "busybox",
+            "sleep",
+            "600",
+        ]);
+        let db_ip = e.docker_ok(&[
+            "inspect",
+            "-f",
+            "{{(index .NetworkSettings.Networks \"linknet\").IPAddress}}",
+            "ldb",
+        ]);
+        e.docker_ok(&[
+            "run",
+            "-d",
+            "--name",
+            "lweb",
+            "--network",
+            "linknet",
+            "--link",
+            "ldb:dbalias",
+            "busybox",
+            "sleep",
+            "600",
+        ]);
+        let out = e.docker(&["exec", "lweb", "nslookup", "dbalias"]);
+        assert!(
+            out.stdout.contains(db_ip.trim()),
+            "{engine}: {out:?} (want {db_ip})"
+        );
+        // The alias is the linking container's own: others do not resolve it.
+        let out = e.docker(&[
+            "run",
+            "--rm",
+            "--network",
+            "linknet",
+            "busybox",
+            "nslookup",
+            "dbalias",
+        ]);
+        assert!(!out.stdout.contains(db_ip.trim()), "{engine}: {out:?}");
+        e.docker_ok(&["rm", "-f", "lweb", "ldb"]);
+        e.docker_ok(&["network", "rm", "linknet"]);
+
+        // `docker rm --link` (the isolated dockerd has no default bridge, where legacy
+        // links live: pierd only).
+        if engine != "pierd" {
+            return;
+        }
+        e.docker_ok(&["run", "-d", "--name", "rdb", "busybox", "sleep", "600"]);
+        e.docker_ok(&[
+            "run", "-d", "--name", "rweb", "--link", "rdb:db", "busybox", "sleep", "600",
+        ]);
+        let out = e.docker(&["rm", "--link", "rweb/db"]);
+        assert_eq!(
+            (out.code, out.stdout.trim()),
+            (Some(0), "rweb/db"),
+            "{out:?}"
+        );
+        let (code, body) = api(socket, "GET", "/containers/rweb/json", None);
+        assert_eq!(code, 200, "{body}");
+        assert!(json(&body)["HostConfig"]["Links"].is_null(), "{body}");
+        assert!(e.docker_ok(&["ps", "-q", "-f", "name=rdb"]).trim().len() == 12);
+        let out = e.docker(&["rm", "--link", "rweb/db"]);
+        assert_ne!(out.code, Some(0), "{out:?}");
+        assert!(out.stderr.contains("No such container: rweb/db"), "{out:?}");
+        let (code, _) = api(socket, "DELETE", "/containers/rweb/db", None);
+        assert_eq!(code, 404);
+        e.docker_ok(&["rm", "-f", "rweb", "rdb"]);
+    });
+}

@@ -36,6 +36,7 @@ pub fn routes() -> Router<AppState> {
         .route("/containers/{id}/resize", post(resize))
         .route("/containers/{id}/logs", get(super::logs::logs))
         .route("/containers/{id}", delete(remove))
+        .route("/containers/{id}/{link}", delete(remove_link))
 }
 
 impl From<EngineError> for ApiError {
@@ -166,6 +167,24 @@ async fn remove(
     d.engine
         .remove_with_volumes(&id, flag(&q, "force"), flag(&q, "v"))
         .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `DELETE /containers/{parent}/{alias}`: with `link=1` the removal of a legacy link
+/// (`docker rm --link parent/alias`); otherwise, as in Docker, a container named
+/// `parent/alias`, which cannot exist.
+async fn remove_link(
+    State(d): State<AppState>,
+    Path((parent, alias)): Path<(String, String)>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<StatusCode, ApiError> {
+    let name = format!("{parent}/{alias}");
+    if !flag(&q, "link") {
+        return Err(ApiError::from(EngineError::NotFound(format!(
+            "No such container: {name}"
+        ))));
+    }
+    d.engine.remove_link(&name)?;
     Ok(StatusCode::NO_CONTENT)
 }
 

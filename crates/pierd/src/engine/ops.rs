@@ -438,6 +438,41 @@ impl Engine {
         Ok(())
     }
 
+    /// `DELETE /containers/{parent}/{alias}?link=1` (`docker rm --link`): removes the
+    /// legacy link `alias` from container `parent`, as dockerd's `rmLink`.
+    pub fn remove_link(&self, link_name: &str) -> Result<(), EngineError> {
+        let trimmed = link_name.trim_matches('/');
+        let Some((parent, alias)) = trimmed.rsplit_once('/') else {
+            return Err(EngineError::Conflict(
+                "Conflict, cannot remove the default link name of the container".into(),
+            ));
+        };
+        let no_such = || EngineError::NotFound(format!("No such container: {trimmed}"));
+        let mut inner = self.lock();
+        let id = resolve_in(&inner, parent).map_err(|_| no_such())?;
+        let entry = inner.get_mut(&id).ok_or_else(no_such)?;
+        let links = super::spec::str_list(&entry.c.host_config["Links"]);
+        let kept: Vec<String> = links
+            .iter()
+            .filter(|l| super::network::parse_link(l).1 != alias)
+            .cloned()
+            .collect();
+        if kept.len() == links.len() {
+            return Err(no_such());
+        }
+        let before = entry.c.host_config["Links"].clone();
+        entry.c.host_config["Links"] = if kept.is_empty() {
+            Value::Null
+        } else {
+            json!(kept)
+        };
+        if let Err(e) = self.store.put(&entry.c) {
+            entry.c.host_config["Links"] = before;
+            return Err(e);
+        }
+        Ok(())
+    }
+
     /// `POST /containers/{id}/update`: resources and restart policy, in the record and
     /// (for a running container) in its cgroup. Returns warnings.
     pub async fn update_container(
