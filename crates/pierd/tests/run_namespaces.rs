@@ -201,3 +201,43 @@ fn domainname_and_mac_address_as_docker() {
     assert_eq!(answers[0], answers[1]);
     assert!(pierd.docker_ok(&["ps", "-aq"]).is_empty());
 }
+
+#[test]
+fn a_shareable_dev_shm_is_unmounted_at_exit_and_after_a_crash() {
+    let Some((mut pierd, _work)) = common::pierd_with_busybox() else {
+        return;
+    };
+    let shm_mounts = |pierd: &common::Pierd| -> Vec<String> {
+        common::mounts_under(&pierd.data_root())
+            .into_iter()
+            // Field 5 of a mountinfo line: the mount point.
+            .filter(|m| m.split(' ').nth(4).is_some_and(|p| p.ends_with("/shm")))
+            .collect()
+    };
+    let id = pierd.docker_ok(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--ipc",
+        "shareable",
+        "busybox",
+        "sleep",
+        "300",
+    ]);
+    let id = id.trim().to_string();
+    assert_eq!(shm_mounts(&pierd).len(), 1, "{:?}", shm_mounts(&pierd));
+    pierd.docker_ok(&["stop", "-t", "0", &id]);
+    assert!(shm_mounts(&pierd).is_empty(), "{:?}", shm_mounts(&pierd));
+    // Started again, then removed after a pierd crash: nothing stays mounted.
+    pierd.docker_ok(&["start", &id]);
+    assert_eq!(shm_mounts(&pierd).len(), 1);
+    pierd.crash_and_restart(std::time::Duration::from_millis(100));
+    pierd.docker_ok(&["rm", "-f", &id]);
+    assert!(
+        common::wait_until(std::time::Duration::from_secs(10), || shm_mounts(&pierd)
+            .is_empty()),
+        "{:?}",
+        shm_mounts(&pierd)
+    );
+}

@@ -1598,6 +1598,7 @@ impl Engine {
             let _ = rustix::mount::unmount(&rootfs, rustix::mount::UnmountFlags::DETACH);
             let _ = images.snapshots().remove(&key);
             mounts::release_image_mounts(&images, &owned);
+            namespaces::release_shm_in(&data_dir);
             let _ = fs::remove_dir_all(&data_dir);
             let _ = fs::remove_dir_all(&exec_dir);
         })

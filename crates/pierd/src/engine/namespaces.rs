@@ -184,11 +184,17 @@ impl Engine {
 
     /// Unmounts a shareable container's `/dev/shm` (after its run, or a failed start).
     pub(super) fn release_shm(&self, id: &str) {
-        let dir = shm_dir(&self.data_dir(id));
-        if dir.exists() {
-            let _ = rustix::mount::unmount(&dir, rustix::mount::UnmountFlags::DETACH);
-            let _ = std::fs::remove_dir(&dir);
-        }
+        release_shm_in(&self.data_dir(id));
+    }
+}
+
+/// Unmounts the shareable `/dev/shm` under a container's data directory, if any
+/// (also at removal, for a run whose end pierd did not see).
+pub(super) fn release_shm_in(data_dir: &Path) {
+    let dir = shm_dir(data_dir);
+    if dir.exists() {
+        let _ = rustix::mount::unmount(&dir, rustix::mount::UnmountFlags::DETACH);
+        let _ = std::fs::remove_dir(&dir);
     }
 }
 
