@@ -546,8 +546,9 @@ impl IsolatedDockerd {
         Ok(self.docker(args)?.ok()?.stdout)
     }
 
-    /// Removes every container (`docker rm -f`), if dockerd is still running.
-    pub fn remove_containers(&self) {
+    /// Removes every container (`docker rm -f`) and user network, if dockerd is still
+    /// running.
+    pub fn remove_containers_and_networks(&self) {
         if self.dockerd.stopped() {
             return;
         }
@@ -559,12 +560,15 @@ impl IsolatedDockerd {
                 let _ = self.docker(&args);
             }
         }
+        // Its user networks too: dockerd takes their bridges down only when it removes
+        // them, and a test that failed halfway would leave them on the host.
+        let _ = self.docker(&["network", "prune", "-f"]);
     }
 
-    /// Removes the containers, stops the daemons and cleans up; returns what was wrong
+    /// Removes the containers and user networks, stops the daemons and cleans up; returns what was wrong
     /// (a daemon that had to be killed, mounts or cgroups left behind). Idempotent.
     pub fn stop(&mut self) -> Vec<String> {
-        self.remove_containers();
+        self.remove_containers_and_networks();
         let mut notes: Vec<String> = self.dockerd.stop().into_iter().collect();
         if let Some(c) = &mut self.containerd {
             notes.extend(c.daemon.stop());
