@@ -253,6 +253,13 @@ impl PluginRegistry {
         &self.dirs
     }
 
+    /// The names of the plugins activated so far (sorted).
+    pub fn active_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.active.lock().unwrap().keys().cloned().collect();
+        names.sort();
+        names
+    }
+
     /// The driver of plugin `name`, activating it on first use.
     pub fn get(&self, name: &str) -> Result<Arc<dyn VolumeDriver>, VolumeError> {
         if let Some(driver) = self.active.lock().unwrap().get(name) {

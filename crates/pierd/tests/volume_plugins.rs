@@ -392,3 +392,97 @@ fn plugin_calls_and_answers_match_dockerd() {
     }
     assert_eq!(pier_calls, docker_calls);
 }
+
+/// Asks the plugin itself to make volume `name` (as another daemon, or the plugin's
+/// own tooling, would): pierd has no record of it.
+fn create_behind_pierds_back(plugin: &TestVolumePlugin, name: &str) {
+    use std::io::{Read, Write};
+    let mut stream = std::os::unix::net::UnixStream::connect(plugin.socket()).unwrap();
+    let body = json!({ "Name": name, "Opts": {} }).to_string();
+    write!(
+        stream,
+        "POST /VolumeDriver.Create HTTP/1.1\r\nHost: plugin\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    stream.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut answer = [0u8; 12];
+    stream.read_exact(&mut answer).unwrap();
+    assert_eq!(&answer, b"HTTP/1.1 200", "{answer:?}");
+}
+
+/// The volumes a plugin pierd has activated reports through `List`, recorded here or
+/// not, are listed (once) and inspected (through `Get`), as dockerd shows a plugin's
+/// own volumes; the filters apply to them. A container's `Mounts` shows a plugin
+/// volume's path from its Mount, without asking the plugin again.
+#[test]
+fn a_plugins_own_volumes_are_listed_and_mounts_do_not_ask_the_plugin() {
+    let Some((pierd, _work)) = pierd_with_busybox() else {
+        return;
+    };
+    let data = tempfile::tempdir().unwrap();
+    let plugin = start_plugin(&plugins_dir(&pierd).join("testplug.sock"), data.path());
+    create_behind_pierds_back(&plugin, "own1");
+    // Not yet activated by pierd: not asked.
+    assert!(!volume_names(&pierd).contains(&"own1".to_string()));
+    assert!(!plugin.calls().iter().any(|c| c.method == "Plugin.Activate"));
+
+    pierd.docker_ok(&["volume", "create", "-d", "testplug", "v1"]);
+    let listed = pierd.docker_ok(&["volume", "ls", "--format", "{{.Driver}} {{.Name}}"]);
+    let mut lines: Vec<&str> = listed.lines().collect();
+    lines.sort();
+    assert_eq!(lines, ["testplug own1", "testplug v1"], "{listed}");
+    let inspect = pierd.docker_ok(&[
+        "volume",
+        "inspect",
+        "own1",
+        "--format",
+        "{{.Name}} {{.Driver}} {{.Mountpoint}} {{.Scope}}",
+    ]);
+    assert_eq!(
+        inspect.trim(),
+        format!("own1 testplug {} local", data.path().join("own1").display())
+    );
+    let missing = pierd.docker(&["volume", "inspect", "nosuch"]);
+    assert_ne!(missing.code, Some(0), "{missing:?}");
+    assert!(missing.stderr.contains("no such volume"), "{missing:?}");
+    // Filters: a plugin's own volume is unused (dangling) and has no labels.
+    let only = |filter: &str| {
+        let mut names: Vec<String> = pierd
+            .docker_ok(&["volume", "ls", "-q", "-f", filter])
+            .lines()
+            .map(str::to_string)
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(only("driver=local"), Vec::<String>::new());
+    assert_eq!(only("driver=testplug"), ["own1", "v1"]);
+    assert_eq!(only("name=own"), ["own1"]);
+    assert_eq!(only("dangling=true"), ["own1", "v1"]);
+    assert_eq!(only("label=x"), Vec::<String>::new());
+
+    // Mounts: the path the plugin answered at Mount, with no call made for it.
+    pierd.docker_ok(&[
+        "run", "-d", "--name", "user", "-v", "v1:/data", "busybox", "sleep", "60",
+    ]);
+    assert_eq!(only("dangling=false"), ["v1"]);
+    let want = data.path().join("v1").display().to_string();
+    for _ in 0..2 {
+        let before = plugin.calls().len();
+        let source = pierd.docker_ok(&["inspect", "-f", "{{(index .Mounts 0).Source}}", "user"]);
+        assert_eq!(source.trim(), want);
+        let ps = pierd.docker_ok(&["ps", "-a", "--format", "{{.Mounts}}"]);
+        assert_eq!(ps.trim(), "v1");
+        assert_eq!(
+            plugin.calls().len(),
+            before,
+            "{:#?}",
+            &plugin.calls()[before..]
+        );
+        pierd.docker_ok(&["stop", "-t", "0", "user"]);
+    }
+    pierd.docker_ok(&["rm", "user"]);
+    pierd.docker_ok(&["volume", "rm", "v1"]);
+    assert!(mounts_under(data.path()).is_empty());
+}

@@ -634,3 +634,65 @@ fn docker_cp_reaches_into_volumes() {
     pierd.docker_ok(&["volume", "rm", "cpvol"]);
     assert_consistent(&pierd);
 }
+
+/// An export in progress uses the volume: `volume rm` (also `-f`) and `prune -a` leave
+/// it, with the in-use 409; once the export is over the volume goes.
+#[test]
+fn a_volume_being_exported_is_in_use() {
+    use std::io::{BufRead, BufReader, Write};
+    let Some((pierd, _work)) = pierd_with_busybox() else {
+        return;
+    };
+    pierd.docker_ok(&["volume", "create", "big"]);
+    // More than the socket and the stream's buffers hold, so the export waits for a
+    // reader that does not read.
+    let dir = pierd.data_root().join("volumes/big/_data");
+    std::fs::write(dir.join("blob"), vec![7u8; 64 << 20]).unwrap();
+
+    let stream = std::os::unix::net::UnixStream::connect(pierd.socket()).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    (&stream)
+        .write_all(b"GET /v1.41/volumes/big/export HTTP/1.1\r\nHost: docker\r\n\r\n")
+        .unwrap();
+    let mut reader = BufReader::new(&stream);
+    let mut status = String::new();
+    reader.read_line(&mut status).unwrap();
+    assert!(status.contains(" 200 "), "{status:?}");
+
+    for args in [
+        &["volume", "rm", "big"][..],
+        &["volume", "rm", "-f", "big"][..],
+    ] {
+        let out = pierd.docker(args);
+        assert_eq!(out.code, Some(1), "{out:?}");
+        assert!(
+            out.stderr.contains(
+                "Error response from daemon: remove big: volume is in use - [pier-archive-"
+            ),
+            "{out:?}"
+        );
+    }
+    pierd.docker_ok(&["volume", "prune", "-af"]);
+    assert!(listed(&pierd).contains("big"));
+    assert_eq!(
+        pierd
+            .docker_ok(&["volume", "ls", "-q", "-f", "dangling=false"])
+            .trim(),
+        "big"
+    );
+
+    // The client goes away: the export ends and its hold with it.
+    drop(reader);
+    drop(stream);
+    assert!(
+        common::wait_until(Duration::from_secs(20), || pierd
+            .docker(&["volume", "rm", "big"])
+            .code
+            == Some(0)),
+        "{}",
+        pierd.log_tail(20)
+    );
+    assert_consistent(&pierd);
+}

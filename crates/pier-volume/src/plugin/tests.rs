@@ -231,7 +231,10 @@ fn activation_requires_volumedriver_and_is_cached() {
 
     let plugin = good_plugin(&dir.path().join("cached.sock"));
     let registry = PluginRegistry::new(dirs(dir.path()));
+    assert!(registry.active_names().is_empty());
     let first = registry.get("cached").unwrap();
+    // Listed once activated (pierd lists their volumes).
+    assert_eq!(registry.active_names(), ["cached"]);
     first.create("x", &BTreeMap::new()).unwrap();
     let second = registry.get("cached").unwrap();
     second.remove("x").unwrap();

@@ -8,7 +8,8 @@
 //!   race with, a half-written tree.
 //! - **Access.** The volume is mounted through its driver for the operation, with a
 //!   mount ID of its own (`pier-archive-…`), and unmounted after: plugin volumes work
-//!   like local ones, and the driver's count of users stays right.
+//!   like local ones, and the driver's count of users stays right. Meanwhile the
+//!   volume is held (in use under that ID): `volume rm` and `prune` leave it.
 //! - **Import** fills a volume that is missing (made with the `local` driver) or empty;
 //!   a volume with content is refused (409), so nothing is ever merged or overwritten.
 //!   A failed import leaves the volume empty, and removes it if the import made it.
@@ -38,9 +39,13 @@ fn archive_error(op: &str, name: &str, e: VolumeError) -> EngineError {
     }
 }
 
-/// A volume mounted for an export, import or clone; unmounted when dropped.
+/// A volume mounted for an export, import or clone; unmounted when dropped. While it
+/// lives the volume counts as in use (`volume rm` answers 409).
 pub struct VolumeAccess {
     driver: Arc<dyn VolumeDriver>,
+    /// Dropped after the unmount (fields drop after `Drop::drop`), so the volume
+    /// cannot be removed while still mounted.
+    _hold: super::volumes::VolumeHold,
     name: String,
     mount_id: String,
     /// The volume's content on the host.
@@ -112,11 +117,13 @@ impl Engine {
             .get(&record.driver)
             .map_err(|e| archive_error(op, name, e))?;
         let mount_id = next_mount_id();
+        let hold = self.volumes().hold(name, &mount_id)?;
         let path = driver
             .mount(name, &mount_id)
             .map_err(|e| archive_error(op, name, e))?;
         Ok(VolumeAccess {
             driver,
+            _hold: hold,
             name: name.to_string(),
             mount_id,
             path,

@@ -5,7 +5,9 @@
 //! labels, options, creation time), kept in memory too. Drivers are found by name
 //! ([`Drivers`]): `local` is [`pier_volume::local::LocalDriver`] over
 //! `<data-root>/volumes`; any other name is a Docker volume plugin
-//! ([`pier_volume::plugin::PluginRegistry`]).
+//! ([`pier_volume::plugin::PluginRegistry`]). `volume ls` and `inspect` also show the
+//! volumes a plugin reports that have no record here (made through the plugin or
+//! another daemon), asking only plugins already activated, as dockerd does.
 //!
 //! **Crash safety.** A create writes its record in state `creating` before it asks the
 //! driver, and `ready` after; a remove writes `removing` before it asks the driver and
@@ -108,6 +110,20 @@ impl Drivers {
     pub fn local(&self) -> &LocalDriver {
         &self.local
     }
+
+    /// The plugins activated so far, and those `recorded` volumes use (activated on
+    /// their first call): the drivers whose own volumes `volume ls` and `inspect`
+    /// show, as dockerd asks the drivers it has activated. Plugins merely present in
+    /// a plugin directory are not woken for a listing.
+    fn known_plugins<'a>(&self, recorded: impl Iterator<Item = &'a str>) -> Vec<String> {
+        let mut names: BTreeSet<String> = self.plugins.active_names().into_iter().collect();
+        names.extend(
+            recorded
+                .filter(|d| !d.is_empty() && *d != DEFAULT_DRIVER)
+                .map(str::to_string),
+        );
+        names.into_iter().collect()
+    }
 }
 
 /// A volume a container has mounted (for its unmount).
@@ -124,13 +140,38 @@ struct Tables {
     users: HashMap<String, BTreeSet<String>>,
     /// What each running container has mounted.
     mounted: HashMap<String, Vec<Mounted>>,
+    /// Where each plugin volume was last mounted (the plugin's `Mount` answer), shown
+    /// in containers' `Mounts` without asking the plugin again.
+    mountpoints: HashMap<String, PathBuf>,
+}
+
+/// A use of a volume that is not a container's (an export, import or clone in
+/// progress): while held, `volume rm` and `prune` see the volume in use. Released when
+/// dropped.
+#[derive(Debug)]
+pub struct VolumeHold {
+    tables: Arc<Mutex<Tables>>,
+    name: String,
+    holder: String,
+}
+
+impl Drop for VolumeHold {
+    fn drop(&mut self) {
+        let mut t = self.tables.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(set) = t.users.get_mut(&self.name) {
+            set.remove(&self.holder);
+            if set.is_empty() {
+                t.users.remove(&self.name);
+            }
+        }
+    }
 }
 
 /// The service; see the [module docs](self).
 #[derive(Debug)]
 pub struct VolumeService {
     drivers: Drivers,
-    tables: Mutex<Tables>,
+    tables: Arc<Mutex<Tables>>,
     /// Serializes creates, removes and claims, so that a volume checked unused is not
     /// claimed before it is gone, and one name is not created twice.
     ops: Mutex<()>,
@@ -197,6 +238,29 @@ pub fn content_size(dir: &Path) -> i64 {
         }
     }
     i64::try_from(total).unwrap_or(i64::MAX)
+}
+
+/// Docker's `Volume` of what a driver reports (no record: no labels, options or
+/// creation time but the driver's own).
+fn driver_volume_to_api(driver: &dyn VolumeDriver, found: pier_volume::DriverVolume) -> Volume {
+    Volume {
+        name: found.name,
+        driver: driver.name().to_string(),
+        mountpoint: found
+            .mountpoint
+            .map(|p| p.display().to_string())
+            .unwrap_or_default(),
+        created_at: found.created_at,
+        status: found.status,
+        labels: None,
+        scope: match driver.scope() {
+            pier_volume::Scope::Local => "local".into(),
+            pier_volume::Scope::Global => "global".into(),
+        },
+        options: None,
+        usage_data: None,
+        extra: serde_json::Map::new(),
+    }
 }
 
 /// `volume ls` filters (`dangling`, `driver`, `label`, `name`), checked as dockerd.
@@ -290,7 +354,7 @@ impl VolumeService {
             .map_err(|e| EngineError::Internal(format!("volumes: {e}")))?;
         let service = VolumeService {
             drivers: Drivers::new(local, plugin_dirs),
-            tables: Mutex::new(Tables::default()),
+            tables: Arc::new(Mutex::new(Tables::default())),
             ops: Mutex::new(()),
         };
         let mut records = BTreeMap::new();
@@ -366,6 +430,42 @@ impl VolumeService {
             .unwrap_or_default()
     }
 
+    /// Marks volume `name` in use by `holder` (an operation's ID, shown in the 409 of
+    /// `volume rm`) until the hold is dropped. Serialized with removes: a volume held
+    /// is not half-removed, and one being removed is not held. 404 if it does not exist.
+    pub fn hold(&self, name: &str, holder: &str) -> Result<VolumeHold, EngineError> {
+        let _ops = self.ops();
+        let mut t = self.lock();
+        if !t.records.contains_key(name) {
+            return Err(no_such_volume(name));
+        }
+        t.users
+            .entry(name.to_string())
+            .or_default()
+            .insert(holder.to_string());
+        Ok(VolumeHold {
+            tables: self.tables.clone(),
+            name: name.to_string(),
+            holder: holder.to_string(),
+        })
+    }
+
+    /// Drops what is kept in memory of a removed volume.
+    fn forget(&self, name: &str) {
+        let mut t = self.lock();
+        t.records.remove(name);
+        t.mountpoints.remove(name);
+    }
+
+    /// Notes where a plugin volume was mounted (for containers' `Mounts`).
+    fn note_mountpoint(&self, rec_driver: &str, name: &str, path: &Path) {
+        if rec_driver != DEFAULT_DRIVER {
+            self.lock()
+                .mountpoints
+                .insert(name.to_string(), path.to_path_buf());
+        }
+    }
+
     /// Records `container` as a user of each of `names` (at load: from the records).
     fn add_users(&self, container: &str, names: &[String]) {
         let mut t = self.lock();
@@ -391,24 +491,68 @@ impl VolumeService {
     fn to_api(&self, rec: &VolumeRecord) -> Result<Volume, VolumeError> {
         let driver = self.drivers.get(&rec.driver)?;
         let found = driver.get(&rec.name)?;
-        Ok(Volume {
-            name: rec.name.clone(),
-            driver: rec.driver.clone(),
-            mountpoint: found
-                .mountpoint
-                .map(|p| p.display().to_string())
-                .unwrap_or_default(),
-            created_at: Some(rec.created_at.clone()),
-            status: found.status,
-            labels: rec.labels.clone(),
-            scope: match driver.scope() {
-                pier_volume::Scope::Local => "local".into(),
-                pier_volume::Scope::Global => "global".into(),
-            },
-            options: rec.options.clone(),
-            usage_data: None,
-            extra: serde_json::Map::new(),
-        })
+        let mut volume = driver_volume_to_api(&*driver, found);
+        volume.name = rec.name.clone();
+        volume.created_at = Some(rec.created_at.clone());
+        volume.labels = rec.labels.clone();
+        volume.options = rec.options.clone();
+        Ok(volume)
+    }
+
+    /// The volumes the known plugins ([`Drivers::known_plugins`]) report through
+    /// `VolumeDriver.List` that have no record here (made by the plugin itself, or
+    /// through another daemon), those `keep` selects; a warning for each plugin that
+    /// could not answer.
+    fn unrecorded_volumes(&self, keep: impl Fn(&str, &str) -> bool) -> (Vec<Volume>, Vec<String>) {
+        let (recorded, drivers): (BTreeSet<String>, Vec<String>) = {
+            let t = self.lock();
+            (
+                t.records.keys().cloned().collect(),
+                t.records.values().map(|r| r.driver.clone()).collect(),
+            )
+        };
+        let mut out = Vec::new();
+        let mut warnings = Vec::new();
+        for plugin in self
+            .drivers
+            .known_plugins(drivers.iter().map(String::as_str))
+        {
+            if !keep(&plugin, "") {
+                continue;
+            }
+            let listed = self.drivers.get(&plugin).and_then(|d| Ok((d.list()?, d)));
+            match listed {
+                Ok((volumes, driver)) => out.extend(
+                    volumes
+                        .into_iter()
+                        .filter(|v| !recorded.contains(&v.name) && keep(&plugin, &v.name))
+                        .map(|v| driver_volume_to_api(&*driver, v)),
+                ),
+                Err(e) => warnings.push(format!("{plugin}: {e}")),
+            }
+        }
+        (out, warnings)
+    }
+
+    /// A volume no record names, from the first known plugin that has it
+    /// (`VolumeDriver.Get`), as dockerd finds a plugin's own volumes.
+    fn unrecorded_volume(&self, name: &str) -> Option<Volume> {
+        let drivers: Vec<String> = self
+            .lock()
+            .records
+            .values()
+            .map(|r| r.driver.clone())
+            .collect();
+        self.drivers
+            .known_plugins(drivers.iter().map(String::as_str))
+            .into_iter()
+            .find_map(|plugin| {
+                let driver = self.drivers.get(&plugin).ok()?;
+                let found = driver.get(name).ok()?;
+                let mut volume = driver_volume_to_api(&*driver, found);
+                volume.name = name.to_string();
+                Some(volume)
+            })
     }
 
     /// Creates a volume, or answers the existing one of that name (and driver). The
@@ -485,10 +629,14 @@ impl VolumeService {
         Ok((rec, true))
     }
 
-    /// `GET /volumes/{name}`.
+    /// `GET /volumes/{name}`: a recorded volume, else one a known plugin has.
     pub fn inspect(&self, name: &str) -> Result<Volume, EngineError> {
-        let rec = self.record(name).ok_or_else(|| no_such_volume(name))?;
-        self.to_api(&rec).map_err(|e| op_error("get", name, e))
+        match self.record(name) {
+            Some(rec) => self.to_api(&rec).map_err(|e| op_error("get", name, e)),
+            None => self
+                .unrecorded_volume(name)
+                .ok_or_else(|| no_such_volume(name)),
+        }
     }
 
     /// `GET /volumes`: the volumes, and a warning for each the driver could not answer.
@@ -516,6 +664,17 @@ impl VolumeService {
                 Ok(v) => out.push(v),
                 Err(e) => warnings.push(format!("{}: {e}", rec.name)),
             }
+        }
+        // A plugin's own volumes: unused here (dangling), without labels.
+        if filters.dangling != Some(false) && filters.labels.is_empty() {
+            let (more, more_warnings) = self.unrecorded_volumes(|driver, name| {
+                (filters.drivers.is_empty() || filters.drivers.iter().any(|d| d == driver))
+                    && (name.is_empty()
+                        || filters.names.is_empty()
+                        || filters.names.iter().any(|n| pattern_matches(n, name)))
+            });
+            out.extend(more);
+            warnings.extend(more_warnings);
         }
         (out, warnings)
     }
@@ -557,7 +716,7 @@ impl VolumeService {
             Err(e) => {
                 if force {
                     store.delete_volume(name)?;
-                    self.lock().records.remove(name);
+                    self.forget(name);
                 } else {
                     rec.state = RecordState::Ready;
                     store.put_volume(&rec)?;
@@ -566,7 +725,7 @@ impl VolumeService {
             }
         }
         store.delete_volume(name)?;
-        self.lock().records.remove(name);
+        self.forget(name);
         Ok(rec)
     }
 
@@ -853,6 +1012,7 @@ impl Engine {
                 let path = driver
                     .mount(name, &c.id)
                     .map_err(|e| op_error("mount", name, e))?;
+                self.volumes.note_mountpoint(&rec.driver, name, &path);
                 mounted.push(Mounted {
                     name: name.clone(),
                     driver: rec.driver.clone(),
@@ -948,16 +1108,41 @@ impl Engine {
                     .get(&rec.driver)
                     .and_then(|d| d.mount(&name, id));
                 match again {
-                    Ok(_) => mounted.push(Mounted {
-                        name,
-                        driver: rec.driver,
-                    }),
+                    Ok(path) => {
+                        self.volumes.note_mountpoint(&rec.driver, &name, &path);
+                        mounted.push(Mounted {
+                            name,
+                            driver: rec.driver,
+                        });
+                    }
                     Err(e) => eprintln!("pierd: volume {name} of {}: {e}", c.short_id()),
                 }
             }
             self.volumes.lock().mounted.insert(id.clone(), mounted);
         }
         self.volumes.drivers.local().unmount_unused();
+    }
+
+    /// A volume's host path for `Mounts`: a local volume's directory; a plugin
+    /// volume's path at its last Mount (empty before any), so that inspecting a
+    /// container never waits on a plugin (this runs on async workers).
+    fn volume_source(&self, name: &str) -> String {
+        let Some(rec) = self.volumes.record(name) else {
+            return String::new();
+        };
+        if rec.driver == DEFAULT_DRIVER {
+            return self
+                .volumes
+                .to_api(&rec)
+                .map(|v| v.mountpoint)
+                .unwrap_or_default();
+        }
+        self.volumes
+            .lock()
+            .mountpoints
+            .get(name)
+            .map(|p| p.display().to_string())
+            .unwrap_or_default()
     }
 
     /// Docker's `Mounts` of a container (inspect and list), from its mount plan.
@@ -978,12 +1163,7 @@ impl Engine {
                 })),
                 MountSource::Volume { name, driver, .. } => {
                     let name = name.clone().unwrap_or_default();
-                    let source = self
-                        .volumes
-                        .record(&name)
-                        .and_then(|r| self.volumes.to_api(&r).ok())
-                        .map(|v| v.mountpoint)
-                        .unwrap_or_default();
+                    let source = self.volume_source(&name);
                     // dockerd shows a named `-v` volume's empty mode as `z`, a
                     // `--mount` one's too; an anonymous `-v /path` or VOLUME's as empty.
                     let named = !c.anonymous_volumes.contains(&name);
