@@ -762,7 +762,10 @@ fn write_with_holes(input: &mut impl Read, file: &File, mut offset: u64) -> io::
             if block.iter().any(|&b| b != 0) {
                 file.write_all_at(block, offset)?;
             }
-            offset += block.len() as u64;
+            // The offset comes from the archive's sparse map: refuse one past u64.
+            offset = offset
+                .checked_add(block.len() as u64)
+                .ok_or_else(|| io::Error::other("sparse offset out of range"))?;
         }
         if filled < buffer.len() {
             return Ok(offset);
@@ -805,7 +808,7 @@ fn write_pax_sparse(input: &mut impl Read, file: &File, real_size: u64) -> io::R
     io::copy(&mut input.take(padding), &mut io::sink())?;
     for (offset, size) in segments {
         let end = write_with_holes(&mut input.take(size), file, offset)?;
-        if end != offset + size || end > real_size {
+        if offset.checked_add(size) != Some(end) || end > real_size {
             return Err(io::Error::other("PAX sparse data shorter than its map"));
         }
     }

@@ -322,3 +322,14 @@ fn a_broken_stream_leaves_the_volume_empty() {
     );
     assert!(is_empty(&target).unwrap());
 }
+
+#[test]
+fn pax_sparse_map_past_u64_is_an_error_not_a_panic() {
+    // One segment at an offset a zero block would carry past u64::MAX.
+    let mut map = format!("1\n{}\n4096\n", u64::MAX - 10).into_bytes();
+    map.resize(512, 0);
+    map.extend(vec![0u8; 4096]);
+    let file = tempfile::tempfile().expect("temp file");
+    let result = write_pax_sparse(&mut std::io::Cursor::new(map), &file, 100);
+    assert!(result.is_err(), "a sparse map past u64 must be refused");
+}
