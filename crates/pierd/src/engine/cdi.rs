@@ -242,7 +242,13 @@ impl Registry {
         let all = self.devices();
         let mut spec_edits_done = std::collections::HashSet::new();
         for name in &names {
-            let (spec_edits, device_edits) = &all[name];
+            // The spec directory is read again here: a device gone since `resolve` is
+            // the same unresolvable-device error, not a panic.
+            let (spec_edits, device_edits) = all.get(name).ok_or_else(|| {
+                EngineError::Internal(format!(
+                    "CDI device injection failed: unresolvable CDI devices {name}"
+                ))
+            })?;
             let kind = name.split('=').next().unwrap_or_default();
             if spec_edits_done.insert(kind.to_string()) {
                 apply_edits(spec_edits, spec)?;
