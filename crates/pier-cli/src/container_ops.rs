@@ -3,18 +3,19 @@
 //! `container prune`, and the `container` command group that names every container
 //! command (`pier container ls`, `pier container run`, ...).
 
-use std::io::{self, BufRead, IsTerminal, Write};
+use std::io::{self, BufRead, Write};
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, bail, Result};
 use clap::{Args, Subcommand};
 use serde_json::{json, Map, Value};
 
 use crate::client::Client;
 use crate::containers::{self, enc};
 use crate::output::{human_size, render_all, Template};
+use crate::stream_output::{refuse_terminal_stdout, write_stream};
 
 /// The commands beside the original container commands, at the top level.
 // Parsed once per run: the size of the biggest variant does not matter.
@@ -440,9 +441,7 @@ pub fn diff(client: &Client, a: DiffArgs) -> Result<ExitCode> {
 }
 
 pub fn export(client: &Client, a: ExportArgs) -> Result<ExitCode> {
-    if a.output.is_none() && io::stdout().is_terminal() {
-        bail!("cowardly refusing to save to a terminal. Use the -o flag or redirect");
-    }
+    refuse_terminal_stdout(a.output.as_deref())?;
     let mut r = client
         .request(
             "GET",
@@ -450,24 +449,11 @@ pub fn export(client: &Client, a: ExportArgs) -> Result<ExitCode> {
             None,
         )?
         .check()?;
-    match &a.output {
-        Some(path) => {
-            let dir = std::path::Path::new(path)
-                .parent()
-                .filter(|p| !p.as_os_str().is_empty())
-                .unwrap_or(std::path::Path::new("."));
-            let mut tmp = tempfile::NamedTempFile::new_in(dir)
-                .with_context(|| format!("failed to export container: {path}"))?;
-            io::copy(&mut r.body, &mut tmp)?;
-            tmp.persist(path)
-                .map_err(|e| anyhow!("failed to export container: {}", e.error))?;
-        }
-        None => {
-            let mut out = io::stdout().lock();
-            io::copy(&mut r.body, &mut out)?;
-            out.flush()?;
-        }
-    }
+    write_stream(
+        &mut r.body,
+        a.output.as_deref(),
+        "failed to export container",
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -12,6 +12,7 @@ mod images;
 mod interactive;
 mod networks;
 mod output;
+mod stream_output;
 mod system;
 mod terminal;
 mod volume_archive;

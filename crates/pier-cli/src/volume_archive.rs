@@ -2,15 +2,16 @@
 //! through pierd's `/volumes/{name}/export|import|clone` extension endpoints.
 
 use std::fs::File;
-use std::io::{self, IsTerminal, Read, Write};
+use std::io::{self, IsTerminal, Read};
 use std::process::ExitCode;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{bail, Context, Result};
 use clap::Args;
 use pier_api::volume::Volume;
 
 use crate::client::Client;
 use crate::containers::enc;
+use crate::stream_output::{refuse_terminal_stdout, write_stream};
 
 #[derive(Debug, Args)]
 pub struct ExportArgs {
@@ -45,9 +46,7 @@ pub struct CloneArgs {
 
 /// `pier volume export NAME > backup.tar` (or `-o backup.tar`).
 pub fn export(client: &Client, a: ExportArgs) -> Result<ExitCode> {
-    if a.output.is_none() && io::stdout().is_terminal() {
-        bail!("cowardly refusing to save to a terminal. Use the -o flag or redirect");
-    }
+    refuse_terminal_stdout(a.output.as_deref())?;
     let force = if a.force { "?force=1" } else { "" };
     let mut r = client
         .request(
@@ -56,27 +55,7 @@ pub fn export(client: &Client, a: ExportArgs) -> Result<ExitCode> {
             None,
         )?
         .check()?;
-    match &a.output {
-        Some(path) => {
-            // Into a temporary file beside the target, renamed when complete: a failed
-            // export never leaves a truncated backup under the name asked for.
-            let dir = std::path::Path::new(path)
-                .parent()
-                .filter(|p| !p.as_os_str().is_empty())
-                .unwrap_or(std::path::Path::new("."));
-            let mut tmp = tempfile::NamedTempFile::new_in(dir)
-                .with_context(|| format!("failed to export volume: {path}"))?;
-            io::copy(&mut r.body, &mut tmp).context("failed to export volume")?;
-            tmp.as_file().sync_all()?;
-            tmp.persist(path)
-                .map_err(|e| anyhow!("failed to export volume: {}", e.error))?;
-        }
-        None => {
-            let mut out = io::stdout().lock();
-            io::copy(&mut r.body, &mut out).context("failed to export volume")?;
-            out.flush()?;
-        }
-    }
+    write_stream(&mut r.body, a.output.as_deref(), "failed to export volume")?;
     Ok(ExitCode::SUCCESS)
 }
 
