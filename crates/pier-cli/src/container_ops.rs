@@ -1024,15 +1024,26 @@ pub fn prune(client: &Client, a: PruneArgs) -> Result<ExitCode> {
     }
     let (deleted, space) = prune_containers(client, &a.filter)?;
     let mut out = io::stdout().lock();
-    if !deleted.is_empty() {
-        writeln!(out, "Deleted Containers:")?;
-        for d in &deleted {
-            writeln!(out, "{d}")?;
+    write_deleted(&mut out, "Deleted Containers:", &deleted)?;
+    writeln!(out, "Total reclaimed space: {}", human_size4(space as f64))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A prune's list of what it removed, as Docker prints it: the heading, one line each,
+/// a blank line; nothing when the list is empty.
+pub fn write_deleted(
+    out: &mut impl Write,
+    heading: &str,
+    items: &[impl std::fmt::Display],
+) -> io::Result<()> {
+    if !items.is_empty() {
+        writeln!(out, "{heading}")?;
+        for item in items {
+            writeln!(out, "{item}")?;
         }
         writeln!(out)?;
     }
-    writeln!(out, "Total reclaimed space: {}", human_size4(space as f64))?;
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
 #[cfg(test)]

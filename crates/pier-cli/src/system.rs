@@ -10,7 +10,7 @@ use clap::{Args, Subcommand};
 use serde_json::{json, Value};
 
 use crate::client::Client;
-use crate::container_ops::{confirm, filters_json, human_size4, prune_containers};
+use crate::container_ops::{confirm, filters_json, human_size4, prune_containers, write_deleted};
 use crate::containers::enc;
 use crate::output::{ago, human_size, render_all, Template};
 
@@ -541,13 +541,7 @@ pub fn prune(client: &Client, a: SystemPruneArgs) -> Result<ExitCode> {
     let mut total: u64 = 0;
     let (deleted, space) = prune_containers(client, &a.filter)?;
     total += space;
-    if !deleted.is_empty() {
-        writeln!(out, "Deleted Containers:")?;
-        for d in &deleted {
-            writeln!(out, "{d}")?;
-        }
-        writeln!(out)?;
-    }
+    write_deleted(&mut out, "Deleted Containers:", &deleted)?;
     if a.volumes {
         let r = client.request(
             "POST",
@@ -563,13 +557,7 @@ pub fn prune(client: &Client, a: SystemPruneArgs) -> Result<ExitCode> {
                 .flatten()
                 .filter_map(Value::as_str)
                 .collect();
-            if !names.is_empty() {
-                writeln!(out, "Deleted Volumes:")?;
-                for n in names {
-                    writeln!(out, "{n}")?;
-                }
-                writeln!(out)?;
-            }
+            write_deleted(&mut out, "Deleted Volumes:", &names)?;
             total += v["SpaceReclaimed"].as_u64().unwrap_or(0);
         }
     }
@@ -595,13 +583,7 @@ pub fn prune(client: &Client, a: SystemPruneArgs) -> Result<ExitCode> {
         })
         .collect();
     total += v["SpaceReclaimed"].as_u64().unwrap_or(0);
-    if !deleted.is_empty() {
-        writeln!(out, "Deleted Images:")?;
-        for d in &deleted {
-            writeln!(out, "{d}")?;
-        }
-        writeln!(out)?;
-    }
+    write_deleted(&mut out, "Deleted Images:", &deleted)?;
     writeln!(out, "Total reclaimed space: {}", human_size4(total as f64))?;
     Ok(ExitCode::SUCCESS)
 }

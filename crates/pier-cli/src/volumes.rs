@@ -11,7 +11,7 @@ use pier_api::volume::{Volume, VolumeCreateOptions, VolumeListResponse, VolumePr
 use serde_json::{json, Value};
 
 use crate::client::Client;
-use crate::container_ops::{confirm, filters_json, human_size4};
+use crate::container_ops::{confirm, filters_json, human_size4, write_deleted};
 use crate::containers::enc;
 use crate::networks::natural_cmp;
 use crate::output::{render_all, Template};
@@ -264,13 +264,7 @@ pub fn prune(client: &Client, a: PruneArgs) -> Result<ExitCode> {
         None,
     )?)?;
     let mut out = io::stdout().lock();
-    if !answer.volumes_deleted.is_empty() {
-        writeln!(out, "Deleted Volumes:")?;
-        for d in &answer.volumes_deleted {
-            writeln!(out, "{d}")?;
-        }
-        writeln!(out)?;
-    }
+    write_deleted(&mut out, "Deleted Volumes:", &answer.volumes_deleted)?;
     writeln!(
         out,
         "Total reclaimed space: {}",
