@@ -24,20 +24,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use pier_api::volume::{Volume, VolumeCreateOptions};
-use pier_volume::{VolumeDriver, VolumeError};
+use pier_volume::VolumeDriver;
 
+use super::volumes::op_error;
 use super::{Engine, EngineError};
-
-/// A volume's error as the engine's class, with the operation and volume named.
-fn archive_error(op: &str, name: &str, e: VolumeError) -> EngineError {
-    let text = format!("{op} {name}: {e}");
-    match e {
-        VolumeError::NotFound(_) => EngineError::NotFound(text),
-        VolumeError::Conflict(_) => EngineError::Conflict(text),
-        VolumeError::InvalidParameter(_) => EngineError::InvalidParameter(text),
-        VolumeError::Driver(_) | VolumeError::Io { .. } => EngineError::Internal(text),
-    }
-}
 
 /// A volume mounted for an export, import or clone; unmounted when dropped. While it
 /// lives the volume counts as in use (`volume rm` answers 409).
@@ -115,12 +105,12 @@ impl Engine {
             .volumes()
             .drivers()
             .get(&record.driver)
-            .map_err(|e| archive_error(op, name, e))?;
+            .map_err(|e| op_error(op, name, e))?;
         let mount_id = next_mount_id();
         let hold = self.volumes().hold(name, &mount_id)?;
         let path = driver
             .mount(name, &mount_id)
-            .map_err(|e| archive_error(op, name, e))?;
+            .map_err(|e| op_error(op, name, e))?;
         Ok(VolumeAccess {
             driver,
             _hold: hold,
@@ -152,8 +142,7 @@ impl Engine {
         out: impl Write,
     ) -> Result<(), EngineError> {
         let access = self.volume_export_open(name, force)?;
-        pier_volume::archive::export(&access.path, out)
-            .map_err(|e| archive_error("export", name, e))
+        pier_volume::archive::export(&access.path, out).map_err(|e| op_error("export", name, e))
     }
 
     /// Makes volume `name` (as `like` says, else `local`) unless it exists; answers
@@ -187,8 +176,8 @@ impl Engine {
         let result = (|| {
             self.volume_quiet(op, name, false)?;
             let access = self.volume_access(op, name)?;
-            let empty = pier_volume::archive::is_empty(&access.path)
-                .map_err(|e| archive_error(op, name, e))?;
+            let empty =
+                pier_volume::archive::is_empty(&access.path).map_err(|e| op_error(op, name, e))?;
             if !empty {
                 return Err(EngineError::Conflict(format!(
                     "{op} {name}: volume is not empty: {op} fills a new or empty volume only"
@@ -211,7 +200,7 @@ impl Engine {
     /// be empty). Answers whether the volume was made now.
     pub fn volume_import(&self, name: &str, input: impl Read) -> Result<bool, EngineError> {
         self.volume_fill("import", name, None, |path| {
-            pier_volume::archive::import(path, input).map_err(|e| archive_error("import", name, e))
+            pier_volume::archive::import(path, input).map_err(|e| op_error("import", name, e))
         })
     }
 
@@ -241,7 +230,7 @@ impl Engine {
         };
         self.volume_fill("clone", target, Some(like), |path| {
             pier_volume::archive::clone_tree(&from.path, path)
-                .map_err(|e| archive_error("clone", target, e))
+                .map_err(|e| op_error("clone", target, e))
         })?;
         drop(from);
         self.volumes().inspect(target)

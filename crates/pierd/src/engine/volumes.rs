@@ -178,7 +178,7 @@ pub struct VolumeService {
 }
 
 /// A `VolumeError` as the engine's error class, with Docker's `<op> <name>: ` prefix.
-fn op_error(op: &str, name: &str, e: VolumeError) -> EngineError {
+pub(super) fn op_error(op: &str, name: &str, e: VolumeError) -> EngineError {
     let text = format!("{op} {name}: {e}");
     match e {
         VolumeError::NotFound(_) => EngineError::NotFound(text),
