@@ -1,0 +1,1 @@
+//! pier-distribution: a client for OCI distribution registries (pull, push, auth).

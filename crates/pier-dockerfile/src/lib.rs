@@ -1,0 +1,1 @@
+//! pier-dockerfile: the Dockerfile language (parser, variable expansion, .dockerignore).

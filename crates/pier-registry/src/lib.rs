@@ -1,0 +1,1 @@
+//! pier-registry: a registry server implementing the OCI distribution spec.
