@@ -1,1 +1,404 @@
-//! pier-dockerfile: the Dockerfile language (parser, variable expansion, .dockerignore).
+//! pier-dockerfile: the Dockerfile language (parser, variable expansion, .dockerignore),
+//! written here, pure Rust, no I/O beyond what the caller passes in.
+//!
+//! It accepts what BuildKit's Dockerfile frontend (1.x) accepts, so Pier's builder can
+//! take the modern syntax through the classic `POST /build` endpoint, and it reports
+//! errors with the texts current Docker gives.
+//!
+//! # Shape of the API
+//!
+//! - [`parse`]`(text) -> Result<`[`Dockerfile`]`, `[`ParseError`]`>`: the whole file.
+//!   A [`Dockerfile`] has its [`Directives`] (`# syntax=`, `# escape=`, `# check=`),
+//!   the global `ARG`s before the first `FROM` ([`Dockerfile::global_args`]) and the
+//!   [`Stage`]s. Each stage has its `FROM` (base, `--platform`, `AS name`) and its
+//!   [`Instruction`]s; each instruction has its lines, its `original` text (what the
+//!   classic builder echoes in `Step N/M : …`) and an [`InstructionKind`] with the
+//!   instruction's arguments and flags, parsed and checked.
+//! - [`parse_instruction`]`(text, escape)`: one instruction on its own, for `ONBUILD`
+//!   triggers read from a base image's config.
+//! - [`expand`]: Docker's shell-word lexer (quote removal, escapes, `$x`, `${x:-d}` …)
+//!   that the builder applies, with the runtime environment, to the kinds Docker expands.
+//! - [`ignore`]: `.dockerignore` matching (moby/patternmatcher semantics) and which
+//!   ignore file applies to a Dockerfile.
+//! - [`platform`]: the automatic platform args (`TARGETPLATFORM` …) and the predefined
+//!   proxy args.
+//! - [`chmod`]: `COPY --chmod` values, octal and symbolic.
+//!
+//! # Values are kept unexpanded
+//!
+//! Variable expansion needs the runtime environment (the base image's `ENV`, the
+//! `ARG`s in scope, the build args), which only the executor has. So every value in the
+//! AST is the text as written: quotes and escapes intact where Docker's parser keeps
+//! them. Each [`InstructionKind`] variant says whether Docker expands it; the executor
+//! runs those values through [`expand::process_word`] / [`expand::process_words`] with
+//! the escape character of [`Directives::escape`]. Values Docker checks at parse time
+//! (HEALTHCHECK durations, `--mount` types and numbers, `--network`) are parsed here.
+
+pub mod chmod;
+pub mod expand;
+pub mod ignore;
+mod parser;
+pub mod platform;
+
+use std::time::Duration;
+
+pub use parser::{parse, parse_instruction};
+
+/// A parse error: the 1-based line where the offending instruction starts, and what is
+/// wrong. Displays as current Docker does: `dockerfile parse error on line 3: unknown
+/// instruction: FOO` (Debian's dockerd 20.10 says `… parse error line 3: …`, without
+/// "on"). The builder adds the file name when it reports it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("dockerfile parse error on line {line}: {message}")]
+pub struct ParseError {
+    /// 1-based line number.
+    pub line: usize,
+    pub message: String,
+}
+
+/// Something Docker accepts but warns about (an empty continuation line, the legacy
+/// `ENV key value` form …); the builder may print these.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Warning {
+    /// 1-based line number.
+    pub line: usize,
+    pub message: String,
+}
+
+/// A parsed Dockerfile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dockerfile {
+    pub directives: Directives,
+    /// The `ARG` instructions before the first `FROM` (each an
+    /// [`InstructionKind::Arg`]): usable in every `FROM` line, and in a stage once the
+    /// stage redeclares them (`ARG name` without a value). The classic builder counts
+    /// them as steps.
+    pub global_args: Vec<Instruction>,
+    /// At least one.
+    pub stages: Vec<Stage>,
+    pub warnings: Vec<Warning>,
+}
+
+impl Dockerfile {
+    /// The declarations of [`global_args`](Self::global_args), in order.
+    pub fn global_arg_decls(&self) -> impl Iterator<Item = &ArgDecl> {
+        self.global_args.iter().flat_map(|i| match &i.kind {
+            InstructionKind::Arg(decls) => decls.as_slice(),
+            _ => &[],
+        })
+    }
+
+    /// The index of the stage named `name` (compared lowercased, as Docker does) or,
+    /// when `name` is a number, that index if it is a stage.
+    pub fn stage_index(&self, name: &str) -> Option<usize> {
+        let lower = name.to_ascii_lowercase();
+        if let Some(i) = self
+            .stages
+            .iter()
+            .position(|s| s.name.as_deref() == Some(lower.as_str()))
+        {
+            return Some(i);
+        }
+        name.parse::<usize>()
+            .ok()
+            .filter(|&i| i < self.stages.len())
+    }
+
+    /// The number of instructions the classic builder counts as steps (the `M` of
+    /// `Step N/M`): global `ARG`s, each `FROM` and each instruction.
+    pub fn step_count(&self) -> usize {
+        self.global_args.len()
+            + self
+                .stages
+                .iter()
+                .map(|s| 1 + s.instructions.len())
+                .sum::<usize>()
+    }
+}
+
+/// The parser directives: `# name=value` comments at the very top of the file (before
+/// any instruction, empty line or other comment).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Directives {
+    /// `# syntax=`: the frontend image BuildKit would use. Pier always uses its own
+    /// parser; the value is kept for the builder to report.
+    pub syntax: Option<String>,
+    /// `# escape=`: `\` (default) or `` ` ``. Also the escape character of
+    /// [`expand`].
+    pub escape: char,
+    /// `# check=`: BuildKit's build-check configuration (`skip=…;error=true`), kept raw.
+    pub check: Option<String>,
+}
+
+impl Default for Directives {
+    fn default() -> Directives {
+        Directives {
+            syntax: None,
+            escape: '\\',
+            check: None,
+        }
+    }
+}
+
+/// One build stage: a `FROM` and the instructions up to the next `FROM`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stage {
+    /// The `AS name`, lowercased as Docker does.
+    pub name: Option<String>,
+    /// The base image or stage name, unexpanded (Docker expands it with the global
+    /// args only). `scratch` means no base.
+    pub base: String,
+    /// `--platform`, unexpanded (expanded with the global and automatic args).
+    pub platform: Option<String>,
+    /// 1-based line of the `FROM`.
+    pub line: usize,
+    /// The `FROM` instruction as the classic builder echoes it.
+    pub original: String,
+    pub instructions: Vec<Instruction>,
+}
+
+/// One instruction other than `FROM`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Instruction {
+    /// 1-based line where it starts.
+    pub line: usize,
+    /// 1-based line where it ends (continuations and heredocs included).
+    pub end_line: usize,
+    /// The instruction as the classic builder echoes it in `Step N/M : …`: the logical
+    /// line (continuations joined, comments dropped), heredoc bodies not included.
+    pub original: String,
+    pub kind: InstructionKind,
+}
+
+/// The shell form (a string run by the stage's `SHELL`) or the exec (JSON) form.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ShellOrExec {
+    Shell(String),
+    Exec(Vec<String>),
+}
+
+/// A here-document (`<<EOF` … `EOF`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Heredoc {
+    /// The delimiter word, without quotes or `-`.
+    pub name: String,
+    /// The body, each line ending with `\n`; for `<<-` with the leading tabs removed.
+    pub content: String,
+    /// False when the delimiter was quoted (`<<"EOF"`, `<<'EOF'`): no variable
+    /// expansion in the body.
+    pub expand: bool,
+    /// Whether it was `<<-` (leading tabs already stripped from `content`).
+    pub chomp: bool,
+}
+
+/// An `ARG` declaration: `name` or `name=default`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArgDecl {
+    pub name: String,
+    /// Unexpanded, quotes intact (Docker expands it).
+    pub default: Option<String>,
+}
+
+/// An instruction and its arguments. "Expanded" means Docker runs the values through
+/// the shell-word lexer ([`expand`]) with the environment in scope at that step;
+/// "not expanded" means the builder passes them on as written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InstructionKind {
+    /// `RUN`: not expanded by the builder (the shell does it); `--mount` string fields
+    /// are expanded.
+    Run(RunSpec),
+    /// `CMD`: not expanded.
+    Cmd(ShellOrExec),
+    /// `ENTRYPOINT`: not expanded.
+    Entrypoint(ShellOrExec),
+    /// `SHELL ["exe", "args"…]` (JSON form only): not expanded.
+    Shell(Vec<String>),
+    /// `LABEL k=v …` (or legacy `LABEL k v`): keys and values expanded.
+    Label(Vec<(String, String)>),
+    /// `MAINTAINER text`: not expanded.
+    Maintainer(String),
+    /// `EXPOSE 80/tcp …`: each word expanded (and may split into several).
+    Expose(Vec<String>),
+    /// `ENV k=v …` (or legacy `ENV k v`): values expanded, with the keys set earlier
+    /// in the same instruction not yet visible (Docker's rule).
+    Env(Vec<(String, String)>),
+    /// `ADD`: sources, destination and flag values expanded.
+    Add(CopySpec),
+    /// `COPY`: sources, destination and flag values expanded.
+    Copy(CopySpec),
+    /// `VOLUME`: JSON list or whitespace-separated words; each expanded.
+    Volume(Vec<String>),
+    /// `USER user[:group]`: expanded.
+    User(String),
+    /// `WORKDIR path`: expanded.
+    Workdir(String),
+    /// `ARG`: defaults expanded.
+    Arg(Vec<ArgDecl>),
+    /// `ONBUILD trigger`: the trigger is stored raw in the image config and expanded,
+    /// per its own kind, when a build uses the image as its base.
+    Onbuild(Onbuild),
+    /// `STOPSIGNAL signal`: expanded.
+    Stopsignal(String),
+    /// `HEALTHCHECK`: not expanded.
+    Healthcheck(Healthcheck),
+}
+
+/// `RUN [--mount=…]… [--network=…] command`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunSpec {
+    /// For `RUN <<EOF` the shell form holds the line as written (`<<EOF`, or
+    /// `python3 <<EOF` …) and [`heredocs`](Self::heredocs) the bodies; BuildKit runs a
+    /// lone heredoc as the script (through its `#!` if it has one) and otherwise
+    /// hands the line followed by each body and delimiter to the shell.
+    pub command: ShellOrExec,
+    pub mounts: Vec<RunMount>,
+    pub network: Option<RunNetwork>,
+    pub heredocs: Vec<Heredoc>,
+}
+
+/// `RUN --network=`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunNetwork {
+    Default,
+    None,
+    Host,
+}
+
+/// `RUN --mount=type=…`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MountType {
+    Bind,
+    Cache,
+    Tmpfs,
+    Secret,
+    Ssh,
+}
+
+/// `sharing=` of a cache mount.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheSharing {
+    Shared,
+    Private,
+    Locked,
+}
+
+/// One `RUN --mount=…`, with BuildKit's defaults not filled in (the executor applies
+/// them: a bind mount is read-only unless `rw`, a secret's target defaults to
+/// `/run/secrets/<id>`, …). String fields are unexpanded (BuildKit expands them);
+/// numbers are parsed here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunMount {
+    pub mount_type: MountType,
+    /// `target=`, `dst=`, `destination=`.
+    pub target: Option<String>,
+    /// `source=`, `src=`.
+    pub source: Option<String>,
+    /// `from=`: a stage name, index or image.
+    pub from: Option<String>,
+    /// `id=`.
+    pub id: Option<String>,
+    /// `sharing=` (cache mounts).
+    pub sharing: Option<CacheSharing>,
+    /// `mode=` (octal).
+    pub mode: Option<u32>,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    /// `ro`/`readonly`, `rw`/`readwrite`; None when not given (the default depends on
+    /// the type: bind read-only, cache read-write).
+    pub readonly: Option<bool>,
+    /// `required` (secret and ssh mounts).
+    pub required: Option<bool>,
+    /// `env=` (secret mounts): the variable to expose the secret as.
+    pub env: Option<String>,
+    /// `size=` in bytes (tmpfs mounts).
+    pub size: Option<u64>,
+}
+
+/// The arguments of `COPY` and `ADD`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CopySpec {
+    /// At least one (heredoc sources appear as their `<<NAME` word and in
+    /// [`heredocs`](Self::heredocs)). Unexpanded; from the JSON form or split on
+    /// whitespace (quotes do not group in the shell form, as in Docker).
+    pub sources: Vec<String>,
+    pub dest: String,
+    /// `--from=`: a stage name, index or image (COPY only).
+    pub from: Option<String>,
+    /// `--chown=user[:group]`.
+    pub chown: Option<String>,
+    /// `--chmod=` raw; see [`chmod::Chmod::parse`].
+    pub chmod: Option<String>,
+    /// `--link`.
+    pub link: bool,
+    /// `--exclude=` patterns, in order.
+    pub excludes: Vec<String>,
+    /// `--parents`.
+    pub parents: bool,
+    /// `--checksum=` (ADD only).
+    pub checksum: Option<String>,
+    /// `--keep-git-dir` (ADD only).
+    pub keep_git_dir: bool,
+    pub heredocs: Vec<Heredoc>,
+}
+
+/// `ONBUILD trigger`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Onbuild {
+    /// The trigger text as stored in the image config's `OnBuild` (the instruction
+    /// after `ONBUILD`, as written).
+    pub expression: String,
+    /// The trigger, parsed now so a bad one fails this build rather than a later one.
+    pub trigger: Box<Instruction>,
+}
+
+/// `HEALTHCHECK`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Healthcheck {
+    /// None for `HEALTHCHECK NONE`.
+    pub command: Option<ShellOrExec>,
+    /// `--interval`; None when not given (0 in the image config: inherit the default).
+    pub interval: Option<Duration>,
+    pub timeout: Option<Duration>,
+    pub start_period: Option<Duration>,
+    pub start_interval: Option<Duration>,
+    pub retries: Option<u32>,
+}
+
+impl Healthcheck {
+    /// The `Test` list of the image config: `["NONE"]`, `["CMD-SHELL", cmd]` or
+    /// `["CMD", args…]`.
+    pub fn test(&self) -> Vec<String> {
+        match &self.command {
+            None => vec!["NONE".to_string()],
+            Some(ShellOrExec::Shell(s)) => vec!["CMD-SHELL".to_string(), s.clone()],
+            Some(ShellOrExec::Exec(args)) => std::iter::once("CMD".to_string())
+                .chain(args.iter().cloned())
+                .collect(),
+        }
+    }
+}
+
+impl InstructionKind {
+    /// The instruction's name, upper case (`RUN`, `COPY` …).
+    pub fn name(&self) -> &'static str {
+        match self {
+            InstructionKind::Run(_) => "RUN",
+            InstructionKind::Cmd(_) => "CMD",
+            InstructionKind::Entrypoint(_) => "ENTRYPOINT",
+            InstructionKind::Shell(_) => "SHELL",
+            InstructionKind::Label(_) => "LABEL",
+            InstructionKind::Maintainer(_) => "MAINTAINER",
+            InstructionKind::Expose(_) => "EXPOSE",
+            InstructionKind::Env(_) => "ENV",
+            InstructionKind::Add(_) => "ADD",
+            InstructionKind::Copy(_) => "COPY",
+            InstructionKind::Volume(_) => "VOLUME",
+            InstructionKind::User(_) => "USER",
+            InstructionKind::Workdir(_) => "WORKDIR",
+            InstructionKind::Arg(_) => "ARG",
+            InstructionKind::Onbuild(_) => "ONBUILD",
+            InstructionKind::Stopsignal(_) => "STOPSIGNAL",
+            InstructionKind::Healthcheck(_) => "HEALTHCHECK",
+        }
+    }
+}
