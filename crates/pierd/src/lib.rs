@@ -18,6 +18,7 @@ pub mod config;
 pub mod engine;
 pub mod logdriver;
 pub mod monitor;
+pub mod rootfs_tar;
 pub mod server;
 pub mod userns;
 

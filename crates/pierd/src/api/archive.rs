@@ -27,7 +27,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use futures_util::StreamExt;
-use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags, Timestamps};
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags};
 use rustix::io::Errno;
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
@@ -35,6 +35,7 @@ use tokio::sync::mpsc;
 use super::stream::ChannelWriter;
 use super::{ApiError, AppState};
 use crate::engine::Container;
+use crate::rootfs_tar::{clean, extract, in_root, ExtractError, ExtractOptions};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -243,28 +244,6 @@ fn open_root_for(d: &AppState, c: &Container, path: &str) -> Result<(Root, Strin
         Some(found) => Ok(found),
         None => Ok((open_root(d, c)?, path.to_string())),
     }
-}
-
-/// `a/./b/../c/` → `["a", "c"]`; `..` above the root stays at the root (as a path
-/// inside a container does). The trailing-separator flag is returned too.
-fn clean(path: &str) -> (Vec<String>, bool) {
-    let mut out: Vec<String> = Vec::new();
-    for comp in path.split('/') {
-        match comp {
-            "" | "." => {}
-            ".." => {
-                out.pop();
-            }
-            c => out.push(c.to_string()),
-        }
-    }
-    let follow = path.ends_with('/') || path.ends_with("/.") || path == ".";
-    (out, follow)
-}
-
-/// `rel` opened inside the container's root, through the runtime's in-root resolver.
-fn in_root(root: BorrowedFd<'_>, rel: &str, flags: OFlags) -> Result<OwnedFd, Errno> {
-    pier_runtime::rootpath::open_in_root(root, std::path::Path::new(rel), flags)
 }
 
 /// A path resolved in the root: its parent dir, its name in it, its lstat.
@@ -769,7 +748,7 @@ async fn put_archive(
             "container rootfs is marked read-only",
         ));
     }
-    let opts = PutOptions {
+    let opts = ExtractOptions {
         no_overwrite_dir_non_dir: flag(&q, "noOverwriteDirNonDir"),
         copy_uid_gid: flag(&q, "copyUIDGID"),
         // A running container in a user namespace has its rootfs mounted through its
@@ -826,10 +805,13 @@ async fn put_archive(
     Ok(StatusCode::OK)
 }
 
-struct PutOptions {
-    no_overwrite_dir_non_dir: bool,
-    copy_uid_gid: bool,
-    mapping: Option<crate::userns::IdMapping>,
+impl From<ExtractError> for ApiError {
+    fn from(e: ExtractError) -> ApiError {
+        match e {
+            ExtractError::Invalid(message) => ApiError::bad_request(message),
+            ExtractError::Io { context, source } => io_err(&context, source),
+        }
+    }
 }
 
 fn io_err(context: &str, e: impl Into<io::Error>) -> ApiError {
@@ -839,256 +821,6 @@ fn io_err(context: &str, e: impl Into<io::Error>) -> ApiError {
     } else {
         ApiError::internal(format!("{context}: {e}"))
     }
-}
-
-/// Normalises an archive name; `None` when it climbs above the archive's root.
-fn archive_path(raw: &[u8]) -> Option<Vec<String>> {
-    let text = String::from_utf8_lossy(raw);
-    let mut out: Vec<String> = Vec::new();
-    for comp in text.split('/') {
-        match comp {
-            "" | "." => {}
-            ".." => {
-                out.pop()?;
-            }
-            c => out.push(c.to_string()),
-        }
-    }
-    Some(out)
-}
-
-/// Makes `root/rel` (and its missing parents) a directory; returns it.
-fn ensure_dir(root: BorrowedFd<'_>, comps: &[String]) -> Result<OwnedFd, Errno> {
-    match in_root(root, &comps.join("/"), OFlags::PATH | OFlags::DIRECTORY) {
-        Ok(fd) => Ok(fd),
-        Err(Errno::NOENT) if !comps.is_empty() => {
-            let (name, parent) = comps.split_last().unwrap_or((&comps[0], &[]));
-            let pfd = ensure_dir(root, parent)?;
-            match rustix::fs::mkdirat(&pfd, name.as_str(), Mode::from_raw_mode(0o755)) {
-                Ok(()) | Err(Errno::EXIST) => {}
-                Err(e) => return Err(e),
-            }
-            in_root(root, &comps.join("/"), OFlags::PATH | OFlags::DIRECTORY)
-        }
-        Err(e) => Err(e),
-    }
-}
-
-/// Extracts `reader` (a tar) into the directory `dest` (a path inside the root).
-fn extract(
-    root: BorrowedFd<'_>,
-    dest: &str,
-    reader: impl Read,
-    opts: &PutOptions,
-) -> Result<(), ApiError> {
-    let base = clean(dest).0;
-    let mut archive = tar::Archive::new(reader);
-    let mut dir_times: Vec<(Vec<String>, i64)> = Vec::new();
-    let entries = archive
-        .entries()
-        .map_err(|e| io_err("reading archive", e))?;
-    for entry in entries {
-        let mut entry = entry.map_err(|e| io_err("reading archive", e))?;
-        let raw = entry.path_bytes().into_owned();
-        let Some(rel) = archive_path(&raw) else {
-            return Err(ApiError::bad_request(format!(
-                "invalid archive entry {:?}: it points outside the destination (breakout)",
-                String::from_utf8_lossy(&raw)
-            )));
-        };
-        let h = entry.header().clone();
-        let kind = h.entry_type();
-        if matches!(
-            kind,
-            tar::EntryType::XGlobalHeader | tar::EntryType::XHeader
-        ) {
-            continue;
-        }
-        let Some((name, parent_rel)) = rel.split_last() else {
-            continue; // the destination itself
-        };
-        let mut full: Vec<String> = base.clone();
-        full.extend(parent_rel.iter().cloned());
-        let parent = ensure_dir(root, &full).map_err(|e| io_err("creating parent", e))?;
-        let is_dir = kind == tar::EntryType::Directory;
-        let shown = format!("/{}/{}", full.join("/"), name).replace("//", "/");
-        match rustix::fs::statat(&parent, name.as_str(), AtFlags::SYMLINK_NOFOLLOW) {
-            Ok(st) => {
-                let was_dir = FileType::from_raw_mode(st.st_mode) == FileType::Directory;
-                if opts.no_overwrite_dir_non_dir && was_dir && !is_dir {
-                    return Err(ApiError::bad_request(format!(
-                        "cannot overwrite directory \"{shown}\" with non-directory \"{}\"",
-                        String::from_utf8_lossy(&raw)
-                    )));
-                }
-                if opts.no_overwrite_dir_non_dir && !was_dir && is_dir {
-                    return Err(ApiError::bad_request(format!(
-                        "cannot overwrite non-directory \"{shown}\" with directory \"{}\"",
-                        String::from_utf8_lossy(&raw)
-                    )));
-                }
-                if !(was_dir && is_dir) {
-                    pier_image::layer::remove_all_at(parent.as_fd(), OsStr::new(name))
-                        .map_err(|e| io_err(&format!("replacing {shown}"), e))?;
-                }
-            }
-            Err(Errno::NOENT) => {}
-            Err(e) => return Err(io_err(&format!("stat {shown}"), e)),
-        }
-        let ctx = format!("extracting {shown}");
-        match kind {
-            tar::EntryType::Directory => {
-                match rustix::fs::mkdirat(&parent, name.as_str(), Mode::from_raw_mode(0o700)) {
-                    Ok(()) | Err(Errno::EXIST) => {}
-                    Err(e) => return Err(io_err(&ctx, e)),
-                }
-                let mut p = full.clone();
-                p.push(name.clone());
-                dir_times.push((p, h.mtime().map_or(0, |t| t as i64)));
-            }
-            tar::EntryType::Regular | tar::EntryType::Continuous => {
-                let fd = rustix::fs::openat(
-                    &parent,
-                    name.as_str(),
-                    OFlags::WRONLY
-                        | OFlags::CREATE
-                        | OFlags::EXCL
-                        | OFlags::NOFOLLOW
-                        | OFlags::CLOEXEC,
-                    Mode::from_raw_mode(0o600),
-                )
-                .map_err(|e| io_err(&ctx, e))?;
-                let mut f = std::fs::File::from(fd);
-                io::copy(&mut entry, &mut f).map_err(|e| io_err(&ctx, e))?;
-            }
-            tar::EntryType::Symlink => {
-                let target = entry
-                    .link_name_bytes()
-                    .map(|t| t.into_owned())
-                    .unwrap_or_default();
-                rustix::fs::symlinkat(OsStr::from_bytes(&target), &parent, name.as_str())
-                    .map_err(|e| io_err(&ctx, e))?;
-            }
-            tar::EntryType::Link => {
-                let target = entry
-                    .link_name_bytes()
-                    .map(|t| t.into_owned())
-                    .unwrap_or_default();
-                let Some(mut t) = archive_path(&target) else {
-                    return Err(ApiError::bad_request(format!(
-                        "invalid hardlink {:?} (breakout)",
-                        String::from_utf8_lossy(&target)
-                    )));
-                };
-                let Some(tname) = t.pop() else {
-                    return Err(ApiError::bad_request("invalid hardlink to the destination"));
-                };
-                let mut tfull = base.clone();
-                tfull.extend(t);
-                let tparent = in_root(root, &tfull.join("/"), OFlags::PATH | OFlags::DIRECTORY)
-                    .map_err(|e| io_err(&ctx, e))?;
-                rustix::fs::linkat(
-                    &tparent,
-                    tname.as_str(),
-                    &parent,
-                    name.as_str(),
-                    AtFlags::empty(),
-                )
-                .map_err(|e| io_err(&ctx, e))?;
-                continue;
-            }
-            tar::EntryType::Char | tar::EntryType::Block | tar::EntryType::Fifo => {
-                let ft = match kind {
-                    tar::EntryType::Char => FileType::CharacterDevice,
-                    tar::EntryType::Block => FileType::BlockDevice,
-                    _ => FileType::Fifo,
-                };
-                let dev = rustix::fs::makedev(
-                    h.device_major().ok().flatten().unwrap_or(0),
-                    h.device_minor().ok().flatten().unwrap_or(0),
-                );
-                rustix::fs::mknodat(&parent, name.as_str(), ft, Mode::from_raw_mode(0o600), dev)
-                    .map_err(|e| io_err(&ctx, e))?;
-            }
-            _ => continue,
-        }
-        set_meta(&parent, name, &h, opts).map_err(|e| io_err(&ctx, e))?;
-    }
-    for (comps, mtime) in dir_times.iter().rev() {
-        if let Some((name, parent)) = comps.split_last() {
-            if let Ok(pfd) = in_root(root, &parent.join("/"), OFlags::PATH | OFlags::DIRECTORY) {
-                let t = rustix::fs::Timespec {
-                    tv_sec: *mtime,
-                    tv_nsec: 0,
-                };
-                let times = Timestamps {
-                    last_access: t,
-                    last_modification: t,
-                };
-                let _ =
-                    rustix::fs::utimensat(&pfd, name.as_str(), &times, AtFlags::SYMLINK_NOFOLLOW);
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Ownership (the archive's with `copyUIDGID`, else root's, as Docker), mode and
-/// mtime of the just-created `parent/name`, never following a final symlink.
-fn set_meta(parent: &OwnedFd, name: &str, h: &tar::Header, opts: &PutOptions) -> io::Result<()> {
-    let (uid, gid) = if opts.copy_uid_gid {
-        (
-            u32::try_from(h.uid()?).unwrap_or(0),
-            u32::try_from(h.gid()?).unwrap_or(0),
-        )
-    } else {
-        (0, 0)
-    };
-    // Through an idmapped rootfs, the container's IDs are named by their host IDs.
-    let (uid, gid) = match &opts.mapping {
-        Some(m) => {
-            let unmapped =
-                |id| io::Error::other(format!("Container ID {id} cannot be mapped to a host ID"));
-            (
-                m.host_uid(uid).ok_or_else(|| unmapped(uid))?,
-                m.host_gid(gid).ok_or_else(|| unmapped(gid))?,
-            )
-        }
-        None => (uid, gid),
-    };
-    rustix::fs::chownat(
-        parent,
-        name,
-        Some(rustix::fs::Uid::from_raw(uid)),
-        Some(rustix::fs::Gid::from_raw(gid)),
-        AtFlags::SYMLINK_NOFOLLOW,
-    )?;
-    let fd = rustix::fs::openat(
-        parent,
-        name,
-        OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        Mode::empty(),
-    )?;
-    let st = rustix::fs::fstat(&fd)?;
-    let kind = FileType::from_raw_mode(st.st_mode);
-    if kind != FileType::Symlink {
-        rustix::fs::chmod(
-            format!("/proc/self/fd/{}", fd.as_raw_fd()),
-            Mode::from_raw_mode(h.mode()? & 0o7777),
-        )?;
-    }
-    if kind != FileType::Directory {
-        let t = rustix::fs::Timespec {
-            tv_sec: h.mtime().map_or(0, |t| t as i64),
-            tv_nsec: 0,
-        };
-        let times = Timestamps {
-            last_access: t,
-            last_modification: t,
-        };
-        rustix::fs::utimensat(parent, name, &times, AtFlags::SYMLINK_NOFOLLOW)?;
-    }
-    Ok(())
 }
 
 // ---------------------------------------------------------------------------------
@@ -1255,22 +987,5 @@ fn deleted_below(
                     .or_insert(2);
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn paths_are_cleaned_inside_the_root() {
-        assert_eq!(clean("/a/./b/../c/").0, vec!["a", "c"]);
-        assert!(clean("/a/").1);
-        assert!(clean("/a/.").1);
-        assert!(!clean("/a").1);
-        assert!(clean("/../../..").0.is_empty());
-        assert_eq!(archive_path(b"./x/../y").unwrap(), vec!["y"]);
-        assert!(archive_path(b"../../x").is_none());
-        assert!(archive_path(b"a/../../x").is_none());
     }
 }
