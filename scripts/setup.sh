@@ -4,11 +4,12 @@ set -euo pipefail
 
 # nftables: pierd's firewall table (NAT, published ports, isolation); curl: API tests.
 packages=(busybox-static libseccomp-dev pkg-config runc crun procps iproute2 nftables curl)
-# Engines for tests/interop.rs (which starts its own daemons), and skopeo and umoci for
+# Engines for tests/interop.rs (which starts its own daemons), docker-registry
+# (distribution 2.8) for pier-registry's conformance suite, and skopeo and umoci for
 # the image store's OCI layout tests (crates/pier-image/tests/interop.rs); without their
 # recommends
 # (needrestart, cgroupfs-mount, buildah, ...).
-engines=(docker.io containerd podman bsdutils skopeo umoci)
+engines=(docker.io containerd podman bsdutils skopeo umoci docker-registry)
 
 missing_of() {
     for p in "$@"; do

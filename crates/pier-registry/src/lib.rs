@@ -1,1 +1,72 @@
-//! pier-registry: a registry server implementing the OCI distribution spec.
+//! pier-registry: a registry server implementing the OCI distribution spec 1.1 (the
+//! Docker Registry HTTP API v2) over a content-addressed filesystem store.
+//!
+//! [`http`] answers the API, [`storage`] keeps blobs, manifests, tags and uploads under
+//! the root, [`manifest`] parses and checks pushed manifests, [`auth`] does htpasswd
+//! basic auth, [`metrics`] the Prometheus endpoint, [`config`] the settings from flags
+//! and the config file.
+
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod manifest;
+pub mod metrics;
+pub mod names;
+pub mod storage;
+
+use std::sync::Arc;
+
+pub use config::Settings;
+pub use error::RegistryError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Store(#[from] RegistryError),
+    #[error(transparent)]
+    Htpasswd(#[from] auth::HtpasswdError),
+    #[error("listening on {addr}: {cause}")]
+    Bind { addr: String, cause: std::io::Error },
+    #[error("serving: {0}")]
+    Serve(std::io::Error),
+}
+
+/// Serves the registry described by `settings` until SIGINT or SIGTERM.
+pub async fn serve(settings: Settings) -> Result<(), ServeError> {
+    let store = storage::Store::open(&settings.root)?;
+    let auth = match &settings.htpasswd {
+        Some(path) => Some(auth::Auth::from_htpasswd(path, "pier-registry")?),
+        None => None,
+    };
+    let app = Arc::new(http::App::new(store, settings.read_only, auth));
+    let listener = tokio::net::TcpListener::bind(&settings.addr)
+        .await
+        .map_err(|cause| ServeError::Bind {
+            addr: settings.addr.clone(),
+            cause,
+        })?;
+    eprintln!(
+        "{}",
+        serde_json::json!({
+            "msg": "listening",
+            "addr": listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+            "root": settings.root,
+        })
+    );
+    axum::serve(listener, http::router(app))
+        .with_graceful_shutdown(shutdown())
+        .await
+        .map_err(ServeError::Serve)
+}
+
+async fn shutdown() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut term) = signal(SignalKind::terminate()) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}

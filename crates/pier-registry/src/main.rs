@@ -1,4 +1,68 @@
-fn main() {
-    eprintln!("pier-registry: not built yet");
-    std::process::exit(1);
+//! pier-registry: flags in, the library's server (or GC) out.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use pier_registry::config::{FileConfig, Settings};
+
+#[derive(Parser)]
+#[command(
+    name = "pier-registry",
+    about = "Pier's registry server (OCI distribution spec 1.1)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// Address to listen on [default: 0.0.0.0:5000]
+    #[arg(long)]
+    addr: Option<String>,
+    /// Storage root [default: /var/lib/pier-registry]
+    #[arg(long)]
+    root: Option<PathBuf>,
+    /// htpasswd file of bcrypt hashes: require basic auth
+    #[arg(long)]
+    htpasswd: Option<PathBuf>,
+    /// TLS certificate chain (PEM)
+    #[arg(long)]
+    tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM)
+    #[arg(long)]
+    tls_key: Option<PathBuf>,
+    /// Refuse every write (405 UNSUPPORTED)
+    #[arg(long)]
+    read_only: bool,
+    /// JSON config file with the same settings (flags win)
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the registry (the default)
+    Serve,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let file = match &cli.config {
+        Some(path) => FileConfig::load(path)?,
+        None => FileConfig::default(),
+    };
+    let flags = FileConfig {
+        addr: cli.addr,
+        root: cli.root,
+        htpasswd: cli.htpasswd,
+        tls_cert: cli.tls_cert,
+        tls_key: cli.tls_key,
+        read_only: cli.read_only.then_some(true),
+    };
+    let settings = Settings::try_from(file.merged(flags))?;
+    match cli.command {
+        None | Some(Command::Serve) => {
+            let runtime = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
+            runtime.block_on(pier_registry::serve(settings))?;
+        }
+    }
+    Ok(())
 }

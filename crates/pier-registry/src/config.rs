@@ -1,0 +1,90 @@
+//! The server's settings: command-line flags over an optional JSON config file.
+//!
+//! The file holds the same settings as the flags, e.g.
+//! `{"addr": "0.0.0.0:5000", "root": "/var/lib/pier-registry", "htpasswd": "/etc/pier-registry/htpasswd",
+//!   "tlsCert": "cert.pem", "tlsKey": "key.pem", "readOnly": false}`; a flag given on
+//! the command line wins over the file.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FileConfig {
+    pub addr: Option<String>,
+    pub root: Option<PathBuf>,
+    pub htpasswd: Option<PathBuf>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub read_only: Option<bool>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("reading {path}: {cause}")]
+    Read { path: String, cause: std::io::Error },
+    #[error("{path}: {cause}")]
+    Parse {
+        path: String,
+        cause: serde_json::Error,
+    },
+    #[error("--tls-cert and --tls-key go together")]
+    TlsHalf,
+}
+
+impl FileConfig {
+    pub fn load(path: &Path) -> Result<FileConfig, ConfigError> {
+        let p = path.display().to_string();
+        let text = std::fs::read(path).map_err(|cause| ConfigError::Read {
+            path: p.clone(),
+            cause,
+        })?;
+        serde_json::from_slice(&text).map_err(|cause| ConfigError::Parse { path: p, cause })
+    }
+
+    /// These settings with `over`'s set fields taking precedence.
+    pub fn merged(self, over: FileConfig) -> FileConfig {
+        FileConfig {
+            addr: over.addr.or(self.addr),
+            root: over.root.or(self.root),
+            htpasswd: over.htpasswd.or(self.htpasswd),
+            tls_cert: over.tls_cert.or(self.tls_cert),
+            tls_key: over.tls_key.or(self.tls_key),
+            read_only: over.read_only.or(self.read_only),
+        }
+    }
+}
+
+/// The effective settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub addr: String,
+    pub root: PathBuf,
+    pub htpasswd: Option<PathBuf>,
+    /// Certificate chain and key (PEM) when serving TLS.
+    pub tls: Option<(PathBuf, PathBuf)>,
+    pub read_only: bool,
+}
+
+pub const DEFAULT_ADDR: &str = "0.0.0.0:5000";
+pub const DEFAULT_ROOT: &str = "/var/lib/pier-registry";
+
+impl TryFrom<FileConfig> for Settings {
+    type Error = ConfigError;
+
+    fn try_from(c: FileConfig) -> Result<Settings, ConfigError> {
+        let tls = match (c.tls_cert, c.tls_key) {
+            (Some(cert), Some(key)) => Some((cert, key)),
+            (None, None) => None,
+            _ => return Err(ConfigError::TlsHalf),
+        };
+        Ok(Settings {
+            addr: c.addr.unwrap_or_else(|| DEFAULT_ADDR.to_string()),
+            root: c.root.unwrap_or_else(|| PathBuf::from(DEFAULT_ROOT)),
+            htpasswd: c.htpasswd,
+            tls,
+            read_only: c.read_only.unwrap_or(false),
+        })
+    }
+}
