@@ -3,7 +3,7 @@
 //!
 //! [`http`] answers the API, [`storage`] keeps blobs, manifests, tags and uploads under
 //! the root, [`manifest`] parses and checks pushed manifests, [`auth`] does htpasswd
-//! basic auth, [`metrics`] the Prometheus endpoint, [`config`] the settings from flags
+//! basic auth, [`tls`] the TLS listener, [`metrics`] the Prometheus endpoint, [`config`] the settings from flags
 //! and the config file.
 
 pub mod auth;
@@ -14,6 +14,7 @@ pub mod manifest;
 pub mod metrics;
 pub mod names;
 pub mod storage;
+pub mod tls;
 
 use std::sync::Arc;
 
@@ -28,6 +29,8 @@ pub enum ServeError {
     Htpasswd(#[from] auth::HtpasswdError),
     #[error("listening on {addr}: {cause}")]
     Bind { addr: String, cause: std::io::Error },
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
     #[error("serving: {0}")]
     Serve(std::io::Error),
 }
@@ -37,6 +40,10 @@ pub async fn serve(settings: Settings) -> Result<(), ServeError> {
     let store = storage::Store::open(&settings.root)?;
     let auth = match &settings.htpasswd {
         Some(path) => Some(auth::Auth::from_htpasswd(path, "pier-registry")?),
+        None => None,
+    };
+    let acceptor = match &settings.tls {
+        Some((cert, key)) => Some(tls::acceptor(cert, key)?),
         None => None,
     };
     let app = Arc::new(http::App::new(store, settings.read_only, auth));
@@ -52,12 +59,24 @@ pub async fn serve(settings: Settings) -> Result<(), ServeError> {
             "msg": "listening",
             "addr": listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
             "root": settings.root,
+            "tls": acceptor.is_some(),
         })
     );
-    axum::serve(listener, http::router(app))
-        .with_graceful_shutdown(shutdown())
-        .await
-        .map_err(ServeError::Serve)
+    let router = http::router(app);
+    match acceptor {
+        Some(acceptor) => {
+            let listener = tls::Listener::new(listener, acceptor).map_err(ServeError::Serve)?;
+            axum::serve(listener, router)
+                .with_graceful_shutdown(shutdown())
+                .await
+        }
+        None => {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(shutdown())
+                .await
+        }
+    }
+    .map_err(ServeError::Serve)
 }
 
 async fn shutdown() {

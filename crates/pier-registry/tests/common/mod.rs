@@ -83,6 +83,12 @@ impl Registry {
     /// Debian's distribution 2.8 with deletes enabled, or `None` (with the reason
     /// printed) when it is not installed.
     pub fn distribution(test: &str) -> Option<Registry> {
+        Registry::distribution_with(test, "", "")
+    }
+
+    /// Distribution with `storage` lines added under `storage:` (indented two spaces)
+    /// and `extra` top-level YAML appended to its config.
+    pub fn distribution_with(test: &str, storage: &str, extra: &str) -> Option<Registry> {
         if !Path::new(DISTRIBUTION).exists() {
             eprintln!("{test}: skipping the distribution run: {DISTRIBUTION} is not installed (package docker-registry)");
             return None;
@@ -93,7 +99,7 @@ impl Registry {
         std::fs::write(
             &config,
             format!(
-                "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
+                "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n{storage}http:\n  addr: 127.0.0.1:{port}\n{extra}",
                 dir.path().join("root").display()
             ),
         )
