@@ -36,6 +36,7 @@
 
 pub mod chmod;
 pub mod expand;
+mod glob;
 pub mod ignore;
 mod parser;
 pub mod platform;
@@ -347,8 +348,10 @@ pub struct Onbuild {
     /// The trigger text as stored in the image config's `OnBuild` (the instruction
     /// after `ONBUILD`, as written).
     pub expression: String,
-    /// The trigger, parsed now so a bad one fails this build rather than a later one.
-    pub trigger: Box<Instruction>,
+    /// The trigger as parsed now; None when it does not parse (an unknown instruction,
+    /// bad flags …): Docker accepts and stores such a trigger, and the build that uses
+    /// the image as its base fails on it ([`parse_instruction`] then says why).
+    pub trigger: Option<Box<Instruction>>,
 }
 
 /// `HEALTHCHECK`.

@@ -1,24 +1,1581 @@
-//! The Dockerfile parser: lines, directives, continuations, heredocs, then each
-//! instruction's flags and arguments.
+//! The Dockerfile parser, in BuildKit's two passes: first the file is cut into nodes
+//! (directives, continuations, comments, heredocs, each instruction's flags and its
+//! arguments split as that instruction wants), then each node becomes an
+//! [`Instruction`] with its flags checked. As in BuildKit, an error of the first pass
+//! anywhere in the file is reported before an error of the second.
 
-use crate::{Dockerfile, Instruction, ParseError};
+use std::time::Duration;
+
+use crate::expand::Lexer;
+use crate::{
+    ArgDecl, CacheSharing, CopySpec, Directives, Dockerfile, Healthcheck, Heredoc, Instruction,
+    InstructionKind, MountType, Onbuild, ParseError, RunMount, RunNetwork, RunSpec, ShellOrExec,
+    Stage, Warning,
+};
 
 /// Parses a whole Dockerfile.
 pub fn parse(text: &str) -> Result<Dockerfile, ParseError> {
-    let _ = text;
-    Err(ParseError {
-        line: 1,
-        message: "the Dockerfile parser is not written yet".to_string(),
+    let (directives, nodes, mut warnings, last_line) = scan(text, None)?;
+    if nodes.is_empty() {
+        return Err(ParseError {
+            line: last_line.max(1),
+            message: "file with no instructions".to_string(),
+        });
+    }
+    let mut global_args = Vec::new();
+    let mut stages: Vec<Stage> = Vec::new();
+    for node in &nodes {
+        let lower = node.cmd.to_ascii_lowercase();
+        if lower == "from" {
+            let stage = convert_from(node).map_err(|m| node.error(m))?;
+            if let Some(name) = &stage.name {
+                if stages.iter().any(|s| s.name.as_ref() == Some(name)) {
+                    return Err(node.error(format!("{name} stage name already used")));
+                }
+            }
+            stages.push(stage);
+            continue;
+        }
+        let instruction = convert(node, directives.escape, &mut warnings)?;
+        match stages.last_mut() {
+            Some(stage) => stage.instructions.push(instruction),
+            None if matches!(instruction.kind, InstructionKind::Arg(_)) => {
+                global_args.push(instruction)
+            }
+            None => return Err(node.error("no build stage in current context")),
+        }
+    }
+    if stages.is_empty() {
+        return Err(ParseError {
+            line: last_line.max(1),
+            message: "dockerfile contains no stages to build".to_string(),
+        });
+    }
+    Ok(Dockerfile {
+        directives,
+        global_args,
+        stages,
+        warnings,
     })
 }
 
-/// Parses one instruction on its own (continuations allowed), such as an `ONBUILD`
-/// trigger read from a base image's config, with the escape character of the
-/// Dockerfile being built. `FROM` is refused (it is no instruction of a stage).
+/// Parses one instruction on its own (continuations and heredocs allowed), such as an
+/// `ONBUILD` trigger read from a base image's config, with the escape character of the
+/// Dockerfile being built. `FROM` is refused (it is no instruction of a stage), as is
+/// anything but exactly one instruction.
 pub fn parse_instruction(text: &str, escape: char) -> Result<Instruction, ParseError> {
-    let _ = (text, escape);
-    Err(ParseError {
-        line: 1,
-        message: "the Dockerfile parser is not written yet".to_string(),
+    let (_, nodes, mut warnings, last_line) = scan(text, Some(escape))?;
+    let [node] = nodes.as_slice() else {
+        return Err(ParseError {
+            line: last_line.max(1),
+            message: format!("expected one instruction, found {}", nodes.len()),
+        });
+    };
+    if node.cmd.eq_ignore_ascii_case("from") {
+        return Err(node.error("FROM isn't allowed as an ONBUILD trigger"));
+    }
+    convert(node, escape, &mut warnings)
+}
+
+/// One instruction as the first pass leaves it.
+#[derive(Debug, Clone)]
+struct Node {
+    line: usize,
+    end_line: usize,
+    /// The logical line: continuations joined, comments dropped, leading whitespace
+    /// trimmed, trailing kept (ONBUILD stores it so).
+    text: String,
+    /// The instruction word as written.
+    cmd: String,
+    flags: Vec<String>,
+    args: Vec<String>,
+    /// The arguments were a JSON array.
+    json: bool,
+    /// ENV and LABEL pairs.
+    pairs: Vec<(String, String)>,
+    /// ENV/LABEL in the legacy `key value` form.
+    legacy_pairs: bool,
+    /// ONBUILD's trigger.
+    sub: Option<Box<Node>>,
+    heredocs: Vec<Heredoc>,
+}
+
+impl Node {
+    fn error(&self, message: impl Into<String>) -> ParseError {
+        ParseError {
+            line: self.line,
+            message: message.into(),
+        }
+    }
+}
+
+/// The parser directive names BuildKit knows.
+const DIRECTIVES: [&str; 3] = ["syntax", "escape", "check"];
+
+/// Reads `# name=value` at the top of the file: returns the directive, or None once
+/// the directives are over (then `done` is set).
+fn directive(line: &str, done: &mut bool) -> Option<(String, String)> {
+    if *done {
+        return None;
+    }
+    let parsed = (|| {
+        let rest = line.strip_prefix('#')?.trim_start();
+        let name_end = rest
+            .find(|c: char| !c.is_ascii_alphanumeric())
+            .unwrap_or(rest.len());
+        let name = &rest[..name_end];
+        if !name.starts_with(|c: char| c.is_ascii_alphabetic()) {
+            return None;
+        }
+        let value = rest[name_end..].trim_start().strip_prefix('=')?.trim();
+        if value.is_empty() {
+            return None;
+        }
+        let name = name.to_ascii_lowercase();
+        DIRECTIVES
+            .contains(&name.as_str())
+            .then(|| (name, value.to_string()))
+    })();
+    if parsed.is_none() {
+        *done = true;
+    }
+    parsed
+}
+
+fn trim_newline(line: &str) -> &str {
+    line.trim_end_matches(['\r', '\n'])
+}
+
+fn is_comment(line: &str) -> bool {
+    trim_newline(line).trim_start().starts_with('#')
+}
+
+/// Removes a trailing escape character (and spaces or tabs after it): whether the line
+/// continues, and the line without it.
+fn trim_continuation(line: &str, escape: char) -> (String, bool) {
+    let trimmed = line.trim_end_matches([' ', '\t']);
+    match trimmed.strip_suffix(escape) {
+        Some(rest) => (rest.to_string(), false),
+        None => (line.to_string(), true),
+    }
+}
+
+type Scanned = (Directives, Vec<Node>, Vec<Warning>, usize);
+
+/// The first pass. `escape` is given for a lone instruction (no directives then).
+fn scan(text: &str, escape: Option<char>) -> Result<Scanned, ParseError> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut directives = Directives::default();
+    let mut directives_done = escape.is_some();
+    if let Some(e) = escape {
+        directives.escape = e;
+    }
+    let mut seen = Vec::<String>::new();
+    let lines: Vec<&str> = text.split_inclusive('\n').collect();
+    let mut nodes = Vec::new();
+    let mut warnings = Vec::new();
+    let mut i = 0;
+    let mut current_line = 0;
+
+    let mut process_line = |raw: &str,
+                            strip_left: bool,
+                            directives: &mut Directives,
+                            line_no: usize|
+     -> Result<String, ParseError> {
+        let mut token = trim_newline(raw);
+        if strip_left {
+            token = token.trim_start();
+        }
+        if let Some((name, value)) = directive(token, &mut directives_done) {
+            let fail = |message: String| ParseError {
+                line: line_no,
+                message,
+            };
+            if seen.contains(&name) {
+                return Err(fail(format!(
+                    "only one {name} parser directive can be used"
+                )));
+            }
+            seen.push(name.clone());
+            match name.as_str() {
+                "escape" => {
+                    let mut chars = value.chars();
+                    match (chars.next(), chars.next()) {
+                        (Some(c @ ('\\' | '`')), None) => directives.escape = c,
+                        _ => {
+                            return Err(fail(format!(
+                                "invalid escape token '{value}' does not match ` or \\"
+                            )))
+                        }
+                    }
+                }
+                "syntax" => directives.syntax = Some(value),
+                _ => directives.check = Some(value),
+            }
+        }
+        Ok(if is_comment(token) {
+            String::new()
+        } else {
+            token.to_string()
+        })
+    };
+
+    while i < lines.len() {
+        let raw = lines[i];
+        i += 1;
+        let processed = process_line(raw, true, &mut directives, current_line + 1)?;
+        current_line += 1;
+        let start_line = current_line;
+        let escape = directives.escape;
+        let (first, mut end_of_line) = trim_continuation(&processed, escape);
+        if end_of_line && first.is_empty() {
+            continue;
+        }
+        let mut line = first;
+        let mut empty_continuation = false;
+        while !end_of_line && i < lines.len() {
+            let raw = lines[i];
+            i += 1;
+            let processed = process_line(raw, false, &mut directives, current_line + 1)?;
+            current_line += 1;
+            if is_comment(raw) {
+                continue;
+            }
+            if processed.trim_start().is_empty() {
+                empty_continuation = true;
+                continue;
+            }
+            let (cont, eol) = trim_continuation(&processed, escape);
+            end_of_line = eol;
+            line.push_str(&cont);
+        }
+        if empty_continuation {
+            warnings.push(Warning {
+                line: current_line,
+                message: format!("Empty continuation line found in: {line}"),
+            });
+        }
+        let mut node = node_from_line(&line, escape).map_err(|message| ParseError {
+            line: start_line,
+            message,
+        })?;
+        node.line = start_line;
+        let heredoc_cmd = match &node.sub {
+            Some(sub) => sub.cmd.to_ascii_lowercase(),
+            None => node.cmd.to_ascii_lowercase(),
+        };
+        let json = node.sub.as_ref().map_or(node.json, |s| s.json);
+        if matches!(heredoc_cmd.as_str(), "add" | "copy" | "run") && !json && line.contains("<<") {
+            let docs = heredocs_from_line(&line).map_err(|message| ParseError {
+                line: start_line,
+                message,
+            })?;
+            for mut doc in docs {
+                let mut terminated = false;
+                while i < lines.len() {
+                    let raw = lines[i];
+                    i += 1;
+                    current_line += 1;
+                    let mut candidate = trim_newline(raw);
+                    if doc.chomp {
+                        candidate = candidate.trim_start_matches('\t');
+                    }
+                    if candidate == doc.name {
+                        terminated = true;
+                        break;
+                    }
+                    doc.content.push_str(raw);
+                }
+                if !terminated {
+                    return Err(ParseError {
+                        line: start_line,
+                        message: "unterminated heredoc".to_string(),
+                    });
+                }
+                if doc.chomp {
+                    doc.content = doc
+                        .content
+                        .split_inclusive('\n')
+                        .map(|l| l.trim_start_matches('\t'))
+                        .collect();
+                }
+                if let Some(sub) = &mut node.sub {
+                    sub.heredocs.push(doc.clone());
+                }
+                node.heredocs.push(doc);
+            }
+        }
+        node.end_line = current_line;
+        if let Some(sub) = &mut node.sub {
+            sub.line = node.line;
+            sub.end_line = node.end_line;
+        }
+        nodes.push(node);
+    }
+    Ok((directives, nodes, warnings, current_line))
+}
+
+/// Splits off the first run of spaces or tabs.
+fn split_first_ws(s: &str) -> (&str, &str) {
+    match s.find([' ', '\t', '\x0b', '\x0c', '\r']) {
+        Some(p) => (
+            &s[..p],
+            s[p..].trim_start_matches([' ', '\t', '\x0b', '\x0c', '\r']),
+        ),
+        None => (s, ""),
+    }
+}
+
+/// Splits on runs of spaces and tabs (Docker's `parseStringsWhitespaceDelimited`).
+fn split_ws(s: &str) -> Vec<String> {
+    s.split([' ', '\t', '\x0b', '\x0c', '\r'])
+        .filter(|w| !w.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// Builds a node from a logical line (BuildKit's `newNodeFromLine`).
+fn node_from_line(line: &str, escape: char) -> Result<Node, String> {
+    let (cmd, rest) = split_first_ws(line.trim());
+    let (rest, flags) = extract_builder_flags(rest);
+    let rest = rest.trim();
+    let mut node = Node {
+        line: 0,
+        end_line: 0,
+        text: line.to_string(),
+        cmd: cmd.to_string(),
+        flags,
+        args: Vec::new(),
+        json: false,
+        pairs: Vec::new(),
+        legacy_pairs: false,
+        sub: None,
+        heredocs: Vec::new(),
+    };
+    match cmd.to_ascii_lowercase().as_str() {
+        "env" | "label" => {
+            let key = cmd.to_ascii_uppercase();
+            (node.pairs, node.legacy_pairs) = parse_name_val(rest, &key, escape)?;
+        }
+        "arg" => node.args = parse_words(rest, escape),
+        "maintainer" | "workdir" | "user" | "stopsignal" if !rest.is_empty() => {
+            node.args = vec![rest.to_string()];
+        }
+        "from" | "expose" => node.args = split_ws(rest),
+        "add" | "copy" | "volume" => match parse_json(rest)? {
+            Some(list) => (node.args, node.json) = (list, true),
+            None => node.args = split_ws(rest),
+        },
+        "run" | "cmd" | "entrypoint" | "shell" => match parse_json(rest)? {
+            Some(list) => (node.args, node.json) = (list, true),
+            None if rest.is_empty() => {}
+            None => node.args = vec![rest.to_string()],
+        },
+        "onbuild" if !rest.is_empty() => {
+            node.sub = Some(Box::new(node_from_line(rest, escape)?));
+        }
+        "healthcheck" => {
+            let (typ, cmd_rest) = split_first_ws(rest);
+            if !typ.is_empty() {
+                node.args.push(typ.to_string());
+                match parse_json(cmd_rest)? {
+                    Some(list) => {
+                        node.args.extend(list);
+                        node.json = true;
+                    }
+                    None if cmd_rest.is_empty() => {}
+                    None => node.args.push(cmd_rest.to_string()),
+                }
+            }
+        }
+        _ => {}
+    }
+    Ok(node)
+}
+
+/// The JSON (exec) form: Some when `rest` is a JSON array of strings, None when it is
+/// no JSON array (the shell form then), an error for a JSON array of other things.
+fn parse_json(rest: &str) -> Result<Option<Vec<String>>, String> {
+    let rest = rest.trim_start();
+    if !rest.starts_with('[') {
+        return Ok(None);
+    }
+    let Ok(values) = serde_json::from_str::<Vec<serde_json::Value>>(rest) else {
+        return Ok(None);
+    };
+    values
+        .into_iter()
+        .map(|v| match v {
+            serde_json::Value::String(s) => Ok(s),
+            _ => Err(
+                "when using JSON array syntax, arrays must be comprised of strings only"
+                    .to_string(),
+            ),
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
+}
+
+/// The leading `--flag[=value]` words of an instruction's arguments (quotes removed,
+/// `\` escaping), up to the first other word or `--`; returns the rest and the flags.
+fn extract_builder_flags(line: &str) -> (&str, Vec<String>) {
+    #[derive(PartialEq)]
+    enum Phase {
+        Spaces,
+        Word,
+        Quote(char),
+    }
+    let mut words = Vec::new();
+    let mut phase = Phase::Spaces;
+    let mut word = String::new();
+    let mut blank_ok = false;
+    let mut iter = line.char_indices().peekable();
+    loop {
+        let Some((pos, ch)) = iter.next() else {
+            if phase != Phase::Spaces && word != "--" && (blank_ok || !word.is_empty()) {
+                words.push(word);
+            }
+            return ("", words);
+        };
+        if phase == Phase::Spaces {
+            if ch.is_whitespace() {
+                continue;
+            }
+            if ch != '-' || iter.peek().map(|&(_, c)| c) != Some('-') {
+                return (&line[pos..], words);
+            }
+            phase = Phase::Word;
+        }
+        match phase {
+            Phase::Word => {
+                if ch.is_whitespace() {
+                    phase = Phase::Spaces;
+                    if word == "--" {
+                        return (&line[pos..], words);
+                    }
+                    if blank_ok || !word.is_empty() {
+                        words.push(std::mem::take(&mut word));
+                    }
+                    word.clear();
+                    blank_ok = false;
+                    continue;
+                }
+                if ch == '\'' || ch == '"' {
+                    phase = Phase::Quote(ch);
+                    blank_ok = true;
+                    continue;
+                }
+                if ch == '\\' {
+                    match iter.next() {
+                        None => continue,
+                        Some((_, c)) => word.push(c),
+                    }
+                    continue;
+                }
+                word.push(ch);
+            }
+            Phase::Quote(q) => {
+                if ch == q {
+                    phase = Phase::Word;
+                    continue;
+                }
+                if ch == '\\' {
+                    match iter.next() {
+                        None => {
+                            phase = Phase::Word;
+                            continue;
+                        }
+                        Some((_, c)) => word.push(c),
+                    }
+                    continue;
+                }
+                word.push(ch);
+            }
+            Phase::Spaces => {}
+        }
+    }
+}
+
+/// Splits on unquoted whitespace, keeping quotes and escapes (BuildKit's
+/// `parseWords`), for ENV, LABEL and ARG.
+fn parse_words(rest: &str, escape: char) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut in_word = false;
+    let mut quote: Option<char> = None;
+    let mut blank_ok = false;
+    let mut iter = rest.chars().peekable();
+    while let Some(ch) = iter.next() {
+        if !in_word {
+            if ch.is_whitespace() {
+                continue;
+            }
+            in_word = true;
+        }
+        match quote {
+            None => {
+                if ch.is_whitespace() {
+                    if blank_ok || !word.is_empty() {
+                        words.push(std::mem::take(&mut word));
+                    }
+                    in_word = false;
+                    blank_ok = false;
+                    continue;
+                }
+                if ch == '\'' || ch == '"' {
+                    quote = Some(ch);
+                    blank_ok = true;
+                }
+                if ch == escape {
+                    let Some(next) = iter.next() else {
+                        continue;
+                    };
+                    word.push(ch);
+                    word.push(next);
+                    continue;
+                }
+                word.push(ch);
+            }
+            Some(q) => {
+                if ch == q {
+                    quote = None;
+                }
+                if ch == escape && q != '\'' {
+                    let Some(next) = iter.next() else {
+                        quote = None;
+                        continue;
+                    };
+                    word.push(ch);
+                    word.push(next);
+                    continue;
+                }
+                word.push(ch);
+            }
+        }
+    }
+    if in_word && (blank_ok || !word.is_empty()) {
+        words.push(word);
+    }
+    words
+}
+
+/// ENV and LABEL: `k=v …` or the legacy `k v` (the whole rest is the value).
+fn parse_name_val(
+    rest: &str,
+    key: &str,
+    escape: char,
+) -> Result<(Vec<(String, String)>, bool), String> {
+    let words = parse_words(rest, escape);
+    let Some(first) = words.first() else {
+        return Ok((Vec::new(), false));
+    };
+    if !first.contains('=') {
+        let (name, value) = split_first_ws(rest);
+        if value.is_empty() {
+            return Err(format!("{key} must have two arguments"));
+        }
+        return Ok((vec![(name.to_string(), value.to_string())], true));
+    }
+    words
+        .iter()
+        .map(|w| match w.split_once('=') {
+            Some((k, v)) => Ok((k.to_string(), v.to_string())),
+            None => Err(format!(
+                "Syntax error - can't find = in {w:?}. Must be of the form: name=value"
+            )),
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(|pairs| (pairs, false))
+}
+
+/// The heredocs a line opens, in order (BuildKit's `heredocsFromLine`: the line's
+/// words, quotes and escapes kept, that look like `<<[-]WORD`).
+fn heredocs_from_line(line: &str) -> Result<Vec<Heredoc>, String> {
+    let no_env = |_: &str| None;
+    let mut lexer = Lexer::new(line, '\\', &no_env);
+    lexer.raw_quotes = true;
+    lexer.raw_escapes = true;
+    let words = lexer.process(line).map(|(_, w)| w).unwrap_or_default();
+    let mut docs = Vec::new();
+    for word in words {
+        if let Some(doc) = parse_heredoc(&word)? {
+            docs.push(doc);
+        }
+    }
+    Ok(docs)
+}
+
+/// A word of the form `[fd]<<[-]NAME`, NAME possibly quoted (no expansion then).
+pub(crate) fn parse_heredoc(word: &str) -> Result<Option<Heredoc>, String> {
+    let digits = word
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(word.len());
+    let (fd, rest) = word.split_at(digits);
+    let Some(rest) = rest.strip_prefix("<<") else {
+        return Ok(None);
+    };
+    let (chomp, rest) = match rest.strip_prefix('-') {
+        Some(r) => (true, r),
+        None => (false, rest),
+    };
+    if rest.contains('<') {
+        return Ok(None);
+    }
+    if fd.parse::<u64>().is_ok_and(|fd| fd != 0) {
+        return Err("file descriptor redirection is not supported".to_string());
+    }
+    if rest.is_empty() {
+        return Ok(None);
+    }
+    let no_env = |_: &str| None;
+    let mut lexer = Lexer::new(rest, '\\', &no_env);
+    lexer.skip_unset = true;
+    let words = lexer.process(rest).map_err(|e| e.message)?.1;
+    let [name] = words.as_slice() else {
+        return Ok(None);
+    };
+    let mut raw = Lexer::new(rest, '\\', &no_env);
+    raw.skip_unset = true;
+    raw.raw_quotes = true;
+    let raw_words = raw.process(rest).map_err(|e| e.message)?.1;
+    let quotes = |s: &str| s.matches(['\'', '"']).count();
+    let expand = raw_words.first().is_some_and(|r| quotes(r) == quotes(name));
+    Ok(Some(Heredoc {
+        name: name.clone(),
+        content: String::new(),
+        expand,
+        chomp,
+    }))
+}
+
+/// The kinds of flag values.
+#[derive(Clone, Copy, PartialEq)]
+enum FlagType {
+    Bool,
+    Str,
+    Strs,
+}
+
+/// The flags given to one instruction.
+#[derive(Default)]
+struct Flags {
+    bools: Vec<(&'static str, bool)>,
+    strs: Vec<(&'static str, String)>,
+    lists: Vec<(&'static str, Vec<String>)>,
+}
+
+impl Flags {
+    fn bool(&self, name: &str) -> bool {
+        self.bools.iter().any(|(n, v)| *n == name && *v)
+    }
+    fn str(&self, name: &str) -> Option<String> {
+        self.strs
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.clone())
+    }
+    fn list(&self, name: &str) -> Vec<String> {
+        self.lists
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    }
+}
+
+/// Checks the flags against what the instruction takes (BuildKit's `BFlags.Parse`).
+fn parse_flags(raw: &[String], spec: &[(&'static str, FlagType)]) -> Result<Flags, String> {
+    let mut flags = Flags::default();
+    let mut used: Vec<&str> = Vec::new();
+    for arg in raw {
+        let Some(arg) = arg.strip_prefix("--") else {
+            return Err(format!("arg should start with -- : {arg}"));
+        };
+        let (name, value) = match arg.split_once('=') {
+            Some((n, v)) => (n, Some(v)),
+            None => (arg, None),
+        };
+        let Some(&(name, typ)) = spec.iter().find(|(n, _)| *n == name) else {
+            let names: Vec<&str> = spec.iter().map(|(n, _)| *n).collect();
+            return Err(with_suggestion(
+                format!("unknown flag: {name}"),
+                name,
+                &names,
+            ));
+        };
+        if used.contains(&name) && typ != FlagType::Strs {
+            return Err(format!("duplicate flag specified: {name}"));
+        }
+        used.push(name);
+        match (typ, value) {
+            (FlagType::Bool, Some("")) => return Err(format!("missing a value on flag: {name}")),
+            (FlagType::Bool, v) => {
+                let v = match v.unwrap_or("").to_ascii_lowercase().as_str() {
+                    "true" | "" => true,
+                    "false" => false,
+                    other => {
+                        return Err(format!(
+                            "expecting boolean value for flag {name}, not: {other}"
+                        ))
+                    }
+                };
+                flags.bools.push((name, v));
+            }
+            (_, None) => return Err(format!("missing a value on flag: {name}")),
+            (FlagType::Str, Some(v)) => flags.strs.push((name, v.to_string())),
+            (FlagType::Strs, Some(v)) => match flags.lists.iter_mut().find(|(n, _)| *n == name) {
+                Some((_, list)) => list.push(v.to_string()),
+                None => flags.lists.push((name, vec![v.to_string()])),
+            },
+        }
+    }
+    Ok(flags)
+}
+
+/// BuildKit's "did you mean" hint: the closest option within an edit distance of 2.
+fn with_suggestion(message: String, value: &str, options: &[&str]) -> String {
+    let lower = value.to_ascii_lowercase();
+    let best = options
+        .iter()
+        .map(|o| (levenshtein(&lower, &o.to_ascii_lowercase()), *o))
+        .filter(|(d, _)| *d > 0 && *d < 3)
+        .min_by_key(|(d, _)| *d);
+    match best {
+        Some((_, o)) if !value.is_empty() => format!("{message} (did you mean {o}?)"),
+        _ => message,
+    }
+}
+
+fn levenshtein(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != *cb);
+            cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+const INSTRUCTIONS: [&str; 18] = [
+    "ADD",
+    "ARG",
+    "CMD",
+    "COPY",
+    "ENTRYPOINT",
+    "ENV",
+    "EXPOSE",
+    "FROM",
+    "HEALTHCHECK",
+    "LABEL",
+    "MAINTAINER",
+    "ONBUILD",
+    "RUN",
+    "SHELL",
+    "STOPSIGNAL",
+    "USER",
+    "VOLUME",
+    "WORKDIR",
+];
+
+fn exactly_one(node: &Node, name: &str) -> Result<String, String> {
+    parse_flags(&node.flags, &[])?;
+    match node.args.as_slice() {
+        [one] => Ok(one.clone()),
+        _ => Err(format!("{name} requires exactly one argument")),
+    }
+}
+
+fn shell_or_exec(node: &Node) -> ShellOrExec {
+    if node.json {
+        ShellOrExec::Exec(node.args.clone())
+    } else {
+        ShellOrExec::Shell(node.args.join(" "))
+    }
+}
+
+fn convert_from(node: &Node) -> Result<Stage, String> {
+    let name = match node.args.as_slice() {
+        [_, as_word, name] if as_word.eq_ignore_ascii_case("as") => {
+            let lower = name.to_ascii_lowercase();
+            let valid = lower.starts_with(|c: char| c.is_ascii_lowercase())
+                && lower
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-_.".contains(c));
+            if !valid {
+                return Err(format!(
+                    "invalid name for build stage: {name:?}, name can't start with a number or contain symbols"
+                ));
+            }
+            Some(lower)
+        }
+        [_] => None,
+        _ => return Err("FROM requires either one or three arguments".to_string()),
+    };
+    let flags = parse_flags(&node.flags, &[("platform", FlagType::Str)])?;
+    Ok(Stage {
+        name,
+        base: node.args[0].clone(),
+        platform: flags.str("platform"),
+        line: node.line,
+        original: node.text.trim().to_string(),
+        instructions: Vec::new(),
     })
+}
+
+/// The second pass for one node other than FROM.
+fn convert(
+    node: &Node,
+    escape: char,
+    warnings: &mut Vec<Warning>,
+) -> Result<Instruction, ParseError> {
+    let kind = convert_kind(node, escape, warnings).map_err(|m| node.error(m))?;
+    Ok(Instruction {
+        line: node.line,
+        end_line: node.end_line,
+        original: node.text.trim().to_string(),
+        kind,
+    })
+}
+
+fn convert_kind(
+    node: &Node,
+    escape: char,
+    warnings: &mut Vec<Warning>,
+) -> Result<InstructionKind, String> {
+    use FlagType::{Bool, Str, Strs};
+    let upper = node.cmd.to_ascii_uppercase();
+    Ok(match upper.as_str() {
+        "ENV" | "LABEL" => {
+            parse_flags(&node.flags, &[])?;
+            if node.pairs.is_empty() {
+                return Err(format!("{upper} requires at least one argument"));
+            }
+            if node.pairs.iter().any(|(k, _)| k.is_empty()) {
+                return Err(format!("{upper} names can not be blank"));
+            }
+            if node.legacy_pairs {
+                warnings.push(Warning {
+                    line: node.line,
+                    message: format!(
+                        "\"{upper} key=value\" should be used instead of legacy \"{upper} key value\" format"
+                    ),
+                });
+            }
+            if upper == "ENV" {
+                InstructionKind::Env(node.pairs.clone())
+            } else {
+                InstructionKind::Label(node.pairs.clone())
+            }
+        }
+        "MAINTAINER" => InstructionKind::Maintainer(exactly_one(node, "MAINTAINER")?),
+        "WORKDIR" => InstructionKind::Workdir(exactly_one(node, "WORKDIR")?),
+        "USER" => InstructionKind::User(exactly_one(node, "USER")?),
+        "STOPSIGNAL" => InstructionKind::Stopsignal(exactly_one(node, "STOPSIGNAL")?),
+        "EXPOSE" => {
+            parse_flags(&node.flags, &[])?;
+            if node.args.is_empty() {
+                return Err("EXPOSE requires at least one argument".to_string());
+            }
+            InstructionKind::Expose(node.args.clone())
+        }
+        "VOLUME" => {
+            parse_flags(&node.flags, &[])?;
+            if node.args.is_empty() {
+                return Err("VOLUME requires at least one argument".to_string());
+            }
+            let mut volumes = Vec::new();
+            for v in &node.args {
+                let v = v.trim();
+                if v.is_empty() {
+                    return Err("VOLUME specified can not be an empty string".to_string());
+                }
+                volumes.push(v.to_string());
+            }
+            InstructionKind::Volume(volumes)
+        }
+        "ARG" => {
+            parse_flags(&node.flags, &[])?;
+            if node.args.is_empty() {
+                return Err("ARG requires at least one argument".to_string());
+            }
+            InstructionKind::Arg(
+                node.args
+                    .iter()
+                    .map(|a| match a.split_once('=') {
+                        Some((name, value)) => ArgDecl {
+                            name: name.to_string(),
+                            default: Some(value.to_string()),
+                        },
+                        None => ArgDecl {
+                            name: a.clone(),
+                            default: None,
+                        },
+                    })
+                    .collect(),
+            )
+        }
+        "CMD" => {
+            parse_flags(&node.flags, &[])?;
+            InstructionKind::Cmd(shell_or_exec(node))
+        }
+        "ENTRYPOINT" => {
+            parse_flags(&node.flags, &[])?;
+            if node.args.is_empty() {
+                InstructionKind::Entrypoint(ShellOrExec::Exec(Vec::new()))
+            } else {
+                InstructionKind::Entrypoint(shell_or_exec(node))
+            }
+        }
+        "SHELL" => {
+            parse_flags(&node.flags, &[])?;
+            if node.args.is_empty() {
+                return Err("SHELL requires at least one argument".to_string());
+            }
+            if !node.json {
+                return Err("SHELL requires the arguments to be in JSON form".to_string());
+            }
+            InstructionKind::Shell(node.args.clone())
+        }
+        "RUN" => {
+            let flags = parse_flags(
+                &node.flags,
+                &[("mount", Strs), ("network", Str), ("security", Str)],
+            )?;
+            let mounts = flags
+                .list("mount")
+                .iter()
+                .map(|m| parse_mount(m))
+                .collect::<Result<Vec<_>, _>>()?;
+            let network = match flags.str("network") {
+                None => None,
+                Some(n) => Some(match n.to_ascii_lowercase().as_str() {
+                    "default" => RunNetwork::Default,
+                    "none" => RunNetwork::None,
+                    "host" => RunNetwork::Host,
+                    _ => return Err(format!("unsupported network mode {n:?}")),
+                }),
+            };
+            match flags.str("security").as_deref() {
+                None | Some("sandbox") => {}
+                Some("insecure") => {
+                    return Err(
+                        "RUN --security=insecure is not supported: Pier does not grant \
+                        build steps the security.insecure entitlement"
+                            .to_string(),
+                    )
+                }
+                Some(other) => return Err(format!("unsupported security mode {other:?}")),
+            }
+            InstructionKind::Run(RunSpec {
+                command: shell_or_exec(node),
+                mounts,
+                network,
+                heredocs: node.heredocs.clone(),
+            })
+        }
+        "ADD" | "COPY" => {
+            if node.args.len() < 2 {
+                return Err(format!(
+                    "{upper} requires at least two arguments, but only one was provided. Destination could not be determined"
+                ));
+            }
+            let spec: &[(&'static str, FlagType)] = if upper == "COPY" {
+                &[
+                    ("from", Str),
+                    ("chown", Str),
+                    ("chmod", Str),
+                    ("link", Bool),
+                    ("parents", Bool),
+                    ("exclude", Strs),
+                ]
+            } else {
+                &[
+                    ("chown", Str),
+                    ("chmod", Str),
+                    ("link", Bool),
+                    ("keep-git-dir", Bool),
+                    ("checksum", Str),
+                    ("exclude", Strs),
+                ]
+            };
+            let flags = parse_flags(&node.flags, spec)?;
+            let (dest, sources) = node.args.split_last().unwrap_or((&node.args[0], &[]));
+            if !node.json && parse_heredoc(dest).ok().flatten().is_some() {
+                return Err(format!("{upper} cannot accept a heredoc as a destination"));
+            }
+            let heredocs = if node.json {
+                Vec::new()
+            } else {
+                sources
+                    .iter()
+                    .filter_map(|s| parse_heredoc(s).ok().flatten())
+                    .map(|h| {
+                        let body = node.heredocs.iter().find(|d| d.name == h.name);
+                        body.cloned().unwrap_or(h)
+                    })
+                    .collect()
+            };
+            let copy = CopySpec {
+                sources: sources.to_vec(),
+                dest: dest.clone(),
+                from: flags.str("from"),
+                chown: flags.str("chown"),
+                chmod: flags.str("chmod"),
+                link: flags.bool("link"),
+                excludes: flags.list("exclude"),
+                parents: flags.bool("parents"),
+                checksum: flags.str("checksum"),
+                keep_git_dir: flags.bool("keep-git-dir"),
+                heredocs,
+            };
+            if upper == "COPY" {
+                InstructionKind::Copy(copy)
+            } else {
+                InstructionKind::Add(copy)
+            }
+        }
+        "ONBUILD" => {
+            let Some(sub) = &node.sub else {
+                return Err("ONBUILD requires at least one argument".to_string());
+            };
+            parse_flags(&node.flags, &[])?;
+            let trigger_name = sub.cmd.to_ascii_uppercase();
+            match trigger_name.as_str() {
+                "ONBUILD" => {
+                    return Err("Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed".to_string())
+                }
+                "MAINTAINER" | "FROM" => {
+                    return Err(format!(
+                        "{trigger_name} isn't allowed as an ONBUILD trigger"
+                    ))
+                }
+                _ => {}
+            }
+            let mut expression = strip_onbuild(&node.text).to_string();
+            for doc in &node.heredocs {
+                expression.push('\n');
+                expression.push_str(&doc.content);
+                expression.push_str(&doc.name);
+            }
+            let trigger = convert(sub, escape, &mut Vec::new()).ok().map(Box::new);
+            InstructionKind::Onbuild(Onbuild {
+                expression,
+                trigger,
+            })
+        }
+        "HEALTHCHECK" => convert_healthcheck(node)?,
+        _ => {
+            let names: Vec<&str> = INSTRUCTIONS.to_vec();
+            return Err(with_suggestion(
+                format!("unknown instruction: {upper}"),
+                &node.cmd,
+                &names,
+            ));
+        }
+    })
+}
+
+/// The trigger text of an ONBUILD line: the line without `ONBUILD` and the
+/// whitespace around it (case-insensitive, as BuildKit's `(?i)^\s*ONBUILD\s*`).
+fn strip_onbuild(text: &str) -> &str {
+    let t = text.trim_start();
+    let rest = t
+        .get(7..)
+        .filter(|_| t[..7].eq_ignore_ascii_case("onbuild"));
+    rest.map_or(t, str::trim_start)
+}
+
+fn convert_healthcheck(node: &Node) -> Result<InstructionKind, String> {
+    let Some((typ, args)) = node.args.split_first() else {
+        return Err("HEALTHCHECK requires at least one argument".to_string());
+    };
+    let typ = typ.to_ascii_uppercase();
+    if typ == "NONE" {
+        if !args.is_empty() {
+            return Err("HEALTHCHECK NONE takes no arguments".to_string());
+        }
+        // Docker does not look at the flags of HEALTHCHECK NONE.
+        return Ok(InstructionKind::Healthcheck(Healthcheck {
+            command: None,
+            interval: None,
+            timeout: None,
+            start_period: None,
+            start_interval: None,
+            retries: None,
+        }));
+    }
+    use FlagType::Str;
+    let flags = parse_flags(
+        &node.flags,
+        &[
+            ("interval", Str),
+            ("timeout", Str),
+            ("start-period", Str),
+            ("start-interval", Str),
+            ("retries", Str),
+        ],
+    )?;
+    if typ != "CMD" {
+        return Err(format!("Unknown type \"{typ}\" in HEALTHCHECK (try CMD)"));
+    }
+    let command = if node.json {
+        if args.is_empty() {
+            return Err("Missing command after HEALTHCHECK CMD".to_string());
+        }
+        ShellOrExec::Exec(args.to_vec())
+    } else {
+        ShellOrExec::Shell(args.join(" "))
+    };
+    let interval = |name: &str| -> Result<Option<Duration>, String> {
+        let Some(v) = flags.str(name).filter(|v| !v.is_empty()) else {
+            return Ok(None);
+        };
+        let d = parse_go_duration(&v)?;
+        if d > Duration::ZERO && d < Duration::from_millis(1) {
+            return Err(format!("Interval {name:?} cannot be less than 1ms"));
+        }
+        Ok(Some(d))
+    };
+    let retries = match flags.str("retries").filter(|v| !v.is_empty()) {
+        None => None,
+        Some(v) => {
+            let n: i64 = v
+                .parse()
+                .ok()
+                .filter(|n: &i64| i32::try_from(*n).is_ok())
+                .ok_or_else(|| format!("strconv.ParseInt: parsing {v:?}: invalid syntax"))?;
+            if n < 0 {
+                return Err(format!("--retries cannot be negative ({n})"));
+            }
+            Some(n as u32)
+        }
+    };
+    Ok(InstructionKind::Healthcheck(Healthcheck {
+        command: Some(command),
+        interval: interval("interval")?,
+        timeout: interval("timeout")?,
+        start_period: interval("start-period")?,
+        start_interval: interval("start-interval")?,
+        retries,
+    }))
+}
+
+/// Go's `time.ParseDuration` for the non-negative durations HEALTHCHECK takes
+/// (`1h30m`, `1.5s`, `300ms`, `0`).
+pub(crate) fn parse_go_duration(s: &str) -> Result<Duration, String> {
+    let invalid = || format!("time: invalid duration {s:?}");
+    if s == "0" {
+        return Ok(Duration::ZERO);
+    }
+    let body = s.strip_prefix('+').unwrap_or(s);
+    if body.starts_with('-') {
+        return Err(format!("Interval cannot be negative: {s}"));
+    }
+    if body.is_empty() {
+        return Err(invalid());
+    }
+    let mut rest = body;
+    let mut total_ns: f64 = 0.0;
+    while !rest.is_empty() {
+        let num_end = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let number = &rest[..num_end];
+        if number.is_empty() || number == "." || number.matches('.').count() > 1 {
+            return Err(invalid());
+        }
+        rest = &rest[num_end..];
+        let unit_end = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let unit = &rest[..unit_end];
+        rest = &rest[unit_end..];
+        let scale: f64 = match unit {
+            "" => return Err(format!("time: missing unit in duration {s:?}")),
+            "ns" => 1.0,
+            "us" | "µs" | "μs" => 1e3,
+            "ms" => 1e6,
+            "s" => 1e9,
+            "m" => 60e9,
+            "h" => 3600e9,
+            _ => return Err(format!("time: unknown unit {unit:?} in duration {s:?}")),
+        };
+        let value: f64 = number.parse().map_err(|_| invalid())?;
+        total_ns += value * scale;
+    }
+    if total_ns > i64::MAX as f64 {
+        return Err(invalid());
+    }
+    Ok(Duration::from_nanos(total_ns.round() as u64))
+}
+
+/// Splits a `--mount` value as CSV (fields in double quotes may hold commas; `""` is a
+/// quote inside them).
+fn csv_fields(value: &str) -> Result<Vec<String>, String> {
+    let mut fields = Vec::new();
+    let mut field = String::new();
+    let mut chars = value.chars().peekable();
+    let mut at_start = true;
+    while let Some(c) = chars.next() {
+        if at_start && c == '"' {
+            at_start = false;
+            loop {
+                match chars.next() {
+                    None => {
+                        return Err(
+                            "failed to parse csv mounts: extraneous or missing \" in quoted-field"
+                                .to_string(),
+                        )
+                    }
+                    Some('"') if chars.peek() == Some(&'"') => {
+                        chars.next();
+                        field.push('"');
+                    }
+                    Some('"') => break,
+                    Some(c) => field.push(c),
+                }
+            }
+            continue;
+        }
+        at_start = false;
+        if c == ',' {
+            fields.push(std::mem::take(&mut field));
+            at_start = true;
+            continue;
+        }
+        field.push(c);
+    }
+    fields.push(field);
+    Ok(fields)
+}
+
+/// docker/go-units `RAMInBytes`: `512`, `64k`, `1.5g`, `10MiB` (powers of 1024).
+fn ram_in_bytes(s: &str) -> Option<u64> {
+    let lower = s.to_ascii_lowercase();
+    let num_end = lower
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(lower.len());
+    let number: f64 = lower[..num_end].parse().ok()?;
+    let suffix = lower[num_end..].trim_start_matches(' ');
+    let suffix = suffix.strip_suffix('b').unwrap_or(suffix);
+    let suffix = suffix.strip_suffix('i').unwrap_or(suffix);
+    let power = match suffix {
+        "" => 0,
+        "k" => 1,
+        "m" => 2,
+        "g" => 3,
+        "t" => 4,
+        "p" => 5,
+        _ => return None,
+    };
+    Some((number * 1024f64.powi(power)) as u64)
+}
+
+/// One `RUN --mount=` value (BuildKit's `parseMount`), string fields unexpanded.
+fn parse_mount(value: &str) -> Result<RunMount, String> {
+    let mut m = RunMount {
+        mount_type: MountType::Bind,
+        target: None,
+        source: None,
+        from: None,
+        id: None,
+        sharing: None,
+        mode: None,
+        uid: None,
+        gid: None,
+        readonly: None,
+        required: None,
+        env: None,
+        size: None,
+    };
+    let type_name = |t: MountType| match t {
+        MountType::Bind => "bind",
+        MountType::Cache => "cache",
+        MountType::Tmpfs => "tmpfs",
+        MountType::Secret => "secret",
+        MountType::Ssh => "ssh",
+    };
+    for field in csv_fields(value)? {
+        let (key, value) = match field.split_once('=') {
+            Some((k, v)) => (k.to_ascii_lowercase(), Some(v.to_string())),
+            None => (field.to_ascii_lowercase(), None),
+        };
+        let Some(value) = value else {
+            match key.as_str() {
+                "readonly" | "ro" => m.readonly = Some(true),
+                "readwrite" | "rw" => m.readonly = Some(false),
+                "required" if matches!(m.mount_type, MountType::Secret | MountType::Ssh) => {
+                    m.required = Some(true)
+                }
+                "required" => {
+                    return Err(format!(
+                        "unexpected key '{key}' for mount type '{}'",
+                        type_name(m.mount_type)
+                    ))
+                }
+                _ => return Err(format!("invalid field '{field}' must be a key=value pair")),
+            }
+            continue;
+        };
+        let literal = |what: &str| -> Result<(), String> {
+            if value.contains('$') {
+                Err(format!(
+                    "'{what}' does not support variable expansion in Pier; write the value"
+                ))
+            } else {
+                Ok(())
+            }
+        };
+        let bool_value = |v: &str| -> Result<bool, String> {
+            match v {
+                "1" | "t" | "T" | "true" | "TRUE" | "True" => Ok(true),
+                "0" | "f" | "F" | "false" | "FALSE" | "False" => Ok(false),
+                _ => Err(format!("invalid value for {key}: {v}")),
+            }
+        };
+        match key.as_str() {
+            "type" => {
+                literal("type")?;
+                m.mount_type = match value.to_ascii_lowercase().as_str() {
+                    "bind" => MountType::Bind,
+                    "cache" => MountType::Cache,
+                    "tmpfs" => MountType::Tmpfs,
+                    "secret" => MountType::Secret,
+                    "ssh" => MountType::Ssh,
+                    _ => {
+                        return Err(with_suggestion(
+                            format!("unsupported mount type {value:?}"),
+                            &value,
+                            &["bind", "cache", "tmpfs", "secret", "ssh"],
+                        ))
+                    }
+                }
+            }
+            "from" => {
+                if value.find('$').is_some_and(|i| i + 1 != value.len()) {
+                    return Err(format!(
+                        "'{key}' doesn't support variable expansion, define alias stage instead"
+                    ));
+                }
+                m.from = Some(value);
+            }
+            "source" | "src" => m.source = Some(value),
+            "target" | "dst" | "destination" => m.target = Some(value),
+            "readonly" | "ro" => {
+                literal(&key)?;
+                m.readonly = Some(bool_value(&value)?);
+            }
+            "readwrite" | "rw" => {
+                literal(&key)?;
+                m.readonly = Some(!bool_value(&value)?);
+            }
+            "required" => {
+                literal(&key)?;
+                if !matches!(m.mount_type, MountType::Secret | MountType::Ssh) {
+                    return Err(format!(
+                        "unexpected key '{key}' for mount type '{}'",
+                        type_name(m.mount_type)
+                    ));
+                }
+                m.required = Some(bool_value(&value)?);
+            }
+            "size" => {
+                literal(&key)?;
+                if m.mount_type != MountType::Tmpfs {
+                    return Err(format!(
+                        "unexpected key '{key}' for mount type '{}'",
+                        type_name(m.mount_type)
+                    ));
+                }
+                m.size = Some(
+                    ram_in_bytes(&value)
+                        .ok_or_else(|| format!("invalid value for {key}: {value}"))?,
+                );
+            }
+            "id" => m.id = Some(value),
+            "sharing" => {
+                literal(&key)?;
+                if m.mount_type != MountType::Cache {
+                    return Err(format!(
+                        "invalid cache sharing set for {} mount",
+                        type_name(m.mount_type)
+                    ));
+                }
+                m.sharing = Some(match value.to_ascii_lowercase().as_str() {
+                    "shared" => CacheSharing::Shared,
+                    "private" => CacheSharing::Private,
+                    "locked" => CacheSharing::Locked,
+                    _ => return Err(format!("unsupported sharing value {value:?}")),
+                });
+            }
+            "mode" => {
+                literal(&key)?;
+                m.mode = Some(
+                    u32::from_str_radix(&value, 8)
+                        .map_err(|_| format!("invalid value {value} for mode"))?,
+                );
+            }
+            "uid" | "gid" => {
+                literal(&key)?;
+                let n: u32 = value
+                    .parse()
+                    .map_err(|_| format!("invalid value {value} for {key}"))?;
+                if key == "uid" {
+                    m.uid = Some(n);
+                } else {
+                    m.gid = Some(n);
+                }
+            }
+            "env" => m.env = Some(value),
+            _ => {
+                return Err(with_suggestion(
+                    format!("unexpected key '{key}' in '{field}'"),
+                    &key,
+                    &[
+                        "type",
+                        "from",
+                        "source",
+                        "target",
+                        "readonly",
+                        "id",
+                        "sharing",
+                        "required",
+                        "size",
+                        "mode",
+                        "uid",
+                        "gid",
+                        "src",
+                        "dst",
+                        "destination",
+                        "ro",
+                        "rw",
+                        "readwrite",
+                        "env",
+                    ],
+                ))
+            }
+        }
+    }
+    let type_str = type_name(m.mount_type);
+    if !matches!(
+        m.mount_type,
+        MountType::Secret | MountType::Ssh | MountType::Cache
+    ) {
+        for (set, what) in [
+            (m.mode.is_some(), "mode"),
+            (m.uid.is_some(), "uid"),
+            (m.gid.is_some(), "gid"),
+        ] {
+            if set {
+                return Err(format!("{what} not allowed for {type_str:?} type mounts"));
+            }
+        }
+    }
+    if m.mount_type == MountType::Secret {
+        if m.from.is_some() {
+            return Err("secret mount should not have a from".to_string());
+        }
+        if m.source.is_none() && m.target.is_none() && m.id.is_none() {
+            return Err("one of source, target required".to_string());
+        }
+    }
+    if m.mount_type == MountType::Ssh && m.from.is_some() {
+        return Err("ssh mount should not have a from".to_string());
+    }
+    if m.env.is_some() && m.mount_type != MountType::Secret {
+        return Err(format!("unexpected key 'env' for mount type '{type_str}'"));
+    }
+    Ok(m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builder_flags_are_split_off() {
+        assert_eq!(
+            extract_builder_flags("--from=a --chown=\"x y\" src dst"),
+            (
+                "src dst",
+                vec!["--from=a".to_string(), "--chown=x y".to_string()]
+            )
+        );
+        assert_eq!(
+            extract_builder_flags("-- --not-a-flag x"),
+            (" --not-a-flag x", vec![])
+        );
+        assert_eq!(
+            extract_builder_flags("--link"),
+            ("", vec!["--link".to_string()])
+        );
+        assert_eq!(extract_builder_flags("-x y"), ("-x y", vec![]));
+    }
+
+    #[test]
+    fn words_keep_quotes() {
+        assert_eq!(
+            parse_words(r#"a=1 b="x y" c='p q' d=e\ f"#, '\\'),
+            ["a=1", "b=\"x y\"", "c='p q'", "d=e\\ f"]
+        );
+    }
+
+    #[test]
+    fn go_durations() {
+        assert_eq!(
+            parse_go_duration("1h30m").unwrap(),
+            Duration::from_secs(5400)
+        );
+        assert_eq!(
+            parse_go_duration("1.5s").unwrap(),
+            Duration::from_millis(1500)
+        );
+        assert_eq!(
+            parse_go_duration("300ms").unwrap(),
+            Duration::from_millis(300)
+        );
+        assert_eq!(parse_go_duration("0").unwrap(), Duration::ZERO);
+        assert_eq!(
+            parse_go_duration("10").unwrap_err(),
+            "time: missing unit in duration \"10\""
+        );
+        assert_eq!(
+            parse_go_duration("3x").unwrap_err(),
+            "time: unknown unit \"x\" in duration \"3x\""
+        );
+        assert_eq!(
+            parse_go_duration("s").unwrap_err(),
+            "time: invalid duration \"s\""
+        );
+    }
+
+    #[test]
+    fn sizes_and_csv() {
+        assert_eq!(ram_in_bytes("512"), Some(512));
+        assert_eq!(ram_in_bytes("64k"), Some(65536));
+        assert_eq!(ram_in_bytes("1.5g"), Some(1610612736));
+        assert_eq!(ram_in_bytes("10MiB"), Some(10 << 20));
+        assert_eq!(ram_in_bytes("x"), None);
+        assert_eq!(
+            csv_fields(r#"type=bind,"target=/a,b",x"#).unwrap(),
+            ["type=bind", "target=/a,b", "x"]
+        );
+    }
+
+    #[test]
+    fn suggestions() {
+        assert_eq!(levenshtein("chmodd", "chmod"), 1);
+        assert_eq!(
+            with_suggestion("unknown flag: chmodd".into(), "chmodd", &["chmod", "chown"]),
+            "unknown flag: chmodd (did you mean chmod?)"
+        );
+        assert_eq!(
+            with_suggestion("unknown flag: zzz".into(), "zzz", &["chmod"]),
+            "unknown flag: zzz"
+        );
+    }
 }

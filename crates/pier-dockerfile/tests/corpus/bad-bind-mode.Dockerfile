@@ -1,0 +1,2 @@
+FROM scratch
+RUN --mount=type=bind,mode=0700,target=/x true

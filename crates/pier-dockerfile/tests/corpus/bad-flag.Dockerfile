@@ -1,0 +1,2 @@
+FROM scratch
+COPY --chmodd=1 a b

@@ -1,0 +1,2 @@
+FROM scratch
+RUN --mount=type=cach,target=/x true

@@ -1,0 +1,7 @@
+# escape=`
+FROM busybox
+WORKDIR c:\dir `
+  \sub
+RUN echo a`
+ b
+ENV X=a`"b
