@@ -90,7 +90,10 @@ impl Registry {
     /// and `extra` top-level YAML appended to its config.
     pub fn distribution_with(test: &str, storage: &str, extra: &str) -> Option<Registry> {
         if !Path::new(DISTRIBUTION).exists() {
-            eprintln!("{test}: skipping the distribution run: {DISTRIBUTION} is not installed (package docker-registry)");
+            pier_testsupport::skip(
+                test,
+                &format!("the distribution run: {DISTRIBUTION} is not installed (package docker-registry)"),
+            );
             return None;
         }
         let dir = tempfile::tempdir().expect("tempdir");
