@@ -257,6 +257,80 @@ pub struct RunSpec {
     pub heredocs: Vec<Heredoc>,
 }
 
+impl RunSpec {
+    /// What the step executes, BuildKit's way, given the stage's `SHELL`:
+    /// - the exec form: its argv;
+    /// - a lone heredoc (`RUN <<EOF`): its body is the script, run by the shell, or,
+    ///   when it starts with `#!`, written to [`ScriptFile::path`] (`/dev/pipes/NAME`,
+    ///   mode 0755, read-only) and that path run by the shell;
+    /// - otherwise the shell runs the command line followed by each heredoc's body and
+    ///   delimiter, so the shell itself feeds them (`python3 <<EOF`, `cat <<A >a`).
+    pub fn resolve(&self, shell: &[String]) -> ResolvedRun {
+        let line = match &self.command {
+            ShellOrExec::Exec(argv) => {
+                return ResolvedRun {
+                    argv: argv.clone(),
+                    script_file: None,
+                }
+            }
+            ShellOrExec::Shell(line) => line,
+        };
+        let with_shell = |script: String| shell.iter().cloned().chain([script]).collect();
+        let lone = match self.heredocs.as_slice() {
+            [doc] => parser::parse_heredoc(line.trim())
+                .ok()
+                .flatten()
+                .filter(|h| h.name == doc.name)
+                .map(|_| doc),
+            _ => None,
+        };
+        match lone {
+            Some(doc) if doc.content.starts_with("#!") => {
+                let path = format!("/dev/pipes/{}", doc.name);
+                ResolvedRun {
+                    argv: with_shell(path.clone()),
+                    script_file: Some(ScriptFile {
+                        path,
+                        content: doc.content.clone(),
+                    }),
+                }
+            }
+            Some(doc) => ResolvedRun {
+                argv: with_shell(doc.content.clone()),
+                script_file: None,
+            },
+            None => {
+                let mut script = line.clone();
+                for doc in &self.heredocs {
+                    script.push('\n');
+                    script.push_str(&doc.content);
+                    script.push_str(&doc.name);
+                }
+                ResolvedRun {
+                    argv: with_shell(script),
+                    script_file: None,
+                }
+            }
+        }
+    }
+}
+
+/// What a `RUN` executes ([`RunSpec::resolve`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolvedRun {
+    pub argv: Vec<String>,
+    /// A file the executor provides (read-only, mode 0755) before running `argv`.
+    pub script_file: Option<ScriptFile>,
+}
+
+/// A heredoc script with a `#!` line, run as a file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScriptFile {
+    /// Absolute path in the container: `/dev/pipes/<delimiter>`.
+    pub path: String,
+    pub content: String,
+}
+
 /// `RUN --network=`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RunNetwork {
@@ -403,5 +477,143 @@ impl InstructionKind {
             InstructionKind::Stopsignal(_) => "STOPSIGNAL",
             InstructionKind::Healthcheck(_) => "HEALTHCHECK",
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run_of(text: &str) -> RunSpec {
+        let df = parse(&format!("FROM scratch\n{text}")).unwrap();
+        match &df.stages[0].instructions[0].kind {
+            InstructionKind::Run(r) => r.clone(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn sh() -> Vec<String> {
+        vec!["/bin/sh".to_string(), "-c".to_string()]
+    }
+
+    #[test]
+    fn run_resolution_follows_buildkit() {
+        let lone = run_of("RUN <<EOF\necho a\necho b\nEOF\n").resolve(&sh());
+        assert_eq!(lone.argv, ["/bin/sh", "-c", "echo a\necho b\n"]);
+        assert_eq!(lone.script_file, None);
+
+        let shebang =
+            run_of("RUN <<-EOT\n\t#!/usr/bin/env python3\n\tprint(1)\n\tEOT\n").resolve(&sh());
+        assert_eq!(shebang.argv, ["/bin/sh", "-c", "/dev/pipes/EOT"]);
+        assert_eq!(
+            shebang.script_file,
+            Some(ScriptFile {
+                path: "/dev/pipes/EOT".to_string(),
+                content: "#!/usr/bin/env python3\nprint(1)\n".to_string(),
+            })
+        );
+
+        let fed = run_of("RUN cat <<A >a && cat <<'B' >b\n1\nA\n$2\nB\n").resolve(&sh());
+        assert_eq!(
+            fed.argv,
+            ["/bin/sh", "-c", "cat <<A >a && cat <<'B' >b\n1\nA\n$2\nB"]
+        );
+
+        let exec = run_of("RUN [\"/bin/true\", \"x\"]").resolve(&sh());
+        assert_eq!(exec.argv, ["/bin/true", "x"]);
+        let plain = run_of("RUN echo hi").resolve(&["bash".to_string(), "-ec".to_string()]);
+        assert_eq!(plain.argv, ["bash", "-ec", "echo hi"]);
+    }
+
+    #[test]
+    fn stages_by_name_or_index_and_step_count() {
+        let df = parse("ARG A\nFROM scratch AS One\nRUN x\nFROM one\nFROM scratch\n").unwrap();
+        assert_eq!(df.stage_index("ONE"), Some(0));
+        assert_eq!(df.stage_index("1"), Some(1));
+        assert_eq!(df.stage_index("3"), None);
+        assert_eq!(df.stage_index("other"), None);
+        assert_eq!(df.step_count(), 5);
+        assert_eq!(
+            df.global_arg_decls()
+                .map(|d| d.name.as_str())
+                .collect::<Vec<_>>(),
+            ["A"]
+        );
+    }
+
+    #[test]
+    fn lone_instructions_for_onbuild_triggers() {
+        let ins = parse_instruction("RUN <<EOF\necho later\nEOF", '\\').unwrap();
+        assert_eq!(ins.kind.name(), "RUN");
+        assert_eq!(ins.original, "RUN <<EOF");
+        let ins = parse_instruction("COPY a `\n b", '`').unwrap();
+        match ins.kind {
+            InstructionKind::Copy(c) => {
+                assert_eq!((c.sources, c.dest), (vec!["a".into()], "b".into()))
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            parse_instruction("FOO bar", '\\').unwrap_err().message,
+            "unknown instruction: FOO (did you mean FROM?)"
+        );
+        assert!(parse_instruction("FROM x", '\\').is_err());
+        assert!(parse_instruction("RUN a\nRUN b", '\\').is_err());
+    }
+
+    #[test]
+    fn onbuild_keeps_an_unparsable_trigger_as_docker_does() {
+        let df = parse("FROM scratch\nONBUILD FOO bar\nONBUILD  COPY --bad a b \n").unwrap();
+        let triggers: Vec<_> = df.stages[0]
+            .instructions
+            .iter()
+            .map(|i| match &i.kind {
+                InstructionKind::Onbuild(o) => (o.expression.clone(), o.trigger.is_some()),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            triggers,
+            [
+                ("FOO bar".to_string(), false),
+                ("COPY --bad a b ".to_string(), false)
+            ]
+        );
+    }
+
+    #[test]
+    fn directives_only_at_the_top() {
+        let df =
+            parse("# Syntax = docker/dockerfile:1.7\n#check=skip=all\n#escape=`\nFROM scratch\n")
+                .unwrap();
+        assert_eq!(
+            df.directives.syntax.as_deref(),
+            Some("docker/dockerfile:1.7")
+        );
+        assert_eq!(df.directives.check.as_deref(), Some("skip=all"));
+        assert_eq!(df.directives.escape, '`');
+        // After a comment that is no directive, or an empty line, they are comments.
+        let df = parse("# hello\n# escape=`\nFROM scratch\n").unwrap();
+        assert_eq!(df.directives.escape, '\\');
+        let df = parse("\n# escape=`\nFROM scratch\n").unwrap();
+        assert_eq!(df.directives.escape, '\\');
+        let df = parse("FROM scratch\n# escape=`\n").unwrap();
+        assert_eq!(df.directives.escape, '\\');
+        // An unknown directive ends them too.
+        let df = parse("# foo=bar\n# escape=`\nFROM scratch\n").unwrap();
+        assert_eq!(df.directives.escape, '\\');
+    }
+
+    #[test]
+    fn instruction_names_are_case_insensitive_and_crlf_is_fine() {
+        let df = parse("from scratch as X\r\nrUn echo hi\r\nCoPy a b\r\n").unwrap();
+        assert_eq!(df.stages[0].name.as_deref(), Some("x"));
+        let kinds: Vec<_> = df.stages[0]
+            .instructions
+            .iter()
+            .map(|i| i.kind.name())
+            .collect();
+        assert_eq!(kinds, ["RUN", "COPY"]);
+        assert_eq!(df.stages[0].instructions[0].original, "rUn echo hi");
     }
 }
