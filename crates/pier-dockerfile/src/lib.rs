@@ -389,6 +389,52 @@ pub struct RunMount {
     pub size: Option<u64>,
 }
 
+impl RunMount {
+    /// The mount with its string fields (`target`, `source`, `from`, `id`, `env`) run
+    /// through `expand` (BuildKit expands them with the step's args and env).
+    pub fn expanded<E>(
+        &self,
+        mut expand: impl FnMut(&str) -> Result<String, E>,
+    ) -> Result<RunMount, E> {
+        let mut opt = |v: &Option<String>| v.as_deref().map(&mut expand).transpose();
+        Ok(RunMount {
+            target: opt(&self.target)?,
+            source: opt(&self.source)?,
+            from: opt(&self.from)?,
+            id: opt(&self.id)?,
+            env: opt(&self.env)?,
+            ..self.clone()
+        })
+    }
+
+    /// Read-only as given, else BuildKit's default: cache and tmpfs mounts are
+    /// writable, the others read-only.
+    pub fn is_readonly(&self) -> bool {
+        self.readonly.unwrap_or(!matches!(
+            self.mount_type,
+            MountType::Cache | MountType::Tmpfs
+        ))
+    }
+
+    /// The id of a secret (`source`, else `id`, else the base name of `target`) or an
+    /// ssh agent (`id`, else `default`), as BuildKit picks it; None for other types.
+    pub fn secret_id(&self) -> Option<String> {
+        match self.mount_type {
+            MountType::Secret => self.source.clone().or_else(|| self.id.clone()).or_else(|| {
+                self.target.as_deref().map(|t| {
+                    t.trim_end_matches('/')
+                        .rsplit('/')
+                        .next()
+                        .unwrap_or_default()
+                        .to_string()
+                })
+            }),
+            MountType::Ssh => Some(self.id.clone().unwrap_or_else(|| "default".to_string())),
+            _ => None,
+        }
+    }
+}
+
 /// The arguments of `COPY` and `ADD`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CopySpec {
@@ -523,6 +569,30 @@ mod tests {
         assert_eq!(exec.argv, ["/bin/true", "x"]);
         let plain = run_of("RUN echo hi").resolve(&["bash".to_string(), "-ec".to_string()]);
         assert_eq!(plain.argv, ["bash", "-ec", "echo hi"]);
+    }
+
+    #[test]
+    fn mount_defaults_and_expansion() {
+        let run = run_of(
+            "RUN --mount=type=secret,target=/run/s/tok --mount=type=cache,target=$D \\\n --mount=type=ssh --mount=target=/b,from=x true",
+        );
+        let ids: Vec<_> = run.mounts.iter().map(RunMount::secret_id).collect();
+        assert_eq!(
+            ids,
+            [
+                Some("tok".to_string()),
+                None,
+                Some("default".to_string()),
+                None
+            ]
+        );
+        let ro: Vec<_> = run.mounts.iter().map(RunMount::is_readonly).collect();
+        assert_eq!(ro, [true, false, true, true]);
+        let cache = run.mounts[1]
+            .expanded(|v| Ok::<_, ()>(v.replace("$D", "/cache")))
+            .unwrap();
+        assert_eq!(cache.target.as_deref(), Some("/cache"));
+        assert_eq!(cache.mount_type, MountType::Cache);
     }
 
     #[test]
