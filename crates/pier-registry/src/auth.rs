@@ -1,6 +1,12 @@
-//! Basic authentication against an htpasswd file of bcrypt hashes (`htpasswd -B`), as
-//! distribution's `htpasswd` auth does: a request without valid credentials gets 401
-//! with a `WWW-Authenticate: Basic realm=...` challenge, before anything is stored.
+//! Who may do what. Two modes:
+//! - htpasswd basic auth (bcrypt entries, `htpasswd -B`), as distribution's `htpasswd`
+//!   auth: valid credentials allow everything, anything else is 401 with a
+//!   `WWW-Authenticate: Basic realm=...` challenge;
+//! - Docker-style bearer tokens ([`crate::token`]): a 401 challenge names the token
+//!   endpoint and the scope needed; tokens carry per-repository actions.
+//!
+//! Either way the check runs before the request is handled, so a refused request
+//! stores nothing.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -9,6 +15,7 @@ use axum::http::{header, HeaderMap};
 use base64::Engine as _;
 
 use crate::error::{RegistryError, Result};
+use crate::token::TokenAuth;
 
 #[derive(Debug, thiserror::Error)]
 pub enum HtpasswdError {
@@ -18,16 +25,15 @@ pub enum HtpasswdError {
     Syntax { path: String, line: usize },
 }
 
+/// The users of an htpasswd file: user → bcrypt hash.
 #[derive(Debug)]
-pub struct Auth {
-    realm: String,
-    /// user → bcrypt hash.
+pub struct Htpasswd {
     users: HashMap<String, String>,
 }
 
-impl Auth {
+impl Htpasswd {
     /// Loads an htpasswd file; only bcrypt (`$2a$`, `$2b$`, `$2y$`) entries are valid.
-    pub fn from_htpasswd(path: &Path, realm: &str) -> Result<Auth, HtpasswdError> {
+    pub fn load(path: &Path) -> Result<Htpasswd, HtpasswdError> {
         let p = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|cause| HtpasswdError::Read {
             path: p.clone(),
@@ -49,37 +55,82 @@ impl Auth {
             }
             users.insert(user.to_string(), hash.to_string());
         }
-        Ok(Auth {
-            realm: realm.to_string(),
-            users,
-        })
+        Ok(Htpasswd { users })
     }
 
-    fn challenge(&self) -> RegistryError {
-        RegistryError::Unauthorized {
-            challenge: format!("Basic realm=\"{}\"", self.realm),
+    pub fn verify(&self, user: &str, password: &str) -> bool {
+        self.users
+            .get(user)
+            .is_some_and(|hash| bcrypt::verify(password, hash).unwrap_or(false))
+    }
+}
+
+/// The user and password of an `Authorization: Basic` header; `None` without one,
+/// `Some(Err)` for one that does not decode.
+pub fn basic_credentials(headers: &HeaderMap) -> Option<Result<(String, String), ()>> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let encoded = value.strip_prefix("Basic ")?;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok());
+    Some(match decoded {
+        Some(text) => match text.split_once(':') {
+            Some((u, p)) => Ok((u.to_string(), p.to_string())),
+            None => Err(()),
+        },
+        None => Err(()),
+    })
+}
+
+/// What a request needs.
+#[derive(Debug, Clone, Copy)]
+pub enum Need<'a> {
+    /// `/v2/`: any authenticated client.
+    Any,
+    /// `/v2/_catalog` and `/metrics`: `registry:catalog:*`.
+    Catalog,
+    /// A repository action (`pull`, `push`, `delete`).
+    Repository(&'a str, &'a [&'static str]),
+}
+
+/// What an authorized request may do.
+#[derive(Debug, Clone)]
+pub enum Access {
+    All,
+    /// repository → actions, from a bearer token.
+    Granted(Vec<(String, Vec<String>)>),
+}
+
+impl Access {
+    pub fn allows(&self, repository: &str, action: &str) -> bool {
+        match self {
+            Access::All => true,
+            Access::Granted(grants) => grants.iter().any(|(r, actions)| {
+                r == repository && actions.iter().any(|a| a == action || a == "*")
+            }),
         }
     }
+}
 
-    /// Accepts a request whose `Authorization: Basic` names a user with that password.
-    pub fn check(&self, headers: &HeaderMap) -> Result<()> {
-        let credentials = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Basic "))
-            .and_then(|b| {
-                base64::engine::general_purpose::STANDARD
-                    .decode(b.trim())
-                    .ok()
-            })
-            .and_then(|b| String::from_utf8(b).ok());
-        let Some(credentials) = credentials else {
-            return Err(self.challenge());
-        };
-        let (user, password) = credentials.split_once(':').unwrap_or((&credentials, ""));
-        match self.users.get(user) {
-            Some(hash) if bcrypt::verify(password, hash).unwrap_or(false) => Ok(()),
-            _ => Err(self.challenge()),
+#[derive(Debug)]
+pub enum Auth {
+    Basic { realm: String, users: Htpasswd },
+    Token(TokenAuth),
+}
+
+impl Auth {
+    /// Authorizes a request needing `need`; `origin` is `scheme://host` of the request,
+    /// for the token realm.
+    pub fn authorize(&self, headers: &HeaderMap, need: Need<'_>, origin: &str) -> Result<Access> {
+        match self {
+            Auth::Basic { realm, users } => match basic_credentials(headers) {
+                Some(Ok((user, password))) if users.verify(&user, &password) => Ok(Access::All),
+                _ => Err(RegistryError::Unauthorized {
+                    challenge: format!("Basic realm=\"{realm}\""),
+                }),
+            },
+            Auth::Token(token) => token.authorize(headers, need, origin),
         }
     }
 }

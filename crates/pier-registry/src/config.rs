@@ -2,8 +2,9 @@
 //!
 //! The file holds the same settings as the flags, e.g.
 //! `{"addr": "0.0.0.0:5000", "root": "/var/lib/pier-registry", "htpasswd": "/etc/pier-registry/htpasswd",
-//!   "tlsCert": "cert.pem", "tlsKey": "key.pem", "readOnly": false}`; a flag given on
-//! the command line wins over the file.
+//!   "tlsCert": "cert.pem", "tlsKey": "key.pem", "readOnly": false,
+//!   "tokenAccess": "access.json", "tokenKey": "token-key.pem", "tokenExpiry": 300}`;
+//! a flag given on the command line wins over the file.
 
 use std::path::{Path, PathBuf};
 
@@ -18,6 +19,9 @@ pub struct FileConfig {
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
     pub read_only: Option<bool>,
+    pub token_access: Option<PathBuf>,
+    pub token_key: Option<PathBuf>,
+    pub token_expiry: Option<u64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +35,8 @@ pub enum ConfigError {
     },
     #[error("--tls-cert and --tls-key go together")]
     TlsHalf,
+    #[error("--token-key and --token-expiry need --token-access")]
+    TokenWithoutAccess,
 }
 
 impl FileConfig {
@@ -52,6 +58,9 @@ impl FileConfig {
             tls_cert: over.tls_cert.or(self.tls_cert),
             tls_key: over.tls_key.or(self.tls_key),
             read_only: over.read_only.or(self.read_only),
+            token_access: over.token_access.or(self.token_access),
+            token_key: over.token_key.or(self.token_key),
+            token_expiry: over.token_expiry.or(self.token_expiry),
         }
     }
 }
@@ -65,7 +74,19 @@ pub struct Settings {
     /// Certificate chain and key (PEM) when serving TLS.
     pub tls: Option<(PathBuf, PathBuf)>,
     pub read_only: bool,
+    pub token: Option<TokenSettings>,
 }
+
+/// Bearer-token auth: the access rules, the signing key (made if absent) and how long
+/// tokens live.
+#[derive(Debug, Clone)]
+pub struct TokenSettings {
+    pub access: PathBuf,
+    pub key: PathBuf,
+    pub expiry_secs: u64,
+}
+
+pub const DEFAULT_TOKEN_EXPIRY: u64 = 300;
 
 pub const DEFAULT_ADDR: &str = "0.0.0.0:5000";
 pub const DEFAULT_ROOT: &str = "/var/lib/pier-registry";
@@ -79,12 +100,25 @@ impl TryFrom<FileConfig> for Settings {
             (None, None) => None,
             _ => return Err(ConfigError::TlsHalf),
         };
+        let root = c.root.unwrap_or_else(|| PathBuf::from(DEFAULT_ROOT));
+        let token = match c.token_access {
+            Some(access) => Some(TokenSettings {
+                access,
+                key: c.token_key.unwrap_or_else(|| root.join("token-key.pem")),
+                expiry_secs: c.token_expiry.unwrap_or(DEFAULT_TOKEN_EXPIRY),
+            }),
+            None if c.token_key.is_some() || c.token_expiry.is_some() => {
+                return Err(ConfigError::TokenWithoutAccess)
+            }
+            None => None,
+        };
         Ok(Settings {
             addr: c.addr.unwrap_or_else(|| DEFAULT_ADDR.to_string()),
-            root: c.root.unwrap_or_else(|| PathBuf::from(DEFAULT_ROOT)),
+            root,
             htpasswd: c.htpasswd,
             tls,
             read_only: c.read_only.unwrap_or(false),
+            token,
         })
     }
 }

@@ -14,7 +14,7 @@ use futures_util::StreamExt;
 use pier_image::digest::{Algorithm, Digest, Hasher};
 use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 
-use crate::auth::Auth;
+use crate::auth::{Access, Auth, Need};
 use crate::error::{RegistryError, Result};
 use crate::manifest::{self, MAX_MANIFEST};
 use crate::metrics::Metrics;
@@ -38,16 +38,19 @@ pub struct App {
     pub store: Store,
     pub read_only: bool,
     pub auth: Option<Auth>,
+    /// Served over TLS (the scheme of the token realm).
+    pub tls: bool,
     pub metrics: Metrics,
     uploads: Mutex<HashMap<String, UploadSlot>>,
 }
 
 impl App {
-    pub fn new(store: Store, read_only: bool, auth: Option<Auth>) -> App {
+    pub fn new(store: Store, read_only: bool, auth: Option<Auth>, tls: bool) -> App {
         App {
             store,
             read_only,
             auth,
+            tls,
             metrics: Metrics::default(),
             uploads: Mutex::new(HashMap::new()),
         }
@@ -105,19 +108,9 @@ pub async fn handle(State(app): State<Arc<App>>, req: Request) -> Response {
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let bytes_in = content_length(req.headers()).unwrap_or(0);
-    let authorized = match &app.auth {
-        Some(auth) => auth.check(req.headers()),
-        None => Ok(()),
-    };
-    let mut response = match authorized {
-        Err(e) => e.into_response(),
-        Ok(()) if path == "/metrics" && method == Method::GET => {
-            blocking(|| app.metrics.render(&app.store))
-        }
-        Ok(()) => dispatch(&app, req)
-            .await
-            .unwrap_or_else(|e| e.into_response()),
-    };
+    let mut response = respond(&app, req)
+        .await
+        .unwrap_or_else(|e| e.into_response());
     response.headers_mut().insert(
         HeaderName::from_static("docker-distribution-api-version"),
         HeaderValue::from_static("registry/2.0"),
@@ -180,7 +173,8 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-fn query_pairs(query: Option<&str>) -> HashMap<String, String> {
+/// The decoded `key=value` pairs of a query, in order (keys may repeat).
+pub fn query_list(query: Option<&str>) -> Vec<(String, String)> {
     query
         .unwrap_or("")
         .split('&')
@@ -190,6 +184,10 @@ fn query_pairs(query: Option<&str>) -> HashMap<String, String> {
             (percent_decode(k), percent_decode(v))
         })
         .collect()
+}
+
+fn query_pairs(query: Option<&str>) -> HashMap<String, String> {
+    query_list(query).into_iter().collect()
 }
 
 /// Percent-encodes a query value (everything but unreserved characters).
@@ -248,11 +246,60 @@ fn method_not_allowed() -> RegistryError {
     RegistryError::Unsupported("the method is not supported on this endpoint")
 }
 
-async fn dispatch(app: &Arc<App>, req: Request) -> Result<Response> {
-    let route = match Route::parse(req.uri().path()) {
-        Some(r) => r?,
-        None => return Err(RegistryError::RouteUnknown),
+/// What a route needs from the client's credentials.
+fn need_of<'a>(route: &'a Route, method: &Method) -> Need<'a> {
+    const PULL: &[&str] = &["pull"];
+    const PUSH: &[&str] = &["pull", "push"];
+    const DELETE: &[&str] = &["delete"];
+    let reading = *method == Method::GET || *method == Method::HEAD;
+    match route {
+        Route::Base => Need::Any,
+        Route::Catalog => Need::Catalog,
+        Route::Tags(name) | Route::Referrers(name, _) => Need::Repository(name.as_str(), PULL),
+        Route::Manifest(name, _) | Route::Blob(name, _) => Need::Repository(
+            name.as_str(),
+            if reading {
+                PULL
+            } else if *method == Method::DELETE {
+                DELETE
+            } else {
+                PUSH
+            },
+        ),
+        Route::UploadStart(name) | Route::Upload(name, _) => Need::Repository(name.as_str(), PUSH),
+    }
+}
+
+fn authorize(app: &App, headers: &HeaderMap, need: Need<'_>) -> Result<Access> {
+    let Some(auth) = &app.auth else {
+        return Ok(Access::All);
     };
+    let host = header_str(headers, header::HOST).unwrap_or("localhost");
+    let origin = format!("{}://{host}", if app.tls { "https" } else { "http" });
+    auth.authorize(headers, need, &origin)
+}
+
+/// Authorizes and answers one request.
+async fn respond(app: &Arc<App>, req: Request) -> Result<Response> {
+    let path = req.uri().path().to_string();
+    if path == "/token" {
+        return match &app.auth {
+            Some(Auth::Token(token)) if req.method() == Method::GET => {
+                blocking(|| token.issue(req.headers(), req.uri().query()))
+            }
+            _ => Err(RegistryError::RouteUnknown),
+        };
+    }
+    if path == "/metrics" && req.method() == Method::GET {
+        authorize(app, req.headers(), Need::Catalog)?;
+        return Ok(blocking(|| app.metrics.render(&app.store)));
+    }
+    let route = Route::parse(&path).ok_or(RegistryError::RouteUnknown)??;
+    let access = authorize(app, req.headers(), need_of(&route, req.method()))?;
+    dispatch(app, route, access, req).await
+}
+
+async fn dispatch(app: &Arc<App>, route: Route, access: Access, req: Request) -> Result<Response> {
     let method = req.method().clone();
     let writes = !(method == Method::GET || method == Method::HEAD);
     if writes && app.read_only {
@@ -311,7 +358,7 @@ async fn dispatch(app: &Arc<App>, req: Request) -> Result<Response> {
             }
         }
         Route::UploadStart(name) => match method {
-            Method::POST => start_upload(app, &name, &query, req).await,
+            Method::POST => start_upload(app, &name, &query, &access, req).await,
             _ => Err(method_not_allowed()),
         },
         Route::Upload(name, id) => match method {
@@ -646,18 +693,23 @@ async fn start_upload(
     app: &App,
     name: &RepoName,
     query: &HashMap<String, String>,
+    access: &Access,
     req: Request,
 ) -> Result<Response> {
     if let Some(mount) = query.get("mount") {
         let digest = parse_digest(mount)?;
         let mounted = blocking(|| -> Result<bool> {
             let present = match query.get("from") {
+                // The client must be allowed to pull from the source.
                 Some(from) => match RepoName::parse(from) {
-                    Ok(from) => app.store.repo_blob_size(&from, &digest)?.is_some(),
-                    Err(_) => false,
+                    Ok(from) if access.allows(from.as_str(), "pull") => {
+                        app.store.repo_blob_size(&from, &digest)?.is_some()
+                    }
+                    _ => false,
                 },
-                // Without `from` the blob may come from anywhere in the registry (OCI 1.1).
-                None => app.store.blob_size(&digest)?.is_some(),
+                // Without `from` the blob may come from anywhere in the registry (OCI
+                // 1.1), for a client that may read everything.
+                None => matches!(access, Access::All) && app.store.blob_size(&digest)?.is_some(),
             };
             if present {
                 app.store.link_blob(name, &digest)?;

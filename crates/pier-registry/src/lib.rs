@@ -3,7 +3,7 @@
 //!
 //! [`http`] answers the API, [`storage`] keeps blobs, manifests, tags and uploads under
 //! the root, [`manifest`] parses and checks pushed manifests, [`auth`] does htpasswd
-//! basic auth, [`tls`] the TLS listener, [`metrics`] the Prometheus endpoint, [`config`] the settings from flags
+//! basic auth and [`token`] bearer tokens, [`tls`] the TLS listener, [`metrics`] the Prometheus endpoint, [`config`] the settings from flags
 //! and the config file.
 
 pub mod auth;
@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod names;
 pub mod storage;
 pub mod tls;
+pub mod token;
 
 use std::sync::Arc;
 
@@ -27,6 +28,8 @@ pub enum ServeError {
     Store(#[from] RegistryError),
     #[error(transparent)]
     Htpasswd(#[from] auth::HtpasswdError),
+    #[error(transparent)]
+    Token(#[from] token::TokenSetupError),
     #[error("listening on {addr}: {cause}")]
     Bind { addr: String, cause: std::io::Error },
     #[error(transparent)]
@@ -38,15 +41,33 @@ pub enum ServeError {
 /// Serves the registry described by `settings` until SIGINT or SIGTERM.
 pub async fn serve(settings: Settings) -> Result<(), ServeError> {
     let store = storage::Store::open(&settings.root)?;
-    let auth = match &settings.htpasswd {
-        Some(path) => Some(auth::Auth::from_htpasswd(path, "pier-registry")?),
+    let users = match &settings.htpasswd {
+        Some(path) => Some(auth::Htpasswd::load(path)?),
         None => None,
+    };
+    let auth = match (&settings.token, users) {
+        (Some(t), users) => Some(auth::Auth::Token(token::TokenAuth::new(
+            &t.access,
+            &t.key,
+            users,
+            t.expiry_secs,
+        )?)),
+        (None, Some(users)) => Some(auth::Auth::Basic {
+            realm: "pier-registry".into(),
+            users,
+        }),
+        (None, None) => None,
     };
     let acceptor = match &settings.tls {
         Some((cert, key)) => Some(tls::acceptor(cert, key)?),
         None => None,
     };
-    let app = Arc::new(http::App::new(store, settings.read_only, auth));
+    let app = Arc::new(http::App::new(
+        store,
+        settings.read_only,
+        auth,
+        acceptor.is_some(),
+    ));
     let listener = tokio::net::TcpListener::bind(&settings.addr)
         .await
         .map_err(|cause| ServeError::Bind {

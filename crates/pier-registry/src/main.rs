@@ -32,6 +32,15 @@ struct Cli {
     /// Refuse every write (405 UNSUPPORTED)
     #[arg(long)]
     read_only: bool,
+    /// Bearer-token auth: JSON access rules (see docs/REGISTRY.md); users from --htpasswd
+    #[arg(long)]
+    token_access: Option<PathBuf>,
+    /// Token signing key, PEM PKCS#8 Ed25519, made if absent [default: ROOT/token-key.pem]
+    #[arg(long)]
+    token_key: Option<PathBuf>,
+    /// Token lifetime in seconds [default: 300]
+    #[arg(long)]
+    token_expiry: Option<u64>,
     /// JSON config file with the same settings (flags win)
     #[arg(long)]
     config: Option<PathBuf>,
@@ -56,6 +65,9 @@ fn main() -> anyhow::Result<()> {
         tls_cert: cli.tls_cert,
         tls_key: cli.tls_key,
         read_only: cli.read_only.then_some(true),
+        token_access: cli.token_access,
+        token_key: cli.token_key,
+        token_expiry: cli.token_expiry,
     };
     let settings = Settings::try_from(file.merged(flags))?;
     match cli.command {

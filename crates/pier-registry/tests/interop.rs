@@ -104,6 +104,35 @@ fn dockerd_pushes_to_and_pulls_from_pier_registry() {
         ])
         .unwrap();
     assert_eq!(out.trim(), "pulled from pier-registry");
+    // With bearer tokens: docker login, then push; without the login, denied.
+    let auth = work.path();
+    std::fs::write(
+        auth.join("htpasswd"),
+        format!("alice:{}\n", bcrypt::hash("alice-pw", 4).unwrap()),
+    )
+    .unwrap();
+    std::fs::write(
+        auth.join("access.json"),
+        r#"{"rules": [{"account": "alice", "repository": "*", "actions": ["*"]}]}"#,
+    )
+    .unwrap();
+    let htpasswd = auth.join("htpasswd").to_string_lossy().into_owned();
+    let access = auth.join("access.json").to_string_lossy().into_owned();
+    let secured = Registry::pier(&["--htpasswd", &htpasswd, "--token-access", &access]);
+    let secured_image = format!("{}/team/busybox:v1", secured.addr);
+    docker.docker_ok(&["tag", &image, &secured_image]).unwrap();
+    let host = secured.addr.to_string();
+    let login = ["login", "-u", "alice", "-p", "alice-pw", host.as_str()];
+    docker.docker_ok(&login).unwrap();
+    docker.docker_ok(&["push", &secured_image]).unwrap();
+    docker.docker_ok(&["logout", &host]).unwrap();
+    docker.docker_ok(&["rmi", &secured_image]).unwrap();
+    let denied = docker.docker(&["pull", &secured_image]).unwrap();
+    assert_ne!(denied.code, Some(0), "{}", denied.stdout);
+    assert!(denied.stderr.contains("denied"), "{}", denied.stderr);
+    docker.docker_ok(&login).unwrap();
+    docker.docker_ok(&["pull", &secured_image]).unwrap();
+
     let catalog = r.call("GET", "/v2/_catalog", &[], b"").json();
     assert_eq!(
         catalog["repositories"],

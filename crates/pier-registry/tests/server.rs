@@ -62,14 +62,6 @@ fn check_read_only(r: &Registry, digest: &str) {
     );
 }
 
-fn basic(user: &str, password: &str) -> String {
-    use base64::Engine as _;
-    format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
-    )
-}
-
 #[test]
 fn htpasswd_basic_auth_challenges_and_stores_nothing_on_wrong_credentials() {
     let dir = tempfile::tempdir().unwrap();

@@ -466,3 +466,12 @@ pub fn image_manifest(
     }
     serde_json::to_vec(&m).expect("json")
 }
+
+/// An `Authorization: Basic` header value.
+pub fn basic(user: &str, password: &str) -> String {
+    use base64::Engine as _;
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+    )
+}
