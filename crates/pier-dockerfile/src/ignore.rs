@@ -13,7 +13,10 @@ use crate::glob::{self, Tok};
 
 /// Which ignore files apply to the Dockerfile at `dockerfile` (a path relative to the
 /// context root), most specific first: `<dockerfile>.dockerignore` beside it, then
-/// `.dockerignore` at the context root. The first that exists is the one used.
+/// `.dockerignore` at the context root. The first that exists is the one used
+/// (BuildKit's rule; the docker CLI 28 with the classic builder reads only
+/// `.dockerignore` when it makes the context tar, so what `docker build` sends over
+/// the API is already filtered that way).
 pub fn ignore_file_candidates(dockerfile: &str) -> Vec<String> {
     let name = dockerfile.trim_start_matches("./").trim_start_matches('/');
     vec![format!("{name}.dockerignore"), ".dockerignore".to_string()]
@@ -118,6 +121,28 @@ impl DockerIgnore {
             out.lines.push(line);
         }
         Ok(out)
+    }
+
+    /// The matcher with exceptions added for the ignore file itself and the Dockerfile
+    /// (None when it comes from stdin) where the patterns would leave them out: the
+    /// docker CLI always sends both (its `TrimBuildFilesFromExcludes`). The classic
+    /// daemon, once it has read them, removes from the context those the patterns
+    /// exclude (moby's `removeDockerfile`), so `COPY .` never sees them then.
+    pub fn keeping_build_files(self, dockerfile: Option<&str>) -> DockerIgnore {
+        let mut lines = self.lines.clone();
+        if self.excludes(".dockerignore") {
+            lines.push("!.dockerignore".to_string());
+        }
+        if let Some(df) = dockerfile {
+            if self.excludes(df) {
+                lines.push(format!("!{}", clean_path(df)));
+            }
+        }
+        if lines.len() == self.lines.len() {
+            return self;
+        }
+        // The added lines are clean patterns, so this cannot fail; keep self if it did.
+        DockerIgnore::from_patterns(lines).unwrap_or(self)
     }
 
     /// The patterns, in order (`!` kept).
@@ -394,6 +419,19 @@ mod tests {
         assert_eq!(clean_path("a//b/./c/.."), "a/b");
         assert_eq!(clean_path("../x"), "../x");
         assert_eq!(clean_path(""), ".");
+    }
+
+    #[test]
+    fn build_files_are_always_sent() {
+        let d = DockerIgnore::parse("*\n")
+            .unwrap()
+            .keeping_build_files(Some("sub/app.Dockerfile"));
+        assert!(!d.excludes(".dockerignore") && !d.excludes("sub/app.Dockerfile"));
+        assert!(d.excludes("sub/other") && d.excludes("x"));
+        let d = DockerIgnore::parse("x\n")
+            .unwrap()
+            .keeping_build_files(None);
+        assert_eq!(d.patterns(), ["x"]);
     }
 
     #[test]

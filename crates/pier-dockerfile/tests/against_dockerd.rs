@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use pier_dockerfile::expand::{process_word, process_words};
+use pier_dockerfile::ignore::DockerIgnore;
 use pier_dockerfile::{Dockerfile, Instruction, InstructionKind, ShellOrExec};
 use pier_testsupport::{DockerdOptions, IsolatedDockerd};
 use serde_json::{json, Value};
@@ -425,5 +426,106 @@ fn configs_and_errors_agree_with_dockerd() {
             }
         }
     }
+    check_dockerignore(&d, work.path(), &mut failures);
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// The files of the context for the .dockerignore check.
+const CONTEXT_FILES: &[&str] = &[
+    "top.md",
+    "a/h.md",
+    "a/b/g.txt",
+    "a/b/c/f.go",
+    "docs/README.md",
+    "docs/other.md",
+    "keep/z.txt",
+    "keep/x/y.md",
+    "node_modules/pkg/i.js",
+    "src/main.go",
+    "src/gen/out.go",
+    "src/gen/keep.go",
+    "vendor/lib/x.go",
+    "vendor/lib/x.c",
+    "build/out/bin",
+    "sp ace.txt",
+    "ünï.txt",
+    ".git/config",
+    "logs/a.log",
+    "logs/deep/b.log",
+    "x/y/z/deep.c",
+];
+
+const DOCKERIGNORE: &str =
+    "# comment\n  *.md  \n!docs/README.md\n/node_modules\nkeep/**\n!keep/x\n\
+a/**/*.go\nsrc/gen\n!src/gen/keep.go\nvendor\n!**/*.c\n**/*.log\n.git\nbuild/\n  # not a comment\n\
+ünï*\nDockerfile\n.dockerignore\nx/y\n";
+
+/// The files a walk of `dir` keeps, pruning directories as `can_skip_dir` allows.
+fn walk(root: &Path, rel: &str, ignore: &DockerIgnore, out: &mut BTreeSet<String>) {
+    for entry in std::fs::read_dir(root.join(rel)).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name().into_string().unwrap();
+        let path = if rel.is_empty() {
+            name
+        } else {
+            format!("{rel}/{name}")
+        };
+        let is_dir = entry.file_type().unwrap().is_dir();
+        if ignore.excludes(&path) {
+            if is_dir && !ignore.can_skip_dir(&path) {
+                walk(root, &path, ignore, out);
+            }
+            continue;
+        }
+        if is_dir {
+            walk(root, &path, ignore, out);
+        } else {
+            out.insert(path);
+        }
+    }
+}
+
+/// The context files `docker build` sends (what `COPY . /ctx` puts in the image)
+/// against what [`DockerIgnore`] keeps.
+fn check_dockerignore(d: &IsolatedDockerd, work: &Path, failures: &mut Vec<String>) {
+    let dir = work.join("ignore-context");
+    write_context(&dir, "FROM scratch\nCOPY . /ctx\n");
+    std::fs::write(dir.join(".dockerignore"), DOCKERIGNORE).unwrap();
+    for f in CONTEXT_FILES {
+        let path = dir.join(f);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, f).unwrap();
+    }
+    let id = build(d, &dir, &[]).unwrap();
+    let container = d.docker_ok(&["create", &id, "x"]).unwrap();
+    let tar = work.join("ignore-context.tar");
+    d.docker_ok(&["export", "-o", tar.to_str().unwrap(), container.trim()])
+        .unwrap();
+    let listing = pier_testsupport::run_ok(
+        std::process::Command::new("tar").arg("tf").arg(&tar),
+        std::time::Duration::from_secs(30),
+    )
+    .unwrap();
+    let sent: BTreeSet<String> = listing
+        .lines()
+        .filter_map(|l| l.strip_prefix("ctx/"))
+        .filter(|l| !l.is_empty() && !l.ends_with('/'))
+        .map(str::to_string)
+        .collect();
+    // The CLI sends the Dockerfile and .dockerignore whatever the patterns say
+    // (keeping_build_files), and dockerd drops those the patterns exclude once it has
+    // read them: the image holds the plain pattern's result.
+    let ignore = DockerIgnore::parse(DOCKERIGNORE).unwrap();
+    let mut kept = BTreeSet::new();
+    walk(&dir, "", &ignore, &mut kept);
+    if sent != kept {
+        failures.push(format!(
+            ".dockerignore: docker sent {sent:?}, pier keeps {kept:?}"
+        ));
+    }
+    // The check means something only if both sides left things out and kept things.
+    assert!(
+        sent.contains("docs/README.md") && !sent.contains("top.md"),
+        "{sent:?}"
+    );
 }
