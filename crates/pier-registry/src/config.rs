@@ -3,7 +3,8 @@
 //! The file holds the same settings as the flags, e.g.
 //! `{"addr": "0.0.0.0:5000", "root": "/var/lib/pier-registry", "htpasswd": "/etc/pier-registry/htpasswd",
 //!   "tlsCert": "cert.pem", "tlsKey": "key.pem", "readOnly": false,
-//!   "tokenAccess": "access.json", "tokenKey": "token-key.pem", "tokenExpiry": 300}`;
+//!   "tokenAccess": "access.json", "tokenKey": "token-key.pem", "tokenExpiry": 300,
+//!   "gcInterval": 3600, "gcGrace": 3600}`;
 //! a flag given on the command line wins over the file.
 
 use std::path::{Path, PathBuf};
@@ -22,6 +23,8 @@ pub struct FileConfig {
     pub token_access: Option<PathBuf>,
     pub token_key: Option<PathBuf>,
     pub token_expiry: Option<u64>,
+    pub gc_interval: Option<u64>,
+    pub gc_grace: Option<u64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +64,8 @@ impl FileConfig {
             token_access: over.token_access.or(self.token_access),
             token_key: over.token_key.or(self.token_key),
             token_expiry: over.token_expiry.or(self.token_expiry),
+            gc_interval: over.gc_interval.or(self.gc_interval),
+            gc_grace: over.gc_grace.or(self.gc_grace),
         }
     }
 }
@@ -75,7 +80,13 @@ pub struct Settings {
     pub tls: Option<(PathBuf, PathBuf)>,
     pub read_only: bool,
     pub token: Option<TokenSettings>,
+    /// Online garbage collection every this often (off when `None`).
+    pub gc_interval: Option<std::time::Duration>,
+    /// Unreferenced blobs younger than this are kept.
+    pub gc_grace: std::time::Duration,
 }
+
+pub const DEFAULT_GC_GRACE: u64 = 3600;
 
 /// Bearer-token auth: the access rules, the signing key (made if absent) and how long
 /// tokens live.
@@ -119,6 +130,11 @@ impl TryFrom<FileConfig> for Settings {
             tls,
             read_only: c.read_only.unwrap_or(false),
             token,
+            gc_interval: c
+                .gc_interval
+                .filter(|s| *s > 0)
+                .map(std::time::Duration::from_secs),
+            gc_grace: std::time::Duration::from_secs(c.gc_grace.unwrap_or(DEFAULT_GC_GRACE)),
         })
     }
 }

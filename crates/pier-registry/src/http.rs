@@ -41,6 +41,8 @@ pub struct App {
     /// Served over TLS (the scheme of the token realm).
     pub tls: bool,
     pub metrics: Metrics,
+    /// Held (read) by blob commits, mounts and manifest pushes, (write) by the GC sweep.
+    pub gc_lock: std::sync::RwLock<()>,
     uploads: Mutex<HashMap<String, UploadSlot>>,
 }
 
@@ -52,6 +54,7 @@ impl App {
             auth,
             tls,
             metrics: Metrics::default(),
+            gc_lock: std::sync::RwLock::new(()),
             uploads: Mutex::new(HashMap::new()),
         }
     }
@@ -515,6 +518,7 @@ async fn put_manifest(
         }
     }
     blocking(|| -> Result<()> {
+        let _gc = app.gc_lock.read().unwrap_or_else(|e| e.into_inner());
         for blob in parsed.required_blobs() {
             if app.store.repo_blob_size(name, blob)?.is_none() {
                 return Err(RegistryError::ManifestBlobUnknown(blob.to_string()));
@@ -699,6 +703,7 @@ async fn start_upload(
     if let Some(mount) = query.get("mount") {
         let digest = parse_digest(mount)?;
         let mounted = blocking(|| -> Result<bool> {
+            let _gc = app.gc_lock.read().unwrap_or_else(|e| e.into_inner());
             let present = match query.get("from") {
                 // The client must be allowed to pull from the source.
                 Some(from) => match RepoName::parse(from) {
@@ -840,6 +845,7 @@ fn finish(
         )));
     }
     blocking(|| {
+        let _gc = app.gc_lock.read().unwrap_or_else(|e| e.into_inner());
         app.store.commit_blob(name, &data, digest)?;
         app.store.remove_upload(id)
     })

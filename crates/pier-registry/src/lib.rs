@@ -3,12 +3,13 @@
 //!
 //! [`http`] answers the API, [`storage`] keeps blobs, manifests, tags and uploads under
 //! the root, [`manifest`] parses and checks pushed manifests, [`auth`] does htpasswd
-//! basic auth and [`token`] bearer tokens, [`tls`] the TLS listener, [`metrics`] the Prometheus endpoint, [`config`] the settings from flags
+//! basic auth and [`token`] bearer tokens, [`tls`] the TLS listener, [`metrics`] the Prometheus endpoint, [`gc`] garbage collection, [`config`] the settings from flags
 //! and the config file.
 
 pub mod auth;
 pub mod config;
 pub mod error;
+pub mod gc;
 pub mod http;
 pub mod manifest;
 pub mod metrics;
@@ -83,6 +84,9 @@ pub async fn serve(settings: Settings) -> Result<(), ServeError> {
             "tls": acceptor.is_some(),
         })
     );
+    if let Some(interval) = settings.gc_interval {
+        tokio::spawn(collect_garbage(app.clone(), interval, settings.gc_grace));
+    }
     let router = http::router(app);
     match acceptor {
         Some(acceptor) => {
@@ -98,6 +102,33 @@ pub async fn serve(settings: Settings) -> Result<(), ServeError> {
         }
     }
     .map_err(ServeError::Serve)
+}
+
+/// Online garbage collection every `interval`, while the server keeps serving.
+async fn collect_garbage(
+    app: Arc<http::App>,
+    interval: std::time::Duration,
+    grace: std::time::Duration,
+) {
+    loop {
+        tokio::time::sleep(interval).await;
+        let app = app.clone();
+        let run = tokio::task::spawn_blocking(move || {
+            gc::collect(&app.store, Some(&app.gc_lock), grace, false)
+        })
+        .await;
+        match run {
+            Ok(Ok(report)) => eprintln!("{}", report.to_json(false)),
+            Ok(Err(e)) => eprintln!(
+                "{}",
+                serde_json::json!({"msg": "gc failed", "error": e.to_string()})
+            ),
+            Err(e) => eprintln!(
+                "{}",
+                serde_json::json!({"msg": "gc failed", "error": e.to_string()})
+            ),
+        }
+    }
 }
 
 async fn shutdown() {

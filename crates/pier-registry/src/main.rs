@@ -18,7 +18,7 @@ struct Cli {
     #[arg(long)]
     addr: Option<String>,
     /// Storage root [default: /var/lib/pier-registry]
-    #[arg(long)]
+    #[arg(long, global = true)]
     root: Option<PathBuf>,
     /// htpasswd file of bcrypt hashes: require basic auth
     #[arg(long)]
@@ -41,8 +41,14 @@ struct Cli {
     /// Token lifetime in seconds [default: 300]
     #[arg(long)]
     token_expiry: Option<u64>,
+    /// Online garbage collection every SECS seconds (0: off, the default)
+    #[arg(long, value_name = "SECS")]
+    gc_interval: Option<u64>,
+    /// Garbage collection keeps unreferenced blobs younger than SECS [default: 3600]
+    #[arg(long, value_name = "SECS", global = true)]
+    gc_grace: Option<u64>,
     /// JSON config file with the same settings (flags win)
-    #[arg(long)]
+    #[arg(long, global = true)]
     config: Option<PathBuf>,
 }
 
@@ -50,6 +56,13 @@ struct Cli {
 enum Command {
     /// Serve the registry (the default)
     Serve,
+    /// Collect garbage offline: delete blobs no manifest references (stop the server
+    /// first, or use --gc-interval for online collection)
+    Gc {
+        /// List what would be deleted, delete nothing
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -68,12 +81,30 @@ fn main() -> anyhow::Result<()> {
         token_access: cli.token_access,
         token_key: cli.token_key,
         token_expiry: cli.token_expiry,
+        gc_interval: cli.gc_interval,
+        gc_grace: cli.gc_grace,
     };
     let settings = Settings::try_from(file.merged(flags))?;
     match cli.command {
         None | Some(Command::Serve) => {
             let runtime = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
             runtime.block_on(pier_registry::serve(settings))?;
+        }
+        Some(Command::Gc { dry_run }) => {
+            let store = pier_registry::storage::Store::open(&settings.root)
+                .with_context(|| format!("opening {}", settings.root.display()))?;
+            let report = pier_registry::gc::collect(&store, None, settings.gc_grace, dry_run)?;
+            let verb = if dry_run { "would delete" } else { "deleted" };
+            for (digest, size) in &report.deleted {
+                println!("{verb} {digest} ({size} bytes)");
+            }
+            let freed: u64 = report.deleted.iter().map(|(_, s)| s).sum();
+            println!(
+                "{verb} {} blobs ({freed} bytes); kept {} referenced, {} unreferenced within the grace period",
+                report.deleted.len(),
+                report.live,
+                report.young
+            );
         }
     }
     Ok(())

@@ -189,12 +189,52 @@ impl Store {
         self.blob_size(d)
     }
 
+    /// Links a stored blob into `name` and renews its modification time, which starts
+    /// the garbage collector's grace period again: a blob just pushed or mounted is
+    /// about to be referenced by a manifest.
     pub fn link_blob(&self, name: &RepoName, d: &Digest) -> Result<()> {
+        let blob = self.blob_path(d);
+        File::options()
+            .write(true)
+            .open(&blob)
+            .and_then(|f| f.set_modified(std::time::SystemTime::now()))
+            .map_err(io_err(format!("touching {}", blob.display())))?;
         let link = self.layer_link(name, d);
         if link.exists() {
             return Ok(());
         }
         self.write_atomic(&link, b"")
+    }
+
+    /// The manifests of a repository (its revisions).
+    pub fn revisions(&self, name: &RepoName) -> Vec<Digest> {
+        let mut out = Vec::new();
+        for alg in [Algorithm::Sha256, Algorithm::Sha512] {
+            let dir = self
+                .repo_dir(name)
+                .join("_manifests/revisions")
+                .join(alg.name());
+            let Ok(entries) = fs::read_dir(&dir) else {
+                continue;
+            };
+            for e in entries.filter_map(|e| e.ok()) {
+                let hex = e.file_name().to_string_lossy().into_owned();
+                if let Ok(d) = format!("{}:{hex}", alg.name()).parse() {
+                    out.push(d);
+                }
+            }
+        }
+        out
+    }
+
+    /// Removes a blob's content and its links in every repository.
+    pub fn remove_blob(&self, d: &Digest) -> Result<()> {
+        for repo in self.repositories()? {
+            if let Ok(name) = RepoName::parse(&repo) {
+                self.unlink_blob(&name, d)?;
+            }
+        }
+        remove_if_exists(&self.blob_path(d)).map(|_| ())
     }
 
     pub fn unlink_blob(&self, name: &RepoName, d: &Digest) -> Result<bool> {
