@@ -387,24 +387,23 @@ pub struct RunMount {
     pub env: Option<String>,
     /// `size=` in bytes (tmpfs mounts).
     pub size: Option<u64>,
+    /// The `--mount` value as written, for [`expanded`](Self::expanded).
+    pub raw: String,
+    /// A non-string field (`type`, `uid` …) holds a variable: it and the checks that
+    /// depend on it wait for [`expanded`](Self::expanded), which the executor calls
+    /// before using the mount anyway.
+    pub deferred: bool,
 }
 
 impl RunMount {
-    /// The mount with its string fields (`target`, `source`, `from`, `id`, `env`) run
-    /// through `expand` (BuildKit expands them with the step's args and env).
-    pub fn expanded<E>(
+    /// The mount with every value run through `expand` (BuildKit expands them with the
+    /// step's args and env) and then interpreted and checked, as BuildKit does at
+    /// dispatch; an error is a bad value (`invalid value abc for uid` …) or `expand`'s.
+    pub fn expanded(
         &self,
-        mut expand: impl FnMut(&str) -> Result<String, E>,
-    ) -> Result<RunMount, E> {
-        let mut opt = |v: &Option<String>| v.as_deref().map(&mut expand).transpose();
-        Ok(RunMount {
-            target: opt(&self.target)?,
-            source: opt(&self.source)?,
-            from: opt(&self.from)?,
-            id: opt(&self.id)?,
-            env: opt(&self.env)?,
-            ..self.clone()
-        })
+        mut expand: impl FnMut(&str) -> Result<String, String>,
+    ) -> Result<RunMount, String> {
+        parser::parse_mount(&self.raw, Some(&mut expand))
     }
 
     /// Read-only as given, else BuildKit's default: cache and tmpfs mounts are
@@ -589,10 +588,42 @@ mod tests {
         let ro: Vec<_> = run.mounts.iter().map(RunMount::is_readonly).collect();
         assert_eq!(ro, [true, false, true, true]);
         let cache = run.mounts[1]
-            .expanded(|v| Ok::<_, ()>(v.replace("$D", "/cache")))
+            .expanded(|v| Ok(v.replace("$D", "/cache")))
             .unwrap();
         assert_eq!(cache.target.as_deref(), Some("/cache"));
         assert_eq!(cache.mount_type, MountType::Cache);
+        assert!(!cache.deferred);
+    }
+
+    #[test]
+    fn mount_numbers_from_variables_wait_for_expansion() {
+        let run = run_of("RUN --mount=type=cache,target=/c,uid=$UID,gid=${GID:-0},sharing=$S true");
+        let m = &run.mounts[0];
+        assert!(m.deferred);
+        assert_eq!((m.mount_type, m.uid, m.gid), (MountType::Cache, None, None));
+        let vars = |v: &str| {
+            Ok(v.replace("$UID", "1000")
+                .replace("${GID:-0}", "0")
+                .replace("$S", "locked"))
+        };
+        let e = m.expanded(vars).unwrap();
+        assert_eq!(
+            (e.uid, e.gid, e.sharing),
+            (Some(1000), Some(0), Some(CacheSharing::Locked))
+        );
+        assert_eq!(
+            m.expanded(|v| Ok(v.replace("$UID", "abc"))).unwrap_err(),
+            "invalid value abc for uid"
+        );
+        // The type from a variable: checks wait for it too.
+        let run = run_of("RUN --mount=type=$T,target=/s,uid=1 true");
+        assert!(run.mounts[0].deferred);
+        assert_eq!(
+            run.mounts[0]
+                .expanded(|v| Ok(v.replace("$T", "bind")))
+                .unwrap_err(),
+            "uid not allowed for \"bind\" type mounts"
+        );
     }
 
     #[test]

@@ -948,7 +948,7 @@ fn convert_kind(
             let mounts = flags
                 .list("mount")
                 .iter()
-                .map(|m| parse_mount(m))
+                .map(|m| parse_mount(m, None))
                 .collect::<Result<Vec<_>, _>>()?;
             let network = match flags.str("network") {
                 None => None,
@@ -1134,8 +1134,14 @@ fn convert_healthcheck(node: &Node) -> Result<InstructionKind, String> {
         let Some(v) = flags.str(name).filter(|v| !v.is_empty()) else {
             return Ok(None);
         };
-        let d = parse_go_duration(&v)?;
-        if d > Duration::ZERO && d < Duration::from_millis(1) {
+        // Go parses a negative duration, which then is "less than 1ms".
+        let (negative, magnitude) = match v.strip_prefix('-') {
+            Some(m) => (true, m),
+            None => (false, v.as_str()),
+        };
+        let d = parse_go_duration(magnitude)
+            .map_err(|e| e.replace(&format!("{magnitude:?}"), &format!("{v:?}")))?;
+        if d > Duration::ZERO && (negative || d < Duration::from_millis(1)) {
             return Err(format!("Interval {name:?} cannot be less than 1ms"));
         }
         Ok(Some(d))
@@ -1143,11 +1149,17 @@ fn convert_healthcheck(node: &Node) -> Result<InstructionKind, String> {
     let retries = match flags.str("retries").filter(|v| !v.is_empty()) {
         None => None,
         Some(v) => {
-            let n: i64 = v
-                .parse()
-                .ok()
-                .filter(|n: &i64| i32::try_from(*n).is_ok())
-                .ok_or_else(|| format!("strconv.ParseInt: parsing {v:?}: invalid syntax"))?;
+            let out_of_range = || format!("strconv.ParseInt: parsing {v:?}: value out of range");
+            let n: i64 =
+                v.parse()
+                    .map_err(|e: std::num::ParseIntError| match e.kind() {
+                        std::num::IntErrorKind::PosOverflow
+                        | std::num::IntErrorKind::NegOverflow => out_of_range(),
+                        _ => format!("strconv.ParseInt: parsing {v:?}: invalid syntax"),
+                    })?;
+            if i32::try_from(n).is_err() {
+                return Err(out_of_range());
+            }
             if n < 0 {
                 return Err(format!("--retries cannot be negative ({n})"));
             }
@@ -1172,10 +1184,7 @@ pub(crate) fn parse_go_duration(s: &str) -> Result<Duration, String> {
         return Ok(Duration::ZERO);
     }
     let body = s.strip_prefix('+').unwrap_or(s);
-    if body.starts_with('-') {
-        return Err(format!("Interval cannot be negative: {s}"));
-    }
-    if body.is_empty() {
+    if body.is_empty() || body.starts_with('-') {
         return Err(invalid());
     }
     let mut rest = body;
@@ -1275,8 +1284,39 @@ fn ram_in_bytes(s: &str) -> Option<u64> {
     Some((number * 1024f64.powi(power)) as u64)
 }
 
-/// One `RUN --mount=` value (BuildKit's `parseMount`), string fields unexpanded.
-fn parse_mount(value: &str) -> Result<RunMount, String> {
+/// The keys whose values are strings the executor expands later; the others
+/// (`type`, numbers, booleans, `sharing`) are interpreted here.
+const MOUNT_STRING_KEYS: [&str; 8] = [
+    "from",
+    "source",
+    "src",
+    "target",
+    "dst",
+    "destination",
+    "id",
+    "env",
+];
+
+/// Expands one value of a `--mount` (see [`RunMount::expanded`]).
+pub(crate) type MountExpander<'a> = &'a mut dyn FnMut(&str) -> Result<String, String>;
+
+/// One `RUN --mount=` value (BuildKit's `parseMount`).
+///
+/// Without `expand` (at parse time) string fields are kept unexpanded, and a
+/// non-string field whose value holds a `$` is left for later: then the checks that
+/// depend on it wait for [`RunMount::expanded`], which parses the raw value again with
+/// every value expanded first, as BuildKit does.
+pub(crate) fn parse_mount(
+    raw: &str,
+    mut expand: Option<MountExpander<'_>>,
+) -> Result<RunMount, String> {
+    let fields = csv_fields(raw)?;
+    let deferring = expand.is_none()
+        && fields.iter().any(|f| {
+            f.split_once('=').is_some_and(|(k, v)| {
+                v.contains('$') && !MOUNT_STRING_KEYS.contains(&k.to_ascii_lowercase().as_str())
+            })
+        });
     let mut m = RunMount {
         mount_type: MountType::Bind,
         target: None,
@@ -1291,6 +1331,8 @@ fn parse_mount(value: &str) -> Result<RunMount, String> {
         required: None,
         env: None,
         size: None,
+        raw: raw.to_string(),
+        deferred: deferring,
     };
     let type_name = |t: MountType| match t {
         MountType::Bind => "bind",
@@ -1299,16 +1341,20 @@ fn parse_mount(value: &str) -> Result<RunMount, String> {
         MountType::Secret => "secret",
         MountType::Ssh => "ssh",
     };
-    for field in csv_fields(value)? {
+    // Whether a check that depends on the mount type can be made now.
+    let typed = !deferring;
+    for field in fields {
         let (key, value) = match field.split_once('=') {
             Some((k, v)) => (k.to_ascii_lowercase(), Some(v.to_string())),
             None => (field.to_ascii_lowercase(), None),
         };
-        let Some(value) = value else {
+        let Some(mut value) = value else {
             match key.as_str() {
                 "readonly" | "ro" => m.readonly = Some(true),
                 "readwrite" | "rw" => m.readonly = Some(false),
-                "required" if matches!(m.mount_type, MountType::Secret | MountType::Ssh) => {
+                "required"
+                    if !typed || matches!(m.mount_type, MountType::Secret | MountType::Ssh) =>
+                {
                     m.required = Some(true)
                 }
                 "required" => {
@@ -1321,15 +1367,19 @@ fn parse_mount(value: &str) -> Result<RunMount, String> {
             }
             continue;
         };
-        let literal = |what: &str| -> Result<(), String> {
-            if value.contains('$') {
-                Err(format!(
-                    "'{what}' does not support variable expansion in Pier; write the value"
-                ))
-            } else {
-                Ok(())
+        match expand.as_mut() {
+            Some(e) => value = e(&value)?,
+            None => {
+                if key == "from" && value.find('$').is_some_and(|i| i + 1 != value.len()) {
+                    return Err(format!(
+                        "'{key}' doesn't support variable expansion, define alias stage instead"
+                    ));
+                }
+                if deferring && value.contains('$') && !MOUNT_STRING_KEYS.contains(&key.as_str()) {
+                    continue;
+                }
             }
-        };
+        }
         let bool_value = |v: &str| -> Result<bool, String> {
             match v {
                 "1" | "t" | "T" | "true" | "TRUE" | "True" => Ok(true),
@@ -1337,9 +1387,10 @@ fn parse_mount(value: &str) -> Result<RunMount, String> {
                 _ => Err(format!("invalid value for {key}: {v}")),
             }
         };
+        let wrong_type =
+            |t: MountType| format!("unexpected key '{key}' for mount type '{}'", type_name(t));
         match key.as_str() {
             "type" => {
-                literal("type")?;
                 m.mount_type = match value.to_ascii_lowercase().as_str() {
                     "bind" => MountType::Bind,
                     "cache" => MountType::Cache,
@@ -1355,41 +1406,20 @@ fn parse_mount(value: &str) -> Result<RunMount, String> {
                     }
                 }
             }
-            "from" => {
-                if value.find('$').is_some_and(|i| i + 1 != value.len()) {
-                    return Err(format!(
-                        "'{key}' doesn't support variable expansion, define alias stage instead"
-                    ));
-                }
-                m.from = Some(value);
-            }
+            "from" => m.from = Some(value),
             "source" | "src" => m.source = Some(value),
             "target" | "dst" | "destination" => m.target = Some(value),
-            "readonly" | "ro" => {
-                literal(&key)?;
-                m.readonly = Some(bool_value(&value)?);
-            }
-            "readwrite" | "rw" => {
-                literal(&key)?;
-                m.readonly = Some(!bool_value(&value)?);
-            }
+            "readonly" | "ro" => m.readonly = Some(bool_value(&value)?),
+            "readwrite" | "rw" => m.readonly = Some(!bool_value(&value)?),
             "required" => {
-                literal(&key)?;
-                if !matches!(m.mount_type, MountType::Secret | MountType::Ssh) {
-                    return Err(format!(
-                        "unexpected key '{key}' for mount type '{}'",
-                        type_name(m.mount_type)
-                    ));
+                if typed && !matches!(m.mount_type, MountType::Secret | MountType::Ssh) {
+                    return Err(wrong_type(m.mount_type));
                 }
                 m.required = Some(bool_value(&value)?);
             }
             "size" => {
-                literal(&key)?;
-                if m.mount_type != MountType::Tmpfs {
-                    return Err(format!(
-                        "unexpected key '{key}' for mount type '{}'",
-                        type_name(m.mount_type)
-                    ));
+                if typed && m.mount_type != MountType::Tmpfs {
+                    return Err(wrong_type(m.mount_type));
                 }
                 m.size = Some(
                     ram_in_bytes(&value)
@@ -1398,8 +1428,7 @@ fn parse_mount(value: &str) -> Result<RunMount, String> {
             }
             "id" => m.id = Some(value),
             "sharing" => {
-                literal(&key)?;
-                if m.mount_type != MountType::Cache {
+                if typed && m.mount_type != MountType::Cache {
                     return Err(format!(
                         "invalid cache sharing set for {} mount",
                         type_name(m.mount_type)
@@ -1413,14 +1442,12 @@ fn parse_mount(value: &str) -> Result<RunMount, String> {
                 });
             }
             "mode" => {
-                literal(&key)?;
                 m.mode = Some(
                     u32::from_str_radix(&value, 8)
                         .map_err(|_| format!("invalid value {value} for mode"))?,
                 );
             }
             "uid" | "gid" => {
-                literal(&key)?;
                 let n: u32 = value
                     .parse()
                     .map_err(|_| format!("invalid value {value} for {key}"))?;
@@ -1459,6 +1486,9 @@ fn parse_mount(value: &str) -> Result<RunMount, String> {
                 ))
             }
         }
+    }
+    if !typed {
+        return Ok(m);
     }
     let type_str = type_name(m.mount_type);
     if !matches!(
@@ -1551,6 +1581,41 @@ mod tests {
             parse_go_duration("s").unwrap_err(),
             "time: invalid duration \"s\""
         );
+    }
+
+    fn healthcheck_error(flags: &str) -> String {
+        crate::parse(&format!("FROM scratch\nHEALTHCHECK {flags} CMD true\n"))
+            .unwrap_err()
+            .message
+    }
+
+    #[test]
+    fn healthcheck_flag_values() {
+        assert_eq!(
+            healthcheck_error("--interval=-1s"),
+            "Interval \"interval\" cannot be less than 1ms"
+        );
+        assert_eq!(
+            healthcheck_error("--timeout=-5x"),
+            "time: unknown unit \"x\" in duration \"-5x\""
+        );
+        assert_eq!(
+            healthcheck_error("--retries=99999999999"),
+            "strconv.ParseInt: parsing \"99999999999\": value out of range"
+        );
+        assert_eq!(
+            healthcheck_error("--retries=x"),
+            "strconv.ParseInt: parsing \"x\": invalid syntax"
+        );
+        assert_eq!(healthcheck_error("--bogus=1"), "unknown flag: bogus");
+        let df = crate::parse("FROM scratch\nHEALTHCHECK --interval=0s --retries=+2 CMD true\n")
+            .unwrap();
+        match &df.stages[0].instructions[0].kind {
+            InstructionKind::Healthcheck(h) => {
+                assert_eq!((h.interval, h.retries), (Some(Duration::ZERO), Some(2)))
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
