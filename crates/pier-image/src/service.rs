@@ -14,6 +14,7 @@
 //! holds.
 
 pub mod api;
+pub mod build_step;
 pub mod commit;
 
 use std::collections::{BTreeMap, HashMap, HashSet};

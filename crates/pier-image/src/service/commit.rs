@@ -143,7 +143,7 @@ impl ImageService {
 
 /// Stores the diff of `upper` as an uncompressed layer blob; its digest and size (the
 /// digest is the diff ID). None when the diff has no entries (nothing is stored).
-fn write_layer(
+pub(super) fn write_layer(
     svc: &ImageService,
     upper: &Path,
     exclude: &[PathBuf],

@@ -8,6 +8,7 @@
 pub mod archive;
 mod base64;
 mod body_types;
+pub mod build;
 pub mod commit;
 pub mod container_ops;
 pub mod containers;
@@ -69,6 +70,7 @@ pub fn service(daemon: Arc<Daemon>) -> Router {
     let routes = Router::new()
         .merge(system::routes())
         .merge(images::routes())
+        .merge(build::routes())
         .merge(containers::routes())
         .merge(archive::routes())
         .merge(commit::routes())

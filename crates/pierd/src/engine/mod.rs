@@ -6,6 +6,7 @@
 //! learns about exits from each monitor (or, if it was down, from the exit file the
 //! monitor leaves).
 
+pub mod build;
 pub mod cdi;
 pub mod commit;
 mod devices;
@@ -312,6 +313,7 @@ impl Engine {
         let running = engine.adoptable();
         engine.volumes_restore(&running);
         engine.remove_orphans();
+        engine.remove_build_leftovers();
         engine.net_init()?;
         Ok(engine)
     }
@@ -322,6 +324,11 @@ impl Engine {
         let known: std::collections::HashSet<String> = self.lock().keys().cloned().collect();
         if let Ok(snapshots) = self.images.snapshots().list() {
             for info in snapshots {
+                // A build's step snapshot: no build outlives the daemon.
+                if info.name.starts_with("build-") {
+                    let _ = self.images.snapshots().remove(&info.name);
+                    continue;
+                }
                 let owner = info
                     .name
                     .strip_prefix("container-")

@@ -1,0 +1,296 @@
+//! `POST /build`: the classic builder's endpoint (what `DOCKER_BUILDKIT=0 docker
+//! build`, docker-py and compose use), over [`engine::build`](crate::engine::build).
+//!
+//! The body is the context as a tar, read into the context directory while it
+//! arrives. What fails before the build starts (a bad parameter, no Dockerfile, a
+//! parse error) is answered with its status, as dockerd does while nothing is written;
+//! after that the answer is a 200 JSON stream and a failure is its `error` line.
+//!
+//! Query parameters, each honoured or refused:
+//! - honoured: `dockerfile`, `t` (repeated), `buildargs`, `labels`, `target`,
+//!   `nocache`, `rm`, `forcerm`, `q`, `networkmode`, `platform` (the native one),
+//!   and for `RUN`: `shmsize`, `extrahosts`, `ulimits`, `memory`, `memswap`,
+//!   `cpushares`, `cpusetcpus`, `cpusetmems`, `cpuperiod`, `cpuquota`, `cgroupparent`;
+//! - refused with 400: `remote` (remote contexts), `cachefrom`, `squash`, `outputs`,
+//!   `pull`, `version=2` (BuildKit's session protocol), an `isolation` other than
+//!   `default`;
+//! - ignored, as by dockerd on Linux: `session`, `buildid` (BuildKit only), and the
+//!   `X-Registry-Config` header (Pier's builder does not pull yet).
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::Router;
+use futures_util::StreamExt;
+use pier_image::reference::Reference;
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+
+use super::images::pump_body;
+use super::{ApiError, AppState};
+use crate::engine::build::{BuildContext, BuildError, BuildEvent, BuildOptions};
+
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/build", post(build))
+}
+
+impl From<BuildError> for ApiError {
+    fn from(e: BuildError) -> ApiError {
+        match e {
+            BuildError::Invalid(m) => ApiError::bad_request(m),
+            BuildError::NotFound(m) => ApiError::not_found(m),
+            BuildError::Failed { message, .. } => ApiError::bad_request(message),
+            BuildError::Internal(m) => ApiError::internal(m),
+            BuildError::Cancelled => ApiError::internal("the build was cancelled"),
+        }
+    }
+}
+
+/// The query's parameters, repeated ones kept.
+struct Params(Vec<(String, String)>);
+
+impl Params {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn all(&self, key: &str) -> Vec<String> {
+        self.0
+            .iter()
+            .filter(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+
+    /// Go's `httputils.BoolValue`: anything but empty, `0`, `no`, `false`, `none`.
+    fn flag(&self, key: &str) -> bool {
+        self.get(key).is_some_and(|v| {
+            !matches!(
+                v.trim().to_ascii_lowercase().as_str(),
+                "" | "0" | "no" | "false" | "none"
+            )
+        })
+    }
+
+    fn flag_or(&self, key: &str, default: bool) -> bool {
+        match self.get(key) {
+            Some(_) => self.flag(key),
+            None => default,
+        }
+    }
+
+    fn int(&self, key: &str) -> Result<Option<i64>, ApiError> {
+        match self.get(key).filter(|v| !v.is_empty()) {
+            None => Ok(None),
+            Some(v) => v
+                .parse::<i64>()
+                .map(Some)
+                .map_err(|_| ApiError::bad_request(format!("invalid value for {key}: {v}"))),
+        }
+    }
+
+    fn json<T: serde::de::DeserializeOwned + Default>(&self, key: &str) -> Result<T, ApiError> {
+        match self.get(key).filter(|v| !v.is_empty()) {
+            None => Ok(T::default()),
+            Some(v) => serde_json::from_str(v)
+                .map_err(|e| ApiError::bad_request(format!("invalid {key} value: {e}"))),
+        }
+    }
+}
+
+/// The options of a request, checked.
+fn options(p: &Params) -> Result<BuildOptions, ApiError> {
+    if p.get("version").is_some_and(|v| v == "2") {
+        return Err(ApiError::bad_request(
+            "BuildKit is not supported by Pier: use the classic builder (DOCKER_BUILDKIT=0), whose endpoint takes the modern Dockerfile syntax here",
+        ));
+    }
+    if p.get("remote").is_some_and(|r| !r.is_empty()) {
+        return Err(ApiError::bad_request(
+            "remote build contexts are not supported by Pier yet: send the context as a tar",
+        ));
+    }
+    if p.flag("squash") {
+        return Err(ApiError::bad_request(
+            "squash is only supported with experimental mode",
+        ));
+    }
+    let cache_from: Vec<String> = p.json("cachefrom")?;
+    if !cache_from.is_empty() {
+        return Err(ApiError::bad_request(
+            "--cache-from is not supported by Pier's builder: its cache is keyed by content, not by image",
+        ));
+    }
+    if p.get("outputs")
+        .is_some_and(|o| !o.is_empty() && o != "[]" && o != "null")
+    {
+        return Err(ApiError::bad_request(
+            "build outputs are only supported by BuildKit",
+        ));
+    }
+    if p.flag("pull") {
+        return Err(ApiError::bad_request(
+            "--pull cannot be honoured: Pier's builder does not pull base images yet",
+        ));
+    }
+    if let Some(iso) = p
+        .get("isolation")
+        .filter(|i| !i.is_empty() && *i != "default")
+    {
+        return Err(ApiError::bad_request(format!(
+            "Isolation {iso} is not supported on Linux"
+        )));
+    }
+    let mut tags = Vec::new();
+    for t in p.all("t") {
+        if t.is_empty() {
+            continue;
+        }
+        let r = Reference::parse_with_default_tag(&t)
+            .map_err(|_| ApiError::bad_request(format!("invalid reference format: {t}")))?;
+        if r.digest().is_some() {
+            return Err(ApiError::bad_request(format!(
+                "invalid reference format: {t}: a tag cannot name a digest"
+            )));
+        }
+        tags.push(r);
+    }
+    let build_args: BTreeMap<String, Option<String>> = p.json("buildargs")?;
+    let labels: BTreeMap<String, String> = p.json("labels")?;
+    let mut host_config = serde_json::Map::new();
+    for (param, field) in [
+        ("memory", "Memory"),
+        ("memswap", "MemorySwap"),
+        ("cpushares", "CpuShares"),
+        ("cpuperiod", "CpuPeriod"),
+        ("cpuquota", "CpuQuota"),
+        ("shmsize", "ShmSize"),
+    ] {
+        if let Some(v) = p.int(param)?.filter(|v| *v != 0) {
+            host_config.insert(field.into(), json!(v));
+        }
+    }
+    for (param, field) in [
+        ("cpusetcpus", "CpusetCpus"),
+        ("cpusetmems", "CpusetMems"),
+        ("cgroupparent", "CgroupParent"),
+    ] {
+        if let Some(v) = p.get(param).filter(|v| !v.is_empty()) {
+            host_config.insert(field.into(), json!(v));
+        }
+    }
+    let ulimits: Vec<Value> = p.json("ulimits")?;
+    if !ulimits.is_empty() {
+        host_config.insert("Ulimits".into(), json!(ulimits));
+    }
+    let extra_hosts: Vec<String> = match p.get("extrahosts").filter(|v| !v.is_empty()) {
+        None => Vec::new(),
+        // The docker CLI sends a JSON list; older clients a comma-separated one.
+        Some(v) => {
+            serde_json::from_str(v).unwrap_or_else(|_| v.split(',').map(str::to_string).collect())
+        }
+    };
+    if !extra_hosts.is_empty() {
+        host_config.insert("ExtraHosts".into(), json!(extra_hosts));
+    }
+    Ok(BuildOptions {
+        dockerfile: p.get("dockerfile").unwrap_or("").to_string(),
+        tags,
+        build_args,
+        labels,
+        target: p.get("target").map(str::to_string),
+        no_cache: p.flag("nocache"),
+        remove: p.flag_or("rm", true),
+        force_remove: p.flag("forcerm"),
+        network_mode: p
+            .get("networkmode")
+            .filter(|n| !n.is_empty())
+            .unwrap_or("default")
+            .to_string(),
+        host_config,
+        quiet: p.flag("q"),
+        platform: p.get("platform").map(str::to_string),
+    })
+}
+
+fn line(v: &Value) -> Bytes {
+    Bytes::from(format!("{v}\r\n"))
+}
+
+async fn build(
+    State(state): State<AppState>,
+    Query(params): Query<Vec<(String, String)>>,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let opts = options(&Params(params))?;
+    let (reader, pump) = pump_body(body);
+    let engine = state.engine.clone();
+    let tmp = engine.build_tmp();
+    let prepared = tokio::task::spawn_blocking(move || {
+        let context = BuildContext::receive(reader, &tmp)?;
+        engine.prepare_build(context, opts)
+    })
+    .await?;
+    let _ = pump.await;
+    let build = prepared?;
+    let (tx, mut rx) = mpsc::channel::<BuildEvent>(64);
+    let (body_tx, body_rx) = mpsc::channel::<Result<Bytes, Infallible>>(64);
+    tokio::spawn(async move {
+        let run = tokio::spawn(build.run(tx));
+        loop {
+            let event = tokio::select! {
+                e = rx.recv() => e,
+                // The client went away while nothing was being written.
+                _ = body_tx.closed() => None,
+            };
+            let Some(event) = event else {
+                break;
+            };
+            let bytes = match event {
+                BuildEvent::Stream(s) => line(&json!({ "stream": s })),
+                BuildEvent::Aux(v) => line(&json!({ "aux": v })),
+            };
+            if body_tx.send(Ok(bytes)).await.is_err() {
+                // The client went away: dropping the receiver cancels the build.
+                drop(rx);
+                let _ = run.await;
+                return;
+            }
+        }
+        // Dropping the receiver cancels a build still running.
+        drop(rx);
+        let outcome = run
+            .await
+            .unwrap_or_else(|e| Err(BuildError::internal("the build", e)));
+        if let Err(e) = outcome {
+            let message = e.to_string();
+            let detail = match &e {
+                BuildError::Failed { code, .. } => json!({ "code": code, "message": message }),
+                _ => json!({ "message": message }),
+            };
+            let _ = body_tx
+                .send(Ok(line(
+                    &json!({ "errorDetail": detail, "error": message }),
+                )))
+                .await;
+        }
+    });
+    let stream = futures_util::stream::unfold(body_rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    })
+    .boxed();
+    Ok((
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        Body::from_stream(stream),
+    )
+        .into_response())
+}

@@ -1,0 +1,149 @@
+//! The build cache: which image a step made, keyed by what the step depends on.
+//!
+//! A key is the SHA-256 of the parent image's ID, the instruction with its arguments
+//! expanded, the run environment and, for `COPY`/`ADD`, a hash of the files copied
+//! (names, contents, modes and owners; not times, as BuildKit). The record under
+//! `<data-root>/builder/cache/<key>` names the step image's manifest, and a content
+//! lease of the same name holds its blobs, so the cache survives restarts, `kill -9`
+//! included (records are written to a temporary file and renamed), and image GC.
+//! `builder prune` drops records and leases.
+
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use pier_image::digest::{Algorithm, Digest, Hasher};
+use pier_image::image::Descriptor;
+use pier_image::service::build_step::StepImage;
+use pier_image::service::ImageService;
+use serde::{Deserialize, Serialize};
+
+/// One record: the step image's manifest, and when the record was written.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Record {
+    target: Descriptor,
+    /// Seconds since the epoch.
+    created: i64,
+    /// The step, for `--explain` and `system df -v`.
+    description: String,
+}
+
+/// A cache entry as `system df` and `builder prune` see it.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub key: String,
+    pub created: i64,
+    pub description: String,
+    pub target: Descriptor,
+}
+
+/// The cache under one data root.
+#[derive(Debug, Clone)]
+pub struct BuildCache {
+    dir: PathBuf,
+}
+
+/// The lease that holds a cache entry's blobs.
+pub fn lease_name(key: &str) -> String {
+    format!("build-cache-{key}")
+}
+
+/// The key of a step: the SHA-256 of its parts, each length-prefixed.
+pub fn key(parts: &[&str]) -> String {
+    let mut h = Hasher::new(Algorithm::Sha256);
+    for p in parts {
+        h.update(&(p.len() as u64).to_le_bytes());
+        h.update(p.as_bytes());
+    }
+    h.finish().hex().to_string()
+}
+
+impl BuildCache {
+    pub fn open(data_root: &Path) -> BuildCache {
+        BuildCache {
+            dir: data_root.join("builder").join("cache"),
+        }
+    }
+
+    fn path(&self, key: &str) -> PathBuf {
+        self.dir.join(key)
+    }
+
+    /// The step image recorded under `key`, if its blobs are all still there.
+    pub fn lookup(&self, images: &ImageService, key: &str) -> Option<StepImage> {
+        let bytes = fs::read(self.path(key)).ok()?;
+        let record: Record = serde_json::from_slice(&bytes).ok()?;
+        let image = images.step_image_at(&record.target).ok()?;
+        let content = images.content();
+        image
+            .layers
+            .iter()
+            .all(|l| content.exists(&l.digest))
+            .then_some(image)
+    }
+
+    /// Records `image` under `key` (its blobs are already under the key's lease).
+    pub fn store(&self, key: &str, image: &StepImage, description: &str) -> io::Result<()> {
+        fs::create_dir_all(&self.dir)?;
+        let record = Record {
+            target: image.target.clone(),
+            created: now(),
+            description: description.to_string(),
+        };
+        let bytes = serde_json::to_vec(&record).map_err(io::Error::other)?;
+        let mut tmp = tempfile::NamedTempFile::new_in(&self.dir)?;
+        tmp.write_all(&bytes)?;
+        tmp.as_file().sync_all()?;
+        tmp.persist(self.path(key)).map_err(|e| e.error)?;
+        Ok(())
+    }
+
+    /// Every entry.
+    pub fn entries(&self) -> Vec<Entry> {
+        let mut out = Vec::new();
+        for e in fs::read_dir(&self.dir).into_iter().flatten().flatten() {
+            let key = e.file_name().to_string_lossy().into_owned();
+            if key.starts_with('.') {
+                continue;
+            }
+            let Ok(bytes) = fs::read(e.path()) else {
+                continue;
+            };
+            if let Ok(r) = serde_json::from_slice::<Record>(&bytes) {
+                out.push(Entry {
+                    key,
+                    created: r.created,
+                    description: r.description,
+                    target: r.target,
+                });
+            }
+        }
+        out
+    }
+
+    /// Drops an entry: its record, then its lease (the blobs go at the next GC unless
+    /// an image holds them).
+    pub fn remove(&self, images: &ImageService, key: &str) -> io::Result<()> {
+        match fs::remove_file(self.path(key)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        let _ = images.content().delete_lease(&lease_name(key));
+        Ok(())
+    }
+
+    /// Whether the record of `key` names `digest` (the manifest).
+    pub fn holds(&self, key: &str, digest: &Digest) -> bool {
+        fs::read(self.path(key))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Record>(&b).ok())
+            .is_some_and(|r| &r.target.digest == digest)
+    }
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}

@@ -1,0 +1,367 @@
+//! `docker build` (the classic builder, `DOCKER_BUILDKIT=0`) against pierd, and the
+//! same Dockerfiles against a real, isolated dockerd in the same test: the images'
+//! configs and files must match, and the progress stream must read the same.
+
+mod common;
+
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+
+use common::{mounts_under, with_busybox_engines, Engine};
+use pier_testsupport::Out;
+use serde_json::Value;
+
+/// `DOCKER_BUILDKIT=0 docker build <args>` on `e`.
+fn build(e: &dyn Engine, args: &[&str]) -> Out {
+    let mut cmd: Command = e.command();
+    cmd.env("DOCKER_BUILDKIT", "0").arg("build").args(args);
+    pier_testsupport::run(&mut cmd, common::CMD_TIMEOUT).unwrap_or_else(|err| panic!("{err}"))
+}
+
+fn build_ok(e: &dyn Engine, args: &[&str]) -> String {
+    let out = build(e, args);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    out.stdout
+}
+
+fn write(dir: &Path, rel: &str, text: &str) {
+    let p = dir.join(rel);
+    fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+    fs::write(p, text).expect("write");
+}
+
+fn inspect(e: &dyn Engine, image: &str) -> Value {
+    let text = e.docker_ok(&["image", "inspect", image]);
+    let v: Value = serde_json::from_str(&text).expect("inspect json");
+    v[0].clone()
+}
+
+/// The config fields a Dockerfile sets.
+fn config_of(e: &dyn Engine, image: &str) -> Value {
+    let c = &inspect(e, image)["Config"];
+    serde_json::json!({
+        "Env": c["Env"],
+        "Cmd": c["Cmd"],
+        "Entrypoint": c["Entrypoint"],
+        "WorkingDir": c["WorkingDir"],
+        "User": c["User"],
+        "ExposedPorts": c["ExposedPorts"],
+        "Volumes": c["Volumes"],
+        "Labels": c["Labels"],
+        "StopSignal": c["StopSignal"],
+        "Healthcheck": c["Healthcheck"],
+        "OnBuild": c["OnBuild"],
+        "Shell": c["Shell"],
+    })
+}
+
+/// The build's stream with IDs blanked: `Step` lines and markers, comparable across
+/// engines.
+fn steps(stdout: &str) -> Vec<String> {
+    stdout
+        .lines()
+        .filter(|l| !l.contains("legacy builder is deprecated") && !l.trim().is_empty())
+        .filter(|l| {
+            !l.starts_with("DEPRECATED") && !l.contains("BuildKit") && !l.contains("buildx")
+        })
+        .filter(|l| !l.contains("Sending build context"))
+        .map(|l| {
+            let l = l.trim_end();
+            if let Some(rest) = l.strip_prefix(" ---> ") {
+                if rest.len() == 12 && rest.chars().all(|c| c.is_ascii_hexdigit()) {
+                    return " ---> ID".to_string();
+                }
+                if let Some(id) = rest.strip_prefix("Running in ") {
+                    if id.len() == 12 {
+                        return " ---> Running in ID".to_string();
+                    }
+                }
+            }
+            for prefix in ["Successfully built ", "Removing intermediate container "] {
+                if l.starts_with(prefix) {
+                    return format!("{prefix}ID");
+                }
+            }
+            l.to_string()
+        })
+        .collect()
+}
+
+/// `file:<64 hex>` → `file:HASH`.
+fn blank_hashes(line: &str) -> String {
+    let mut out = String::new();
+    let mut rest = line;
+    while let Some(i) = rest.find(':') {
+        out.push_str(&rest[..=i]);
+        rest = &rest[i + 1..];
+        if rest.len() >= 64 && rest[..64].chars().all(|c| c.is_ascii_hexdigit()) {
+            out.push_str("HASH");
+            rest = &rest[64..];
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+const APP_DOCKERFILE: &str = r#"FROM busybox
+ARG GREETING=hello
+ENV APP=/app OTHER="two words"
+LABEL a=b "c d"=e
+WORKDIR /app
+COPY hello.txt ./
+COPY dir/ /data/
+RUN echo "$GREETING from $APP" > /app/greeting && chmod 604 /app/greeting
+USER 1000:1000
+EXPOSE 8080/udp 9090
+VOLUME /data
+STOPSIGNAL SIGUSR1
+HEALTHCHECK --interval=5s --retries=2 CMD true
+ENTRYPOINT ["cat"]
+CMD ["/app/greeting"]
+"#;
+
+fn app_context(dir: &Path) {
+    write(dir, "Dockerfile", APP_DOCKERFILE);
+    write(dir, "hello.txt", "hi\n");
+    write(dir, "dir/a.txt", "a\n");
+    write(dir, "dir/sub/b.txt", "b\n");
+}
+
+#[test]
+fn a_dockerfile_builds_the_same_image_on_pierd_and_dockerd() {
+    let mut results = Vec::new();
+    with_busybox_engines("build", |name, e, _| {
+        let ctx = tempfile::tempdir().expect("ctx");
+        app_context(ctx.path());
+        let out = build_ok(e, &["-t", "app:1", ctx.path().to_str().expect("utf8")]);
+        let config = config_of(e, "app:1");
+        let run = e.docker_ok(&["run", "--rm", "app:1"]);
+        assert_eq!(run, "hello from /app\n", "{name}");
+        let files = e.docker_ok(&[
+            "run",
+            "--rm",
+            "--user",
+            "0",
+            "--entrypoint",
+            "sh",
+            "app:1",
+            "-c",
+            "ls -ln /app /data /data/sub | sed 's/ [A-Z][a-z][a-z] .* / /'",
+        ]);
+        // The COPY lines' hashes are each builder's own (dockerd's tarsum).
+        let history: Vec<String> = {
+            let text = e.docker_ok(&[
+                "history",
+                "--no-trunc",
+                "--format",
+                "{{.CreatedBy}}",
+                "app:1",
+            ]);
+            text.lines().map(blank_hashes).collect()
+        };
+        results.push((name.to_string(), steps(&out), config, files, history));
+    });
+    if let [(_, d_steps, d_config, d_files, d_history), (_, p_steps, p_config, p_files, p_history)] =
+        &results[..]
+    {
+        assert_eq!(p_config, d_config, "image configs differ");
+        assert_eq!(p_files, d_files, "files differ");
+        // The step lines and their markers, IDs aside.
+        let filtered = |s: &Vec<String>| -> Vec<String> {
+            s.iter()
+                .filter(|l| l.starts_with("Step ") || l.starts_with("Successfully"))
+                .cloned()
+                .collect()
+        };
+        assert_eq!(filtered(p_steps), filtered(d_steps));
+        // History: the steps this Dockerfile added, newest first.
+        let n = APP_DOCKERFILE.lines().count() - 1;
+        assert_eq!(p_history[..n], d_history[..n], "history differs");
+    }
+}
+
+#[test]
+fn an_unchanged_rebuild_is_all_cache_and_a_changed_file_rebuilds_from_its_copy() {
+    let Some((pierd, _work)) = common::pierd_with_busybox() else {
+        return;
+    };
+    let ctx = tempfile::tempdir().expect("ctx");
+    app_context(ctx.path());
+    let dir = ctx.path().to_str().expect("utf8");
+    build_ok(&pierd, &["-t", "app:1", dir]);
+    let first = inspect(&pierd, "app:1")["Id"].clone();
+    let again = build_ok(&pierd, &["-t", "app:1", dir]);
+    assert_eq!(inspect(&pierd, "app:1")["Id"], first, "{again}");
+    let used = again.matches("Using cache").count();
+    assert_eq!(used, APP_DOCKERFILE.lines().count() - 1, "{again}");
+    // Only the steps from the changed file's COPY on run again.
+    write(ctx.path(), "dir/sub/b.txt", "changed\n");
+    let third = build_ok(&pierd, &["-t", "app:1", dir]);
+    assert_eq!(third.matches("Using cache").count(), 5, "{third}");
+    assert_ne!(inspect(&pierd, "app:1")["Id"], first);
+    let b = pierd.docker_ok(&["run", "--rm", "app:1", "/data/sub/b.txt"]);
+    assert_eq!(b, "changed\n");
+    // `--no-cache` runs every step.
+    let fresh = build_ok(&pierd, &["--no-cache", "-t", "app:2", dir]);
+    assert_eq!(fresh.matches("Using cache").count(), 0, "{fresh}");
+    // Intermediate steps are not images: besides the tags, only the first app:1,
+    // untagged by the third build, is there.
+    let images = pierd.docker_ok(&[
+        "images",
+        "-a",
+        "--no-trunc",
+        "--format",
+        "{{.Repository}}:{{.Tag}} {{.ID}}",
+    ]);
+    let mut names: Vec<&str> = images.lines().collect();
+    names.sort();
+    assert_eq!(names.len(), 4, "{images}");
+    assert_eq!(
+        names[0],
+        format!("<none>:<none> {}", first.as_str().expect("id")),
+        "{images}"
+    );
+}
+
+#[test]
+fn a_failing_run_reports_dockerds_error_and_leaves_nothing_behind() {
+    let mut outs = Vec::new();
+    with_busybox_engines("build-fail", |name, e, _| {
+        let ctx = tempfile::tempdir().expect("ctx");
+        write(
+            ctx.path(),
+            "Dockerfile",
+            "FROM busybox\nRUN echo out; echo err >&2; exit 3\n",
+        );
+        let out = build(e, &[ctx.path().to_str().expect("utf8")]);
+        // The docker CLI exits with the step's code.
+        assert_eq!(out.code, Some(3), "{name}: {out:?}");
+        let ps = e.docker_ok(&["ps", "-aq"]);
+        outs.push((name.to_string(), out, ps));
+    });
+    for (name, out, ps) in &outs {
+        assert!(
+            out.stderr.contains("The command '/bin/sh -c echo out; echo err >&2; exit 3' returned a non-zero code: 3"),
+            "{name}: {out:?}"
+        );
+        // stderr in red, as dockerd shows it.
+        assert!(
+            out.stdout.contains("out\n") && out.stdout.contains("\u{1b}[91merr\n\u{1b}[0m"),
+            "{name}: {out:?}"
+        );
+        // dockerd keeps the failed step's container unless --force-rm; Pier removes it
+        // too (rm defaults to true and a failed step has nothing to inspect later).
+        if name == "pierd" {
+            assert_eq!(ps.trim(), "", "{name}: a container was left");
+        }
+    }
+}
+
+#[test]
+fn a_parse_error_names_the_line_and_runs_nothing() {
+    let Some((pierd, _work)) = common::pierd_with_busybox() else {
+        return;
+    };
+    let ctx = tempfile::tempdir().expect("ctx");
+    write(
+        ctx.path(),
+        "Dockerfile",
+        "FROM busybox\nRUN true\nFROBNICATE x\n",
+    );
+    let out = build(&pierd, &[ctx.path().to_str().expect("utf8")]);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(out.stderr.contains("line 3"), "{out:?}");
+    assert!(
+        out.stderr.to_lowercase().contains("unknown instruction"),
+        "{out:?}"
+    );
+    assert!(!out.stdout.contains("Step 1"), "{out:?}");
+    assert_eq!(pierd.docker_ok(&["ps", "-aq"]).trim(), "");
+    // A missing base image.
+    write(ctx.path(), "Dockerfile", "FROM nosuchimage:1\nRUN true\n");
+    let out = build(&pierd, &[ctx.path().to_str().expect("utf8")]);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(out.stderr.contains("nosuchimage"), "{out:?}");
+}
+
+#[test]
+fn multi_stage_builds_copy_from_earlier_stages_and_stop_at_the_target() {
+    let mut results = Vec::new();
+    with_busybox_engines("build-stages", |name, e, _| {
+        let ctx = tempfile::tempdir().expect("ctx");
+        write(
+            ctx.path(),
+            "Dockerfile",
+            "FROM busybox AS builder\nRUN mkdir /out && echo built > /out/artifact && ln -s artifact /out/link\n\
+             FROM busybox AS unused\nRUN exit 1\n\
+             FROM scratch AS final\nCOPY --from=builder /out/ /\nCOPY --from=0 /bin/busybox /bin/busybox\nCMD [\"/bin/busybox\", \"cat\", \"/artifact\"]\n",
+        );
+        write(ctx.path(), ".dockerignore", "secret\n");
+        write(ctx.path(), "secret", "nope\n");
+        let dir = ctx.path().to_str().expect("utf8");
+        let out = build(e, &["-t", "staged", "--target", "final", dir]);
+        // The classic builder builds every stage before the target (and so fails on
+        // `unused`); Pier builds only the stages the target needs.
+        if name == "pierd" {
+            assert_eq!(out.code, Some(0), "{out:?}");
+            assert_eq!(e.docker_ok(&["run", "--rm", "staged"]), "built\n");
+            let link = e.docker_ok(&["run", "--rm", "staged", "/bin/busybox", "readlink", "/link"]);
+            assert_eq!(link, "artifact\n");
+            assert!(!out.stdout.contains("exit 1"), "{out:?}");
+        }
+        // `--target builder` stops there.
+        build_ok(e, &["-t", "builder-only", "--target", "builder", dir]);
+        let art = e.docker_ok(&["run", "--rm", "builder-only", "cat", "/out/artifact"]);
+        results.push((name.to_string(), art));
+    });
+    for (name, art) in results {
+        assert_eq!(art, "built\n", "{name}");
+    }
+}
+
+#[test]
+fn a_cancelled_build_leaves_no_container_mount_or_snapshot() {
+    let Some((pierd, _work)) = common::pierd_with_busybox() else {
+        return;
+    };
+    let ctx = tempfile::tempdir().expect("ctx");
+    write(
+        ctx.path(),
+        "Dockerfile",
+        "FROM busybox\nCOPY . /ctx\nRUN sleep 60\n",
+    );
+    let mut cmd = pierd.command();
+    cmd.env("DOCKER_BUILDKIT", "0")
+        .args(["build", ctx.path().to_str().expect("utf8")])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut child = cmd.spawn().expect("docker build");
+    // Wait for the RUN's container, then kill the client.
+    assert!(
+        common::wait_until(std::time::Duration::from_secs(60), || {
+            !pierd.docker_ok(&["ps", "-q"]).trim().is_empty()
+        }),
+        "the RUN step never started"
+    );
+    child.kill().expect("kill");
+    let _ = child.wait();
+    assert!(
+        common::wait_until(std::time::Duration::from_secs(30), || {
+            pierd.docker_ok(&["ps", "-aq"]).trim().is_empty()
+        }),
+        "the build's container stayed"
+    );
+    let data = pierd.data_root();
+    assert!(
+        common::wait_until(std::time::Duration::from_secs(10), || mounts_under(&data)
+            .iter()
+            .all(|m| !m.contains("builder"))),
+        "{:?}",
+        mounts_under(&data)
+    );
+    let snapshots = fs::read_dir(data.join("builder/tmp"))
+        .map(|d| d.flatten().count())
+        .unwrap_or(0);
+    assert_eq!(snapshots, 0, "context or mount dirs left in builder/tmp");
+}
