@@ -34,6 +34,7 @@
 //! the escape character of [`Directives::escape`]. Values Docker checks at parse time
 //! (HEALTHCHECK durations, `--mount` types and numbers, `--network`) are parsed here.
 
+pub mod check;
 pub mod chmod;
 pub mod expand;
 mod glob;
@@ -59,12 +60,17 @@ pub struct ParseError {
     pub message: String,
 }
 
-/// Something Docker accepts but warns about (an empty continuation line, the legacy
-/// `ENV key value` form …); the builder may print these.
+/// Something Docker accepts but warns about: a build check (BuildKit's linter) the text
+/// alone decides (an empty continuation line, the legacy `ENV key value` form, stage
+/// name casing …); the builder prints these and fails on them under `# check=error=true`
+/// ([`check::CheckConfig::violation`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Warning {
     /// 1-based line number.
     pub line: usize,
+    /// The rule, as BuildKit names it ([`check::rules`]).
+    pub rule: &'static str,
+    /// BuildKit's text.
     pub message: String,
 }
 
@@ -79,7 +85,10 @@ pub struct Dockerfile {
     pub global_args: Vec<Instruction>,
     /// At least one.
     pub stages: Vec<Stage>,
+    /// The build checks' findings, in line order, those `# check=skip=…` skips left out.
     pub warnings: Vec<Warning>,
+    /// The `# check=` directive, parsed.
+    pub check: check::CheckConfig,
 }
 
 impl Dockerfile {
@@ -681,6 +690,61 @@ mod tests {
                 ("FOO bar".to_string(), false),
                 ("COPY --bad a b ".to_string(), false)
             ]
+        );
+    }
+
+    fn rules_of(text: &str) -> Vec<(usize, &'static str, String)> {
+        parse(text)
+            .unwrap()
+            .warnings
+            .into_iter()
+            .map(|w| (w.line, w.rule, w.message))
+            .collect()
+    }
+
+    #[test]
+    fn build_checks_decided_by_the_text() {
+        let found = rules_of(
+            "ARG API_TOKEN\nFROM --platform=linux/amd64 busybox as Builder\nMAINTAINER me\n\
+             ENV DB_PASSWORD=x PUBLIC_KEY=y\nCMD a\nCMD b\nrun true\nFROM scratch AS context\n\
+             FROM --platform=$TARGETPLATFORM scratch AS amd64-build\n",
+        );
+        let expect: &[(usize, &str, &str)] = &[
+            (1, "SecretsUsedInArgOrEnv", "Do not use ARG or ENV instructions for sensitive data (ARG \"API_TOKEN\")"),
+            (2, "StageNameCasing", "Stage name 'Builder' should be lowercase"),
+            (2, "FromAsCasing", "'as' and 'FROM' keywords' casing do not match"),
+            (2, "FromPlatformFlagConstDisallowed", "FROM --platform flag should not use constant value \"linux/amd64\""),
+            (3, "MaintainerDeprecated", "Maintainer instruction is deprecated in favor of using label"),
+            (4, "SecretsUsedInArgOrEnv", "Do not use ARG or ENV instructions for sensitive data (ENV \"DB_PASSWORD\")"),
+            (5, "MultipleInstructionsDisallowed", "Multiple CMD instructions should not be used in the same stage because only the last one will be used"),
+            (7, "ConsistentInstructionCasing", "Command 'run' should match the case of the command majority (uppercase)"),
+            (8, "ReservedStageName", "Stage name should not use the same name as reserved stage \"context\""),
+            (9, "RedundantTargetPlatform", "Setting platform to predefined $TARGETPLATFORM in FROM is redundant as this is the default behavior"),
+        ];
+        let found: Vec<(usize, &str, &str)> =
+            found.iter().map(|(l, r, m)| (*l, *r, m.as_str())).collect();
+        assert_eq!(found, expect);
+        // A constant platform the stage is named after is fine.
+        assert!(rules_of("FROM --platform=linux/arm64 scratch AS build-arm64\n").is_empty());
+    }
+
+    #[test]
+    fn check_directive_skips_and_fails() {
+        let df = parse(
+            "# check=skip=MaintainerDeprecated;error=true\nFROM scratch\nMAINTAINER x\nENV a b\n",
+        )
+        .unwrap();
+        let rules: Vec<_> = df.warnings.iter().map(|w| w.rule).collect();
+        assert_eq!(rules, ["LegacyKeyValueFormat"]);
+        assert_eq!(
+            df.check.violation(&df.warnings).as_deref(),
+            Some("lint violation found for rules: LegacyKeyValueFormat")
+        );
+        let df = parse("# check=skip=all\nfrom scratch\nMAINTAINER x\n").unwrap();
+        assert!(df.warnings.is_empty());
+        assert_eq!(
+            parse("# check=bogus\nFROM scratch\n").unwrap_err().to_string(),
+            "dockerfile parse error on line 1: failed to parse check options: invalid check option \"bogus\""
         );
     }
 

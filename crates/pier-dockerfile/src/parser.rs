@@ -6,6 +6,7 @@
 
 use std::time::Duration;
 
+use crate::check::{looks_secret, rules, CheckConfig};
 use crate::expand::Lexer;
 use crate::{
     ArgDecl, CacheSharing, CopySpec, Directives, Dockerfile, Healthcheck, Heredoc, Instruction,
@@ -51,12 +52,187 @@ pub fn parse(text: &str) -> Result<Dockerfile, ParseError> {
             message: "dockerfile contains no stages to build".to_string(),
         });
     }
+    let check =
+        CheckConfig::parse(directives.check.as_deref().unwrap_or("")).map_err(|e| ParseError {
+            line: 1,
+            message: format!("failed to parse check options: {e}"),
+        })?;
+    lint(&nodes, &mut warnings);
+    warnings.retain(|w| check.reports(w.rule));
+    warnings.sort_by_key(|w| w.line);
     Ok(Dockerfile {
         directives,
         global_args,
         stages,
         warnings,
+        check,
     })
+}
+
+/// The build checks the text decides (BuildKit's linter rules of the same names).
+fn lint(nodes: &[Node], warnings: &mut Vec<Warning>) {
+    let mut warn = |line: usize, rule: &'static str, message: String| {
+        warnings.push(Warning {
+            line,
+            rule,
+            message,
+        })
+    };
+    let is_consistent = |s: &str| s == s.to_lowercase() || s == s.to_uppercase();
+    let mut in_stage = false;
+    let (mut lower, mut upper) = (0, 0);
+    // The last CMD, ENTRYPOINT, HEALTHCHECK of the current stage: (name, line).
+    let mut used_once: Vec<(String, usize)> = Vec::new();
+    for node in nodes {
+        let lower_cmd = node.cmd.to_ascii_lowercase();
+        if lower_cmd == "from" {
+            in_stage = true;
+            used_once.clear();
+            if let [_, as_word, name] = node.args.as_slice() {
+                if name.to_lowercase() != *name {
+                    warn(
+                        node.line,
+                        rules::STAGE_NAME_CASING,
+                        format!("Stage name '{name}' should be lowercase"),
+                    );
+                }
+                let from_lower = node.cmd == node.cmd.to_lowercase();
+                let from_upper = node.cmd == node.cmd.to_uppercase();
+                let as_matches = if from_lower {
+                    *as_word == as_word.to_lowercase()
+                } else {
+                    !from_upper || *as_word == as_word.to_uppercase()
+                };
+                if !as_matches {
+                    warn(
+                        node.line,
+                        rules::FROM_AS_CASING,
+                        format!(
+                            "'{as_word}' and '{}' keywords' casing do not match",
+                            node.cmd
+                        ),
+                    );
+                }
+                let lower_name = name.to_ascii_lowercase();
+                if lower_name == "context" || lower_name == "scratch" {
+                    warn(
+                        node.line,
+                        rules::RESERVED_STAGE_NAME,
+                        format!(
+                            "Stage name should not use the same name as reserved stage {lower_name:?}"
+                        ),
+                    );
+                }
+            }
+            if let Ok(flags) = parse_flags(&node.flags, &[("platform", FlagType::Str)]) {
+                if let Some(p) = flags.str("platform") {
+                    let stage_name = node.args.get(2).map(|n| n.to_ascii_lowercase());
+                    if p == "$TARGETPLATFORM" || p == "${TARGETPLATFORM}" {
+                        warn(
+                            node.line,
+                            rules::REDUNDANT_TARGET_PLATFORM,
+                            format!("Setting platform to predefined {p} in FROM is redundant as this is the default behavior"),
+                        );
+                    } else if !p.contains('$') {
+                        if let Ok(platform) = crate::platform::Platform::parse(&p) {
+                            let named = stage_name.is_some_and(|n| {
+                                n.contains(&platform.os) || n.contains(&platform.architecture)
+                            });
+                            if !named {
+                                warn(
+                                    node.line,
+                                    rules::FROM_PLATFORM_FLAG_CONST_DISALLOWED,
+                                    format!(
+                                        "FROM --platform flag should not use constant value {p:?}"
+                                    ),
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        if in_stage && is_consistent(&node.cmd) {
+            if node.cmd == node.cmd.to_lowercase() {
+                lower += 1;
+            } else {
+                upper += 1;
+            }
+        }
+        match lower_cmd.as_str() {
+            "maintainer" => warn(
+                node.line,
+                rules::MAINTAINER_DEPRECATED,
+                "Maintainer instruction is deprecated in favor of using label".to_string(),
+            ),
+            "arg" => {
+                for word in &node.args {
+                    let name = word.split_once('=').map_or(word.as_str(), |(n, _)| n);
+                    if looks_secret(name) {
+                        warn(
+                            node.line,
+                            rules::SECRETS_USED_IN_ARG_OR_ENV,
+                            format!("Do not use ARG or ENV instructions for sensitive data (ARG {name:?})"),
+                        );
+                    }
+                }
+            }
+            "env" => {
+                for (key, _) in &node.pairs {
+                    if looks_secret(key) {
+                        warn(
+                            node.line,
+                            rules::SECRETS_USED_IN_ARG_OR_ENV,
+                            format!("Do not use ARG or ENV instructions for sensitive data (ENV {key:?})"),
+                        );
+                    }
+                }
+            }
+            "cmd" | "entrypoint" | "healthcheck" => {
+                if let Some(prev) = used_once
+                    .iter_mut()
+                    .find(|(n, _)| n.eq_ignore_ascii_case(&lower_cmd))
+                {
+                    warn(
+                        prev.1,
+                        rules::MULTIPLE_INSTRUCTIONS_DISALLOWED,
+                        format!(
+                            "Multiple {} instructions should not be used in the same stage because only the last one will be used",
+                            node.cmd
+                        ),
+                    );
+                    prev.1 = node.line;
+                } else {
+                    used_once.push((node.cmd.clone(), node.line));
+                }
+            }
+            _ => {}
+        }
+    }
+    // Casing against the majority of the stages' instructions (ties count as upper).
+    let majority_lower = lower > upper;
+    let mut in_stage = false;
+    for node in nodes {
+        in_stage |= node.cmd.eq_ignore_ascii_case("from");
+        if !in_stage {
+            continue;
+        }
+        let wanted = if majority_lower && node.cmd.to_lowercase() != node.cmd {
+            "lowercase"
+        } else if !majority_lower && node.cmd.to_uppercase() != node.cmd {
+            "uppercase"
+        } else {
+            continue;
+        };
+        warn(
+            node.line,
+            rules::CONSISTENT_INSTRUCTION_CASING,
+            format!(
+                "Command '{}' should match the case of the command majority ({wanted})",
+                node.cmd
+            ),
+        );
+    }
 }
 
 /// Parses one instruction on its own (continuations and heredocs allowed), such as an
@@ -317,6 +493,7 @@ fn scan(text: &str, escape: Option<char>) -> Result<Scanned, ParseError> {
         if empty_continuation {
             warnings.push(Warning {
                 line: current_line,
+                rule: rules::NO_EMPTY_CONTINUATION,
                 message: format!("Empty continuation line found in: {line}"),
             });
         }
@@ -925,6 +1102,7 @@ fn convert_kind(
             if node.legacy_pairs {
                 warnings.push(Warning {
                     line: node.line,
+                    rule: rules::LEGACY_KEY_VALUE_FORMAT,
                     message: format!(
                         "\"{upper} key=value\" should be used instead of legacy \"{upper} key value\" format"
                     ),
