@@ -53,7 +53,13 @@ pub(crate) struct Lexer<'a> {
     /// Leave `$x` / `${x…}` of unset variables as written.
     pub(crate) skip_unset: bool,
     lookup: &'a dyn Fn(&str) -> Option<String>,
+    /// How deep in `${…}` the lexer is: bounded, so hostile input cannot overflow the
+    /// stack (BuildKit's goroutine stacks grow; ours do not).
+    depth: usize,
 }
+
+/// The deepest `${a:-${b:-…}}` nesting accepted.
+const MAX_DEPTH: usize = 64;
 
 /// Collects the words of `process_words`.
 #[derive(Default)]
@@ -111,6 +117,7 @@ impl<'a> Lexer<'a> {
             raw_escapes: false,
             skip_unset: false,
             lookup,
+            depth: 0,
         }
     }
 
@@ -259,6 +266,18 @@ impl<'a> Lexer<'a> {
     }
 
     fn dollar(&mut self) -> Result<String, String> {
+        if self.depth >= MAX_DEPTH {
+            return Err(format!(
+                "syntax error: substitutions nested more than {MAX_DEPTH} deep"
+            ));
+        }
+        self.depth += 1;
+        let result = self.dollar_inner();
+        self.depth -= 1;
+        result
+    }
+
+    fn dollar_inner(&mut self) -> Result<String, String> {
         self.next();
         if self.peek() != Some('{') {
             let name = self.name();

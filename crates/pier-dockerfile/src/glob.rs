@@ -24,52 +24,44 @@ pub(crate) enum Tok {
     },
 }
 
-/// Whether the whole of `text` matches.
+/// Whether the whole of `text` matches: `row[c]` says whether the tokens from `t` on
+/// match the text from `c` on, computed from the last token back, one row at a time
+/// (no recursion, so a hostile pattern cannot overflow the stack; time is pattern ×
+/// text).
 pub(crate) fn matches(toks: &[Tok], text: &str) -> bool {
-    let chars: Vec<char> = text.chars().collect();
-    // failed[ti * (n + 1) + ci]: (ti, ci) is known not to match.
-    let mut failed = vec![false; (toks.len() + 1) * (chars.len() + 1)];
-    match_at(toks, &chars, 0, 0, &mut failed)
-}
-
-fn match_at(toks: &[Tok], s: &[char], ti: usize, ci: usize, failed: &mut [bool]) -> bool {
-    let key = ti * (s.len() + 1) + ci;
-    if failed[key] {
-        return false;
+    let s: Vec<char> = text.chars().collect();
+    let n = s.len();
+    // After the last token only the end of the text matches.
+    let mut next: Vec<bool> = (0..=n).map(|c| c == n).collect();
+    let mut row = vec![false; n + 1];
+    for tok in toks.iter().rev() {
+        // For OptDirs: some `/` at or after c is followed by a match of the rest.
+        let mut slash_then_rest = false;
+        for c in (0..=n).rev() {
+            let ch = s.get(c).copied();
+            let one = |ok: bool| ok && next[c + 1];
+            row[c] = match (tok, ch) {
+                (Tok::Lit(l), Some(ch)) => one(ch == *l),
+                (Tok::Any, Some(_)) => one(true),
+                (Tok::AnyNoSlash, Some(ch)) => one(ch != '/'),
+                (Tok::Class { negated, ranges }, Some(ch)) => {
+                    one(ranges.iter().any(|&(lo, hi)| lo <= ch && ch <= hi) != *negated)
+                }
+                (Tok::Star, Some(_)) => next[c] || row[c + 1],
+                (Tok::StarNoSlash, Some(ch)) => next[c] || (ch != '/' && row[c + 1]),
+                (Tok::Star | Tok::StarNoSlash, None) => next[c],
+                (Tok::OptDirs, _) => {
+                    if ch == Some('/') && next[c + 1] {
+                        slash_then_rest = true;
+                    }
+                    next[c] || slash_then_rest
+                }
+                (_, None) => false,
+            };
+        }
+        std::mem::swap(&mut next, &mut row);
     }
-    let ok = match toks.get(ti) {
-        None => ci == s.len(),
-        Some(tok) => match tok {
-            Tok::Lit(c) => s.get(ci) == Some(c) && match_at(toks, s, ti + 1, ci + 1, failed),
-            Tok::Any => ci < s.len() && match_at(toks, s, ti + 1, ci + 1, failed),
-            Tok::AnyNoSlash => {
-                s.get(ci).is_some_and(|&c| c != '/') && match_at(toks, s, ti + 1, ci + 1, failed)
-            }
-            Tok::Class { negated, ranges } => {
-                s.get(ci)
-                    .is_some_and(|&c| ranges.iter().any(|&(lo, hi)| lo <= c && c <= hi) != *negated)
-                    && match_at(toks, s, ti + 1, ci + 1, failed)
-            }
-            Tok::Star => (ci..=s.len()).any(|j| match_at(toks, s, ti + 1, j, failed)),
-            Tok::StarNoSlash => {
-                let end = s[ci..]
-                    .iter()
-                    .position(|&c| c == '/')
-                    .map_or(s.len(), |p| ci + p);
-                (ci..=end).any(|j| match_at(toks, s, ti + 1, j, failed))
-            }
-            Tok::OptDirs => {
-                match_at(toks, s, ti + 1, ci, failed)
-                    || (ci..s.len())
-                        .filter(|&j| s[j] == '/')
-                        .any(|j| match_at(toks, s, ti + 1, j + 1, failed))
-            }
-        },
-    };
-    if !ok {
-        failed[key] = true;
-    }
-    ok
+    next[0]
 }
 
 /// A shell pattern (`${x#pattern}`): `*`, `?`, `[…]` with `!` or `^` negation, `\`

@@ -497,7 +497,7 @@ fn scan(text: &str, escape: Option<char>) -> Result<Scanned, ParseError> {
                 message: format!("Empty continuation line found in: {line}"),
             });
         }
-        let mut node = node_from_line(&line, escape).map_err(|message| ParseError {
+        let mut node = node_from_line(&line, escape, false).map_err(|message| ParseError {
             line: start_line,
             message,
         })?;
@@ -577,7 +577,7 @@ fn split_ws(s: &str) -> Vec<String> {
 }
 
 /// Builds a node from a logical line (BuildKit's `newNodeFromLine`).
-fn node_from_line(line: &str, escape: char) -> Result<Node, String> {
+fn node_from_line(line: &str, escape: char, nested: bool) -> Result<Node, String> {
     let (cmd, rest) = split_first_ws(line.trim());
     let (rest, flags) = extract_builder_flags(rest);
     let rest = rest.trim();
@@ -613,8 +613,10 @@ fn node_from_line(line: &str, escape: char) -> Result<Node, String> {
             None if rest.is_empty() => {}
             None => node.args = vec![rest.to_string()],
         },
-        "onbuild" if !rest.is_empty() => {
-            node.sub = Some(Box::new(node_from_line(rest, escape)?));
+        // One level only: a trigger that is itself ONBUILD is refused in the second
+        // pass by its name, and deeper chains would only deepen the recursion.
+        "onbuild" if !rest.is_empty() && !nested => {
+            node.sub = Some(Box::new(node_from_line(rest, escape, true)?));
         }
         "healthcheck" => {
             let (typ, cmd_rest) = split_first_ws(rest);

@@ -129,3 +129,29 @@ fn random_input_never_panics() {
         let _ = pier_dockerfile::chmod::Chmod::parse(&text).map(|c| c.apply(0o644, false));
     }
 }
+
+/// Hostile nesting (a build context may come from anywhere) is an error or a result,
+/// never a stack overflow that would take the daemon down.
+#[test]
+fn deep_nesting_does_not_overflow_the_stack() {
+    let depth = 100_000;
+    let nested = format!("{}x{}", "${a:-".repeat(depth), "}".repeat(depth));
+    // On a thread with a quarter of the 2 MiB a runtime worker has.
+    std::thread::Builder::new()
+        .stack_size(512 * 1024)
+        .spawn(move || {
+            let lookup = |_: &str| None;
+            assert!(process_word(&nested, '\\', &lookup).is_err());
+            let onbuilds = format!("FROM scratch\n{}RUN x\n", "ONBUILD ".repeat(depth));
+            assert!(pier_dockerfile::parse(&onbuilds).is_err());
+            let long_pattern = format!("{}\n", "a*".repeat(depth));
+            let ignore = DockerIgnore::parse(&long_pattern).unwrap();
+            assert!(!ignore.excludes("b"));
+            assert!(!ignore.excludes("aaaa"), "a*a*… wants as many a as stars");
+            let brackets = format!("FROM scratch\nCMD {}\n", "[".repeat(depth));
+            assert!(pier_dockerfile::parse(&brackets).is_ok());
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+}
