@@ -21,6 +21,8 @@ const CLIENT_API: &str = "1.50";
 #[derive(Debug, Clone)]
 pub struct Client {
     socket: PathBuf,
+    /// Headers sent with every request of this client (`X-Registry-Auth`).
+    extra_headers: Vec<(String, String)>,
 }
 
 /// An answer: status and a body reader.
@@ -99,6 +101,7 @@ impl Client {
             .ok_or_else(|| anyhow!("unsupported host {host:?}: use unix://PATH"))?;
         let client = Client {
             socket: PathBuf::from(path),
+            extra_headers: Vec::new(),
         };
         if client.ping().is_ok() {
             return Ok(client);
@@ -119,6 +122,13 @@ impl Client {
             "started pierd, but it does not answer on {host}: see {}",
             client.socket.with_file_name("pierd.log").display()
         )
+    }
+
+    /// A copy that sends `name: value` with every request.
+    pub fn with_header(&self, name: &str, value: &str) -> Client {
+        let mut c = self.clone();
+        c.extra_headers.push((name.to_string(), value.to_string()));
+        c
     }
 
     fn ping(&self) -> Result<()> {
@@ -148,6 +158,9 @@ impl Client {
             "{method} {path} HTTP/1.1\r\nHost: pier\r\nUser-Agent: pier/{}\r\n",
             env!("CARGO_PKG_VERSION")
         );
+        for (name, value) in &self.extra_headers {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
         if upgrade {
             head.push_str("Connection: Upgrade\r\nUpgrade: tcp\r\n");
         } else {

@@ -139,6 +139,12 @@ pub struct CreateArgs {
     /// Runtime to use for this container
     #[arg(long)]
     runtime: Option<String>,
+    /// Pull image before running ("always", "missing", "never")
+    #[arg(long, value_enum, default_value = "missing")]
+    pull: crate::registry::PullPolicy,
+    /// Set platform if server is multi-platform capable
+    #[arg(long, value_name = "PLATFORM")]
+    platform: Option<String>,
     image: String,
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     command: Vec<String>,
@@ -1000,7 +1006,18 @@ fn create_container(
         Some(n) => format!("/containers/create?name={}", enc(n)),
         None => "/containers/create".to_string(),
     };
-    let answer = client.post_json(&path, Some(&body))?;
+    use crate::registry::{pull_for_create, PullPolicy};
+    if a.pull == PullPolicy::Always {
+        pull_for_create(client, &a.image, a.platform.as_deref(), false)?;
+    }
+    let answer = match client.post_json(&path, Some(&body)) {
+        // As the docker CLI: a missing image is pulled, then the create is retried.
+        Err(e) if a.pull == PullPolicy::Missing && e.to_string().contains("No such image") => {
+            pull_for_create(client, &a.image, a.platform.as_deref(), true)?;
+            client.post_json(&path, Some(&body))?
+        }
+        other => other?,
+    };
     for w in answer["Warnings"].as_array().into_iter().flatten() {
         if let Some(w) = w.as_str() {
             eprintln!("WARNING: {w}");

@@ -12,6 +12,7 @@ mod images;
 mod interactive;
 mod networks;
 mod output;
+mod registry;
 mod stream_output;
 mod system;
 mod terminal;
@@ -68,6 +69,14 @@ enum Command {
     Load(images::LoadArgs),
     /// Import the contents from a tarball or directory to create a filesystem image
     Import(images::ImportArgs),
+    /// Download an image from a registry
+    Pull(registry::PullArgs),
+    /// Upload an image to a registry
+    Push(registry::PushArgs),
+    /// Log in to a registry
+    Login(registry::LoginArgs),
+    /// Log out from a registry
+    Logout(registry::LogoutArgs),
     /// Create and run a new container from an image
     Run(containers::RunArgs),
     /// Create a new container
@@ -137,6 +146,18 @@ fn main() -> ExitCode {
         }
         Command::Volume { command } => {
             return with_daemon(&host, &data_root, |c| volumes::dispatch(c, command))
+        }
+        Command::Pull(a) => return with_daemon(&host, &data_root, |c| registry::pull(c, a)),
+        Command::Push(a) => return with_daemon(&host, &data_root, |c| registry::push(c, a)),
+        Command::Login(a) => return with_daemon(&host, &data_root, |c| registry::login(c, a)),
+        Command::Logout(a) => {
+            return match registry::logout(a) {
+                Ok(code) => code,
+                Err(e) => {
+                    eprintln!("{e:#}");
+                    ExitCode::FAILURE
+                }
+            }
         }
         Command::Version => return with_daemon(&host, &data_root, containers::version),
         Command::Info => return with_daemon(&host, &data_root, containers::info),

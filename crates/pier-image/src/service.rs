@@ -650,9 +650,28 @@ impl ImageService {
         let mut items = Vec::new();
 
         if let Some(name) = by_name {
-            if resolved.names.len() > 1 {
+            // As dockerd: removing a repository's last tag also removes that
+            // repository's digest references (`RepoDigests`) of the image.
+            let same_repo_digests: Vec<&Reference> = if name.digest().is_none()
+                && !resolved.names.iter().any(|n| {
+                    n != &name && n.digest().is_none() && n.repository() == name.repository()
+                }) {
+                resolved
+                    .names
+                    .iter()
+                    .filter(|n| n.digest().is_some() && n.repository() == name.repository())
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            let remaining = resolved.names.len() - 1 - same_repo_digests.len();
+            if remaining > 0 {
                 self.store.untag(&name)?;
                 items.push(DeleteItem::untagged(name.familiar()));
+                for digest_ref in same_repo_digests {
+                    self.store.untag(digest_ref)?;
+                    items.push(DeleteItem::untagged(digest_ref.familiar()));
+                }
                 return Ok(items);
             }
             if let Some(holder) = holders.first() {

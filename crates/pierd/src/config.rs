@@ -125,6 +125,13 @@ pub struct DaemonConfig {
     /// Path to TLS key file [default: ~/.docker/key.pem]
     #[arg(long = "tlskey", value_name = "FILE")]
     pub tls_key: Option<PathBuf>,
+    /// Registry (host[:port] or CIDR) spoken to over plain HTTP (repeatable);
+    /// loopback registries always are
+    #[arg(long = "insecure-registry", value_name = "REGISTRY")]
+    pub insecure_registries: Vec<String>,
+    /// Mirror (URL) tried before Docker Hub for its images (repeatable)
+    #[arg(long = "registry-mirror", value_name = "URL")]
+    pub registry_mirrors: Vec<String>,
 }
 
 /// A `-H` address the daemon listens on.

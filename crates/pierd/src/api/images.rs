@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Extension, Path, Query, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -283,6 +283,7 @@ async fn image_post(
     State(state): State<AppState>,
     Path(rest): Path<String>,
     Query(params): Query<Vec<(String, String)>>,
+    headers: HeaderMap,
 ) -> Result<Response> {
     let params = Params(params);
     match split_action(&rest, &["tag", "push"]) {
@@ -303,10 +304,9 @@ async fn image_post(
             publish(&state, Event::image(&id, "tag", Some(&target.familiar())));
             Ok(StatusCode::CREATED.into_response())
         }
-        Some((name, _)) => Err(ApiError::new(
-            StatusCode::NOT_IMPLEMENTED,
-            format!("pushing images is not supported by Pier yet: cannot push {name}"),
-        )),
+        Some((name, _)) => {
+            super::distribution::push(state, name, params.string("tag"), &headers).await
+        }
         None => Err(no_route("POST", &rest)),
     }
 }
@@ -530,29 +530,23 @@ fn error_line(message: &str) -> String {
 // ---------------------------------------------------------------------------------------
 // POST /images/create
 
-/// `docker import` (`fromSrc`) and `docker pull` (`fromImage`, not supported yet).
+/// `docker import` (`fromSrc`) and `docker pull` (`fromImage`, in [`super::distribution`]).
 async fn create(
     State(state): State<AppState>,
     Query(params): Query<Vec<(String, String)>>,
+    headers: HeaderMap,
     body: Body,
 ) -> Result<Response> {
     let params = Params(params);
     if let Some(image) = params.get("fromImage").filter(|s| !s.is_empty()) {
-        // Validate the name first, so a bad one gets Docker's 400. `tag` may be a
-        // digest (`docker pull name@sha256:...` sends it so).
-        let tag = params.string("tag");
-        let reference = if tag.contains(':') {
-            Reference::parse(&format!("{image}@{tag}"))?
-        } else {
-            repo_tag(image, tag)?
-        };
-        return Err(ApiError::new(
-            StatusCode::NOT_IMPLEMENTED,
-            format!(
-                "pulling images is not supported by Pier yet: cannot pull {}; load it with `docker load` instead",
-                reference.familiar()
-            ),
-        ));
+        return super::distribution::pull(
+            state,
+            image,
+            params.string("tag"),
+            params.string("platform"),
+            &headers,
+        )
+        .await;
     }
     let source = params.string("fromSrc");
     if source.is_empty() {

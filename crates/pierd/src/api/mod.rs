@@ -14,6 +14,7 @@ pub mod container_ops;
 pub mod containers;
 mod cpusets;
 pub mod detach;
+mod distribution;
 pub mod error;
 pub mod events;
 pub mod exec;
@@ -71,6 +72,7 @@ pub fn service(daemon: Arc<Daemon>) -> Router {
         .merge(system::routes())
         .merge(images::routes())
         .merge(build::routes())
+        .merge(distribution::routes())
         .merge(containers::routes())
         .merge(archive::routes())
         .merge(commit::routes())
