@@ -11,6 +11,9 @@
 //! and only then deletes. A blob pushed or mounted for a manifest still to come is
 //! younger than the grace period (linking renews its modification time), and uploads in
 //! progress live apart from the blobs, so neither is ever touched.
+//!
+//! Uploads abandoned by their clients (data untouched for [`UPLOAD_EXPIRY`]) are
+//! removed too; online, never one a request is working on.
 
 use std::collections::HashSet;
 use std::sync::RwLock;
@@ -23,6 +26,20 @@ use crate::manifest;
 use crate::names::RepoName;
 use crate::storage::Store;
 
+/// How long an upload may sit untouched before it counts as abandoned.
+pub const UPLOAD_EXPIRY: Duration = Duration::from_secs(24 * 3600);
+
+/// Uploads whose data was last written more than `max_age` ago.
+pub fn stale_uploads(store: &Store, max_age: Duration) -> Vec<String> {
+    let now = SystemTime::now();
+    store
+        .uploads()
+        .into_iter()
+        .filter(|(_, modified)| now.duration_since(*modified).unwrap_or_default() > max_age)
+        .map(|(id, _)| id)
+        .collect()
+}
+
 #[derive(Debug, Default)]
 pub struct Report {
     /// Blobs kept because something references them.
@@ -31,6 +48,8 @@ pub struct Report {
     pub young: usize,
     /// Blobs deleted (or, dry, that would be), with their sizes.
     pub deleted: Vec<(Digest, u64)>,
+    /// Abandoned uploads removed (or, dry, that would be).
+    pub uploads: Vec<String>,
 }
 
 /// Every (repository, manifest) pair in the store.
@@ -119,6 +138,7 @@ impl Report {
             "young": self.young,
             "deleted": self.deleted.iter().map(|(d, _)| d.to_string()).collect::<Vec<_>>(),
             "bytes_freed": self.deleted.iter().map(|(_, s)| s).sum::<u64>(),
+            "uploads_removed": self.uploads,
         })
     }
 }

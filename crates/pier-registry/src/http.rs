@@ -23,15 +23,19 @@ use crate::storage::{self, Store};
 
 /// An upload in progress as the server tracks it between requests. The hasher runs
 /// over the data as it streams in (sha256); after a restart, or when a write failed
-/// half-way, it is gone and the data is hashed from disk at the end.
+/// half-way, it is gone and the data is hashed from disk at the end. `gone` is set when
+/// garbage collection removed the upload while a request waited for it.
 #[derive(Debug)]
 struct Upload {
-    repo: RepoName,
     size: u64,
     hasher: Option<Hasher>,
+    gone: bool,
 }
 
-type UploadSlot = Arc<tokio::sync::Mutex<Upload>>;
+type UploadGuard = tokio::sync::OwnedMutexGuard<Upload>;
+
+/// An upload's repository and its state, one request at a time.
+type UploadSlot = (RepoName, Arc<tokio::sync::Mutex<Upload>>);
 
 #[derive(Debug)]
 pub struct App {
@@ -59,30 +63,37 @@ impl App {
         }
     }
 
-    /// The upload `id` of repository `name`, from memory or (after a restart) disk.
-    fn upload(&self, name: &RepoName, id: &str) -> Result<UploadSlot> {
-        let mut map = self.uploads.lock().unwrap_or_else(|e| e.into_inner());
-        let slot = match map.get(id) {
-            Some(slot) => slot.clone(),
-            None => {
-                let (repo, size) = self
-                    .store
-                    .upload_on_disk(id)
-                    .ok_or(RegistryError::BlobUploadUnknown)?;
-                let slot = Arc::new(tokio::sync::Mutex::new(Upload {
-                    repo,
-                    size,
-                    hasher: (size == 0).then(|| Hasher::new(Algorithm::Sha256)),
-                }));
-                map.insert(id.to_string(), slot.clone());
-                slot
+    /// The upload `id` of repository `name`, from memory or (after a restart) disk,
+    /// locked for this request.
+    async fn upload(&self, name: &RepoName, id: &str) -> Result<UploadGuard> {
+        let state = {
+            let mut map = self.uploads.lock().unwrap_or_else(|e| e.into_inner());
+            let (repo, state) = match map.get(id) {
+                Some(slot) => slot.clone(),
+                None => {
+                    let (repo, size) = self
+                        .store
+                        .upload_on_disk(id)
+                        .ok_or(RegistryError::BlobUploadUnknown)?;
+                    let state = Arc::new(tokio::sync::Mutex::new(Upload {
+                        size,
+                        hasher: (size == 0).then(|| Hasher::new(Algorithm::Sha256)),
+                        gone: false,
+                    }));
+                    map.insert(id.to_string(), (repo.clone(), state.clone()));
+                    (repo, state)
+                }
+            };
+            if &repo != name {
+                return Err(RegistryError::BlobUploadUnknown);
             }
+            state
         };
-        let same_repo = slot.try_lock().map(|u| &u.repo == name).unwrap_or(true);
-        if !same_repo {
+        let guard = state.lock_owned().await;
+        if guard.gone {
             return Err(RegistryError::BlobUploadUnknown);
         }
-        Ok(slot)
+        Ok(guard)
     }
 
     fn forget_upload(&self, id: &str) {
@@ -92,10 +103,51 @@ impl App {
             .remove(id);
     }
 
-    /// The ids of uploads in progress (for garbage collection).
-    pub fn upload_ids(&self) -> Vec<String> {
-        let map = self.uploads.lock().unwrap_or_else(|e| e.into_inner());
-        map.keys().cloned().collect()
+    /// Removes uploads untouched for longer than `max_age` (abandoned by their client),
+    /// skipping any a request is working on; their ids.
+    pub fn purge_uploads(&self, max_age: std::time::Duration) -> Result<Vec<String>> {
+        let mut removed = Vec::new();
+        for id in crate::gc::stale_uploads(&self.store, max_age) {
+            // Under the map's lock no request can pick the upload up meanwhile.
+            let mut map = self.uploads.lock().unwrap_or_else(|e| e.into_inner());
+            let guard = match map.get(&id) {
+                Some((_, state)) => match state.clone().try_lock_owned() {
+                    Ok(guard) => Some(guard),
+                    Err(_) => continue,
+                },
+                None => None,
+            };
+            self.store.remove_upload(&id)?;
+            map.remove(&id);
+            if let Some(mut guard) = guard {
+                guard.gone = true;
+            }
+            removed.push(id);
+        }
+        Ok(removed)
+    }
+}
+
+/// The peer of a connection, plain or TLS, for the access log.
+#[derive(Debug, Clone, Copy)]
+pub struct RemoteAddr(pub std::net::SocketAddr);
+
+impl
+    axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, tokio::net::TcpListener>>
+    for RemoteAddr
+{
+    fn connect_info(
+        stream: axum::serve::IncomingStream<'_, tokio::net::TcpListener>,
+    ) -> RemoteAddr {
+        RemoteAddr(*stream.remote_addr())
+    }
+}
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, crate::tls::Listener>>
+    for RemoteAddr
+{
+    fn connect_info(stream: axum::serve::IncomingStream<'_, crate::tls::Listener>) -> RemoteAddr {
+        RemoteAddr(*stream.remote_addr())
     }
 }
 
@@ -111,6 +163,10 @@ pub async fn handle(State(app): State<Arc<App>>, req: Request) -> Response {
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let bytes_in = content_length(req.headers()).unwrap_or(0);
+    let remote = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<RemoteAddr>>()
+        .map(|c| c.0 .0.to_string());
     let mut response = respond(&app, req)
         .await
         .unwrap_or_else(|e| e.into_response());
@@ -130,6 +186,7 @@ pub async fn handle(State(app): State<Arc<App>>, req: Request) -> Response {
         "{}",
         serde_json::json!({
             "msg": "request",
+            "remote": remote,
             "method": method.as_str(),
             "path": path,
             "status": status,
@@ -366,8 +423,7 @@ async fn dispatch(app: &Arc<App>, route: Route, access: Access, req: Request) ->
         },
         Route::Upload(name, id) => match method {
             Method::GET => {
-                let slot = app.upload(&name, &id)?;
-                let upload = slot.lock().await;
+                let upload = app.upload(&name, &id).await?;
                 Ok(upload_progress(
                     StatusCode::NO_CONTENT,
                     &name,
@@ -378,8 +434,7 @@ async fn dispatch(app: &Arc<App>, route: Route, access: Access, req: Request) ->
             Method::PATCH => patch_upload(app, &name, &id, req).await,
             Method::PUT => put_upload(app, &name, &id, &query, req).await,
             Method::DELETE => {
-                let slot = app.upload(&name, &id)?;
-                let _upload = slot.lock().await;
+                let _upload = app.upload(&name, &id).await?;
                 blocking(|| app.store.remove_upload(&id))?;
                 app.forget_upload(&id);
                 Ok(response(StatusCode::NO_CONTENT, Vec::new(), Body::empty()))
@@ -730,8 +785,7 @@ async fn start_upload(
         None => None,
     };
     let id = blocking(|| app.store.create_upload(name))?;
-    let slot = app.upload(name, &id)?;
-    let mut upload = slot.lock().await;
+    let mut upload = app.upload(name, &id).await?;
     match monolithic {
         Some(digest) => {
             let result = async {
@@ -852,8 +906,7 @@ fn finish(
 }
 
 async fn patch_upload(app: &App, name: &RepoName, id: &str, req: Request) -> Result<Response> {
-    let slot = app.upload(name, id)?;
-    let mut upload = slot.lock().await;
+    let mut upload = app.upload(name, id).await?;
     check_chunk(req.headers(), name, id, upload.size)?;
     append(app, id, &mut upload, req.into_body()).await?;
     Ok(upload_progress(StatusCode::ACCEPTED, name, id, upload.size))
@@ -866,8 +919,7 @@ async fn put_upload(
     query: &HashMap<String, String>,
     req: Request,
 ) -> Result<Response> {
-    let slot = app.upload(name, id)?;
-    let mut upload = slot.lock().await;
+    let mut upload = app.upload(name, id).await?;
     let digest = parse_digest(query.get("digest").map(String::as_str).unwrap_or(""))?;
     check_chunk(req.headers(), name, id, upload.size)?;
     append(app, id, &mut upload, req.into_body()).await?;

@@ -87,7 +87,7 @@ pub async fn serve(settings: Settings) -> Result<(), ServeError> {
     if let Some(interval) = settings.gc_interval {
         tokio::spawn(collect_garbage(app.clone(), interval, settings.gc_grace));
     }
-    let router = http::router(app);
+    let router = http::router(app).into_make_service_with_connect_info::<http::RemoteAddr>();
     match acceptor {
         Some(acceptor) => {
             let listener = tls::Listener::new(listener, acceptor).map_err(ServeError::Serve)?;
@@ -114,7 +114,9 @@ async fn collect_garbage(
         tokio::time::sleep(interval).await;
         let app = app.clone();
         let run = tokio::task::spawn_blocking(move || {
-            gc::collect(&app.store, Some(&app.gc_lock), grace, false)
+            let mut report = gc::collect(&app.store, Some(&app.gc_lock), grace, false)?;
+            report.uploads = app.purge_uploads(gc::UPLOAD_EXPIRY)?;
+            Ok::<_, RegistryError>(report)
         })
         .await;
         match run {

@@ -91,10 +91,18 @@ fn main() -> anyhow::Result<()> {
             runtime.block_on(pier_registry::serve(settings))?;
         }
         Some(Command::Gc { dry_run }) => {
+            let verb = if dry_run { "would delete" } else { "deleted" };
             let store = pier_registry::storage::Store::open(&settings.root)
                 .with_context(|| format!("opening {}", settings.root.display()))?;
-            let report = pier_registry::gc::collect(&store, None, settings.gc_grace, dry_run)?;
-            let verb = if dry_run { "would delete" } else { "deleted" };
+            let mut report = pier_registry::gc::collect(&store, None, settings.gc_grace, dry_run)?;
+            report.uploads =
+                pier_registry::gc::stale_uploads(&store, pier_registry::gc::UPLOAD_EXPIRY);
+            for id in &report.uploads {
+                if !dry_run {
+                    store.remove_upload(id)?;
+                }
+                println!("{verb} abandoned upload {id}");
+            }
             for (digest, size) in &report.deleted {
                 println!("{verb} {digest} ({size} bytes)");
             }

@@ -448,6 +448,23 @@ impl Store {
         Some((RepoName::parse(&repo).ok()?, size))
     }
 
+    /// Every upload on disk with the last modification of its data.
+    pub fn uploads(&self) -> Vec<(String, std::time::SystemTime)> {
+        let Ok(entries) = fs::read_dir(self.root.join("uploads")) else {
+            return Vec::new();
+        };
+        entries
+            .filter_map(|e| e.ok())
+            .filter_map(|e| {
+                let id = e.file_name().into_string().ok()?;
+                let modified = fs::metadata(e.path().join("data"))
+                    .and_then(|m| m.modified())
+                    .unwrap_or(std::time::SystemTime::UNIX_EPOCH);
+                Some((id, modified))
+            })
+            .collect()
+    }
+
     pub fn remove_upload(&self, id: &str) -> Result<()> {
         let dir = self.upload_dir(id);
         match fs::remove_dir_all(&dir) {

@@ -14,6 +14,28 @@ fn blob_exists(r: &Registry, digest: &str) -> bool {
     r.root().join("blobs").join(alg).join(hex).exists()
 }
 
+/// Starts an upload with some data; its location.
+fn start_upload(r: &Registry, repo: &str) -> String {
+    let start = r.call("POST", &format!("/v2/{repo}/blobs/uploads/"), &[], b"");
+    let location = start.header("location").unwrap().to_string();
+    r.call("PATCH", &location, &[], b"partial")
+        .expect(202, None);
+    location
+}
+
+/// Makes an upload look untouched for two days.
+fn backdate_upload(r: &Registry, location: &str) {
+    let id = location.rsplit('/').next().unwrap();
+    let data = r.root().join("uploads").join(id).join("data");
+    let two_days_ago = std::time::SystemTime::now() - Duration::from_secs(2 * 24 * 3600);
+    std::fs::File::options()
+        .write(true)
+        .open(data)
+        .unwrap()
+        .set_modified(two_days_ago)
+        .unwrap();
+}
+
 fn gc(root: &std::path::Path, args: &[&str]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_pier-registry"))
         .arg("gc")
@@ -78,6 +100,11 @@ fn offline_gc_dry_run_then_delete() {
     )
     .expect(202, None);
 
+    // An upload abandoned two days ago, and one in progress.
+    let abandoned = start_upload(&r, "gc/app");
+    backdate_upload(&r, &abandoned);
+    let in_progress = start_upload(&r, "gc/app");
+
     let dir = r.into_dir();
     let root = dir.path().join("root");
     // Everything is younger than the default grace period (an hour).
@@ -85,6 +112,15 @@ fn offline_gc_dry_run_then_delete() {
     assert!(young.contains("would delete 0 blobs (0 bytes)"), "{young}");
 
     let dry = gc(&root, &["--dry-run", "--gc-grace", "0"]);
+    let abandoned_id = abandoned.rsplit('/').next().unwrap();
+    assert!(
+        dry.contains(&format!("would delete abandoned upload {abandoned_id}")),
+        "{dry}"
+    );
+    assert!(
+        !dry.contains(in_progress.rsplit('/').next().unwrap()),
+        "{dry}"
+    );
     let listed: Vec<&str> = dry
         .lines()
         .filter(|l| l.starts_with("would delete sha"))
@@ -106,6 +142,9 @@ fn offline_gc_dry_run_then_delete() {
     for d in expected {
         assert!(!blob_exists(&r, d), "{d} kept");
     }
+    r.call("GET", &abandoned, &[], b"")
+        .expect(404, Some("BLOB_UPLOAD_UNKNOWN"));
+    r.call("GET", &in_progress, &[], b"").expect(204, None);
     r.call("HEAD", &format!("/v2/gc/app/blobs/{garbage}"), &[], b"")
         .expect(404, None);
     for reference in [
@@ -144,6 +183,9 @@ fn offline_gc_dry_run_then_delete() {
 fn online_gc_during_a_push_deletes_nothing_the_push_needs() {
     let r = Registry::pier(&["--gc-interval", "1", "--gc-grace", "2"]);
     let garbage = r.push_blob("live/app", b"garbage to collect");
+    let abandoned = start_upload(&r, "live/app");
+    backdate_upload(&r, &abandoned);
+    let in_progress = start_upload(&r, "live/app");
     // A push in progress: blobs first, the manifest after some collections ran.
     let config = r.push_blob("live/app", b"{\"os\":\"linux\"}");
     let layer = r.push_blob("live/app", b"the layer");
@@ -181,6 +223,9 @@ fn online_gc_during_a_push_deletes_nothing_the_push_needs() {
     }
     r.call("GET", "/v2/live/app/manifests/v1", &[], b"")
         .expect(200, None);
+    r.call("GET", &abandoned, &[], b"")
+        .expect(404, Some("BLOB_UPLOAD_UNKNOWN"));
+    r.call("GET", &in_progress, &[], b"").expect(204, None);
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(text.contains(&garbage), "{text}");
 }

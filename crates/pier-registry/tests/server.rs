@@ -246,6 +246,10 @@ fn metrics_and_access_log() {
         .find(|v| v["path"] == "/v2/metrics/x/manifests/nope")
         .expect("logged");
     assert_eq!(miss["status"], 404);
+    assert!(
+        miss["remote"].as_str().unwrap().starts_with("127.0.0.1:"),
+        "{miss}"
+    );
     assert_eq!(miss["method"], "GET");
 }
 
