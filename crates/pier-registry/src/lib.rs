@@ -42,6 +42,7 @@ pub enum ServeError {
 /// Serves the registry described by `settings` until SIGINT or SIGTERM.
 pub async fn serve(settings: Settings) -> Result<(), ServeError> {
     let store = storage::Store::open(&settings.root)?;
+    store.clear_tmp()?;
     let users = match &settings.htpasswd {
         Some(path) => Some(auth::Htpasswd::load(path)?),
         None => None,

@@ -104,6 +104,17 @@ impl Store {
         })
     }
 
+    /// Removes what a crash left in `tmp/` (files never renamed into place). Only for the
+    /// server at start: an offline `gc` must not touch a running server's files.
+    pub fn clear_tmp(&self) -> Result<()> {
+        let dir = self.root.join("tmp");
+        let entries = fs::read_dir(&dir).map_err(io_err(format!("listing {}", dir.display())))?;
+        for e in entries.filter_map(|e| e.ok()) {
+            remove_if_exists(&e.path())?;
+        }
+        Ok(())
+    }
+
     pub fn root(&self) -> &Path {
         &self.root
     }

@@ -860,3 +860,89 @@ fn error_bodies_have_code_message_detail() {
             .starts_with("application/json"));
     }
 }
+
+#[test]
+fn corners_paths_methods_pagination_and_sizes() {
+    for r in Registry::both("corners_paths_methods_pagination_and_sizes") {
+        let unknown_path = r.call("GET", "/v2/a/b/unknown/thing", &[], b"");
+        assert_eq!(unknown_path.status, 404, "{:?}", r.kind);
+        let wrong_method = r.call("POST", "/v2/corner/x/tags/list", &[], b"");
+        match r.kind {
+            Impl::Pier => {
+                wrong_method.expect(405, Some("UNSUPPORTED"));
+            }
+            // distribution answers a method its route lacks with 405 and no OCI body.
+            Impl::Distribution => {
+                wrong_method.expect(405, None);
+            }
+        }
+
+        r.push_image("corner/x", "t", "corner");
+        let bad_n = r.call("GET", "/v2/corner/x/tags/list?n=abc", &[], b"");
+        match r.kind {
+            Impl::Pier => {
+                bad_n.expect(400, Some("PAGINATION_NUMBER_INVALID"));
+            }
+            // Deviation (with tags pagination ignored): any `n` is accepted.
+            Impl::Distribution => {
+                bad_n.expect(200, None);
+            }
+        }
+        let bad_catalog_n = r.call("GET", "/v2/_catalog?n=abc", &[], b"");
+        match r.kind {
+            Impl::Pier => {
+                bad_catalog_n.expect(400, Some("PAGINATION_NUMBER_INVALID"));
+            }
+            // Deviation: distribution 2.8 ignores an `n` that is no number.
+            Impl::Distribution => {
+                bad_catalog_n.expect(200, None);
+            }
+        }
+
+        // A manifest over 4 MiB.
+        let big = format!(
+            "{{\"schemaVersion\":2,\"mediaType\":\"{OCI_MANIFEST}\",\"annotations\":{{\"pad\":\"{}\"}}}}",
+            "x".repeat(4 << 20)
+        );
+        let too_big = r.put_manifest("corner/x", "big", OCI_MANIFEST, big.as_bytes());
+        match r.kind {
+            Impl::Pier => {
+                too_big.expect(413, Some("SIZE_INVALID"));
+            }
+            // Deviation: distribution reads it and rejects it as invalid.
+            Impl::Distribution => {
+                too_big.expect(400, Some("MANIFEST_INVALID"));
+            }
+        }
+
+        // A chunk whose Content-Length disagrees with its Content-Range.
+        let start = r.call("POST", "/v2/corner/x/blobs/uploads/", &[], b"");
+        let location = start.header("location").unwrap().to_string();
+        let mismatch = r.call(
+            "PATCH",
+            &path_of(&location),
+            &[
+                ("Content-Range", "0-9"),
+                ("Content-Type", "application/octet-stream"),
+            ],
+            b"short",
+        );
+        match r.kind {
+            Impl::Pier => {
+                mismatch.expect(416, Some("RANGE_INVALID"));
+            }
+            Impl::Distribution => {
+                mismatch.expect(202, None);
+            }
+        }
+
+        // A mount of a malformed digest.
+        r.call(
+            "POST",
+            "/v2/corner/x/blobs/uploads/?mount=sha256:zz&from=corner/x",
+            &[],
+            b"",
+        )
+        .expect(if r.kind == Impl::Pier { 400 } else { 202 }, None);
+    }
+}
