@@ -155,6 +155,18 @@ impl<'a> Lexer<'a> {
                 return Ok((result, words.finish()));
             }
             match ch {
+                // `<<` and the blanks after it stay one word, so a heredoc written
+                // `<< EOF` is found (BuildKit's processPossibleHeredoc).
+                '<' if self.chars.get(self.pos + 1) == Some(&'<') => {
+                    let mut tmp = String::from("<<");
+                    self.pos += 2;
+                    while let Some(c) = self.peek().filter(|c| *c == ' ' || *c == '\t') {
+                        tmp.push(c);
+                        self.pos += 1;
+                    }
+                    result.push_str(&tmp);
+                    words.add_raw_string(&tmp);
+                }
                 '\'' | '"' | '$' => {
                     let tmp = match ch {
                         '\'' => self.single_quote()?,

@@ -552,6 +552,99 @@ mod tests {
         vec!["/bin/sh".to_string(), "-c".to_string()]
     }
 
+    /// BuildKit's TestParseExtractsHeredoc (parser_heredoc_test.go), with the bodies of
+    /// `<<-` already chomped, as Pier keeps them, through both passes.
+    #[test]
+    fn heredocs_as_buildkit_extracts_them() {
+        let df = parse(
+            "\nFROM alpine:3.6\n\nENV NAME=me\n\nRUN ls\n\nUSER <<INVALID\n\nRUN <<EMPTY\nEMPTY\n\n\
+             RUN 3<<EMPTY2\nEMPTY2\n\nRUN \"<<NOHEREDOC\"\n\nRUN <<INDENT\n\tfoo\n\tbar\nINDENT\n\n\
+             RUN <<-UNINDENT\n\tbaz\n\tquux\nUNINDENT\n\nRUN <<-UNINDENT2\n\tbaz\n\tquux\n\tUNINDENT2\n\n\
+             RUN <<-EXPAND\n\texpand $NAME\nEXPAND\n\nRUN <<-'NOEXPAND'\n\tdon't expand $NAME\nNOEXPAND\n\n\
+             RUN <<COPY\necho hello world\necho foo bar\nCOPY\n\n\
+             RUN <<COMMENT\n# internal comment\necho hello world\necho foo bar # trailing comment\nCOMMENT\n\n\
+             RUN --mount=type=cache,target=/foo <<MOUNT\necho hello\nMOUNT\n\n\
+             COPY <<FILE1 <<FILE2 /dest\ncontent 1\nFILE1\ncontent 2\nFILE2\n\n\
+             COPY <<EOF /quotes\n\"foo\"\n'bar'\nEOF\n\nCOPY <<X <<Y /dest\nY\nX\nX\nY\n\n\
+             RUN <<COMPLEX python3\nprint('hello world')\nCOMPLEX\n\nCOPY <<file.txt /dest\nhello world\nfile.txt\n\n\
+             RUN <<eo'f'\necho foo\neof\n\nRUN <<eo\\'f\necho foo\neo'f\n\nRUN <<'e'o\\'f\necho foo\neo'f\n\n\
+             RUN <<'one two'\necho bar\none two\n\nRUN <<$EOF\n$EOF\n\nRUN <<  EOF\nEOF\n\nRUN <<  EOF  > foo\nEOF\n\t",
+        )
+        .unwrap();
+        let docs: Vec<Vec<(String, String, bool, bool)>> = df.stages[0]
+            .instructions
+            .iter()
+            .map(|i| {
+                let docs = match &i.kind {
+                    InstructionKind::Run(r) => r.heredocs.clone(),
+                    InstructionKind::Copy(c) => c.heredocs.clone(),
+                    _ => Vec::new(),
+                };
+                docs.into_iter()
+                    .map(|h| (h.name, h.content, h.expand, h.chomp))
+                    .collect()
+            })
+            .collect();
+        let d = |name: &str, content: &str, expand: bool, chomp: bool| {
+            vec![(name.to_string(), content.to_string(), expand, chomp)]
+        };
+        let none = Vec::new;
+        let expected = vec![
+            none(), // ENV
+            none(), // RUN ls
+            // USER <<INVALID (in BuildKit's test a line INVALID follows, which its first pass
+            // takes as an instruction and its second refuses)
+            none(),
+            d("EMPTY", "", true, false),
+            d("EMPTY2", "", true, false),
+            none(), // RUN "<<NOHEREDOC"
+            d("INDENT", "\tfoo\n\tbar\n", true, false),
+            d("UNINDENT", "baz\nquux\n", true, true),
+            d("UNINDENT2", "baz\nquux\n", true, true),
+            d("EXPAND", "expand $NAME\n", true, true),
+            d("NOEXPAND", "don't expand $NAME\n", false, true),
+            d("COPY", "echo hello world\necho foo bar\n", true, false),
+            d(
+                "COMMENT",
+                "# internal comment\necho hello world\necho foo bar # trailing comment\n",
+                true,
+                false,
+            ),
+            d("MOUNT", "echo hello\n", true, false),
+            [
+                d("FILE1", "content 1\n", true, false),
+                d("FILE2", "content 2\n", true, false),
+            ]
+            .concat(),
+            d("EOF", "\"foo\"\n'bar'\n", true, false),
+            [d("X", "Y\n", true, false), d("Y", "X\n", true, false)].concat(),
+            d("COMPLEX", "print('hello world')\n", true, false),
+            d("file.txt", "hello world\n", true, false),
+            d("eof", "echo foo\n", false, false),
+            d("eo'f", "echo foo\n", true, false),
+            d("eo'f", "echo foo\n", false, false),
+            d("one two", "echo bar\n", false, false),
+            d("$EOF", "", true, false),
+            d("EOF", "", true, false),
+            d("EOF", "", true, false),
+        ];
+        assert_eq!(docs.len(), expected.len(), "{docs:?}");
+        for (i, (got, want)) in docs.iter().zip(&expected).enumerate() {
+            assert_eq!(got, want, "instruction {i}");
+        }
+    }
+
+    #[test]
+    fn heredoc_names_and_descriptors() {
+        let run = run_of("RUN cat 3<<EOF <<$NAME\nthree\nEOF\nname\n$NAME\n");
+        let names: Vec<_> = run
+            .heredocs
+            .iter()
+            .map(|h| (h.name.as_str(), h.content.as_str()))
+            .collect();
+        assert_eq!(names, [("EOF", "three\n"), ("$NAME", "name\n")]);
+    }
+
     #[test]
     fn run_resolution_follows_buildkit() {
         let lone = run_of("RUN <<EOF\necho a\necho b\nEOF\n").resolve(&sh());

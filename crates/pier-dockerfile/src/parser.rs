@@ -839,6 +839,7 @@ fn heredocs_from_line(line: &str) -> Result<Vec<Heredoc>, String> {
     let mut lexer = Lexer::new(line, '\\', &no_env);
     lexer.raw_quotes = true;
     lexer.raw_escapes = true;
+    lexer.skip_unset = true;
     let words = lexer.process(line).map(|(_, w)| w).unwrap_or_default();
     let mut docs = Vec::new();
     for word in words {
@@ -849,7 +850,8 @@ fn heredocs_from_line(line: &str) -> Result<Vec<Heredoc>, String> {
     Ok(docs)
 }
 
-/// A word of the form `[fd]<<[-]NAME`, NAME possibly quoted (no expansion then).
+/// A word of the form `[fd]<<[-]NAME`, NAME possibly quoted (no expansion then);
+/// `$x` in NAME stays as written.
 pub(crate) fn parse_heredoc(word: &str) -> Result<Option<Heredoc>, String> {
     let digits = word
         .find(|c: char| !c.is_ascii_digit())
@@ -862,12 +864,12 @@ pub(crate) fn parse_heredoc(word: &str) -> Result<Option<Heredoc>, String> {
         Some(r) => (true, r),
         None => (false, rest),
     };
+    let rest = rest.trim_start();
     if rest.contains('<') {
         return Ok(None);
     }
-    if fd.parse::<u64>().is_ok_and(|fd| fd != 0) {
-        return Err("file descriptor redirection is not supported".to_string());
-    }
+    // A file descriptor (`3<<EOF`) is the shell's business: BuildKit accepts it.
+    let _ = fd;
     if rest.is_empty() {
         return Ok(None);
     }
@@ -1770,6 +1772,47 @@ pub(crate) fn parse_mount(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// BuildKit's TestParseHeredocHelpers and TestHeredocsFromLine.
+    #[test]
+    fn heredoc_words() {
+        for valid in [
+            "<<EOF",
+            "<<'EOF'",
+            "<<\"EOF\"",
+            "<<-EOF",
+            "<<-'EOF'",
+            "<<-\"EOF\"",
+            "<<EO\"F\"",
+            "<< EOF",
+            "<<- EOF",
+        ] {
+            assert_eq!(
+                parse_heredoc(valid).unwrap().unwrap().name,
+                "EOF",
+                "{valid}"
+            );
+        }
+        for invalid in ["<<'EOF", "<<\"EOF", "<<EOF'", "<<EOF\""] {
+            assert!(parse_heredoc(invalid).is_err(), "{invalid}");
+        }
+        for not in ["", "EOF", "<<", "<<-", "<EOF", "<<<EOF", "<<EOF sh"] {
+            assert_eq!(parse_heredoc(not).unwrap(), None, "{not}");
+        }
+        let names = |line: &str| -> Vec<String> {
+            heredocs_from_line(line)
+                .unwrap()
+                .into_iter()
+                .map(|h| h.name)
+                .collect()
+        };
+        assert_eq!(names("RUN <<EOF"), ["EOF"]);
+        assert_eq!(names("RUN << -EOF"), ["-EOF"]);
+        assert_eq!(names("RUN 4<<EOF"), ["EOF"]);
+        assert_eq!(names("RUN <<EOF <<EOF2"), ["EOF", "EOF2"]);
+        assert!(names("RUN '<<EOF'").is_empty());
+        assert!(names("RUN \"<<EOF\"").is_empty());
+    }
 
     #[test]
     fn builder_flags_are_split_off() {
