@@ -469,7 +469,19 @@ pub struct CopySpec {
     pub checksum: Option<String>,
     /// `--keep-git-dir` (ADD only).
     pub keep_git_dir: bool,
+    /// `--unpack[=bool]` (ADD only; None when not given: local archives are unpacked,
+    /// remote ones not).
+    pub unpack: Option<bool>,
     pub heredocs: Vec<Heredoc>,
+}
+
+impl CopySpec {
+    /// The sources that are paths (or URLs), without the heredoc ones, in order.
+    pub fn paths(&self) -> impl Iterator<Item = &String> {
+        self.sources
+            .iter()
+            .filter(|s| !matches!(parser::parse_heredoc(s), Ok(Some(_))))
+    }
 }
 
 /// `ONBUILD trigger`.
@@ -632,6 +644,34 @@ mod tests {
         for (i, (got, want)) in docs.iter().zip(&expected).enumerate() {
             assert_eq!(got, want, "instruction {i}");
         }
+    }
+
+    fn copy_of(text: &str) -> CopySpec {
+        let df = parse(&format!("FROM scratch\n{text}")).unwrap();
+        match &df.stages[0].instructions[0].kind {
+            InstructionKind::Copy(c) | InstructionKind::Add(c) => c.clone(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn copy_and_add_details() {
+        let c = copy_of("COPY a <<EOF b /d/\nbody\nEOF\n");
+        assert_eq!(c.paths().collect::<Vec<_>>(), ["a", "b"]);
+        assert_eq!(c.heredocs[0].content, "body\n");
+        assert_eq!(copy_of("ADD --unpack=false a.tar /").unpack, Some(false));
+        assert_eq!(copy_of("ADD --unpack a.tar /").unpack, Some(true));
+        assert_eq!(copy_of("ADD a.tar /").unpack, None);
+        // The JSON form: a heredoc-looking source is an empty heredoc, as in BuildKit.
+        let c = copy_of("COPY [\"<<EOF\", \"/x\"]");
+        assert_eq!((c.heredocs.len(), c.heredocs[0].content.as_str()), (1, ""));
+        let err = |t: &str| parse(&format!("FROM scratch\n{t}")).unwrap_err().message;
+        assert_eq!(
+            err("COPY [\"a\", \"<<EOF\"]"),
+            "COPY cannot accept a heredoc as a destination"
+        );
+        assert_eq!(err("COPY --unpack a b"), "unknown flag: unpack");
+        assert_eq!(err("ARG =x"), "ARG names can not be blank");
     }
 
     #[test]

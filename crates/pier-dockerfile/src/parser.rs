@@ -1149,6 +1149,9 @@ fn convert_kind(
             if node.args.is_empty() {
                 return Err("ARG requires at least one argument".to_string());
             }
+            if node.args.iter().any(|a| a.starts_with('=')) {
+                return Err("ARG names can not be blank".to_string());
+            }
             InstructionKind::Arg(
                 node.args
                     .iter()
@@ -1246,26 +1249,25 @@ fn convert_kind(
                     ("link", Bool),
                     ("keep-git-dir", Bool),
                     ("checksum", Str),
+                    ("unpack", Bool),
                     ("exclude", Strs),
                 ]
             };
             let flags = parse_flags(&node.flags, spec)?;
             let (dest, sources) = node.args.split_last().unwrap_or((&node.args[0], &[]));
-            if !node.json && parse_heredoc(dest).ok().flatten().is_some() {
+            // As BuildKit: also in the JSON form (where no body was read, so a source
+            // that looks like a heredoc is an empty one).
+            if parse_heredoc(dest).ok().flatten().is_some() {
                 return Err(format!("{upper} cannot accept a heredoc as a destination"));
             }
-            let heredocs = if node.json {
-                Vec::new()
-            } else {
-                sources
-                    .iter()
-                    .filter_map(|s| parse_heredoc(s).ok().flatten())
-                    .map(|h| {
-                        let body = node.heredocs.iter().find(|d| d.name == h.name);
-                        body.cloned().unwrap_or(h)
-                    })
-                    .collect()
-            };
+            let heredocs = sources
+                .iter()
+                .filter_map(|s| parse_heredoc(s).ok().flatten())
+                .map(|h| {
+                    let body = node.heredocs.iter().find(|d| d.name == h.name);
+                    body.cloned().unwrap_or(h)
+                })
+                .collect();
             let copy = CopySpec {
                 sources: sources.to_vec(),
                 dest: dest.clone(),
@@ -1277,6 +1279,11 @@ fn convert_kind(
                 parents: flags.bool("parents"),
                 checksum: flags.str("checksum"),
                 keep_git_dir: flags.bool("keep-git-dir"),
+                unpack: flags
+                    .bools
+                    .iter()
+                    .find(|(n, _)| *n == "unpack")
+                    .map(|(_, v)| *v),
                 heredocs,
             };
             if upper == "COPY" {
