@@ -1202,11 +1202,11 @@ fn convert_kind(
                 .collect::<Result<Vec<_>, _>>()?;
             let network = match flags.str("network") {
                 None => None,
-                Some(n) => Some(match n.to_ascii_lowercase().as_str() {
+                Some(n) => Some(match n.as_str() {
                     "default" => RunNetwork::Default,
                     "none" => RunNetwork::None,
                     "host" => RunNetwork::Host,
-                    _ => return Err(format!("unsupported network mode {n:?}")),
+                    _ => return Err(format!("invalid network mode {n:?}")),
                 }),
             };
             match flags.str("security").as_deref() {
@@ -1218,7 +1218,7 @@ fn convert_kind(
                             .to_string(),
                     )
                 }
-                Some(other) => return Err(format!("unsupported security mode {other:?}")),
+                Some(other) => return Err(format!("security {other:?} is not valid")),
             }
             InstructionKind::Run(RunSpec {
                 command: shell_or_exec(node),
@@ -1682,17 +1682,17 @@ pub(crate) fn parse_mount(
             }
             "id" => m.id = Some(value),
             "sharing" => {
-                if typed && m.mount_type != MountType::Cache {
-                    return Err(format!(
-                        "invalid cache sharing set for {} mount",
-                        type_name(m.mount_type)
-                    ));
-                }
                 m.sharing = Some(match value.to_ascii_lowercase().as_str() {
                     "shared" => CacheSharing::Shared,
                     "private" => CacheSharing::Private,
                     "locked" => CacheSharing::Locked,
-                    _ => return Err(format!("unsupported sharing value {value:?}")),
+                    _ => {
+                        return Err(with_suggestion(
+                            format!("unsupported sharing value {value:?}"),
+                            &value,
+                            &["shared", "private", "locked"],
+                        ))
+                    }
                 });
             }
             "mode" => {
@@ -1763,10 +1763,21 @@ pub(crate) fn parse_mount(
         if m.from.is_some() {
             return Err("secret mount should not have a from".to_string());
         }
+        if m.sharing.is_some() {
+            return Err("secret mount should not define sharing".to_string());
+        }
         if m.source.is_none() && m.target.is_none() && m.id.is_none() {
-            return Err("one of source, target required".to_string());
+            return Err("invalid secret mount. one of source, target required".to_string());
+        }
+        if m.source.is_some() && m.id.is_some() {
+            return Err("both source and id can't be set".to_string());
         }
     }
+    if m.sharing.is_some() && m.mount_type != MountType::Cache {
+        return Err(format!("invalid cache sharing set for {type_str} mount"));
+    }
+    // Stricter than BuildKit, which ignores these: a `from` an ssh mount cannot use,
+    // an `env` only a secret can fill.
     if m.mount_type == MountType::Ssh && m.from.is_some() {
         return Err("ssh mount should not have a from".to_string());
     }
@@ -1911,6 +1922,66 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn mount_errors_as_buildkit() {
+        let err = |m: &str| parse_mount(m, None).unwrap_err();
+        assert_eq!(
+            err("type=secret,id=a,sharing=locked"),
+            "secret mount should not define sharing"
+        );
+        assert_eq!(
+            err("type=secret,id=a,source=b"),
+            "both source and id can't be set"
+        );
+        assert_eq!(
+            err("type=secret,from=x,id=a"),
+            "secret mount should not have a from"
+        );
+        assert_eq!(
+            err("type=bind,sharing=shared,target=/x"),
+            "invalid cache sharing set for bind mount"
+        );
+        assert_eq!(
+            err("type=cache,sharing=lockd"),
+            "unsupported sharing value \"lockd\" (did you mean locked?)"
+        );
+        assert_eq!(err("type=cache,uid=x"), "invalid value x for uid");
+        assert_eq!(err("type=cache,mode=9"), "invalid value 9 for mode");
+        assert_eq!(err("type=tmpfs,size=lots"), "invalid value for size: lots");
+        assert_eq!(
+            err("type=cache,size=1m"),
+            "unexpected key 'size' for mount type 'cache'"
+        );
+        assert_eq!(
+            err("type=bind,required"),
+            "unexpected key 'required' for mount type 'bind'"
+        );
+        assert_eq!(err("type=cache,ro=maybe"), "invalid value for ro: maybe");
+        assert_eq!(
+            err("type=cache,bogus"),
+            "invalid field 'bogus' must be a key=value pair"
+        );
+        assert_eq!(
+            err("from=$X/y"),
+            "'from' doesn't support variable expansion, define alias stage instead"
+        );
+        let m = parse_mount(
+            "type=cache,target=/c,sharing=PRIVATE,mode=0700,uid=1,gid=2,ro",
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            (m.sharing, m.mode, m.uid, m.gid, m.readonly),
+            (
+                Some(CacheSharing::Private),
+                Some(0o700),
+                Some(1),
+                Some(2),
+                Some(true)
+            )
+        );
     }
 
     #[test]
