@@ -1376,10 +1376,10 @@ fn convert_healthcheck(node: &Node) -> Result<InstructionKind, String> {
     if typ != "CMD" {
         return Err(format!("Unknown type \"{typ}\" in HEALTHCHECK (try CMD)"));
     }
+    if args.is_empty() {
+        return Err("Missing command after HEALTHCHECK CMD".to_string());
+    }
     let command = if node.json {
-        if args.is_empty() {
-            return Err("Missing command after HEALTHCHECK CMD".to_string());
-        }
         ShellOrExec::Exec(args.to_vec())
     } else {
         ShellOrExec::Shell(args.join(" "))
@@ -1914,6 +1914,18 @@ mod tests {
             "strconv.ParseInt: parsing \"x\": invalid syntax"
         );
         assert_eq!(healthcheck_error("--bogus=1"), "unknown flag: bogus");
+        for empty in [
+            "HEALTHCHECK CMD",
+            "HEALTHCHECK CMD []",
+            "HEALTHCHECK --interval=1s CMD",
+        ] {
+            assert_eq!(
+                crate::parse(&format!("FROM scratch\n{empty}\n"))
+                    .unwrap_err()
+                    .message,
+                "Missing command after HEALTHCHECK CMD"
+            );
+        }
         let df = crate::parse("FROM scratch\nHEALTHCHECK --interval=0s --retries=+2 CMD true\n")
             .unwrap();
         match &df.stages[0].instructions[0].kind {
