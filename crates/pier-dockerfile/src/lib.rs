@@ -670,7 +670,7 @@ mod tests {
             err("COPY [\"a\", \"<<EOF\"]"),
             "COPY cannot accept a heredoc as a destination"
         );
-        assert_eq!(err("COPY --unpack a b"), "unknown flag: unpack");
+        assert_eq!(err("COPY --unpack a b"), "unknown flag: --unpack");
         assert_eq!(err("ARG =x"), "ARG names can not be blank");
     }
 

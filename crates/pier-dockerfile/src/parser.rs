@@ -944,30 +944,31 @@ fn parse_flags(raw: &[String], spec: &[(&'static str, FlagType)]) -> Result<Flag
         let Some(&(name, typ)) = spec.iter().find(|(n, _)| *n == name) else {
             let names: Vec<&str> = spec.iter().map(|(n, _)| *n).collect();
             return Err(with_suggestion(
-                format!("unknown flag: {name}"),
+                format!("unknown flag: --{name}"),
                 name,
                 &names,
             ));
         };
         if used.contains(&name) && typ != FlagType::Strs {
-            return Err(format!("duplicate flag specified: {name}"));
+            return Err(format!("duplicate flag specified: --{name}"));
         }
         used.push(name);
         match (typ, value) {
-            (FlagType::Bool, Some("")) => return Err(format!("missing a value on flag: {name}")),
+            (FlagType::Bool, Some("")) => return Err(format!("missing a value on flag: --{name}")),
             (FlagType::Bool, v) => {
-                let v = match v.unwrap_or("").to_ascii_lowercase().as_str() {
+                let raw = v.unwrap_or("");
+                let v = match raw.to_ascii_lowercase().as_str() {
                     "true" | "" => true,
                     "false" => false,
-                    other => {
+                    _ => {
                         return Err(format!(
-                            "expecting boolean value for flag {name}, not: {other}"
+                            "expecting boolean value for flag --{name}, not: {raw}"
                         ))
                     }
                 };
                 flags.bools.push((name, v));
             }
-            (_, None) => return Err(format!("missing a value on flag: {name}")),
+            (_, None) => return Err(format!("missing a value on flag: --{name}")),
             (FlagType::Str, Some(v)) => flags.strs.push((name, v.to_string())),
             (FlagType::Strs, Some(v)) => match flags.lists.iter_mut().find(|(n, _)| *n == name) {
                 Some((_, list)) => list.push(v.to_string()),
@@ -978,17 +979,48 @@ fn parse_flags(raw: &[String], spec: &[(&'static str, FlagType)]) -> Result<Flag
     Ok(flags)
 }
 
-/// BuildKit's "did you mean" hint: the closest option within an edit distance of 2.
+/// BuildKit's "did you mean" hint (its `suggest` package), case-sensitive.
 fn with_suggestion(message: String, value: &str, options: &[&str]) -> String {
-    let lower = value.to_ascii_lowercase();
-    let best = options
-        .iter()
-        .map(|o| (levenshtein(&lower, &o.to_ascii_lowercase()), *o))
-        .filter(|(d, _)| *d > 0 && *d < 3)
-        .min_by_key(|(d, _)| *d);
+    suggest(message, value, options, true)
+}
+
+/// The first closest option within an edit distance of 2, none when the value is an
+/// option; `case_sensitive` false compares lowercased and writes the option in the
+/// value's case (BuildKit's `suggest.Search`).
+fn suggest(message: String, value: &str, options: &[&str], case_sensitive: bool) -> String {
+    if value.is_empty() {
+        return message;
+    }
+    let fold = |s: &str| {
+        if case_sensitive {
+            s.to_string()
+        } else {
+            s.to_lowercase()
+        }
+    };
+    let val = fold(value);
+    let mut best: Option<String> = None;
+    let mut min = 3;
+    for opt in options {
+        let opt = fold(opt);
+        if opt == val {
+            return message;
+        }
+        let d = levenshtein(&val, &opt);
+        if d < min {
+            min = d;
+            best = Some(if case_sensitive || value == value.to_lowercase() {
+                opt
+            } else if value == value.to_uppercase() {
+                opt.to_uppercase()
+            } else {
+                opt
+            });
+        }
+    }
     match best {
-        Some((_, o)) if !value.is_empty() => format!("{message} (did you mean {o}?)"),
-        _ => message,
+        Some(b) => format!("{message} (did you mean {b}?)"),
+        None => message,
     }
 }
 
@@ -1323,11 +1355,11 @@ fn convert_kind(
         }
         "HEALTHCHECK" => convert_healthcheck(node)?,
         _ => {
-            let names: Vec<&str> = INSTRUCTIONS.to_vec();
-            return Err(with_suggestion(
-                format!("unknown instruction: {upper}"),
+            return Err(suggest(
+                format!("unknown instruction: {}", node.cmd),
                 &node.cmd,
-                &names,
+                &INSTRUCTIONS,
+                false,
             ));
         }
     })
@@ -1913,7 +1945,7 @@ mod tests {
             healthcheck_error("--retries=x"),
             "strconv.ParseInt: parsing \"x\": invalid syntax"
         );
-        assert_eq!(healthcheck_error("--bogus=1"), "unknown flag: bogus");
+        assert_eq!(healthcheck_error("--bogus=1"), "unknown flag: --bogus");
         for empty in [
             "HEALTHCHECK CMD",
             "HEALTHCHECK CMD []",
@@ -2010,11 +2042,55 @@ mod tests {
     }
 
     #[test]
+    fn instruction_suggestions_follow_the_case_written() {
+        let err = |t: &str| {
+            crate::parse(&format!("FROM scratch\n{t}\n"))
+                .unwrap_err()
+                .message
+        };
+        assert_eq!(
+            err("FROMM x"),
+            "unknown instruction: FROMM (did you mean FROM?)"
+        );
+        assert_eq!(
+            err("cop a b"),
+            "unknown instruction: cop (did you mean copy?)"
+        );
+        assert_eq!(
+            err("Workdirr /"),
+            "unknown instruction: Workdirr (did you mean workdir?)"
+        );
+        assert_eq!(
+            err("foo bar"),
+            "unknown instruction: foo (did you mean from?)"
+        );
+        assert_eq!(err("BOGUS x"), "unknown instruction: BOGUS");
+        assert_eq!(
+            err("COPY --link --link a b"),
+            "duplicate flag specified: --link"
+        );
+        assert_eq!(err("COPY --link= a b"), "missing a value on flag: --link");
+        assert_eq!(
+            err("COPY --link=yes a b"),
+            "expecting boolean value for flag --link, not: yes"
+        );
+        assert_eq!(err("COPY --from a b"), "missing a value on flag: --from");
+        assert_eq!(
+            err("MAINTAINER --boo joe@example.com"),
+            "unknown flag: --boo"
+        );
+    }
+
+    #[test]
     fn suggestions() {
         assert_eq!(levenshtein("chmodd", "chmod"), 1);
         assert_eq!(
-            with_suggestion("unknown flag: chmodd".into(), "chmodd", &["chmod", "chown"]),
-            "unknown flag: chmodd (did you mean chmod?)"
+            with_suggestion(
+                "unknown flag: --chmodd".into(),
+                "chmodd",
+                &["chmod", "chown"]
+            ),
+            "unknown flag: --chmodd (did you mean chmod?)"
         );
         assert_eq!(
             with_suggestion("unknown flag: zzz".into(), "zzz", &["chmod"]),
