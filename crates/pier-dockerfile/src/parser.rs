@@ -2081,6 +2081,50 @@ mod tests {
         );
     }
 
+    /// BuildKit's TestCommandsExactlyOneArgument, …AtLeastOneArgument,
+    /// …NoDestinationArgument and TestParseOptInterval.
+    #[test]
+    fn argument_counts() {
+        let err = |t: &str| parse_instruction(t, '\\').unwrap_err().message;
+        for cmd in ["MAINTAINER", "WORKDIR", "USER", "STOPSIGNAL"] {
+            assert_eq!(err(cmd), format!("{cmd} requires exactly one argument"));
+        }
+        for cmd in [
+            "ENV",
+            "LABEL",
+            "ONBUILD",
+            "HEALTHCHECK",
+            "EXPOSE",
+            "VOLUME",
+            "ARG",
+            "SHELL",
+        ] {
+            assert_eq!(err(cmd), format!("{cmd} requires at least one argument"));
+        }
+        for cmd in ["ADD", "COPY"] {
+            assert_eq!(
+                err(&format!("{cmd} arg1")),
+                format!("{cmd} requires at least two arguments, but only one was provided. Destination could not be determined")
+            );
+        }
+        for cmd in ["ENV", "LABEL"] {
+            assert_eq!(
+                err(&format!("{cmd} =arg2")),
+                format!("{cmd} names can not be blank")
+            );
+        }
+        assert!(err("HEALTHCHECK --interval=50ns CMD x").contains("cannot be less than 1ms"));
+        assert!(parse_instruction("HEALTHCHECK --interval=0ms CMD x", '\\').is_ok());
+        assert!(parse_instruction("HEALTHCHECK --interval=1ms CMD x", '\\').is_ok());
+        match parse_instruction("HEALTHCHECK CMD hello world", '\\')
+            .unwrap()
+            .kind
+        {
+            InstructionKind::Healthcheck(h) => assert_eq!(h.test(), ["CMD-SHELL", "hello world"]),
+            other => panic!("{other:?}"),
+        }
+    }
+
     #[test]
     fn suggestions() {
         assert_eq!(levenshtein("chmodd", "chmod"), 1);
