@@ -496,31 +496,38 @@ fn trim_suffix(toks: &[Tok], value: &str, greedy: bool) -> String {
     value.to_string()
 }
 
-/// Replaces the leftmost-longest match (or every match) of the pattern; an empty
-/// match replaces nothing.
+/// Replaces the leftmost-longest match (or every match) of the pattern, as Go's
+/// regexp replacement BuildKit uses: an empty match counts (`${x/$EMPTY/a}` puts `a`
+/// first), except right after a non-empty one.
 fn replace(toks: &[Tok], value: &str, replacement: &str, all: bool) -> String {
     let cuts = boundaries(value);
     let mut out = String::new();
-    let mut start_idx = 0;
     let mut copied_to = 0;
-    while start_idx < cuts.len() {
-        let start = cuts[start_idx];
-        let end = cuts[start_idx..]
+    let mut after_match: Option<usize> = None;
+    let mut i = 0;
+    while i < cuts.len() {
+        let start = cuts[i];
+        let end = cuts[i..]
             .iter()
             .rev()
             .copied()
-            .find(|&end| end > start && glob::matches(toks, &value[start..end]));
+            .find(|&end| glob::matches(toks, &value[start..end]));
         match end {
-            Some(end) => {
+            Some(end) if !(end == start && after_match == Some(start)) => {
                 out.push_str(&value[copied_to..start]);
                 out.push_str(replacement);
                 copied_to = end;
                 if !all {
                     break;
                 }
-                start_idx = cuts.iter().position(|&c| c == end).unwrap_or(cuts.len());
+                if end > start {
+                    after_match = Some(end);
+                    i = cuts.iter().position(|&c| c == end).unwrap_or(cuts.len());
+                } else {
+                    i += 1;
+                }
             }
-            None => start_idx += 1,
+            _ => i += 1,
         }
     }
     out.push_str(&value[copied_to..]);
@@ -611,6 +618,133 @@ mod tests {
             word("${a:#x}").unwrap_err(),
             "failed to process \"${a:#x}\": unsupported modifier (:#) in substitution"
         );
+    }
+
+    /// BuildKit's TestProcessWithMatches table (shell/lex_test.go): input, variables,
+    /// the expected word or None for an error.
+    #[test]
+    fn buildkit_process_with_matches() {
+        let cases: &[(&str, &[(&str, &str)], Option<&str>)] = &[
+            ("x", &[("DUMMY", "dummy")], Some("x")),
+            ("x ${UNUSED}", &[("DUMMY", "dummy")], Some("x ")),
+            ("x ${FOO}", &[("FOO", "y")], Some("x y")),
+            (
+                "${FOO-aaa} ${BAR-bbb} ${BAZ-ccc}",
+                &[("FOO", "xxx"), ("BAR", "")],
+                Some("xxx  ccc"),
+            ),
+            (
+                "${FOO:-aaa} ${BAR:-bbb} ${BAZ:-ccc}",
+                &[("FOO", "xxx"), ("BAR", "")],
+                Some("xxx bbb ccc"),
+            ),
+            ("${FOO:-}", &[("FOO", "xxx"), ("BAR", "")], Some("xxx")),
+            ("${FOO:-}", &[], Some("")),
+            (
+                "${FOO+aaa} ${BAR+bbb} ${BAZ+ccc}",
+                &[("FOO", "xxx"), ("BAR", "")],
+                Some("aaa bbb "),
+            ),
+            (
+                "${FOO:+aaa} ${BAR:+bbb} ${BAZ:+ccc}",
+                &[("FOO", "xxx"), ("BAR", "")],
+                Some("aaa  "),
+            ),
+            ("${FOO?aaa}", &[("FOO", "xxx"), ("BAR", "")], Some("xxx")),
+            ("${BAR?bbb}", &[("FOO", "xxx"), ("BAR", "")], Some("")),
+            ("${BAZ?ccc}", &[("FOO", "xxx"), ("BAR", "")], None),
+            ("${FOO:?aaa}", &[("FOO", "xxx"), ("BAR", "")], Some("xxx")),
+            ("${BAR:?bbb}", &[("FOO", "xxx"), ("BAR", "")], None),
+            ("${BAZ:?ccc}", &[("FOO", "xxx"), ("BAR", "")], None),
+            ("${BAZ:?}", &[("FOO", "xxx"), ("BAR", "")], None),
+            ("${FOO=aaa}", &[("FOO", "xxx"), ("BAR", "")], None),
+            ("${FOO=:aaa}", &[("FOO", "xxx"), ("BAR", "")], None),
+            ("${FOO=}", &[], None),
+            (
+                "${FOO#()[]{\\}^$.\\*\\?|\\\\}",
+                &[("FOO", "()[]{}^$.*?|\\x")],
+                Some("x"),
+            ),
+            ("${FOO%%\\**}", &[("FOO", "xx**")], Some("xx")),
+            ("${FOO#*x*y}", &[("FOO", "xxyy")], Some("y")),
+            ("${FOO#*}", &[("FOO", "xxyy")], Some("xxyy")),
+            ("${FOO#$BAR}", &[("FOO", "xxyy"), ("BAR", "x")], Some("xyy")),
+            ("${FOO#$BAR}", &[("FOO", "xxyy"), ("BAR", "")], Some("xxyy")),
+            ("${FOO#}", &[("FOO", "xxyy")], Some("xxyy")),
+            ("${FOO##*x}", &[("FOO", "xxyy")], Some("yy")),
+            ("${FOO##}", &[("FOO", "xxyy")], Some("xxyy")),
+            ("${FOO#?\\?}", &[("FOO", "???y")], Some("?y")),
+            (
+                "${ABC:-.}${FOO%x}${ABC:-.}",
+                &[("FOO", "xxyy")],
+                Some(".xxyy."),
+            ),
+            ("${FOO%%\\**\\*}", &[("FOO", "a***yy*")], Some("a")),
+            ("${FOO%}", &[("FOO", "xxyy")], Some("xxyy")),
+            (
+                "${FOO%%$BAR}",
+                &[("FOO", "xxyy"), ("BAR", "")],
+                Some("xxyy"),
+            ),
+            ("${FOO:#}", &[], None),
+            ("${FOO:##}", &[], None),
+            ("${FOO:%}", &[], None),
+            ("${FOO:%%}", &[], None),
+            (
+                "${FOO/$NEEDLE/.} - ${FOO//$NEEDLE/.}",
+                &[("FOO", "/foo*/*/*.txt"), ("NEEDLE", "\\*/")],
+                Some("/foo.*/*.txt - /foo..*.txt"),
+            ),
+            (
+                "${FOO/$NEEDLE/} - ${FOO//$NEEDLE/}",
+                &[("FOO", "/tmp/tmp/bar.txt"), ("NEEDLE", "/tmp")],
+                Some("/tmp/bar.txt - /bar.txt"),
+            ),
+            (
+                "${FOO/$NEEDLE/$REPLACEMENT} - ${FOO//$NEEDLE/$REPLACEMENT}",
+                &[
+                    ("FOO", "/a/foo/b/c.txt"),
+                    ("NEEDLE", "/?/"),
+                    ("REPLACEMENT", "/"),
+                ],
+                Some("/foo/b/c.txt - /foo/c.txt"),
+            ),
+            (
+                "${FOO/$NEEDLE/$REPLACEMENT}",
+                &[
+                    ("FOO", "http://google.de"),
+                    ("NEEDLE", "http://"),
+                    ("REPLACEMENT", "https://"),
+                ],
+                Some("https://google.de"),
+            ),
+            (
+                "${FOO//\\//\\/}",
+                &[("FOO", "/tmp/foo.txt")],
+                Some("\\/tmp\\/foo.txt"),
+            ),
+            (
+                "${FOO/$BAR/ww}",
+                &[("FOO", "xxyy"), ("BAR", "")],
+                Some("wwxxyy"),
+            ),
+            ("${FOO//ww}", &[("FOO", "xxyy")], None),
+            ("${FOO//}", &[("FOO", "xxyy")], None),
+            ("${FOO///}", &[("FOO", "xxyy")], Some("xxyy")),
+            ("${FOO///}", &[], Some("")),
+        ];
+        for (input, envs, expected) in cases {
+            let lookup = |k: &str| {
+                envs.iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| v.to_string())
+            };
+            let got = process_word(input, '\\', &lookup);
+            match expected {
+                Some(e) => assert_eq!(got.as_deref(), Ok(*e), "{input}"),
+                None => assert!(got.is_err(), "{input}: {got:?}"),
+            }
+        }
     }
 
     #[test]
