@@ -624,7 +624,13 @@ mod tests {
     /// the expected word or None for an error.
     #[test]
     fn buildkit_process_with_matches() {
-        let cases: &[(&str, &[(&str, &str)], Option<&str>)] = &[
+        /// (input, variables, the word or None for an error)
+        type Case = (
+            &'static str,
+            &'static [(&'static str, &'static str)],
+            Option<&'static str>,
+        );
+        let cases: &[Case] = &[
             ("x", &[("DUMMY", "dummy")], Some("x")),
             ("x ${UNUSED}", &[("DUMMY", "dummy")], Some("x ")),
             ("x ${FOO}", &[("FOO", "y")], Some("x y")),
