@@ -4,6 +4,7 @@
 //! CLI's do; with the default socket and no daemon answering, `pier` starts `pierd`
 //! itself, on `--data-root`.
 
+mod build;
 mod client;
 mod container_ops;
 mod containers;
@@ -69,6 +70,8 @@ enum Command {
     Load(images::LoadArgs),
     /// Import the contents from a tarball or directory to create a filesystem image
     Import(images::ImportArgs),
+    /// Build an image from a Dockerfile
+    Build(build::BuildArgs),
     /// Download an image from a registry
     Pull(registry::PullArgs),
     /// Upload an image to a registry
@@ -124,6 +127,7 @@ fn main() -> ExitCode {
     let host = cli.host;
     let data_root = cli.data_root;
     let command = match cli.command {
+        Command::Build(a) => return with_daemon(&host, &data_root, |c| build::build(c, a)),
         Command::Run(a) => return with_daemon(&host, &data_root, |c| containers::run(c, a)),
         Command::Create(a) => return with_daemon(&host, &data_root, |c| containers::create(c, a)),
         Command::Start(a) => return with_daemon(&host, &data_root, |c| containers::start(c, a)),

@@ -79,9 +79,13 @@ impl BuildContext {
         for entry in entries {
             let mut entry = entry
                 .map_err(|e| BuildError::Invalid(format!("reading the build context: {e}")))?;
-            let unpacked = entry
-                .unpack_in(dir.path())
-                .map_err(|e| BuildError::Invalid(format!("unpacking the build context: {e}")))?;
+            let unpacked = entry.unpack_in(dir.path()).map_err(|e| {
+                // tar's error names the entry; the cause is its source.
+                let cause = std::error::Error::source(&e)
+                    .map(|s| format!(": {s}"))
+                    .unwrap_or_default();
+                BuildError::Invalid(format!("unpacking the build context: {e}{cause}"))
+            })?;
             if !unpacked {
                 return Err(BuildError::Invalid(format!(
                     "unpacking the build context: the entry {:?} points outside the context",
