@@ -23,6 +23,19 @@
 //! - [`platform`]: the automatic platform args (`TARGETPLATFORM` …) and the predefined
 //!   proxy args.
 //! - [`chmod`]: `COPY --chmod` values, octal and symbolic.
+//! - [`check`]: BuildKit's build checks: [`Dockerfile::warnings`] holds those the text
+//!   decides (with their rule names and texts), [`Dockerfile::check`] the `# check=`
+//!   directive (`skip=…`, `error=true` → [`check::CheckConfig::violation`]).
+//! - For the executor: [`RunSpec::resolve`] (what a `RUN` executes, heredoc scripts
+//!   included), [`RunMount::expanded`] / [`RunMount::is_readonly`] /
+//!   [`RunMount::secret_id`] (BuildKit's mount defaults), [`CopySpec::paths`],
+//!   [`Healthcheck::test`], [`Dockerfile::stage_index`], [`Dockerfile::step_count`].
+//!
+//! Errors name the line where the instruction starts; as in BuildKit an error of the
+//! first pass (lines, JSON, heredocs, `ENV` syntax) anywhere in the file is reported
+//! before an error of the second (flags, argument counts, unknown instructions).
+//! Nothing here recurses on input depth beyond a small bound, so hostile input gives
+//! an error, never a stack overflow.
 //!
 //! # Values are kept unexpanded
 //!
@@ -32,7 +45,16 @@
 //! them. Each [`InstructionKind`] variant says whether Docker expands it; the executor
 //! runs those values through [`expand::process_word`] / [`expand::process_words`] with
 //! the escape character of [`Directives::escape`]. Values Docker checks at parse time
-//! (HEALTHCHECK durations, `--mount` types and numbers, `--network`) are parsed here.
+//! (HEALTHCHECK durations, `--mount` types and numbers, `--network`) are parsed here;
+//! a `--mount` number written as a variable (`uid=$UID`) waits for
+//! [`RunMount::expanded`], as in BuildKit.
+//!
+//! # Where Pier is stricter than Docker
+//!
+//! Unknown flags on `ARG` and `STOPSIGNAL` (BuildKit ignores them), `--mount=type=ssh`
+//! with `from`, `env=` on a mount other than a secret, and `RUN --security=insecure`
+//! (Pier grants no such entitlement) are errors. Duplicate stage names are an error as
+//! in the classic builder (BuildKit only warns).
 
 pub mod check;
 pub mod chmod;
