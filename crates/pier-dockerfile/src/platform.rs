@@ -57,54 +57,129 @@ impl Platform {
         }
     }
 
-    /// Parses `os[/arch[/variant]]` (containerd's normalisation of the usual aliases:
-    /// `x86_64`/`x86-64` → `amd64`, `aarch64` → `arm64`, an `arm64/v8` variant
-    /// dropped, `arm` → `arm/v7`). A bare `os` gets the native architecture.
+    /// Parses `os[/arch[/variant]]` and normalises it as containerd's `Parse` then
+    /// `Normalize` do: `x86_64`/`x86-64` → `amd64`, `aarch64` → `arm64` (variant `v8`
+    /// dropped), `arm` → `arm/v7`, `armhf` → `arm/v7`, `armel` → `arm/v6`, `i386` →
+    /// `386`, `macos` → `darwin`. A single component is an OS (with the native
+    /// architecture) if it names one, else an architecture (on linux).
     pub fn parse(value: &str) -> Result<Platform, PlatformError> {
         let err = || PlatformError {
             value: value.to_string(),
         };
         let lower = value.to_ascii_lowercase();
         let parts: Vec<&str> = lower.split('/').collect();
-        if parts.len() > 3 || parts.iter().any(|p| p.is_empty()) {
-            return Err(err());
-        }
-        let os = parts[0].to_string();
-        if !os
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-        {
-            return Err(err());
-        }
-        let Some(arch) = parts.get(1) else {
-            let native = Platform::native();
-            return Ok(Platform { os, ..native });
+        let valid = |p: &str| {
+            !p.is_empty()
+                && p.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
         };
-        let mut variant = parts.get(2).map(|v| v.to_string());
-        let architecture = match *arch {
-            "i386" => "386",
-            "x86_64" | "x86-64" | "amd64" => "amd64",
-            "aarch64" | "arm64" => {
-                if variant.as_deref() == Some("v8") {
-                    variant = None;
-                }
-                "arm64"
-            }
-            "armhf" | "armel" | "arm" => {
-                if variant.is_none() {
-                    variant = Some(if *arch == "armel" { "v6" } else { "v7" }.to_string());
-                }
-                "arm"
-            }
+        if parts.len() > 3 || !parts.iter().all(|p| valid(p)) {
+            return Err(err());
+        }
+        let os = match parts[0] {
+            "macos" => "darwin",
             other => other,
         };
+        let (os, arch, variant) = match parts.as_slice() {
+            [_] if KNOWN_OS.contains(&os) => {
+                let native = Platform::native();
+                return Ok(Platform {
+                    os: os.to_string(),
+                    ..native
+                });
+            }
+            [one] => {
+                let (arch, variant) = normalize_arch(one, None);
+                if !KNOWN_ARCH.contains(&arch.as_str()) {
+                    return Err(err());
+                }
+                return Ok(Platform {
+                    os: "linux".to_string(),
+                    architecture: arch,
+                    variant,
+                });
+            }
+            [_, arch] => (os, *arch, None),
+            [_, arch, variant] => (os, *arch, Some(*variant)),
+            _ => return Err(err()),
+        };
+        let (architecture, variant) = normalize_arch(arch, variant);
         Ok(Platform {
-            os,
-            architecture: architecture.to_string(),
+            os: os.to_string(),
+            architecture,
             variant,
         })
     }
 }
+
+/// containerd's `normalizeArch` (with `Normalize`'s default variants).
+fn normalize_arch(arch: &str, variant: Option<&str>) -> (String, Option<String>) {
+    let v = |s: &str| Some(s.to_string());
+    let (arch, variant) = match (arch, variant) {
+        ("i386", _) => ("386", None),
+        ("x86_64" | "x86-64" | "amd64", Some("v1")) => ("amd64", None),
+        ("x86_64" | "x86-64" | "amd64", var) => ("amd64", var.map(str::to_string)),
+        ("aarch64" | "arm64", Some("8" | "v8" | "v8.0") | None) => ("arm64", None),
+        ("aarch64" | "arm64", Some(var)) => ("arm64", v(var)),
+        ("armhf", _) => ("arm", v("v7")),
+        ("armel", _) => ("arm", v("v6")),
+        ("arm", None | Some("7")) => ("arm", v("v7")),
+        ("arm", Some("5" | "6" | "8")) => ("arm", Some(format!("v{}", variant.unwrap_or("")))),
+        ("arm", Some(var)) => ("arm", v(var)),
+        (other, var) => (other, var.map(str::to_string)),
+    };
+    (arch.to_string(), variant)
+}
+
+/// containerd's known operating systems (`isKnownOS`).
+const KNOWN_OS: [&str; 17] = [
+    "aix",
+    "android",
+    "darwin",
+    "dragonfly",
+    "freebsd",
+    "hurd",
+    "illumos",
+    "ios",
+    "js",
+    "linux",
+    "nacl",
+    "netbsd",
+    "openbsd",
+    "plan9",
+    "solaris",
+    "windows",
+    "zos",
+];
+
+/// containerd's known architectures (`isKnownArch`).
+const KNOWN_ARCH: [&str; 25] = [
+    "386",
+    "amd64",
+    "amd64p32",
+    "arm",
+    "armbe",
+    "arm64",
+    "arm64be",
+    "ppc64",
+    "ppc64le",
+    "loong64",
+    "mips",
+    "mipsle",
+    "mips64",
+    "mips64le",
+    "mips64p32",
+    "mips64p32le",
+    "ppc",
+    "riscv",
+    "riscv64",
+    "s390",
+    "s390x",
+    "sparc",
+    "sparc64",
+    "wasm",
+    "wasm32",
+];
 
 impl std::fmt::Display for Platform {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -162,6 +237,25 @@ mod tests {
         assert!(Platform::parse("linux//amd64").is_err());
         assert!(Platform::parse("linux/amd64/v1/x").is_err());
         assert_eq!(Platform::parse("linux").unwrap(), Platform::native());
+        assert_eq!(Platform::parse("arm64").unwrap().to_string(), "linux/arm64");
+        assert_eq!(
+            Platform::parse("armhf").unwrap().to_string(),
+            "linux/arm/v7"
+        );
+        assert_eq!(
+            Platform::parse("linux/arm/6").unwrap().to_string(),
+            "linux/arm/v6"
+        );
+        assert_eq!(
+            Platform::parse("linux/i386").unwrap().to_string(),
+            "linux/386"
+        );
+        assert_eq!(
+            Platform::parse("windows/amd64").unwrap().to_string(),
+            "windows/amd64"
+        );
+        assert!(Platform::parse("bogus").is_err());
+        assert!(Platform::parse("linux/am d64").is_err());
     }
 
     #[test]
