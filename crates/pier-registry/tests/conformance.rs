@@ -915,6 +915,16 @@ fn corners_paths_methods_pagination_and_sizes() {
             }
         }
 
+        // A manifest whose mediaType disagrees with the Content-Type it is pushed with.
+        let m = r.call(
+            "GET",
+            "/v2/corner/x/manifests/t",
+            &[("Accept", OCI_MANIFEST)],
+            b"",
+        );
+        r.put_manifest("corner/x", "mismatch", DOCKER_MANIFEST, &m.body)
+            .expect(400, Some("MANIFEST_INVALID"));
+
         // A chunk whose Content-Length disagrees with its Content-Range.
         let start = r.call("POST", "/v2/corner/x/blobs/uploads/", &[], b"");
         let location = start.header("location").unwrap().to_string();
