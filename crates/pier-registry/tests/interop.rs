@@ -1,6 +1,7 @@
 //! Real clients against pier-registry: an isolated dockerd (Debian's) pushes an
 //! imported busybox image, removes it, pulls it back and runs it; skopeo copies an OCI
-//! layout into pier-registry and back out, and registry to registry between
+//! layout into pier-registry and back out, through a docker-archive and back, and
+//! registry to registry between
 //! pier-registry and distribution both ways.
 
 mod common;
@@ -261,6 +262,36 @@ fn skopeo_copies_oci_layout_and_registry_to_registry() {
     ]))
     .unwrap();
     assert_eq!(inspect["Digest"], digest.as_str());
+
+    // pier-registry → docker-archive → pier-registry: the same config (the image ID) and
+    // layer content come back under a Docker schema2 manifest.
+    let archive = work.path().join("image.tar");
+    let archive_ref = format!("docker-archive:{}:skopeo/img:v1", archive.display());
+    skopeo(&[
+        "copy",
+        "--src-tls-verify=false",
+        &pier("skopeo/img"),
+        &archive_ref,
+    ]);
+    let archive_src = format!("docker-archive:{}", archive.display());
+    skopeo(&[
+        "copy",
+        "--dest-tls-verify=false",
+        &archive_src,
+        &pier("skopeo/fromarchive"),
+    ]);
+    let from_archive = r.call(
+        "GET",
+        "/v2/skopeo/fromarchive/manifests/v1",
+        &[("Accept", DOCKER_MANIFEST), ("Accept", OCI_MANIFEST)],
+        b"",
+    );
+    from_archive.expect(200, None);
+    assert_eq!(from_archive.header("content-type"), Some(DOCKER_MANIFEST));
+    assert_eq!(
+        from_archive.json()["config"]["digest"],
+        stored.json()["config"]["digest"]
+    );
 
     // Registry to registry, both ways, with distribution when it is installed.
     let Some(d) = Registry::distribution(test) else {
