@@ -1,8 +1,7 @@
 //! Real clients against pier-registry: an isolated dockerd (Debian's) pushes an
 //! imported busybox image, removes it, pulls it back and runs it; skopeo copies an OCI
 //! layout into pier-registry and back out, through a docker-archive and back, and
-//! registry to registry between
-//! pier-registry and distribution both ways.
+//! registry to registry between pier-registry and distribution both ways.
 
 mod common;
 
