@@ -181,7 +181,7 @@ fn offline_gc_dry_run_then_delete() {
 
 #[test]
 fn online_gc_during_a_push_deletes_nothing_the_push_needs() {
-    let r = Registry::pier(&["--gc-interval", "1", "--gc-grace", "2"]);
+    let r = Registry::pier(&["--gc-interval", "1", "--gc-grace", "5"]);
     let garbage = r.push_blob("live/app", b"garbage to collect");
     let abandoned = start_upload(&r, "live/app");
     backdate_upload(&r, &abandoned);
@@ -211,7 +211,7 @@ fn online_gc_during_a_push_deletes_nothing_the_push_needs() {
     r.put_manifest("live/app", "v1", OCI_MANIFEST, &manifest)
         .expect(201, None);
 
-    let deadline = Instant::now() + Duration::from_secs(15);
+    let deadline = Instant::now() + Duration::from_secs(30);
     while blob_exists(&r, &garbage) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(100));
     }
