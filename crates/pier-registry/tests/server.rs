@@ -104,6 +104,28 @@ fn htpasswd_basic_auth_challenges_and_stores_nothing_on_wrong_credentials() {
     r.call("GET", "/v2/auth/x/manifests/v1", &[], b"")
         .expect(200, None);
 
+    // distribution's htpasswd auth answers the same way.
+    let extra = format!(
+        "auth:\n  htpasswd:\n    realm: pier-test\n    path: {}\n",
+        htpasswd.display()
+    );
+    if let Some(mut d) = Registry::distribution_with(
+        "htpasswd_basic_auth_challenges_and_stores_nothing_on_wrong_credentials",
+        "",
+        &extra,
+    ) {
+        let anonymous = d.call("GET", "/v2/", &[], b"");
+        anonymous.expect(401, Some("UNAUTHORIZED"));
+        assert_eq!(
+            anonymous.header("www-authenticate"),
+            Some("Basic realm=\"pier-test\"")
+        );
+        d.call("GET", "/v2/", &[("Authorization", &wrong)], b"")
+            .expect(401, Some("UNAUTHORIZED"));
+        d.authorization = Some(basic("alice", "s3cret"));
+        d.call("GET", "/v2/", &[], b"").expect(200, None);
+    }
+
     // A malformed htpasswd file is refused at start.
     std::fs::write(&htpasswd, "alice:plaintext\n").unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_pier-registry"))
