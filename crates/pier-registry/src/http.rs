@@ -334,7 +334,14 @@ fn authorize(app: &App, headers: &HeaderMap, need: Need<'_>) -> Result<Access> {
     let Some(auth) = &app.auth else {
         return Ok(Access::All);
     };
-    let host = header_str(headers, header::HOST).unwrap_or("localhost");
+    // The realm names this server as the client reached it; a Host that is no
+    // host[:port] must not shape the challenge.
+    let host = header_str(headers, header::HOST)
+        .filter(|h| {
+            h.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
+        })
+        .unwrap_or("localhost");
     let origin = format!("{}://{host}", if app.tls { "https" } else { "http" });
     auth.authorize(headers, need, &origin)
 }

@@ -101,6 +101,13 @@ fn bearer_tokens_grant_per_repository_scopes() {
         Some(format!("Bearer realm=\"{origin}/token\",service=\"pier-registry\",scope=\"repository:team/app:pull,push\"").as_str())
     );
 
+    // A Host header that is no host[:port] does not shape the challenge.
+    let odd = r.call("GET", "/v2/", &[("Host", "evil\",scope=\"x")], b"");
+    assert_eq!(
+        odd.header("www-authenticate"),
+        Some("Bearer realm=\"http://localhost/token\",service=\"pier-registry\"")
+    );
+
     // alice pushes to team/*.
     let alice = token(
         &r,
