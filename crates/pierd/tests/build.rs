@@ -365,3 +365,71 @@ fn a_cancelled_build_leaves_no_container_mount_or_snapshot() {
         .unwrap_or(0);
     assert_eq!(snapshots, 0, "context or mount dirs left in builder/tmp");
 }
+
+#[test]
+fn a_base_image_missing_from_the_store_is_pulled_and_pull_refreshes_it() {
+    let Some(registry) =
+        pier_testsupport::registry::DockerRegistry::start_or_skip("build-pull", None)
+    else {
+        return;
+    };
+    let Some((pierd, _work)) = common::pierd_with_busybox() else {
+        return;
+    };
+    let base = format!("{}/base/busybox:1", registry.host());
+    pierd.docker_ok(&["tag", "busybox", &base]);
+    pierd.docker_ok(&["push", &base]);
+    pierd.docker_ok(&["rmi", &base]);
+    let ctx = tempfile::tempdir().expect("ctx");
+    write(
+        ctx.path(),
+        "Dockerfile",
+        &format!("FROM {base}\nRUN echo pulled > /mark\n"),
+    );
+    let out = build_ok(
+        &pierd,
+        &["-t", "from-registry", ctx.path().to_str().expect("utf8")],
+    );
+    assert!(
+        out.contains("Pulling from base/busybox")
+            || out.contains("Pull complete")
+            || out.contains("Already exists"),
+        "{out}"
+    );
+    assert_eq!(
+        pierd.docker_ok(&["run", "--rm", "from-registry", "cat", "/mark"]),
+        "pulled\n"
+    );
+    assert!(
+        !pierd.docker_ok(&["images", "-q", &base]).trim().is_empty(),
+        "the base is stored"
+    );
+    // `--pull` asks the registry again even though the store has it.
+    let again = build_ok(
+        &pierd,
+        &[
+            "--pull",
+            "-t",
+            "from-registry",
+            ctx.path().to_str().expect("utf8"),
+        ],
+    );
+    assert!(
+        again.contains("Image is up to date")
+            || again.contains("Digest:")
+            || again.contains("Pulling from"),
+        "{again}"
+    );
+    // A base the registry lacks: the registry's answer, and nothing built.
+    write(
+        ctx.path(),
+        "Dockerfile",
+        &format!("FROM {}/nothing/here:1\nRUN true\n", registry.host()),
+    );
+    let out = build(&pierd, &[ctx.path().to_str().expect("utf8")]);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(
+        out.stderr.contains("not found") || out.stderr.contains("unknown"),
+        "{out:?}"
+    );
+}

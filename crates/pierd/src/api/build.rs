@@ -11,29 +11,35 @@
 //!   `nocache`, `rm`, `forcerm`, `q`, `networkmode`, `platform` (the native one),
 //!   and for `RUN`: `shmsize`, `extrahosts`, `ulimits`, `memory`, `memswap`,
 //!   `cpushares`, `cpusetcpus`, `cpusetmems`, `cpuperiod`, `cpuquota`, `cgroupparent`;
+//! - honoured: `pull`, and the `X-Registry-Config` header's credentials for the base
+//!   images a build pulls (those missing from the store, or all with `pull`);
 //! - refused with 400: `remote` (remote contexts), `cachefrom`, `squash`, `outputs`,
-//!   `pull`, `version=2` (BuildKit's session protocol), an `isolation` other than
-//!   `default`;
-//! - ignored, as by dockerd on Linux: `session`, `buildid` (BuildKit only), and the
-//!   `X-Registry-Config` header (Pier's builder does not pull yet).
+//!   `version=2` (BuildKit's session protocol), an `isolation` other than `default`;
+//! - ignored, as by dockerd on Linux: `session`, `buildid` (BuildKit only).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::convert::Infallible;
+use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Query, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
+use base64::Engine as _;
 use futures_util::StreamExt;
+use pier_distribution::pull::PullRequest;
+use pier_distribution::{AuthConfig, Progress, ProgressSink};
 use pier_image::reference::Reference;
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
+use super::distribution::{pull_error, registry_client, registry_domain};
 use super::images::pump_body;
 use super::{ApiError, AppState};
-use crate::engine::build::{BuildContext, BuildError, BuildEvent, BuildOptions};
+use crate::engine::build::{BuildContext, BuildError, BuildEvent, BuildOptions, Puller};
+use crate::engine::events::Event;
 
 pub fn routes() -> Router<AppState> {
     Router::new().route("/build", post(build))
@@ -136,11 +142,6 @@ fn options(p: &Params) -> Result<BuildOptions, ApiError> {
             "build outputs are only supported by BuildKit",
         ));
     }
-    if p.flag("pull") {
-        return Err(ApiError::bad_request(
-            "--pull cannot be honoured: Pier's builder does not pull base images yet",
-        ));
-    }
     if let Some(iso) = p
         .get("isolation")
         .filter(|i| !i.is_empty() && *i != "default")
@@ -218,6 +219,7 @@ fn options(p: &Params) -> Result<BuildOptions, ApiError> {
         host_config,
         quiet: p.flag("q"),
         platform: p.get("platform").map(str::to_string),
+        pull: p.flag("pull"),
     })
 }
 
@@ -225,12 +227,80 @@ fn line(v: &Value) -> Bytes {
     Bytes::from(format!("{v}\r\n"))
 }
 
+/// `X-Registry-Config`: base64 JSON of registry address → credentials.
+fn registry_configs(headers: &HeaderMap) -> HashMap<String, AuthConfig> {
+    let Some(value) = headers
+        .get("x-registry-config")
+        .and_then(|v| v.to_str().ok())
+    else {
+        return HashMap::new();
+    };
+    let engines = [
+        &base64::engine::general_purpose::URL_SAFE,
+        &base64::engine::general_purpose::STANDARD,
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+    ];
+    for engine in engines {
+        let Ok(bytes) = engine.decode(value.trim()) else {
+            continue;
+        };
+        if let Ok(map) = serde_json::from_slice::<HashMap<String, AuthConfig>>(&bytes) {
+            return map
+                .into_iter()
+                .map(|(server, auth)| (registry_domain(&server), auth))
+                .collect();
+        }
+    }
+    HashMap::new()
+}
+
+/// Pulls through the daemon's registry client, with the request's credentials.
+fn puller(state: &AppState, configs: HashMap<String, AuthConfig>) -> Puller {
+    let client = registry_client(state);
+    let images = state.images.clone();
+    let bus = state.engine.clone();
+    let configs = Arc::new(configs);
+    Arc::new(
+        move |reference: Reference, events: mpsc::Sender<BuildEvent>| {
+            let client = client.clone();
+            let images = images.clone();
+            let bus = bus.clone();
+            let auth = configs.get(reference.domain()).cloned().unwrap_or_default();
+            Box::pin(async move {
+                let sink: ProgressSink = Arc::new(move |p: Progress| {
+                    let message = match &p {
+                        Progress::Status { id, text } => json!({ "status": text, "id": id }),
+                        Progress::Layer { id, state } if state.bytes().is_none() => {
+                            json!({ "status": state.text(), "id": id })
+                        }
+                        _ => return,
+                    };
+                    let _ = events.try_send(BuildEvent::Message(message));
+                });
+                let request = PullRequest {
+                    reference: reference.clone(),
+                    auth,
+                    platform: None,
+                };
+                pier_distribution::pull::pull(&client, images, &request, &sink)
+                    .await
+                    .map_err(|e| pull_error(e, &reference).message)?;
+                let name = reference.familiar();
+                bus.bus().publish(Event::image(&name, "pull", Some(&name)));
+                Ok(())
+            })
+        },
+    )
+}
+
 async fn build(
     State(state): State<AppState>,
     Query(params): Query<Vec<(String, String)>>,
+    headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
     let opts = options(&Params(params))?;
+    let puller = puller(&state, registry_configs(&headers));
     let (reader, pump) = pump_body(body);
     let engine = state.engine.clone();
     let tmp = engine.build_tmp();
@@ -240,7 +310,7 @@ async fn build(
     })
     .await?;
     let _ = pump.await;
-    let build = prepared?;
+    let build = prepared?.with_puller(puller);
     let (tx, mut rx) = mpsc::channel::<BuildEvent>(64);
     let (body_tx, body_rx) = mpsc::channel::<Result<Bytes, Infallible>>(64);
     tokio::spawn(async move {
@@ -257,6 +327,7 @@ async fn build(
             let bytes = match event {
                 BuildEvent::Stream(s) => line(&json!({ "stream": s })),
                 BuildEvent::Aux(v) => line(&json!({ "aux": v })),
+                BuildEvent::Message(v) => line(&v),
             };
             if body_tx.send(Ok(bytes)).await.is_err() {
                 // The client went away: dropping the receiver cancels the build.

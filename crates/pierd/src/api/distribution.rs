@@ -39,7 +39,7 @@ pub fn routes() -> Router<AppState> {
 }
 
 /// The daemon's registry client, made from its flags on first use.
-fn client(state: &AppState) -> Client {
+pub(super) fn registry_client(state: &AppState) -> Client {
     static CLIENT: OnceLock<Client> = OnceLock::new();
     CLIENT
         .get_or_init(|| {
@@ -275,7 +275,7 @@ pub(super) async fn pull(
         p => Some(parse_platform(p).map_err(registry_error)?),
     };
     let auth = registry_auth(headers);
-    let client = client(&state);
+    let client = registry_client(&state);
     stream_work(move |sink| async move {
         let references = if all_tags {
             let repo = client
@@ -344,7 +344,7 @@ pub(super) async fn pull(
 }
 
 /// dockerd's wording for a pull that the registry refused.
-fn pull_error(e: pier_distribution::Error, reference: &Reference) -> ApiError {
+pub(super) fn pull_error(e: pier_distribution::Error, reference: &Reference) -> ApiError {
     match e {
         pier_distribution::Error::Unauthorized(text) | pier_distribution::Error::Denied(text)
             if reference.domain() == DOCKER_HUB_DOMAIN =>
@@ -394,7 +394,7 @@ pub(super) async fn push(
         tagged
     };
     let auth = registry_auth(headers);
-    let client = client(&state);
+    let client = registry_client(&state);
     stream_work(move |sink| async move {
         for r in references {
             let request = PushRequest {
@@ -431,7 +431,7 @@ async fn auth(State(state): State<AppState>, body: Bytes) -> Result<Json<AuthRes
         .map_err(|e| ApiError::bad_request(format!("invalid authconfig: {e}")))?;
     config.fill_from_auth();
     let domain = registry_domain(&config.serveraddress);
-    client(&state)
+    registry_client(&state)
         .login(&domain, &config)
         .await
         .map_err(registry_error)?;
@@ -473,7 +473,7 @@ async fn distribution_inspect(
     };
     let reference = Reference::parse_with_default_tag(name)?;
     let auth = registry_auth(&headers);
-    let info = pier_distribution::pull::inspect(&client(&state), &reference, &auth)
+    let info = pier_distribution::pull::inspect(&registry_client(&state), &reference, &auth)
         .await
         .map_err(registry_error)?;
     Ok(Json(json!({

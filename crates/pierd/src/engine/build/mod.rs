@@ -113,6 +113,8 @@ pub struct BuildOptions {
     pub quiet: bool,
     /// `--platform`; only the native one can be built.
     pub platform: Option<String>,
+    /// `--pull`: pull every base image, even one the store has.
+    pub pull: bool,
 }
 
 /// One message of the progress stream.
@@ -122,7 +124,22 @@ pub enum BuildEvent {
     Stream(String),
     /// `{"aux": …}`.
     Aux(Value),
+    /// A message as it is (a base image's pull progress: `{"status": …, "id": …}`).
+    Message(Value),
 }
+
+/// Pulls a base image into the store, its progress sent as [`BuildEvent::Message`]s;
+/// the error is the message to show. The API layer makes it: it owns the registry
+/// client and the request's credentials (`X-Registry-Config`).
+pub type Puller = Arc<
+    dyn Fn(
+            Reference,
+            mpsc::Sender<BuildEvent>,
+        )
+            -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send>>
+        + Send
+        + Sync,
+>;
 
 /// A build whose Dockerfile parsed and whose options check out, ready to run.
 #[derive(Debug)]
@@ -135,6 +152,16 @@ pub struct Build {
     needed: Vec<usize>,
     target: usize,
     platform: Platform,
+    puller: Option<PullerBox>,
+}
+
+/// A [`Puller`] in a struct that can say it is there.
+struct PullerBox(Puller);
+
+impl std::fmt::Debug for PullerBox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Puller")
+    }
 }
 
 /// The state of the stage being built.
@@ -267,6 +294,7 @@ impl Engine {
             needed,
             target,
             platform: native,
+            puller: None,
         })
     }
 
@@ -325,6 +353,12 @@ struct Runner<'a> {
 }
 
 impl Build {
+    /// Lets the build pull base images the store lacks (and all of them with `pull`).
+    pub fn with_puller(mut self, puller: Puller) -> Build {
+        self.puller = Some(PullerBox(puller));
+        self
+    }
+
     /// Runs the build, sending progress to `out`; the result's image ID.
     pub async fn run(self, out: mpsc::Sender<BuildEvent>) -> Result<String, BuildError> {
         let epoch = match self.opts.build_args.get("SOURCE_DATE_EPOCH") {
@@ -630,23 +664,53 @@ impl Runner<'_> {
         }
     }
 
-    /// A base image from the store.
+    /// A base image from the store, pulled first when the store lacks it (or always,
+    /// with `pull`) and a registry client was given.
     async fn base_image(&mut self, name: &str) -> Result<StepImage, BuildError> {
         let reference = Reference::parse_with_default_tag(name)
             .map_err(|e| BuildError::Invalid(format!("invalid reference format: {e}")))?;
-        let images = self.build.engine.images.clone();
-        let lookup = reference.to_string();
-        let found = tokio::task::spawn_blocking(move || images.step_image(&lookup))
-            .await
-            .map_err(|e| BuildError::internal("resolving the base image", e))?;
-        match found {
-            Ok(i) => Ok(i),
-            Err(pier_image::Error::NotFound(_)) => Err(BuildError::NotFound(format!(
-                "pull access denied for {}, repository does not exist or may require 'docker login': the image is not in Pier's store and Pier cannot pull it",
+        if self.build.opts.pull {
+            self.pull(&reference).await?;
+        }
+        match self.stored_image(&reference).await {
+            Err(BuildError::NotFound(_)) if self.build.puller.is_some() && !self.build.opts.pull => {
+                self.pull(&reference).await?;
+                self.stored_image(&reference).await
+            }
+            Err(BuildError::NotFound(_)) => Err(BuildError::NotFound(format!(
+                "pull access denied for {}, repository does not exist or may require 'docker login': the image is not in Pier's store and this build cannot pull",
                 reference.familiar()
             ))),
-            Err(e) => Err(e.into()),
+            other => other,
         }
+    }
+
+    async fn stored_image(&self, reference: &Reference) -> Result<StepImage, BuildError> {
+        let images = self.build.engine.images.clone();
+        let lookup = reference.to_string();
+        tokio::task::spawn_blocking(move || images.step_image(&lookup))
+            .await
+            .map_err(|e| BuildError::internal("resolving the base image", e))?
+            .map_err(BuildError::from)
+    }
+
+    async fn pull(&self, reference: &Reference) -> Result<(), BuildError> {
+        let Some(PullerBox(puller)) = &self.build.puller else {
+            return Err(BuildError::Invalid(
+                "--pull cannot be honoured: this build has no registry client".into(),
+            ));
+        };
+        let events = if self.build.opts.quiet {
+            // Quiet builds show no pull progress: a sink that drops it.
+            let (tx, mut rx) = mpsc::channel(16);
+            tokio::spawn(async move { while rx.recv().await.is_some() {} });
+            tx
+        } else {
+            self.out.clone()
+        };
+        puller(reference.clone(), events)
+            .await
+            .map_err(|message| BuildError::Failed { message, code: 1 })
     }
 
     /// The value lookup for expansion in a stage: `ENV` first, then the stage's args.
