@@ -22,6 +22,7 @@ pub mod rules {
     pub const SECRETS_USED_IN_ARG_OR_ENV: &str = "SecretsUsedInArgOrEnv";
     pub const FROM_PLATFORM_FLAG_CONST_DISALLOWED: &str = "FromPlatformFlagConstDisallowed";
     pub const REDUNDANT_TARGET_PLATFORM: &str = "RedundantTargetPlatform";
+    pub const UNDEFINED_ARG_IN_FROM: &str = "UndefinedArgInFrom";
 }
 
 /// The `# check=` directive: `skip=Rule1,Rule2` or `skip=all`, `error=true`,

@@ -40,6 +40,23 @@ pub fn process_words(
     Ok(Lexer::new(word, escape, lookup).process(word)?.1)
 }
 
+/// The variables a word refers to, in order, each once (nested defaults included, as
+/// BuildKit's `ProcessWordWithMatches` looks them up); empty for a malformed word.
+pub fn variables(word: &str, escape: char) -> Vec<String> {
+    let seen = std::cell::RefCell::new(Vec::<String>::new());
+    let lookup = |name: &str| {
+        let mut seen = seen.borrow_mut();
+        if !seen.iter().any(|s| s == name) {
+            seen.push(name.to_string());
+        }
+        None
+    };
+    match Lexer::new(word, escape, &lookup).process(word) {
+        Ok(_) => seen.into_inner(),
+        Err(_) => Vec::new(),
+    }
+}
+
 /// The lexer with BuildKit's switches; the parser uses the raw modes to find heredoc
 /// words in a line.
 pub(crate) struct Lexer<'a> {
@@ -788,6 +805,15 @@ mod tests {
             word("${a:-x").unwrap_err(),
             "failed to process \"${a:-x\": syntax error: missing '}'"
         );
+    }
+
+    #[test]
+    fn variables_referenced() {
+        assert_eq!(
+            variables("${A:-$B}:${C}-$A '$D' \\$E", '\\'),
+            ["B", "A", "C"]
+        );
+        assert!(variables("${", '\\').is_empty());
     }
 
     #[test]

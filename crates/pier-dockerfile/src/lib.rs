@@ -879,6 +879,26 @@ mod tests {
         let found: Vec<(usize, &str, &str)> =
             found.iter().map(|(l, r, m)| (*l, *r, m.as_str())).collect();
         assert_eq!(found, expect);
+        let found = rules_of(
+            "ARG VERSION\nFROM alpine:${VERSON} AS a\nFROM --platform=$BUILDPLATFORM alpine:$TAG\n",
+        );
+        let found: Vec<(usize, &str, &str)> =
+            found.iter().map(|(l, r, m)| (*l, *r, m.as_str())).collect();
+        assert_eq!(
+            found,
+            [
+                (
+                    2,
+                    "UndefinedArgInFrom",
+                    "FROM argument 'VERSON' is not declared (did you mean VERSION?)"
+                ),
+                (
+                    3,
+                    "UndefinedArgInFrom",
+                    "FROM argument 'TAG' is not declared"
+                ),
+            ]
+        );
         // A constant platform the stage is named after is fine.
         assert!(rules_of("FROM --platform=linux/arm64 scratch AS build-arm64\n").is_empty());
     }

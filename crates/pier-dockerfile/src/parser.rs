@@ -57,7 +57,7 @@ pub fn parse(text: &str) -> Result<Dockerfile, ParseError> {
             line: 1,
             message: format!("failed to parse check options: {e}"),
         })?;
-    lint(&nodes, &mut warnings);
+    lint(&nodes, directives.escape, &mut warnings);
     warnings.retain(|w| check.reports(w.rule));
     warnings.sort_by_key(|w| w.line);
     Ok(Dockerfile {
@@ -70,7 +70,7 @@ pub fn parse(text: &str) -> Result<Dockerfile, ParseError> {
 }
 
 /// The build checks the text decides (BuildKit's linter rules of the same names).
-fn lint(nodes: &[Node], warnings: &mut Vec<Warning>) {
+fn lint(nodes: &[Node], escape: char, warnings: &mut Vec<Warning>) {
     let mut warn = |line: usize, rule: &'static str, message: String| {
         warnings.push(Warning {
             line,
@@ -79,6 +79,30 @@ fn lint(nodes: &[Node], warnings: &mut Vec<Warning>) {
         })
     };
     let is_consistent = |s: &str| s == s.to_lowercase() || s == s.to_uppercase();
+    // Every ARG the file declares, and the automatic platform args: what FROM may use.
+    let mut declared: Vec<String> = [
+        "TARGETPLATFORM",
+        "TARGETOS",
+        "TARGETARCH",
+        "TARGETVARIANT",
+        "BUILDPLATFORM",
+        "BUILDOS",
+        "BUILDARCH",
+        "BUILDVARIANT",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    for node in nodes.iter().filter(|n| n.cmd.eq_ignore_ascii_case("arg")) {
+        for word in &node.args {
+            declared.push(
+                word.split_once('=')
+                    .map_or(word.as_str(), |(n, _)| n)
+                    .to_string(),
+            );
+        }
+    }
+    let declared_refs: Vec<&str> = declared.iter().map(String::as_str).collect();
     let mut in_stage = false;
     let (mut lower, mut upper) = (0, 0);
     // The last CMD, ENTRYPOINT, HEALTHCHECK of the current stage: (name, line).
@@ -122,6 +146,25 @@ fn lint(nodes: &[Node], warnings: &mut Vec<Warning>) {
                             "Stage name should not use the same name as reserved stage {lower_name:?}"
                         ),
                     );
+                }
+            }
+            let platform_flag = parse_flags(&node.flags, &[("platform", FlagType::Str)])
+                .ok()
+                .and_then(|f| f.str("platform"));
+            for word in node.args.first().into_iter().chain(platform_flag.as_ref()) {
+                for var in crate::expand::variables(word, escape) {
+                    if !declared.contains(&var) {
+                        warn(
+                            node.line,
+                            rules::UNDEFINED_ARG_IN_FROM,
+                            suggest(
+                                format!("FROM argument '{var}' is not declared"),
+                                &var,
+                                &declared_refs,
+                                true,
+                            ),
+                        );
+                    }
                 }
             }
             if let Ok(flags) = parse_flags(&node.flags, &[("platform", FlagType::Str)]) {
