@@ -23,6 +23,51 @@ pub mod rules {
     pub const FROM_PLATFORM_FLAG_CONST_DISALLOWED: &str = "FromPlatformFlagConstDisallowed";
     pub const REDUNDANT_TARGET_PLATFORM: &str = "RedundantTargetPlatform";
     pub const UNDEFINED_ARG_IN_FROM: &str = "UndefinedArgInFrom";
+    pub const UNDEFINED_VAR: &str = "UndefinedVar";
+    pub const WORKDIR_RELATIVE_PATH: &str = "WorkdirRelativePath";
+}
+
+/// The checks only the build can decide, with BuildKit's texts, for the builder to
+/// report through [`CheckConfig::reports`].
+pub mod runtime {
+    use super::rules;
+    use crate::Warning;
+
+    /// `CMD`/`ENTRYPOINT` in the shell form while the image has no `SHELL` of its own.
+    pub fn json_args_recommended(line: usize, instruction: &str) -> Warning {
+        Warning {
+            line,
+            rule: rules::JSON_ARGS_RECOMMENDED,
+            message: format!(
+                "JSON arguments recommended for {instruction} to prevent unintended behavior related to OS signals"
+            ),
+        }
+    }
+
+    /// A relative `WORKDIR` before any absolute one in the build.
+    pub fn workdir_relative_path(line: usize, path: &str) -> Warning {
+        Warning {
+            line,
+            rule: rules::WORKDIR_RELATIVE_PATH,
+            message: format!(
+                "Relative workdir {path:?} can have unexpected results if the base image changes"
+            ),
+        }
+    }
+
+    /// A variable used but neither an ARG nor an ENV in scope (`suggestion`: the
+    /// closest name in scope, if any).
+    pub fn undefined_var(line: usize, name: &str, suggestion: Option<&str>) -> Warning {
+        let mut message = format!("Usage of undefined variable '${name}'");
+        if let Some(s) = suggestion {
+            message.push_str(&format!(" (did you mean ${s}?)"));
+        }
+        Warning {
+            line,
+            rule: rules::UNDEFINED_VAR,
+            message,
+        }
+    }
 }
 
 /// The `# check=` directive: `skip=Rule1,Rule2` or `skip=all`, `error=true`,
@@ -153,6 +198,22 @@ mod tests {
         );
         assert_eq!(c.violation(&[]), None);
         assert_eq!(CheckConfig::default().violation(&[w("A")]), None);
+    }
+
+    #[test]
+    fn runtime_check_texts() {
+        assert_eq!(
+            runtime::json_args_recommended(3, "CMD").message,
+            "JSON arguments recommended for CMD to prevent unintended behavior related to OS signals"
+        );
+        assert_eq!(
+            runtime::workdir_relative_path(2, "app").message,
+            "Relative workdir \"app\" can have unexpected results if the base image changes"
+        );
+        assert_eq!(
+            runtime::undefined_var(4, "PAHT", Some("PATH")).message,
+            "Usage of undefined variable '$PAHT' (did you mean $PATH?)"
+        );
     }
 
     #[test]
