@@ -889,8 +889,18 @@ mod tests {
             [
                 (
                     2,
+                    "InvalidDefaultArgInFrom",
+                    "Default value for ARG alpine:${VERSON} results in empty or invalid base image name"
+                ),
+                (
+                    2,
                     "UndefinedArgInFrom",
                     "FROM argument 'VERSON' is not declared (did you mean VERSION?)"
+                ),
+                (
+                    3,
+                    "InvalidDefaultArgInFrom",
+                    "Default value for ARG alpine:$TAG results in empty or invalid base image name"
                 ),
                 (
                     3,
@@ -898,6 +908,17 @@ mod tests {
                     "FROM argument 'TAG' is not declared"
                 ),
             ]
+        );
+        let found = rules_of("ARG TAG\nARG IMG=alpine\nFROM ${IMG}:${TAG}\nFROM $IMG:${TAG:-3}\n");
+        let found: Vec<(usize, &str, &str)> =
+            found.iter().map(|(l, r, m)| (*l, *r, m.as_str())).collect();
+        assert_eq!(
+            found,
+            [(
+                3,
+                "InvalidDefaultArgInFrom",
+                "Default value for ARG ${IMG}:${TAG} results in empty or invalid base image name"
+            )]
         );
         // A constant platform the stage is named after is fine.
         assert!(rules_of("FROM --platform=linux/arm64 scratch AS build-arm64\n").is_empty());

@@ -69,6 +69,53 @@ pub fn parse(text: &str) -> Result<Dockerfile, ParseError> {
     })
 }
 
+/// BuildKit's InvalidDefaultArgInFrom: each FROM's base, expanded with the global
+/// ARGs' defaults only (no build args) and the native platform args, must be an image
+/// reference. Abandoned, as in BuildKit, when an expansion fails.
+fn invalid_default_args_in_from(
+    nodes: &[Node],
+    escape: char,
+    warn: &mut impl FnMut(usize, &'static str, String),
+) {
+    let native = crate::platform::Platform::native();
+    let mut args: Vec<(String, String)> = crate::platform::automatic_args(&native, &native);
+    let mut in_stages = false;
+    for node in nodes {
+        let cmd = node.cmd.to_ascii_lowercase();
+        if cmd == "from" {
+            in_stages = true;
+            let Some(base) = node.args.first() else {
+                continue;
+            };
+            let lookup = |k: &str| args.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+            let Ok(expanded) = crate::expand::process_word(base, escape, &lookup) else {
+                return;
+            };
+            if !crate::check::valid_reference(&expanded) {
+                warn(
+                    node.line,
+                    rules::INVALID_DEFAULT_ARG_IN_FROM,
+                    format!(
+                        "Default value for ARG {base} results in empty or invalid base image name"
+                    ),
+                );
+            }
+        } else if cmd == "arg" && !in_stages {
+            for word in &node.args {
+                let Some((name, default)) = word.split_once('=') else {
+                    continue;
+                };
+                let lookup = |k: &str| args.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+                let Ok(value) = crate::expand::process_word(default, escape, &lookup) else {
+                    return;
+                };
+                args.retain(|(n, _)| n != name);
+                args.push((name.to_string(), value));
+            }
+        }
+    }
+}
+
 /// The build checks the text decides (BuildKit's linter rules of the same names).
 fn lint(nodes: &[Node], escape: char, warnings: &mut Vec<Warning>) {
     let mut warn = |line: usize, rule: &'static str, message: String| {
@@ -103,6 +150,7 @@ fn lint(nodes: &[Node], escape: char, warnings: &mut Vec<Warning>) {
         }
     }
     let declared_refs: Vec<&str> = declared.iter().map(String::as_str).collect();
+    invalid_default_args_in_from(nodes, escape, &mut warn);
     let mut in_stage = false;
     let (mut lower, mut upper) = (0, 0);
     // The last CMD, ENTRYPOINT, HEALTHCHECK of the current stage: (name, line).
