@@ -141,100 +141,10 @@ impl CheckConfig {
     }
 }
 
-/// Whether `s` parses as an image reference (distribution's `ParseNormalizedNamed`:
-/// `[domain[:port]/]path[:tag][@algo:hex]`, lowercase path components, not a bare
-/// 64-hex ID).
+/// Whether `s` parses as an image reference (Docker's `ParseNormalizedNamed`, which
+/// pier-image implements).
 pub(crate) fn valid_reference(s: &str) -> bool {
-    let (rest, digest) = match s.split_once('@') {
-        Some((r, d)) => (r, Some(d)),
-        None => (s, None),
-    };
-    if let Some(d) = digest {
-        let Some((algo, hex)) = d.split_once(':') else {
-            return false;
-        };
-        let algo_ok = algo.split(['-', '_', '+', '.']).all(|part| {
-            part.starts_with(|c: char| c.is_ascii_alphabetic())
-                && part.chars().all(|c| c.is_ascii_alphanumeric())
-        });
-        if !algo_ok || hex.len() < 32 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
-            return false;
-        }
-    }
-    let (name, tag) = match rest.rfind(':') {
-        Some(i) if !rest[i + 1..].contains('/') => (&rest[..i], Some(&rest[i + 1..])),
-        _ => (rest, None),
-    };
-    if let Some(tag) = tag {
-        let word = |c: char| c.is_ascii_alphanumeric() || c == '_';
-        if tag.is_empty()
-            || tag.len() > 128
-            || !tag.starts_with(word)
-            || !tag.chars().all(|c| word(c) || c == '.' || c == '-')
-        {
-            return false;
-        }
-    }
-    if name.is_empty() || name.len() > 255 {
-        return false;
-    }
-    if name.len() == 64 && name.chars().all(|c| matches!(c, '0'..='9' | 'a'..='f')) {
-        return false;
-    }
-    let mut parts: Vec<&str> = name.split('/').collect();
-    if parts.len() > 1
-        && (parts[0].contains(['.', ':'])
-            || parts[0] == "localhost"
-            || parts[0].chars().any(|c| c.is_ascii_uppercase()))
-    {
-        let domain = parts.remove(0);
-        let (host, port) = match domain.rsplit_once(':') {
-            Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => (h, Some(p)),
-            _ => (domain, None),
-        };
-        if port.is_some_and(|p| p.is_empty() || !p.chars().all(|c| c.is_ascii_digit())) {
-            return false;
-        }
-        let host_ok = if host.starts_with('[') {
-            host.ends_with(']') && host.len() > 2
-        } else {
-            host.split('.').all(|label| {
-                !label.is_empty()
-                    && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-                    && !label.starts_with('-')
-                    && !label.ends_with('-')
-            })
-        };
-        if !host_ok {
-            return false;
-        }
-    }
-    parts.iter().all(|component| path_component_ok(component))
-}
-
-/// `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*`
-fn path_component_ok(c: &str) -> bool {
-    let b = c.as_bytes();
-    let alnum = |x: u8| x.is_ascii_lowercase() || x.is_ascii_digit();
-    if b.is_empty() || !alnum(b[0]) || !alnum(b[b.len() - 1]) {
-        return false;
-    }
-    let mut i = 0;
-    while i < b.len() {
-        if alnum(b[i]) {
-            i += 1;
-            continue;
-        }
-        let start = i;
-        while i < b.len() && !alnum(b[i]) {
-            i += 1;
-        }
-        let sep = &c[start..i];
-        if !(sep == "." || sep == "_" || sep == "__" || sep.bytes().all(|x| x == b'-')) {
-            return false;
-        }
-    }
-    true
+    pier_image::reference::Reference::parse(s).is_ok()
 }
 
 /// Whether an ARG or ENV name looks like it holds a secret (BuildKit's
