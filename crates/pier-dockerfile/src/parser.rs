@@ -947,7 +947,8 @@ pub(crate) fn parse_heredoc(word: &str) -> Result<Option<Heredoc>, String> {
     let digits = word
         .find(|c: char| !c.is_ascii_digit())
         .unwrap_or(word.len());
-    let (fd, rest) = word.split_at(digits);
+    // A leading file descriptor (`3<<EOF`) is the shell's business: BuildKit accepts it.
+    let rest = &word[digits..];
     let Some(rest) = rest.strip_prefix("<<") else {
         return Ok(None);
     };
@@ -959,8 +960,6 @@ pub(crate) fn parse_heredoc(word: &str) -> Result<Option<Heredoc>, String> {
     if rest.contains('<') {
         return Ok(None);
     }
-    // A file descriptor (`3<<EOF`) is the shell's business: BuildKit accepts it.
-    let _ = fd;
     if rest.is_empty() {
         return Ok(None);
     }
