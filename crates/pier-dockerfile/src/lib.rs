@@ -77,9 +77,66 @@ pub use parser::{parse, parse_instruction};
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("dockerfile parse error on line {line}: {message}")]
 pub struct ParseError {
-    /// 1-based line number.
+    /// 1-based line number where the offending instruction starts.
     pub line: usize,
+    /// 1-based line number where it ends (continuations, heredocs).
+    pub end_line: usize,
     pub message: String,
+}
+
+impl ParseError {
+    /// BuildKit's source excerpt for this error (see [`source_excerpt`]).
+    pub fn excerpt(&self, file_name: &str, text: &str) -> String {
+        source_excerpt(file_name, text, self.line, self.end_line)
+    }
+}
+
+/// The lines `start..=end` of `text` with some context, marked `>>>`, as BuildKit prints
+/// them above a build error (its `errdefs.Source.Print`):
+///
+/// ```text
+/// Dockerfile:2
+/// --------------------
+///    1 |     FROM busybox
+///    2 | >>> FROMM x
+///    3 |
+/// --------------------
+/// ```
+///
+/// Empty when the lines are not in the text.
+pub fn source_excerpt(file_name: &str, text: &str, start: usize, end: usize) -> String {
+    let lines: Vec<&str> = text.split('\n').collect();
+    let (mut start, mut end) = (start, end.max(start));
+    if start < 1 || start > lines.len() {
+        return String::new();
+    }
+    end = end.min(lines.len());
+    let (marked_start, marked_end) = (start, end);
+    let pad = if end == start { 4 } else { 2 };
+    let mut p = 0;
+    while p < pad {
+        if start > 1 {
+            start -= 1;
+            p += 1;
+        }
+        if end != lines.len() {
+            end += 1;
+            p += 1;
+        }
+        p += 1;
+    }
+    let mut out = format!("{file_name}:{marked_start}\n--------------------\n");
+    for (i, line) in lines.iter().enumerate().take(end).skip(start - 1) {
+        let n = i + 1;
+        let prefix = if (marked_start..=marked_end).contains(&n) {
+            ">>>"
+        } else {
+            "   "
+        };
+        out.push_str(&format!(" {n:>3} | {prefix} {line}\n"));
+    }
+    out.push_str("--------------------\n");
+    out
 }
 
 /// Something Docker accepts but warns about: a build check (BuildKit's linter) the text
@@ -942,6 +999,25 @@ mod tests {
             parse("# check=bogus\nFROM scratch\n").unwrap_err().to_string(),
             "dockerfile parse error on line 1: failed to parse check options: invalid check option \"bogus\""
         );
+    }
+
+    #[test]
+    fn error_excerpts_as_buildkit_prints_them() {
+        let text = "FROM busybox\nRUN a\nFROMM x\nRUN b \\\n  c\nRUN d\nRUN e\n";
+        let e = parse(text).unwrap_err();
+        assert_eq!((e.line, e.end_line), (3, 3));
+        assert_eq!(
+            e.excerpt("Dockerfile", text),
+            "Dockerfile:3\n--------------------\n   1 |     FROM busybox\n   2 |     RUN a\n   3 | >>> FROMM x\n   4 |     RUN b \\\n   5 |       c\n--------------------\n"
+        );
+        let text = "FROM busybox\nCOPY --bad \\\n a b\n";
+        let e = parse(text).unwrap_err();
+        assert_eq!((e.line, e.end_line), (2, 3));
+        assert_eq!(
+            e.excerpt("app.Dockerfile", text),
+            "app.Dockerfile:2\n--------------------\n   1 |     FROM busybox\n   2 | >>> COPY --bad \\\n   3 | >>>  a b\n   4 |     \n--------------------\n"
+        );
+        assert_eq!(source_excerpt("D", "x", 5, 5), "");
     }
 
     #[test]

@@ -20,6 +20,7 @@ pub fn parse(text: &str) -> Result<Dockerfile, ParseError> {
     if nodes.is_empty() {
         return Err(ParseError {
             line: last_line.max(1),
+            end_line: last_line.max(1),
             message: "file with no instructions".to_string(),
         });
     }
@@ -49,12 +50,14 @@ pub fn parse(text: &str) -> Result<Dockerfile, ParseError> {
     if stages.is_empty() {
         return Err(ParseError {
             line: last_line.max(1),
+            end_line: last_line.max(1),
             message: "dockerfile contains no stages to build".to_string(),
         });
     }
     let check =
         CheckConfig::parse(directives.check.as_deref().unwrap_or("")).map_err(|e| ParseError {
             line: 1,
+            end_line: 1,
             message: format!("failed to parse check options: {e}"),
         })?;
     lint(&nodes, directives.escape, &mut warnings);
@@ -335,6 +338,7 @@ pub fn parse_instruction(text: &str, escape: char) -> Result<Instruction, ParseE
     let [node] = nodes.as_slice() else {
         return Err(ParseError {
             line: last_line.max(1),
+            end_line: last_line.max(1),
             message: format!("expected one instruction, found {}", nodes.len()),
         });
     };
@@ -352,6 +356,7 @@ pub fn dump_first_pass(text: &str) -> Result<String, ParseError> {
     if nodes.is_empty() {
         return Err(ParseError {
             line: last_line.max(1),
+            end_line: last_line.max(1),
             message: "file with no instructions".to_string(),
         });
     }
@@ -435,6 +440,7 @@ impl Node {
     fn error(&self, message: impl Into<String>) -> ParseError {
         ParseError {
             line: self.line,
+            end_line: self.end_line.max(self.line),
             message: message.into(),
         }
     }
@@ -521,6 +527,7 @@ fn scan(text: &str, escape: Option<char>) -> Result<Scanned, ParseError> {
         if let Some((name, value)) = directive(token, &mut directives_done) {
             let fail = |message: String| ParseError {
                 line: line_no,
+                end_line: line_no,
                 message,
             };
             if seen.contains(&name) {
@@ -590,6 +597,7 @@ fn scan(text: &str, escape: Option<char>) -> Result<Scanned, ParseError> {
         }
         let mut node = node_from_line(&line, escape, false).map_err(|message| ParseError {
             line: start_line,
+            end_line: current_line,
             message,
         })?;
         node.line = start_line;
@@ -601,6 +609,7 @@ fn scan(text: &str, escape: Option<char>) -> Result<Scanned, ParseError> {
         if matches!(heredoc_cmd.as_str(), "add" | "copy" | "run") && !json && line.contains("<<") {
             let docs = heredocs_from_line(&line).map_err(|message| ParseError {
                 line: start_line,
+                end_line: current_line,
                 message,
             })?;
             for mut doc in docs {
@@ -622,6 +631,7 @@ fn scan(text: &str, escape: Option<char>) -> Result<Scanned, ParseError> {
                 if !terminated {
                     return Err(ParseError {
                         line: start_line,
+                        end_line: current_line,
                         message: "unterminated heredoc".to_string(),
                     });
                 }
