@@ -31,7 +31,8 @@
 //!   [`RunMount::secret_id`] (BuildKit's mount defaults), [`CopySpec::paths`],
 //!   [`Healthcheck::test`], [`Dockerfile::stage_index`], [`Dockerfile::step_count`].
 //!
-//! Errors name the line where the instruction starts; as in BuildKit an error of the
+//! Errors name the line where the instruction starts (and ends: [`ParseError::excerpt`]
+//! gives the source block BuildKit prints above an error); as in BuildKit an error of the
 //! first pass (lines, JSON, heredocs, `ENV` syntax) anywhere in the file is reported
 //! before an error of the second (flags, argument counts, unknown instructions).
 //! Nothing here recurses on input depth beyond a small bound, so hostile input gives
