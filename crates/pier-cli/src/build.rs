@@ -338,10 +338,12 @@ pub fn build(client: &Client, args: BuildArgs) -> Result<ExitCode> {
         let mut ignore = None;
         for candidate in ignore_file_candidates(&dockerfile_name) {
             if let Ok(text) = fs::read_to_string(context_dir.join(&candidate)) {
-                ignore =
-                    Some(DockerIgnore::parse(&text).map_err(|e| {
-                        anyhow::anyhow!("failed to parse {candidate}: {}", e.message)
-                    })?);
+                // The Dockerfile and the ignore file are always sent (the daemon drops
+                // them after reading if the patterns exclude them), as by the docker CLI.
+                let parsed = DockerIgnore::parse(&text)
+                    .map_err(|e| anyhow::anyhow!("failed to parse {candidate}: {}", e.message))?;
+                let dockerfile = extra.is_none().then_some(dockerfile_name.as_str());
+                ignore = Some(parsed.keeping_build_files(dockerfile));
                 break;
             }
         }

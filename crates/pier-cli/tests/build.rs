@@ -114,6 +114,26 @@ fn pier_build_sends_the_context_and_prints_the_daemons_progress() {
         "{listing}"
     );
 
+    // An ignore file that excludes everything but one directory still sends the
+    // Dockerfile (and the daemon leaves it out of the context).
+    let ctx2 = tempfile::tempdir().expect("ctx");
+    write(ctx2.path(), "Dockerfile", "FROM busybox\nCOPY . /ctx/\n");
+    write(ctx2.path(), ".dockerignore", "*\n!src\n");
+    write(ctx2.path(), "src/main.c", "int main;\n");
+    write(ctx2.path(), "other", "x\n");
+    let out = s.run(
+        &[
+            "build",
+            "-t",
+            "only-src",
+            ctx2.path().to_str().expect("utf8"),
+        ],
+        b"",
+    );
+    assert_eq!(out.status.code(), Some(0), "{:?}", text(&out));
+    let listing = s.ok(&["run", "--rm", "only-src", "find", "/ctx"]);
+    assert_eq!(listing, "/ctx\n/ctx/src\n/ctx/src/main.c\n", "{listing}");
+
     // A failing step: its message on stderr, its exit code.
     let out = s.run(
         &["build", "-f", "-", dir.to_str().expect("utf8")],

@@ -30,7 +30,7 @@ use crate::rootfs_tar::{clean, extract, in_root, ExtractOptions};
 /// One `COPY`/`ADD`, its values expanded.
 #[derive(Debug, Clone)]
 pub struct CopyPlan {
-    /// `ADD` (archives are extracted).
+    /// `ADD` (local archives are extracted unless `--unpack=false`).
     pub add: bool,
     /// Paths in the source root, as written (may hold wildcards).
     pub sources: Vec<String>,

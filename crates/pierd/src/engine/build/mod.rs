@@ -20,6 +20,7 @@
 pub mod cache;
 mod context;
 pub mod copy;
+mod run_mounts;
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::os::fd::{AsFd, OwnedFd};
@@ -32,7 +33,7 @@ use pier_dockerfile::expand::{process_word, process_words};
 use pier_dockerfile::ignore::DockerIgnore;
 use pier_dockerfile::platform::{automatic_args, is_proxy_arg, Platform};
 use pier_dockerfile::{
-    CopySpec, Dockerfile, Instruction, InstructionKind, RunNetwork, RunSpec, ShellOrExec,
+    CopySpec, Dockerfile, Instruction, InstructionKind, MountType, RunNetwork, RunSpec, ShellOrExec,
 };
 use pier_image::image::{ContainerConfig, HealthConfig};
 use pier_image::reference::Reference;
@@ -1105,9 +1106,11 @@ impl Runner<'_> {
         add: bool,
     ) -> Result<(), BuildError> {
         let name = if add { "ADD" } else { "COPY" };
-        if !spec.heredocs.is_empty() {
-            return Err(self.line_error(instr, "with a here-document is not supported by Pier yet"));
-        }
+        let heredoc_root = if spec.heredocs.is_empty() {
+            None
+        } else {
+            Some(self.heredoc_files(state, instr, spec)?)
+        };
         if spec.checksum.is_some() {
             return Err(self.line_error(instr, "--checksum is not supported by Pier yet (it applies to URL sources, which Pier does not fetch yet)"));
         }
@@ -1115,7 +1118,13 @@ impl Runner<'_> {
             return Err(self.line_error(instr, "--keep-git-dir is not supported by Pier (it applies to git sources, which Pier does not fetch)"));
         }
         let mut sources = Vec::new();
-        for s in &spec.sources {
+        let paths: Vec<&String> = if heredoc_root.is_some() {
+            sources.extend(spec.heredocs.iter().map(|h| h.name.clone()));
+            Vec::new()
+        } else {
+            spec.sources.iter().collect()
+        };
+        for s in paths {
             let s = self.expand(state, instr, s)?;
             if add
                 && (s.starts_with("http://") || s.starts_with("https://") || s.starts_with("git@"))
@@ -1171,14 +1180,18 @@ impl Runner<'_> {
             Some(f) => Some(self.expand(state, instr, f)?),
             None => None,
         };
-        let source_root = self.source_root(from.as_deref()).await?;
+        let source_root = match heredoc_root {
+            Some(dir) => SourceRoot::Temp(dir),
+            None => self.source_root(from.as_deref()).await?,
+        };
         // `--chown` names resolve in the destination's /etc/passwd and /etc/group.
         let owner = match &chown {
             Some(c) => Some(self.resolve_owner(state, c).await?),
             None => None,
         };
+        // `ADD --unpack=false` copies a local archive as it is.
         let plan = CopyPlan {
-            add,
+            add: add && spec.unpack != Some(false),
             sources,
             dest: dest.clone(),
             owner,
@@ -1187,7 +1200,7 @@ impl Runner<'_> {
             parents: spec.parents,
             instruction: name,
         };
-        let from_context = from.is_none();
+        let from_context = from.is_none() && spec.heredocs.is_empty();
         let hash = {
             let plan = plan.clone();
             let root = source_root.fd()?;
@@ -1253,6 +1266,59 @@ impl Runner<'_> {
         result
     }
 
+    /// `COPY <<EOF …`: each here-document as a file (mode 0644) in a directory of its
+    /// own, named by its delimiter; variables expanded unless the delimiter was quoted
+    /// (quotes and backslashes in the body stay as written, as BuildKit does).
+    fn heredoc_files(
+        &self,
+        state: &StageState,
+        instr: &Instruction,
+        spec: &CopySpec,
+    ) -> Result<tempfile::TempDir, BuildError> {
+        if spec.paths().next().is_some() {
+            return Err(self.line_error(
+                instr,
+                "mixing here-documents and paths in one instruction is not supported by Pier yet",
+            ));
+        }
+        let tmp = self.build.engine.build_tmp();
+        std::fs::create_dir_all(&tmp)
+            .map_err(|e| BuildError::internal("writing heredoc files", e))?;
+        let dir = tempfile::Builder::new()
+            .prefix("heredoc-")
+            .tempdir_in(&tmp)
+            .map_err(|e| BuildError::internal("writing heredoc files", e))?;
+        for h in &spec.heredocs {
+            let content = if h.expand {
+                let escape = self.build.dockerfile.directives.escape;
+                let mut literal = String::new();
+                for c in h.content.chars() {
+                    if c == escape || c == '"' || c == '\'' {
+                        literal.push(escape);
+                    }
+                    literal.push(c);
+                }
+                self.expand(state, instr, &literal)?
+            } else {
+                h.content.clone()
+            };
+            let path = dir.path().join(&h.name);
+            std::fs::write(&path, content)
+                .map_err(|e| BuildError::internal("writing heredoc files", e))?;
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644))
+                .map_err(|e| BuildError::internal("writing heredoc files", e))?;
+            if let Some(epoch) = self.epoch {
+                let t = std::time::UNIX_EPOCH + Duration::from_secs(epoch.max(0) as u64);
+                let _ = std::fs::File::options()
+                    .write(true)
+                    .open(&path)
+                    .and_then(|f| f.set_modified(t));
+            }
+        }
+        Ok(dir)
+    }
+
     /// The root a `COPY` reads from: the context, or a stage's or image's files.
     async fn source_root(&mut self, from: Option<&str>) -> Result<SourceRoot, BuildError> {
         let Some(from) = from else {
@@ -1315,21 +1381,109 @@ impl Runner<'_> {
         instr: &Instruction,
         run: &RunSpec,
     ) -> Result<(), BuildError> {
-        if !run.mounts.is_empty() {
-            return Err(self.line_error(instr, "--mount is not supported by Pier yet"));
-        }
-        let argv = match &run.command {
-            ShellOrExec::Exec(v) => v.clone(),
-            ShellOrExec::Shell(s) => {
-                let mut script = s.clone();
-                for h in &run.heredocs {
-                    script.push('\n');
-                    script.push_str(&h.content);
-                    script.push_str(&h.name);
+        // What runs: heredoc scripts resolved BuildKit's way.
+        let resolved = run.resolve(&state.shell);
+        let argv = resolved.argv.clone();
+        let workdir = state.config.working_dir.clone().unwrap_or_default();
+        let tmp = self.build.engine.build_tmp();
+        let mut mounts = run_mounts::RunMounts::default();
+        let mut held_roots = Vec::new();
+        let prepared = self
+            .run_mounts(
+                state,
+                instr,
+                run,
+                &workdir,
+                &tmp,
+                &mut mounts,
+                &mut held_roots,
+            )
+            .await;
+        let result = match prepared {
+            Ok(()) => {
+                if let Some(script) = &resolved.script_file {
+                    run_mounts::script(&mut mounts, &script.path, &script.content, &tmp)
+                } else {
+                    Ok(())
                 }
-                state.shell.iter().cloned().chain([script]).collect()
             }
+            Err(e) => Err(e),
         };
+        let result = match result {
+            Ok(()) => {
+                self.run_with_mounts(state, instr, run, argv, &mut mounts)
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        for root in held_roots {
+            root.release().await;
+        }
+        drop(mounts);
+        result
+    }
+
+    /// The step's `--mount`s, expanded, as engine mounts.
+    #[allow(clippy::too_many_arguments)]
+    async fn run_mounts(
+        &mut self,
+        state: &StageState,
+        instr: &Instruction,
+        run: &RunSpec,
+        workdir: &str,
+        tmp: &Path,
+        out: &mut run_mounts::RunMounts,
+        held: &mut Vec<SourceRoot>,
+    ) -> Result<(), BuildError> {
+        for raw in &run.mounts {
+            let m = raw
+                .expanded(|w| self.expand(state, instr, w).map_err(|e| e.to_string()))
+                .map_err(|e| self.line_error(instr, &e))?;
+            let target = match (&m.target, m.mount_type) {
+                (Some(t), _) => run_mounts::absolute_target(t, workdir),
+                (None, MountType::Secret) => {
+                    format!("/run/secrets/{}", m.secret_id().unwrap_or_default())
+                }
+                (None, MountType::Ssh) => "/run/buildkit/ssh_agent.0".to_string(),
+                (None, _) => return Err(self.line_error(instr, "--mount: the target is required")),
+            };
+            match m.mount_type {
+                MountType::Bind => {
+                    let root = self.source_root(m.from.as_deref()).await?;
+                    let fd = root.fd()?;
+                    held.push(root);
+                    let (m2, t2, tmp2) = (m.clone(), target.clone(), tmp.to_path_buf());
+                    let mut part = run_mounts::RunMounts::default();
+                    part = tokio::task::spawn_blocking(move || {
+                        run_mounts::bind(&mut part, &m2, &t2, fd.as_fd(), &tmp2).map(|()| part)
+                    })
+                    .await
+                    .map_err(|e| BuildError::internal("preparing a bind mount", e))??;
+                    out.mounts.append(&mut part.mounts);
+                    out.key.append(&mut part.key);
+                    out.targets.append(&mut part.targets);
+                    out.temp.append(&mut part.temp);
+                }
+                MountType::Cache => {
+                    run_mounts::cache(out, &m, &target, &self.build.engine.data_root).await?
+                }
+                MountType::Tmpfs => run_mounts::tmpfs(out, &m, &target),
+                MountType::Secret | MountType::Ssh => run_mounts::unavailable(&m)?,
+            }
+        }
+        Ok(())
+    }
+
+    /// The step's container, with its mounts ready.
+    async fn run_with_mounts(
+        &mut self,
+        state: &mut StageState,
+        instr: &Instruction,
+        run: &RunSpec,
+        argv: Vec<String>,
+        mounts: &mut run_mounts::RunMounts,
+    ) -> Result<(), BuildError> {
+        let _ = instr;
         let args = state.run_args();
         let shown = argv.join(" ");
         let created_by = if args.is_empty() {
@@ -1350,6 +1504,22 @@ impl Runner<'_> {
             .filter(|(k, _)| is_proxy_arg(k) && !state.args.contains_key(*k))
             .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={v}")))
             .collect();
+        let mount_key = format!(
+            "{}\n{}",
+            mounts.key.join("\n"),
+            serde_json::to_string(
+                &mounts
+                    .mounts
+                    .iter()
+                    .map(|m| (
+                        m["Type"].clone(),
+                        m["Target"].clone(),
+                        m["ReadOnly"].clone()
+                    ))
+                    .collect::<Vec<_>>()
+            )
+            .unwrap_or_default()
+        );
         let key = cache::key(&[
             "run",
             &state.parent_id(),
@@ -1357,6 +1527,7 @@ impl Runner<'_> {
             &Self::config_json(state),
             &network,
             &proxies.join("\n"),
+            &mount_key,
         ]);
         if self.cached(state, &key).await? {
             return Ok(());
@@ -1392,6 +1563,9 @@ impl Runner<'_> {
         });
         let mut host_config = self.build.opts.host_config.clone();
         host_config.insert("NetworkMode".into(), json!(network));
+        if !mounts.mounts.is_empty() {
+            host_config.insert("Mounts".into(), json!(mounts.mounts));
+        }
         host_config.insert(
             "LogConfig".into(),
             json!({ "Type": "json-file", "Config": {} }),
@@ -1413,7 +1587,10 @@ impl Runner<'_> {
             }
         };
         let result = match outcome {
-            Ok(0) => self.commit_container(state, &id, &key, created_by).await,
+            Ok(0) => {
+                self.commit_container(state, &id, &key, created_by, &mounts.targets)
+                    .await
+            }
             Ok(code) => Err(BuildError::Failed {
                 message: format!("The command '{shown}' returned a non-zero code: {code}"),
                 code: i64::from(code),
@@ -1479,7 +1656,9 @@ impl Runner<'_> {
         id: &str,
         key: &str,
         created_by: String,
+        mount_targets: &[String],
     ) -> Result<StepImage, BuildError> {
+        let mount_targets = mount_targets.to_vec();
         let c = self.build.engine.get(id)?;
         let images = self.build.engine.images.clone();
         let snapshot_key = c.snapshot_key.clone();
@@ -1491,6 +1670,7 @@ impl Runner<'_> {
                 pier_image::snapshot::MountSpec::Bind { .. } => Vec::new(),
             };
             let mut exclude = super::commit::engine_made(&upper, &lowers);
+            exclude.extend(run_mounts::stubs(&upper, &lowers, &mount_targets));
             // The image's volumes: what RUN wrote there is not kept (Docker's rule).
             exclude.extend(volume_dirs(&c.config));
             Ok((upper, exclude))
@@ -1687,6 +1867,8 @@ fn source_is_dir(root: &SourceRoot, source: &str) -> Result<bool, BuildError> {
 enum SourceRoot {
     Context(OwnedFd),
     Mounted(StepMount),
+    /// Files written for the step (`COPY <<EOF`).
+    Temp(tempfile::TempDir),
 }
 
 impl SourceRoot {
@@ -1696,6 +1878,14 @@ impl SourceRoot {
                 rustix::io::dup(fd).map_err(|e| BuildError::internal("opening the context", e))
             }
             SourceRoot::Mounted(m) => m.root(),
+            SourceRoot::Temp(d) => rustix::fs::open(
+                d.path(),
+                rustix::fs::OFlags::RDONLY
+                    | rustix::fs::OFlags::DIRECTORY
+                    | rustix::fs::OFlags::CLOEXEC,
+                rustix::fs::Mode::empty(),
+            )
+            .map_err(|e| BuildError::internal("opening heredoc files", e)),
         }
     }
 
