@@ -67,8 +67,6 @@ pub mod platform;
 
 use std::time::Duration;
 
-#[doc(hidden)]
-pub use parser::dump_first_pass;
 pub use parser::{parse, parse_instruction};
 
 /// A parse error: the 1-based line where the offending instruction starts, and what is

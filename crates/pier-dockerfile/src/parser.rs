@@ -348,48 +348,6 @@ pub fn parse_instruction(text: &str, escape: char) -> Result<Instruction, ParseE
     convert(node, escape, &mut warnings)
 }
 
-/// BuildKit's dump of the first pass (`Node.Dump`: one `(cmd ["flags"] "arg" …)` line
-/// per instruction), to check this parser against BuildKit's own test files.
-#[doc(hidden)]
-pub fn dump_first_pass(text: &str) -> Result<String, ParseError> {
-    let (_, nodes, _, last_line) = scan(text, None)?;
-    if nodes.is_empty() {
-        return Err(ParseError {
-            line: last_line.max(1),
-            end_line: last_line.max(1),
-            message: "file with no instructions".to_string(),
-        });
-    }
-    Ok(nodes
-        .iter()
-        .map(|n| format!("({})\n", n.dump()))
-        .collect::<String>()
-        .trim()
-        .to_string())
-}
-
-/// Go's `strconv.Quote`.
-fn go_quote(s: &str) -> String {
-    let mut out = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            '\r' => out.push_str("\\r"),
-            '\x07' => out.push_str("\\a"),
-            '\x08' => out.push_str("\\b"),
-            '\x0c' => out.push_str("\\f"),
-            '\x0b' => out.push_str("\\v"),
-            c if (c as u32) < 0x20 || c == '\x7f' => out.push_str(&format!("\\x{:02x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
 /// One instruction as the first pass leaves it.
 #[derive(Debug, Clone)]
 struct Node {
@@ -414,29 +372,6 @@ struct Node {
 }
 
 impl Node {
-    fn dump(&self) -> String {
-        let mut out = self.cmd.to_ascii_lowercase();
-        if !self.flags.is_empty() {
-            let flags: Vec<String> = self.flags.iter().map(|f| go_quote(f)).collect();
-            out.push_str(&format!(" [{}]", flags.join(" ")));
-        }
-        let sep = if self.legacy_pairs { "" } else { "=" };
-        for (k, v) in &self.pairs {
-            for part in [k.as_str(), v.as_str(), sep] {
-                out.push(' ');
-                out.push_str(&go_quote(part));
-            }
-        }
-        if let Some(sub) = &self.sub {
-            out.push_str(&format!(" ({})", sub.dump()));
-        }
-        for a in &self.args {
-            out.push(' ');
-            out.push_str(&go_quote(a));
-        }
-        out.trim().to_string()
-    }
-
     fn error(&self, message: impl Into<String>) -> ParseError {
         ParseError {
             line: self.line,
