@@ -756,6 +756,13 @@ impl ImageService {
         Ok(report)
     }
 
+    /// [`collect`](Self::collect) under the GC lock: what `builder prune` runs after
+    /// dropping the build cache's leases. The bytes freed.
+    pub fn collect_garbage(&self, users: &[ImageUser]) -> Result<u64> {
+        let _guard = self.gc_lock.lock();
+        Ok(self.collect(users)?.1)
+    }
+
     /// Removes committed snapshots no image needs (and nothing is built on) and blobs
     /// no image or lease holds. Returns the removed layers' chain IDs (top first) and
     /// the bytes freed.

@@ -519,3 +519,40 @@ RUN --mount=type=secret,id=optional sh -c 'test ! -e /run/secrets/optional'
         "changed\n"
     );
 }
+
+#[test]
+fn the_build_cache_shows_in_system_df_and_builder_prune_empties_it() {
+    let Some((pierd, _work)) = common::pierd_with_busybox() else {
+        return;
+    };
+    let ctx = tempfile::tempdir().expect("ctx");
+    write(ctx.path(), "Dockerfile", "FROM busybox\nRUN --mount=type=cache,target=/c echo x > /c/x && head -c 100000 /dev/zero > /blob\nCMD [\"true\"]\n");
+    let dir = ctx.path().to_str().expect("utf8");
+    build_ok(&pierd, &["-t", "cached", dir]);
+    let df = pierd.docker_ok(&["system", "df", "--format", "{{.Type}} {{.TotalCount}}"]);
+    let count = df
+        .lines()
+        .find_map(|l| l.strip_prefix("Build Cache "))
+        .and_then(|n| n.trim().parse::<u32>().ok())
+        .unwrap_or(0);
+    assert!(count >= 3, "{df}");
+    let verbose = pierd.docker_ok(&["system", "df", "-v"]);
+    assert!(
+        verbose.contains("exec.cachemount") && verbose.contains("regular"),
+        "{verbose}"
+    );
+    // An `until` in the future keeps nothing back; keep-storage is refused.
+    let refused = pierd.docker(&["builder", "prune", "-f", "--keep-storage", "1mb"]);
+    assert_ne!(refused.code, Some(0), "{refused:?}");
+    let pruned = pierd.docker_ok(&["builder", "prune", "-f"]);
+    assert!(pruned.contains("Total reclaimed space"), "{pruned}");
+    let df = pierd.docker_ok(&["system", "df", "--format", "{{.Type}} {{.TotalCount}}"]);
+    assert!(df.contains("Build Cache 0"), "{df}");
+    // The image stays, and a rebuild runs every step again.
+    assert_eq!(
+        pierd.docker_ok(&["run", "--rm", "cached", "wc", "-c", "/blob"]),
+        "100000 /blob\n"
+    );
+    let again = build_ok(&pierd, &["-t", "cached", dir]);
+    assert!(!again.contains("Using cache"), "{again}");
+}

@@ -360,7 +360,16 @@ async fn df(
             );
         }
         if want("build-cache") {
-            out.insert("BuildCacheUsage".into(), usage(0, 0, 0, 0, json!([])));
+            let records = build_cache_records(&d);
+            let total: i64 = records
+                .iter()
+                .map(|r| r["Size"].as_i64().unwrap_or(0))
+                .sum();
+            let n = records.len();
+            out.insert(
+                "BuildCacheUsage".into(),
+                usage(0, n, total, total, Value::Array(records)),
+            );
         }
         return Ok(Json(Value::Object(out)));
     }
@@ -378,7 +387,11 @@ async fn df(
         } else {
             Value::Null
         },
-        "BuildCache": if want("build-cache") { json!([]) } else { Value::Null },
+        "BuildCache": if want("build-cache") {
+            Value::Array(build_cache_records(&d))
+        } else {
+            Value::Null
+        },
     })))
 }
 
@@ -499,8 +512,70 @@ pub async fn prune_containers(
     })))
 }
 
-/// `POST /build/prune`: Pier has no build cache yet (BuildKit's filters are not
-/// checked: nothing would match them).
-async fn prune_build_cache() -> Json<Value> {
-    Json(json!({ "CachesDeleted": null, "SpaceReclaimed": 0 }))
+/// `POST /build/prune` (`docker builder prune`): the build cache's step records and
+/// `RUN --mount=type=cache` directories, all of them or those older than the `until`
+/// filter (`all` changes nothing: no entry is in use once its build ended); then the
+/// blobs and layers nothing else holds. `keep-storage` and other filters are refused.
+async fn prune_build_cache(
+    State(d): State<AppState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    let filters = prune_filters(&q, &["until"])?;
+    let until = until_filter(&filters)?;
+    if q.get("keep-storage")
+        .is_some_and(|k| !k.is_empty() && k != "0")
+    {
+        return Err(ApiError::bad_request(
+            "keep-storage is not supported by Pier's build cache",
+        ));
+    }
+    let users = d.image_users();
+    let engine = d.engine.clone();
+    let images = d.images.clone();
+    let (removed, freed) = tokio::task::spawn_blocking(move || -> Result<_, ApiError> {
+        let cache = engine.build_cache();
+        let before: u64 = cache
+            .usage(&images, engine.data_root())
+            .iter()
+            .filter(|u| u.kind == "exec.cachemount")
+            .map(|u| u.size)
+            .sum();
+        let removed = cache.prune(&images, engine.data_root(), until)?;
+        let after: u64 = cache
+            .usage(&images, engine.data_root())
+            .iter()
+            .filter(|u| u.kind == "exec.cachemount")
+            .map(|u| u.size)
+            .sum();
+        let freed = images.collect_garbage(&users)? + before.saturating_sub(after);
+        Ok((removed, freed))
+    })
+    .await??;
+    Ok(Json(
+        json!({ "CachesDeleted": removed, "SpaceReclaimed": freed }),
+    ))
+}
+
+/// The build cache in `system df`'s shape (BuildKit's `BuildCache` records).
+fn build_cache_records(d: &AppState) -> Vec<Value> {
+    d.engine
+        .build_cache()
+        .usage(&d.images, d.engine.data_root())
+        .into_iter()
+        .map(|u| {
+            let created = pier_image::time::format_rfc3339(u.created, 0);
+            json!({
+                "ID": u.id,
+                "Parents": Value::Null,
+                "Type": u.kind,
+                "Description": u.description,
+                "InUse": false,
+                "Shared": false,
+                "Size": u.size,
+                "CreatedAt": created,
+                "LastUsedAt": created,
+                "UsageCount": 1,
+            })
+        })
+        .collect()
 }

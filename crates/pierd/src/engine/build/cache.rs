@@ -12,7 +12,7 @@ use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use pier_image::digest::{Algorithm, Digest, Hasher};
+use pier_image::digest::{Algorithm, Hasher};
 use pier_image::image::Descriptor;
 use pier_image::service::build_step::StepImage;
 use pier_image::service::ImageService;
@@ -133,13 +133,100 @@ impl BuildCache {
         Ok(())
     }
 
-    /// Whether the record of `key` names `digest` (the manifest).
-    pub fn holds(&self, key: &str, digest: &Digest) -> bool {
-        fs::read(self.path(key))
-            .ok()
-            .and_then(|b| serde_json::from_slice::<Record>(&b).ok())
-            .is_some_and(|r| &r.target.digest == digest)
+    /// The entries as `system df` shows them, with the size of the layer each step
+    /// added (0 for a config-only step), and the `RUN --mount=type=cache` directories.
+    pub fn usage(&self, images: &ImageService, data_root: &Path) -> Vec<Usage> {
+        let mut out = Vec::new();
+        for e in self.entries() {
+            let size = images
+                .step_image_at(&e.target)
+                .ok()
+                .filter(|i| {
+                    i.config
+                        .history
+                        .last()
+                        .is_some_and(|h| h.empty_layer != Some(true))
+                })
+                .and_then(|i| i.layers.last().map(|l| l.size))
+                .unwrap_or(0);
+            out.push(Usage {
+                id: e.key,
+                kind: "regular",
+                description: e.description,
+                size,
+                created: e.created,
+            });
+        }
+        let mounts = data_root.join("builder").join("cache-mounts");
+        for d in fs::read_dir(&mounts).into_iter().flatten().flatten() {
+            let name = d.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') {
+                continue;
+            }
+            let created = d
+                .metadata()
+                .ok()
+                .and_then(|m| m.modified().ok())
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(0, |t| t.as_secs() as i64);
+            out.push(Usage {
+                id: name,
+                kind: "exec.cachemount",
+                description: "cached mount (RUN --mount=type=cache)".into(),
+                size: dir_size(&d.path()),
+                created,
+            });
+        }
+        out
     }
+
+    /// `builder prune`: every entry (and cache mount) created before `until`, or all.
+    /// The IDs removed; the caller collects the garbage.
+    pub fn prune(
+        &self,
+        images: &ImageService,
+        data_root: &Path,
+        until: Option<i64>,
+    ) -> io::Result<Vec<String>> {
+        let mut removed = Vec::new();
+        for u in self.usage(images, data_root) {
+            if until.is_some_and(|t| u.created >= t) {
+                continue;
+            }
+            if u.kind == "exec.cachemount" {
+                fs::remove_dir_all(data_root.join("builder").join("cache-mounts").join(&u.id))?;
+            } else {
+                self.remove(images, &u.id)?;
+            }
+            removed.push(u.id);
+        }
+        Ok(removed)
+    }
+}
+
+/// A build cache entry for `system df` and `builder prune`.
+#[derive(Debug, Clone)]
+pub struct Usage {
+    pub id: String,
+    /// BuildKit's record types: `regular` (a step) or `exec.cachemount`.
+    pub kind: &'static str,
+    pub description: String,
+    pub size: u64,
+    /// Seconds since the epoch.
+    pub created: i64,
+}
+
+/// The bytes of the regular files under `dir`.
+fn dir_size(dir: &Path) -> u64 {
+    let mut total = 0;
+    for e in fs::read_dir(dir).into_iter().flatten().flatten() {
+        match e.file_type() {
+            Ok(t) if t.is_dir() => total += dir_size(&e.path()),
+            Ok(t) if t.is_file() => total += e.metadata().map_or(0, |m| m.len()),
+            _ => {}
+        }
+    }
+    total
 }
 
 fn now() -> i64 {

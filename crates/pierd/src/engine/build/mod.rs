@@ -239,6 +239,11 @@ impl Engine {
         self.data_root.join("builder").join("tmp")
     }
 
+    /// The daemon's data root.
+    pub fn data_root(&self) -> &Path {
+        &self.data_root
+    }
+
     /// The build cache.
     pub fn build_cache(&self) -> cache::BuildCache {
         cache::BuildCache::open(&self.data_root)
