@@ -466,10 +466,11 @@ struct Detail {
     total: Option<u64>,
 }
 
-/// A layer line on a terminal: its row and when its bytes started moving.
+/// A layer line on a terminal: its row, and when (and at which byte count) its current
+/// status (`Downloading`, `Extracting`) started, for speed and time left.
 struct Row {
     index: usize,
-    started: Option<(Instant, u64)>,
+    started: Option<(String, Instant, u64)>,
 }
 
 /// Renders Docker's JSON message stream; the stream's error is returned as the error.
@@ -528,12 +529,12 @@ fn render_progress(
         let text = match bytes {
             Some((current, total)) => {
                 let row = rows.get_mut(id);
-                let started = match row.as_ref().and_then(|r| r.started) {
-                    Some(s) => s,
-                    None => (Instant::now(), current),
+                let started = match row.as_ref().and_then(|r| r.started.clone()) {
+                    Some((s, at, from)) if s == status => (at, from),
+                    _ => (Instant::now(), current),
                 };
                 if let Some(r) = row {
-                    r.started = Some(started);
+                    r.started = Some((status.to_string(), started.0, started.1));
                 }
                 format!("{id}: {status} {}", bar_text(current, total, started))
             }

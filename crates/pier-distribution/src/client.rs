@@ -115,21 +115,25 @@ impl Client {
                 scheme: Scheme::Https,
                 host: DOCKER_HUB_REGISTRY.to_string(),
                 port: 443,
+                skip_verify: false,
             });
             return Ok(out);
         }
         let (host, port) = split_host_port(domain)
             .ok_or_else(|| Error::InvalidArgument(format!("invalid registry {domain}")))?;
+        let insecure = self.is_insecure(domain);
         out.push(Endpoint {
             scheme: Scheme::Https,
             host: host.clone(),
             port: port.unwrap_or(443),
+            skip_verify: insecure,
         });
-        if self.is_insecure(domain) {
+        if insecure {
             out.push(Endpoint {
                 scheme: Scheme::Http,
                 host,
                 port: port.unwrap_or(80),
+                skip_verify: false,
             });
         }
         Ok(out)
@@ -687,8 +691,13 @@ impl Repository {
         if location.starts_with('/') {
             return Ok((self.endpoint.clone(), location.to_string()));
         }
-        Endpoint::parse_url(location)
-            .ok_or_else(|| Error::Registry(format!("invalid location {location:?}")))
+        let (endpoint, path) = Endpoint::parse_url(location)
+            .ok_or_else(|| Error::Registry(format!("invalid location {location:?}")))?;
+        if endpoint.same_origin(&self.endpoint) {
+            // The registry itself: keep its TLS settings.
+            return Ok((self.endpoint.clone(), path));
+        }
+        Ok((endpoint, path))
     }
 }
 

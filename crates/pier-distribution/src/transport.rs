@@ -55,6 +55,9 @@ pub struct Endpoint {
     /// Host name or IP address, without brackets.
     pub host: String,
     pub port: u16,
+    /// An insecure registry's `https`: its certificate is not verified (as dockerd
+    /// does for `--insecure-registry`).
+    pub skip_verify: bool,
 }
 
 impl Endpoint {
@@ -78,6 +81,11 @@ impl Endpoint {
     }
 
     /// The absolute URL of `path_and_query` on this endpoint.
+    /// Whether `other` is the same scheme, host and port.
+    pub fn same_origin(&self, other: &Endpoint) -> bool {
+        self.scheme == other.scheme && self.host == other.host && self.port == other.port
+    }
+
     pub fn url(&self, path_and_query: &str) -> String {
         format!(
             "{}://{}{path_and_query}",
@@ -109,7 +117,15 @@ impl Endpoint {
             Scheme::Http => 80,
             Scheme::Https => 443,
         });
-        Some((Endpoint { scheme, host, port }, path))
+        Some((
+            Endpoint {
+                scheme,
+                host,
+                port,
+                skip_verify: false,
+            },
+            path,
+        ))
     }
 }
 
@@ -275,7 +291,11 @@ impl Transport {
         match endpoint.scheme {
             Scheme::Http => handshake(TokioIo::new(tcp)).await,
             Scheme::Https => {
-                let config = self.tls_config(&endpoint.authority())?;
+                let config = if endpoint.skip_verify {
+                    unverified_tls_config()?
+                } else {
+                    self.tls_config(&endpoint.authority())?
+                };
                 let name = ServerName::try_from(endpoint.host.clone())
                     .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
                 let tls = tokio_rustls::TlsConnector::from(config)
@@ -316,6 +336,68 @@ impl Transport {
         let config = Arc::new(config);
         cache.insert(authority.to_string(), Arc::clone(&config));
         Ok(config)
+    }
+}
+
+/// TLS without certificate verification, for insecure registries' `https`. Handshake
+/// signatures are still checked, so the peer holds the key of the certificate it sent.
+fn unverified_tls_config() -> io::Result<Arc<rustls::ClientConfig>> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let verifier = Arc::new(AnyCertificate(Arc::clone(&provider)));
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(io::Error::other)?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+#[derive(Debug)]
+struct AnyCertificate(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls_pki_types::UnixTime,
+    ) -> std::result::Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> std::result::Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> std::result::Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
     }
 }
 

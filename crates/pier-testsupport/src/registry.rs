@@ -22,6 +22,20 @@ impl DockerRegistry {
     /// Starts a registry, with htpasswd auth when `htpasswd` (a `user:bcrypt-hash`
     /// line) is given; None (after printing why) when the binary is missing.
     pub fn start_or_skip(test: &str, htpasswd: Option<&str>) -> Option<DockerRegistry> {
+        DockerRegistry::start_with(test, htpasswd, false)
+    }
+
+    /// A registry serving HTTPS with a self-signed certificate for 127.0.0.1 (made with
+    /// `openssl`); None (after printing why) when the registry or openssl is missing.
+    pub fn start_tls_or_skip(test: &str) -> Option<DockerRegistry> {
+        if crate::which("openssl").is_none() {
+            skip(test, "openssl is not installed");
+            return None;
+        }
+        DockerRegistry::start_with(test, None, true)
+    }
+
+    fn start_with(test: &str, htpasswd: Option<&str>, tls: bool) -> Option<DockerRegistry> {
         if !Path::new(DOCKER_REGISTRY).exists() {
             skip(
                 test,
@@ -44,6 +58,31 @@ impl DockerRegistry {
             config.push_str(&format!(
                 "auth:\n  htpasswd:\n    realm: pier-test\n    path: {}\n",
                 file.display()
+            ));
+        }
+        if tls {
+            let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+            crate::run_ok(
+                Command::new("openssl")
+                    .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
+                    .args(["ec_paramgen_curve:prime256v1", "-nodes", "-days", "1"])
+                    .args([
+                        "-subj",
+                        "/CN=127.0.0.1",
+                        "-addext",
+                        "subjectAltName=IP:127.0.0.1",
+                    ])
+                    .arg("-keyout")
+                    .arg(&key)
+                    .arg("-out")
+                    .arg(&cert),
+                Duration::from_secs(30),
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
+            config.push_str(&format!(
+                "  tls:\n    certificate: {}\n    key: {}\n",
+                cert.display(),
+                key.display()
             ));
         }
         std::fs::write(dir.path().join("config.yml"), config).expect("config");

@@ -156,11 +156,12 @@ fn push_and_pull_agree_with_dockerd() {
             "{{.Action}} {{.Actor.ID}} {{.Actor.Attributes.name}}",
         ])
     };
+    let repo = format!("{reg}/pier/app");
     let mine = events(&pierd);
-    assert!(mine.contains(&format!("push {app} {app}")), "{mine}");
-    assert!(mine.contains(&format!("pull {app} {app}")), "{mine}");
+    assert!(mine.contains(&format!("push {app} {repo}\n")), "{mine}");
+    assert!(mine.contains(&format!("pull {app} {repo}\n")), "{mine}");
     let theirs = events(dockerd);
-    assert!(theirs.contains(&format!("pull {app} {app}")), "{theirs}");
+    assert!(theirs.contains(&format!("pull {app} {repo}\n")), "{theirs}");
 
     // dockerd pushes; pierd pulls the same image.
     let theirs = format!("{reg}/docker/app:v2");
@@ -331,6 +332,30 @@ fn interrupted_pulls_resume_or_leave_nothing() {
     let out = pierd.docker(&["pull", &app]);
     assert_eq!(out.code, Some(0), "{out:?}");
     assert_eq!(inspect(&pierd, &app)["Id"], id);
+}
+
+/// A loopback registry serving HTTPS with a self-signed certificate: pierd, as dockerd,
+/// speaks TLS to it without verifying the certificate (loopback registries are
+/// insecure registries), and push and pull work.
+#[test]
+fn self_signed_https_registry_on_loopback() {
+    let test = "self_signed_https_registry_on_loopback";
+    let Some(registry) = DockerRegistry::start_tls_or_skip(test) else {
+        return;
+    };
+    let Some((pierd, _work)) = pierd_with_busybox() else {
+        return;
+    };
+    // The registry only speaks TLS, with a certificate no CA vouches for.
+    let (status, _) = curl(&format!("http://{}/v2/", registry.host()), None);
+    assert_eq!(status, 400, "plain HTTP should be refused");
+    let app = format!("{}/tls/app:1", registry.host());
+    pierd.docker_ok(&["tag", "busybox", &app]);
+    let digest = pushed_digest(&pierd.docker_ok(&["push", &app]));
+    pierd.docker_ok(&["rmi", &app, "busybox"]);
+    let out = pierd.docker(&["pull", &app]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(out.stdout.contains(&format!("Digest: {digest}")), "{out:?}");
 }
 
 /// `GET /distribution/{name}/json` describes what the registry holds.

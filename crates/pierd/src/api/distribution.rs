@@ -308,11 +308,7 @@ pub(super) async fn pull(
                 pier_distribution::pull::pull(&client, Arc::clone(&state.images), &request, &sink)
                     .await
                     .map_err(|e| pull_error(e, r))?;
-            let name = r.familiar();
-            state
-                .engine
-                .bus()
-                .publish(Event::image(&name, "pull", Some(&name)));
+            publish_event(&state, r, "pull");
             updated |= pulled.updated;
             if all_tags {
                 sink(Progress::Status {
@@ -341,6 +337,17 @@ pub(super) async fn pull(
         Ok(closing)
     })
     .await
+}
+
+/// dockerd's `pull`/`push` event: the reference as its ID, the repository as `name`.
+fn publish_event(state: &AppState, reference: &Reference, action: &str) {
+    let repository = Reference::parse(&reference.repository())
+        .map_or_else(|_| reference.familiar(), |r| r.familiar());
+    state.engine.bus().publish(Event::image(
+        &reference.familiar(),
+        action,
+        Some(&repository),
+    ));
 }
 
 /// dockerd's wording for a pull that the registry refused.
@@ -404,11 +411,7 @@ pub(super) async fn push(
             pier_distribution::push::push(&client, Arc::clone(&state.images), &request, &sink)
                 .await
                 .map_err(registry_error)?;
-            let name = r.familiar();
-            state
-                .engine
-                .bus()
-                .publish(Event::image(&name, "push", Some(&name)));
+            publish_event(&state, &r, "push");
         }
         Ok(Vec::new())
     })
