@@ -556,3 +556,31 @@ fn the_build_cache_shows_in_system_df_and_builder_prune_empties_it() {
     let again = build_ok(&pierd, &["-t", "cached", dir]);
     assert!(!again.contains("Using cache"), "{again}");
 }
+
+#[test]
+fn source_date_epoch_makes_two_clean_builds_give_the_same_image() {
+    let Some((pierd, _work)) = common::pierd_with_busybox() else {
+        return;
+    };
+    let ctx = tempfile::tempdir().expect("ctx");
+    write(ctx.path(), "Dockerfile", "FROM busybox\nCOPY app/ /app/\nENV MODE=prod\nLABEL org.example=1\nWORKDIR /app\nCMD [\"cat\", \"/app/a\"]\n");
+    write(ctx.path(), "app/a", "a\n");
+    write(ctx.path(), "app/b/c", "c\n");
+    let dir = ctx.path().to_str().expect("utf8");
+    let epoch = ["--build-arg", "SOURCE_DATE_EPOCH=1700000000"];
+    let id = |tag: &str| inspect(&pierd, tag)["Id"].as_str().expect("id").to_string();
+    build_ok(
+        &pierd,
+        &[&["--no-cache", "-t", "r1"][..], &epoch[..], &[dir][..]].concat(),
+    );
+    build_ok(
+        &pierd,
+        &[&["--no-cache", "-t", "r2"][..], &epoch[..], &[dir][..]].concat(),
+    );
+    assert_eq!(id("r1"), id("r2"));
+    assert_eq!(inspect(&pierd, "r1")["Created"], "2023-11-14T22:13:20Z");
+    // Without it, each build has its own time.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    build_ok(&pierd, &["--no-cache", "-t", "r3", dir]);
+    assert_ne!(id("r3"), id("r1"));
+}
