@@ -110,3 +110,79 @@ fn push_pull_login_and_run_pull_as_docker_does() {
     assert!(read("pier-config")["auths"].get(&host).is_none());
     drop(registry);
 }
+
+/// With `credsStore` in config.json, `pier login` hands the credentials to the
+/// `docker-credential-*` helper (nothing in `auths`), `push` gets them back from it
+/// for an htpasswd registry, and `logout` erases them.
+#[test]
+fn credential_helper_holds_the_login() {
+    let test = "credential_helper_holds_the_login";
+    let Some(hash) = pier_testsupport::registry::bcrypt_hash("s3cret") else {
+        pier_testsupport::skip(test, "no bcrypt hasher (python3 crypt with libxcrypt)");
+        return;
+    };
+    let Some(registry) = DockerRegistry::start_or_skip(test, Some(&format!("tester:{hash}")))
+    else {
+        return;
+    };
+    let Some(s) = Setup::with_busybox() else {
+        return;
+    };
+    // A helper keeping one credential in a file, as the protocol asks: `store` reads
+    // {ServerURL,Username,Secret}, `get` reads the server and answers that JSON,
+    // `erase` reads the server and forgets it.
+    let bin = s.path("helper-bin");
+    std::fs::create_dir_all(&bin).expect("mkdir");
+    let store = s.path("helper-store.json");
+    let helper = bin.join("docker-credential-piertest");
+    std::fs::write(
+        &helper,
+        format!(
+            "#!/bin/sh\nstore={}\ncase \"$1\" in\n  store) cat > \"$store\" ;;\n  get) cat >/dev/null; [ -f \"$store\" ] && cat \"$store\" && exit 0; echo 'credentials not found in native keychain'; exit 1 ;;\n  erase) cat >/dev/null; rm -f \"$store\" ;;\nesac\n",
+            store.display()
+        ),
+    )
+    .expect("helper");
+    std::fs::set_permissions(&helper, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod");
+    let config_dir = s.path("pier-config");
+    std::fs::create_dir_all(&config_dir).expect("mkdir");
+    std::fs::write(
+        config_dir.join("config.json"),
+        r#"{"credsStore":"piertest"}"#,
+    )
+    .expect("config");
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let with_helper = |args: &[&str], stdin: &[u8]| {
+        let mut c = s.cmd(args);
+        c.env("DOCKER_CONFIG", &config_dir).env("PATH", &path);
+        finish(c, stdin)
+    };
+
+    let host = registry.host();
+    let app = format!("{host}/private/app:1");
+    s.ok(&["tag", "busybox", &app]);
+    let out = with_helper(&["push", &app], b"");
+    assert!(!out.status.success(), "pushed without credentials: {out:?}");
+
+    let out = with_helper(
+        &["login", "-u", "tester", "--password-stdin", &host],
+        b"s3cret\n",
+    );
+    assert!(out.status.success(), "{out:?}");
+    let stored = std::fs::read_to_string(&store).expect("the helper stored nothing");
+    assert!(stored.contains("\"Secret\":\"s3cret\""), "{stored}");
+    let config = std::fs::read_to_string(config_dir.join("config.json")).expect("config");
+    assert!(!config.contains("auths"), "{config}");
+
+    let out = with_helper(&["push", &app], b"");
+    assert!(out.status.success(), "{out:?}");
+
+    let out = with_helper(&["logout", &host], b"");
+    assert!(out.status.success(), "{out:?}");
+    assert!(!store.exists(), "logout left the credentials in the helper");
+}
