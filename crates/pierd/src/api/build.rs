@@ -103,8 +103,10 @@ impl Params {
         }
     }
 
+    /// A JSON parameter; absent, empty or `null` (compose sends `cachefrom=null`, which
+    /// Go's decoder reads as an empty list) is the default.
     fn json<T: serde::de::DeserializeOwned + Default>(&self, key: &str) -> Result<T, ApiError> {
-        match self.get(key).filter(|v| !v.is_empty()) {
+        match self.get(key).filter(|v| !v.is_empty() && *v != "null") {
             None => Ok(T::default()),
             Some(v) => serde_json::from_str(v)
                 .map_err(|e| ApiError::bad_request(format!("invalid {key} value: {e}"))),

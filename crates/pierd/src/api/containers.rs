@@ -388,9 +388,13 @@ async fn list(
         let ok = any("status", &|v| v == c.state.status)
             && any("name", &|v| c.name.contains(v.trim_start_matches('/')))
             && any("id", &|v| c.id.starts_with(v))
-            && any("label", &|v| match v.split_once('=') {
-                Some((k, val)) => labels.get(k).and_then(|x| x.as_str()) == Some(val),
-                None => labels.contains_key(v),
+            // As dockerd, every `label` filter must match (compose selects a
+            // service's containers with project AND service labels).
+            && filters.get("label").is_none_or(|vals| {
+                vals.iter().all(|v| match v.split_once('=') {
+                    Some((k, val)) => labels.get(k).and_then(|x| x.as_str()) == Some(val),
+                    None => labels.contains_key(v),
+                })
             })
             // Docker's `volume` filter: a volume's name, a bind's source, or a
             // mount's destination.

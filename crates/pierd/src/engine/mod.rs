@@ -649,8 +649,15 @@ impl Engine {
         if config["User"].as_str().unwrap_or_default().is_empty() {
             config["User"] = json!(image_config.user.clone().unwrap_or_default());
         }
-        if config["Labels"].is_null() {
-            config["Labels"] = json!(image_config.labels.clone().unwrap_or_default());
+        // As dockerd's merge: each image label the container does not set is added
+        // (compose finds its `com.docker.compose.image.builder` label this way).
+        if !config["Labels"].is_object() {
+            config["Labels"] = json!({});
+        }
+        if let Some(labels) = config["Labels"].as_object_mut() {
+            for (key, value) in image_config.labels.iter().flatten() {
+                labels.entry(key.clone()).or_insert_with(|| json!(value));
+            }
         }
         if config["StopSignal"].is_null() {
             if let Some(s) = &image_config.stop_signal {
