@@ -284,7 +284,12 @@ impl Transport {
             .map_err(|e| {
                 io::Error::new(
                     e.kind(),
-                    format!("dial tcp {}:{}: connect: {e}", endpoint.host, endpoint.port),
+                    format!(
+                        "dial tcp {}:{}: connect: {}",
+                        endpoint.host,
+                        endpoint.port,
+                        go_errno_text(&e)
+                    ),
                 )
             })?;
         let _ = tcp.set_nodelay(true);
@@ -415,6 +420,21 @@ where
     Ok(sender)
 }
 
+/// An OS error as Go prints it: `connection refused`, not `Connection refused (os
+/// error 111)`.
+fn go_errno_text(e: &io::Error) -> String {
+    let text = e.to_string();
+    let text = match text.rfind(" (os error ") {
+        Some(i) => text[..i].to_string(),
+        None => text,
+    };
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => text,
+    }
+}
+
 /// Go's spelling of a method in its HTTP errors (`Get "url": ...`).
 fn go_method(method: &hyper::Method) -> String {
     let m = method.as_str();
@@ -426,6 +446,13 @@ fn go_method(method: &hyper::Method) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn os_errors_read_as_go_prints_them() {
+        // 111: ECONNREFUSED on Linux.
+        let e = io::Error::from_raw_os_error(111);
+        assert_eq!(go_errno_text(&e), "connection refused");
+    }
 
     #[test]
     fn urls_parse_into_endpoint_and_path() {

@@ -199,6 +199,16 @@ fn push_and_pull_agree_with_dockerd() {
     assert_eq!(mine.code, Some(1), "{mine:?}");
     assert_eq!(mine.code, theirs.code, "{mine:?} vs {theirs:?}");
     assert_eq!(mine.stderr.trim(), theirs.stderr.trim());
+    // A registry that is not there.
+    let dead = format!(
+        "127.0.0.1:{}/x/y:1",
+        pier_testsupport::registry::free_port()
+    );
+    let mine = pierd.docker(&["pull", &dead]);
+    let theirs = dockerd.docker(&["pull", &dead]);
+    assert_eq!(mine.code, theirs.code, "{mine:?} vs {theirs:?}");
+    assert_eq!(mine.stderr.trim(), theirs.stderr.trim());
+
     // Pushing what does not exist locally: a tag of a known repository, and a
     // repository not known at all.
     for name in [missing.clone(), format!("{reg}/never/seen:1")] {
