@@ -414,6 +414,67 @@ fn distribution_inspect_and_auth_endpoint() {
         None,
     );
     assert_eq!(status, 404);
+
+    // An index of two images: the host's platform by default, another with --platform.
+    if std::env::consts::ARCH != "x86_64" {
+        eprintln!("{test}: index part skipped: the index names amd64 as the host's platform");
+        return;
+    }
+    let multi = format!("{reg}/x/multi");
+    make_image(&pierd, &format!("{multi}:arm"), "arm", 0);
+    pierd.docker_ok(&["tag", "busybox", &format!("{multi}:amd")]);
+    let mut entries = Vec::new();
+    for (tag, arch) in [("amd", "amd64"), ("arm", "arm64")] {
+        let name = format!("{multi}:{tag}");
+        let digest = pushed_digest(&pierd.docker_ok(&["push", &name]));
+        let descriptor = inspect(&pierd, &name)["Descriptor"].clone();
+        entries.push(serde_json::json!({
+            "mediaType": descriptor["mediaType"],
+            "digest": digest,
+            "size": descriptor["size"],
+            "platform": {"architecture": arch, "os": "linux"},
+        }));
+    }
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": entries,
+    })
+    .to_string();
+    let put = pier_testsupport::run(
+        Command::new("curl")
+            .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "PUT"])
+            .args([
+                "-H",
+                "Content-Type: application/vnd.oci.image.index.v1+json",
+            ])
+            .args(["--data-binary", &index])
+            .arg(format!("http://{reg}/v2/x/multi/manifests/1")),
+        Duration::from_secs(30),
+    )
+    .expect("curl");
+    assert_eq!(put.stdout.trim(), "201", "{put:?}");
+    let amd_id = inspect(&pierd, &format!("{multi}:amd"))["Id"].clone();
+    let arm_id = inspect(&pierd, &format!("{multi}:arm"))["Id"].clone();
+    let (status, body) = common::api(
+        &pierd.socket(),
+        "GET",
+        &format!("/distribution/{multi}:1/json"),
+        None,
+    );
+    assert_eq!(status, 200, "{body}");
+    let v: Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(
+        v["Descriptor"]["mediaType"],
+        "application/vnd.oci.image.index.v1+json"
+    );
+    assert_eq!(v["Platforms"][1]["architecture"], "arm64", "{body}");
+    let one = format!("{multi}:1");
+    pierd.docker_ok(&["pull", &one]);
+    assert_eq!(inspect(&pierd, &one)["Id"], amd_id);
+    pierd.docker_ok(&["rmi", &one]);
+    pierd.docker_ok(&["pull", "--platform", "linux/arm64", &one]);
+    assert_eq!(inspect(&pierd, &one)["Id"], arm_id);
 }
 
 fn find_dir(root: &Path, name: &str) -> Option<PathBuf> {
