@@ -9,7 +9,8 @@ packages=(busybox-static libseccomp-dev pkg-config runc crun procps iproute2 nft
 # the image store's OCI layout tests (crates/pier-image/tests/interop.rs); without their
 # recommends
 # (needrestart, cgroupfs-mount, buildah, ...).
-engines=(docker.io containerd podman bsdutils skopeo umoci docker-registry)
+# docker-compose (1.29, Python) for crates/pierd/tests/compose.rs.
+engines=(docker.io containerd podman bsdutils skopeo umoci docker-registry docker-compose)
 
 missing_of() {
     for p in "$@"; do

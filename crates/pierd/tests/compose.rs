@@ -560,3 +560,151 @@ configs:
         "ps differs between engines: {ps_rows:#?}"
     );
 }
+
+/// `depends_on: service_completed_successfully` (a one-shot setup service filling a
+/// shared volume first), and `up --wait` failing as compose reports it: a healthcheck
+/// that never passes, a service that exits.
+#[test]
+fn compose_wait_conditions_and_failures_against_pierd_and_dockerd() {
+    const TEST: &str = "compose_wait_conditions_and_failures_against_pierd_and_dockerd";
+    if !compose_available(TEST) {
+        return;
+    }
+    let files = tempfile::tempdir().expect("temp dir");
+    let compose = format!(
+        r#"services:
+  setup:
+    image: busybox
+    pull_policy: never
+    command: ["sh", "-c", "echo prepared > /shared/ready"]
+    volumes: [shared:/shared]
+  app:
+    image: busybox
+    pull_policy: never
+    command: ["sh", "-c", "cat /shared/ready; trap 'exit 0' TERM; while :; do sleep 1; done"]
+    volumes: [shared:/shared]
+    depends_on:
+      setup:
+        condition: service_completed_successfully
+  sick:
+    image: busybox
+    pull_policy: never
+    profiles: [sick]
+    command: {IDLE}
+    healthcheck:
+      test: ["CMD", "false"]
+      interval: 1s
+      retries: 2
+  crashing:
+    image: busybox
+    pull_policy: never
+    profiles: [crash]
+    command: ["sh", "-c", "exit 3"]
+volumes:
+  shared: {{}}
+"#
+    );
+    write_files(files.path(), &[("compose.yaml", &compose)]);
+    with_busybox_engines(TEST, |name, engine, _socket| {
+        let p = Project::new(name, engine, files.path(), "waits");
+        p.ok(&["up", "-d", "--wait"]);
+        assert_eq!(
+            p.states(),
+            ["waits-app-1 running", "waits-setup-1 exited"],
+            "{name}"
+        );
+        assert_eq!(
+            p.ok(&["logs", "--no-log-prefix", "app"]),
+            "prepared\n",
+            "{name}"
+        );
+
+        let sick = p.compose(&["--profile", "sick", "up", "-d", "--wait", "sick"]);
+        assert_eq!(sick.code, Some(1), "{name}: {sick:?}");
+        assert!(
+            sick.stderr.contains("container waits-sick-1 is unhealthy"),
+            "{name}: {sick:?}"
+        );
+
+        let crashing = p.compose(&["--profile", "crash", "up", "-d", "--wait", "crashing"]);
+        assert_eq!(crashing.code, Some(1), "{name}: {crashing:?}");
+        assert!(
+            crashing
+                .stderr
+                .contains("container waits-crashing-1 exited (3)"),
+            "{name}: {crashing:?}"
+        );
+    });
+}
+
+/// Debian's docker-compose 1.29 (Python, docker-py) on the lifecycle project: `up -d`
+/// (a `service_healthy` dependency), `ps`, `exec`, `logs`, `run --rm`, `down -v`.
+#[test]
+fn docker_compose_v1_against_pierd_and_dockerd() {
+    const TEST: &str = "docker_compose_v1_against_pierd_and_dockerd";
+    const V1: &str = "/usr/bin/docker-compose";
+    if !Path::new(V1).is_file() {
+        pier_testsupport::skip(TEST, &format!("{V1} is missing (package docker-compose)"));
+        return;
+    }
+    let files = tempfile::tempdir().expect("temp dir");
+    write_files(
+        files.path(),
+        &[("docker-compose.yml", &lifecycle_compose_file())],
+    );
+    with_busybox_engines(TEST, |name, engine, _socket| {
+        let v1 = |args: &[&str]| -> Out {
+            let mut cmd = Command::new(V1);
+            for (key, value) in engine.command().get_envs() {
+                match value {
+                    Some(v) => cmd.env(key, v),
+                    None => cmd.env_remove(key),
+                };
+            }
+            cmd.current_dir(files.path())
+                .args(["--no-ansi", "-p", "legacy"])
+                .args(args);
+            pier_testsupport::run(&mut cmd, COMPOSE_TIMEOUT).unwrap_or_else(|e| panic!("{e}"))
+        };
+        let ok = |args: &[&str]| match v1(args).ok() {
+            Ok(out) => out.stdout,
+            Err(e) => panic!("{name}: {e}"),
+        };
+        // Taken down also when an assertion fails.
+        struct Down<'a>(&'a dyn Fn(&[&str]) -> Out);
+        impl Drop for Down<'_> {
+            fn drop(&mut self) {
+                let _ = (self.0)(&["down", "-v", "-t", "1"]);
+            }
+        }
+        let _down = Down(&v1);
+
+        ok(&["up", "-d"]);
+        let ps = ok(&["ps"]);
+        assert!(
+            ps.contains("legacy_web_1") && ps.contains("Up (healthy)"),
+            "{name}: {ps}"
+        );
+        assert!(ps.contains("legacy_client_1"), "{name}: {ps}");
+        assert_eq!(
+            ok(&["exec", "-T", "web", "cat", "/www/index.html"]),
+            "hello\n",
+            "{name}"
+        );
+        let logs = ok(&["logs", "--no-color", "client"]);
+        assert!(logs.contains("got hello"), "{name}: {logs}");
+        assert_eq!(
+            ok(&["run", "--rm", "-T", "client", "echo", "one-off"]),
+            "one-off\n",
+            "{name}"
+        );
+        ok(&["down", "-v", "-t", "1"]);
+        let left = engine.docker_ok(&[
+            "ps",
+            "-aq",
+            "--filter",
+            "label=com.docker.compose.project=legacy",
+        ]);
+        assert_eq!(left.trim(), "", "{name}: containers left");
+    });
+}
