@@ -584,3 +584,120 @@ fn source_date_epoch_makes_two_clean_builds_give_the_same_image() {
     build_ok(&pierd, &["--no-cache", "-t", "r3", dir]);
     assert_ne!(id("r3"), id("r1"));
 }
+
+/// One Dockerfile of the corpus: its text and its context files (path, contents).
+struct Case {
+    name: &'static str,
+    dockerfile: &'static str,
+    files: &'static [(&'static str, &'static str)],
+}
+
+/// Dockerfiles the classic builder takes, each exercising a corner: built by dockerd
+/// and by pierd, the configs and the files under /t must match.
+const CORPUS: &[Case] = &[
+    Case { name: "continuations", dockerfile: "FROM busybox\nRUN mkdir /t && \\\n    echo one > /t/a && \\\n\n    echo two >> /t/a\nENV A=1 \\\n    B=2\n", files: &[] },
+    Case { name: "escape-backtick", dockerfile: "# escape=`\nFROM busybox\nRUN mkdir /t && `\n    echo 'back\\slash' > /t/a\nENV P=C:\\dir\n", files: &[] },
+    Case { name: "env-expansion", dockerfile: "FROM busybox\nENV BASE=/t NAME=x\nENV FULL=${BASE}/${NAME}.txt DEF=${UNSET:-dflt} ALT=${NAME:+set} ESC=\\$BASE\nRUN mkdir -p $BASE && echo \"$FULL $DEF $ALT $ESC\" > $FULL\nWORKDIR ${BASE}/sub\nLABEL path=${FULL} \"quoted key\"=\"v a l\"\n", files: &[] },
+    Case { name: "arg-scoping", dockerfile: "ARG TAG=latest\nARG UNUSED_GLOBAL=g\nFROM busybox:${TAG}\nARG TAG\nARG LOCAL=default\nARG LATE\nENV SEEN_TAG=$TAG SEEN_LOCAL=$LOCAL SEEN_GLOBAL=${UNUSED_GLOBAL:-none}\nRUN mkdir /t && echo \"$TAG $LOCAL $LATE\" > /t/args\n", files: &[] },
+    Case { name: "env-overrides-arg", dockerfile: "FROM busybox\nARG V=from-arg\nENV V=from-env\nRUN mkdir /t && echo $V > /t/v\n", files: &[] },
+    Case { name: "onbuild", dockerfile: "FROM busybox\nONBUILD RUN echo triggered > /t-trigger\nONBUILD ENV FROM_TRIGGER=1\nRUN mkdir /t\n", files: &[] },
+    Case { name: "copy-forms", dockerfile: "FROM busybox\nCOPY a.txt /t/single\nCOPY a.txt b.txt /t/multi/\nCOPY dir /t/dircontents/\nCOPY [\"sp ace.txt\", \"/t/json form/\"]\nCOPY *.md /t/glob/\nWORKDIR /t/rel\nCOPY a.txt .\nCOPY a.txt ./renamed\n", files: &[("a.txt", "a\n"), ("b.txt", "b\n"), ("dir/x", "x\n"), ("dir/y/z", "z\n"), ("sp ace.txt", "s\n"), ("r1.md", "1\n"), ("r2.md", "2\n")] },
+    Case { name: "copy-chown", dockerfile: "FROM busybox\nRUN echo 'svc:x:1234:4321::/home/svc:/bin/sh' >> /etc/passwd && echo 'svcgrp:x:4321:' >> /etc/group && echo 'svc:x:4444:' >> /etc/group\nCOPY --chown=svc:svcgrp a.txt /t/named\nCOPY --chown=55:66 dir /t/numeric/\nCOPY --chown=svc dir /t/useronly/\nCOPY --chown=77 a.txt /t/uidonly\n", files: &[("a.txt", "a\n"), ("dir/x", "x\n")] },
+    Case { name: "whiteouts", dockerfile: "FROM busybox\nRUN mkdir -p /t/keep /t/gone && touch /t/keep/f /t/gone/f /t/file\nRUN rm -rf /t/gone /t/file && touch /t/keep/new\nRUN rm /bin/yes\n", files: &[] },
+    Case { name: "links-in-context", dockerfile: "FROM busybox\nCOPY tree /t/tree/\n", files: &[("tree/real", "r\n"), ("tree/@link", "real"), ("tree/sub/deep", "d\n")] },
+    Case { name: "unicode", dockerfile: "FROM busybox\nCOPY ünïcødé /t/ünïcødé/\nENV GRÜSSE=hällo\nLABEL 名前=値\n", files: &[("ünïcødé/файл.txt", "ф\n"), ("ünïcødé/日本.txt", "日\n")] },
+    Case { name: "user-and-workdir", dockerfile: "FROM busybox\nRUN mkdir /t && chmod 777 /t\nUSER 1001:1002\nWORKDIR /t/made/by/workdir\nRUN id > /t/id-numeric\nUSER nobody\nRUN id > /t/id-named\n", files: &[] },
+    Case { name: "shell-and-cmd", dockerfile: "FROM busybox\nSHELL [\"/bin/sh\", \"-e\", \"-c\"]\nRUN mkdir /t && echo $0 > /t/shell\nCMD echo shell form\nENTRYPOINT [\"/bin/echo\"]\n", files: &[] },
+    Case { name: "cmd-after-entrypoint", dockerfile: "FROM busybox\nCMD [\"base\"]\nENTRYPOINT [\"/bin/echo\"]\nCMD [\"kept\"]\nRUN mkdir /t\n", files: &[] },
+    Case { name: "metadata", dockerfile: "FROM busybox\nMAINTAINER someone <s@example.com>\nEXPOSE 80 8000-8002/tcp 53/udp\nVOLUME [\"/t/v1\", \"/t/v2\"]\nVOLUME /t/v3 /t/v4\nSTOPSIGNAL SIGTERM\nHEALTHCHECK --interval=30s --timeout=3s --start-period=5s --retries=4 CMD [\"true\"]\nHEALTHCHECK NONE\nRUN mkdir -p /t\n", files: &[] },
+    Case { name: "volume-discards", dockerfile: "FROM busybox\nRUN mkdir -p /t/data && echo before > /t/data/f\nVOLUME /t/data\nRUN echo after > /t/data/f && echo outside > /t/outside\n", files: &[] },
+    Case { name: "add-local-tar", dockerfile: "FROM busybox\nADD plain.txt /t/plain.txt\nADD dir /t/added/\n", files: &[("plain.txt", "p\n"), ("dir/q", "q\n")] },
+    Case { name: "dockerignore", dockerfile: "FROM busybox\nCOPY . /t/ctx/\n", files: &[(".dockerignore", "*.log\nbuild/\n!build/keep.txt\n**/secret*\n"), ("app.c", "c\n"), ("x.log", "l\n"), ("build/out.o", "o\n"), ("build/keep.txt", "k\n"), ("deep/er/secret.key", "s\n"), ("deep/er/ok", "ok\n")] },
+    Case { name: "multi-stage-copy-from", dockerfile: "FROM busybox AS one\nRUN mkdir /o && echo 1 > /o/f && ln -s f /o/l\nFROM busybox AS two\nRUN mkdir /o && echo 2 > /o/g\nFROM busybox\nCOPY --from=one /o /t/one/\nCOPY --from=1 /o/g /t/two\nCOPY --from=busybox /bin/busybox /t/bb\n", files: &[] },
+    Case { name: "empty-scratch", dockerfile: "FROM scratch\nENV ONLY=config\nCMD [\"nothing\"]\n", files: &[] },
+];
+
+/// The files under /t of an image, with modes, owners, sizes and link targets (no
+/// times), or the config alone for an image without a shell.
+fn tree_of(e: &dyn Engine, image: &str) -> String {
+    let script = "test -d /t || exit 0; cd /t && find . | sort | while read -r f; do \
+                  printf '%s %s\\n' \"$f\" \"$(stat -c '%A %u %g %s' \"$f\" | sed 's/^d[^ ]* [^ ]* [^ ]* [0-9]*$/&/')\"; \
+                  [ -L \"$f\" ] && readlink \"$f\"; [ -f \"$f\" ] && [ ! -L \"$f\" ] && cat \"$f\"; done; true";
+    let has_shell = inspect(e, image)["RootFS"]["Layers"]
+        .as_array()
+        .is_some_and(|l| !l.is_empty());
+    if !has_shell {
+        return String::new();
+    }
+    e.docker_ok(&[
+        "run",
+        "--rm",
+        "--user",
+        "0",
+        "--entrypoint",
+        "sh",
+        image,
+        "-c",
+        script,
+    ])
+    .lines()
+    // Directory sizes are the filesystem's, not the image's.
+    .map(|l| {
+        if l.contains(" d") {
+            l.rsplit_once(' ').map_or(l, |(a, _)| a).to_string()
+        } else {
+            l.to_string()
+        }
+    })
+    .collect::<Vec<_>>()
+    .join("\n")
+}
+
+/// A case's name, image config and files, on one engine.
+type CaseResult = (String, Value, String);
+
+#[test]
+fn a_corpus_of_dockerfiles_builds_the_same_on_pierd_and_dockerd() {
+    let mut seen: Vec<(String, Vec<CaseResult>)> = Vec::new();
+    with_busybox_engines("build-corpus", |name, e, _| {
+        let mut results = Vec::new();
+        for case in CORPUS {
+            let ctx = tempfile::tempdir().expect("ctx");
+            write(ctx.path(), "Dockerfile", case.dockerfile);
+            for (path, content) in case.files {
+                match path.strip_prefix('@') {
+                    _ if path.contains("/@") => {
+                        let (dir, link) = path.split_once("/@").expect("link");
+                        fs::create_dir_all(ctx.path().join(dir)).expect("mkdir");
+                        std::os::unix::fs::symlink(content, ctx.path().join(dir).join(link))
+                            .expect("symlink");
+                    }
+                    _ => write(ctx.path(), path, content),
+                }
+            }
+            let tag = format!("corpus-{}", case.name);
+            let out = build(e, &["-t", &tag, ctx.path().to_str().expect("utf8")]);
+            assert_eq!(out.code, Some(0), "{name} {}: {out:?}", case.name);
+            // A trigger runs when the image is a base.
+            if case.name == "onbuild" {
+                let child = tempfile::tempdir().expect("ctx");
+                write(
+                    child.path(),
+                    "Dockerfile",
+                    &format!("FROM {tag}\nRUN cp /t-trigger /t/\n"),
+                );
+                build_ok(e, &["-t", &tag, child.path().to_str().expect("utf8")]);
+            }
+            let mut config = config_of(e, &tag);
+            config["Author"] = inspect(e, &tag)["Author"].clone();
+            results.push((case.name.to_string(), config, tree_of(e, &tag)));
+        }
+        seen.push((name.to_string(), results));
+    });
+    if let [(_, dockerd), (_, pierd)] = &seen[..] {
+        for ((name, d_config, d_tree), (_, p_config, p_tree)) in dockerd.iter().zip(pierd) {
+            assert_eq!(p_config, d_config, "{name}: configs differ");
+            assert_eq!(p_tree, d_tree, "{name}: files differ");
+        }
+    }
+}

@@ -870,13 +870,16 @@ impl Runner<'_> {
             }
             InstructionKind::Healthcheck(hc) => {
                 let ns = |d: Option<Duration>| d.map(|d| d.as_nanos() as i64);
+                // As dockerd's commit merges the config: what this HEALTHCHECK leaves
+                // unset (NONE included) keeps the previous healthcheck's value.
+                let before = state.config.healthcheck.clone().unwrap_or_default();
                 state.config.healthcheck = Some(HealthConfig {
                     test: Some(hc.test()),
-                    interval: ns(hc.interval),
-                    timeout: ns(hc.timeout),
-                    start_period: ns(hc.start_period),
-                    start_interval: ns(hc.start_interval),
-                    retries: hc.retries.map(i64::from),
+                    interval: ns(hc.interval).or(before.interval),
+                    timeout: ns(hc.timeout).or(before.timeout),
+                    start_period: ns(hc.start_period).or(before.start_period),
+                    start_interval: ns(hc.start_interval).or(before.start_interval),
+                    retries: hc.retries.map(i64::from).or(before.retries),
                 });
                 let text = healthcheck_history(hc);
                 self.config_step(state, nop(format!("HEALTHCHECK {text}")))
@@ -1355,23 +1358,22 @@ impl Runner<'_> {
         Ok(SourceRoot::Mounted(self.mount_step(&state).await?))
     }
 
-    /// `--chown=user[:group]` as IDs, names looked up in the step's image.
+    /// `--chown=user[:group]` as IDs, names looked up in the step's image. Without a
+    /// group, the group is named (or numbered) as the user is, as in Docker.
     async fn resolve_owner(
         &mut self,
         state: &StageState,
         chown: &str,
     ) -> Result<(u32, u32), BuildError> {
-        let numeric = |s: &str| s.parse::<u32>().ok();
-        let (u, g) = chown
-            .split_once(':')
-            .map_or((chown, None), |(u, g)| (u, Some(g)));
-        if let (Some(uid), Some(gid)) = (numeric(u), g.map_or(numeric(u), numeric)) {
+        let (u, g) = chown.split_once(':').unwrap_or((chown, chown));
+        if let (Ok(uid), Ok(gid)) = (u.parse::<u32>(), g.parse::<u32>()) {
             return Ok((uid, gid));
         }
         let mount = self.mount_step(state).await?;
+        let spec = format!("{u}:{g}");
         let resolved = mount
             .path()
-            .and_then(|p| super::resolve_user(&p, chown).map_err(BuildError::from));
+            .and_then(|p| super::resolve_user(&p, &spec).map_err(BuildError::from));
         mount.release().await;
         let (uid, gid, _) = resolved.map_err(|e| BuildError::Failed {
             message: format!("unable to convert uid/gid chown string to host mapping: {e}"),
