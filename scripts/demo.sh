@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# The main job: a busybox image made with `pier import`, then containers with `pier run`:
+# The main job: build, ship, run. A busybox base image made with `pier import`; an
+# image built on it from a Dockerfile (`pier build`), pushed to a pier-registry the demo
+# starts, removed, pulled back and run; then containers, logs and a network.
 # pier starts its daemon (pierd) by itself on the first command; pierd runs the
 # containers with pier-runtime.
 # Everything lives in a temp dir (socket, data root, exec root) and goes at the end.
@@ -8,10 +10,14 @@ cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "demo: run as root" >&2; exit 1; }
 
 scripts/setup.sh
-cargo build --release -p pier-cli -p pierd -p pier-runtime
+cargo build --release -p pier-cli -p pierd -p pier-runtime -p pier-registry
 pier=$PWD/target/release/pier
 work=$(mktemp -d /tmp/pier-demo.XXXXXX)
 cleanup() {
+    if [ -n "${registry_pid:-}" ]; then
+        kill "$registry_pid" 2>/dev/null || true
+        wait "$registry_pid" 2>/dev/null || true
+    fi
     if [ -f "$work/pierd.pid" ]; then
         "$pier" rm -f demo-web demo-site >/dev/null 2>&1 || true
         "$pier" network rm demo-net >/dev/null 2>&1 || true
@@ -33,6 +39,40 @@ echo "+ pier import -c 'CMD [\"sh\"]' rootfs busybox     (starts pierd)"
 "$pier" import -c 'CMD ["sh"]' "$work/rootfs" busybox
 echo "+ pier images"
 "$pier" images
+# Build: a Dockerfile with a build stage and a small final image.
+mkdir -p "$work/app"
+cat >"$work/app/Dockerfile" <<'DOCKERFILE'
+FROM busybox AS build
+WORKDIR /src
+COPY greeting.txt .
+RUN tr a-z A-Z < greeting.txt > loud.txt
+FROM busybox
+COPY --from=build /src/loud.txt /app/loud.txt
+CMD ["cat", "/app/loud.txt"]
+DOCKERFILE
+echo "hello from an image built by pier" >"$work/app/greeting.txt"
+echo "+ pier build -t demo/app:1 app/"
+"$pier" build -t demo/app:1 "$work/app"
+echo "+ pier build -t demo/app:1 app/      (again: every step from the cache)"
+"$pier" build -t demo/app:1 "$work/app"
+
+# Ship: to a pier-registry on loopback, and back.
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+echo "+ pier-registry --addr 127.0.0.1:$port --root registry/ &"
+target/release/pier-registry --addr "127.0.0.1:$port" --root "$work/registry" >"$work/registry.log" 2>&1 &
+registry_pid=$!
+for _ in $(seq 50); do curl -sf "http://127.0.0.1:$port/v2/" >/dev/null && break; sleep 0.1; done
+echo "+ pier tag demo/app:1 127.0.0.1:$port/demo/app:1 && pier push 127.0.0.1:$port/demo/app:1"
+"$pier" tag demo/app:1 "127.0.0.1:$port/demo/app:1"
+"$pier" push "127.0.0.1:$port/demo/app:1"
+echo "+ pier rmi demo/app:1 127.0.0.1:$port/demo/app:1"
+"$pier" rmi demo/app:1 "127.0.0.1:$port/demo/app:1"
+echo "+ pier pull 127.0.0.1:$port/demo/app:1"
+"$pier" pull "127.0.0.1:$port/demo/app:1"
+
+# Run.
+echo "+ pier run --rm 127.0.0.1:$port/demo/app:1"
+"$pier" run --rm "127.0.0.1:$port/demo/app:1"
 echo "+ pier run --rm busybox sh -c '...'"
 "$pier" run --rm --hostname pier-demo busybox \
     sh -c 'echo hello from $(hostname), I am pid $$; id; ls /'

