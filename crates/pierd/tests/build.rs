@@ -751,3 +751,96 @@ except docker.errors.APIError as e:
         "{out:?}"
     );
 }
+
+#[test]
+fn add_fetches_urls_and_checks_their_checksum() {
+    let Some((pierd, _work)) = common::pierd_with_busybox() else {
+        return;
+    };
+    // A web server on loopback, serving one file.
+    let www = tempfile::tempdir().expect("www");
+    write(www.path(), "files/tool.sh", "#!/bin/sh\necho fetched\n");
+    let port = pier_testsupport::registry::free_port();
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _server = Kill(
+        Command::new("python3")
+            .args([
+                "-m",
+                "http.server",
+                "--bind",
+                "127.0.0.1",
+                &port.to_string(),
+            ])
+            .current_dir(www.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("http.server"),
+    );
+    let url = format!("http://127.0.0.1:{port}/files/tool.sh");
+    assert!(
+        common::wait_until(std::time::Duration::from_secs(10), || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        }),
+        "http.server did not start"
+    );
+    // sha256 of the file's contents.
+    let sum = "sha256:df3f283be34a7614226644e1a725254933d9e4874dfb69ee634b72248bc6a029";
+    let ctx = tempfile::tempdir().expect("ctx");
+    let dir = ctx.path().to_str().expect("utf8");
+    write(
+        ctx.path(),
+        "Dockerfile",
+        &format!("FROM busybox\nADD --checksum={sum} {url} /opt/\nADD {url} /opt/renamed.sh\n"),
+    );
+    build_ok(&pierd, &["-t", "fetched", dir]);
+    let listing = pierd.docker_ok(&[
+        "run",
+        "--rm",
+        "fetched",
+        "sh",
+        "-c",
+        "stat -c '%n %a %u' /opt/tool.sh /opt/renamed.sh; sh /opt/tool.sh",
+    ]);
+    assert_eq!(
+        listing,
+        "/opt/tool.sh 600 0\n/opt/renamed.sh 600 0\nfetched\n"
+    );
+    // A wrong checksum fails the step and names both digests.
+    let wrong = format!("sha256:{}", "0".repeat(64));
+    write(
+        ctx.path(),
+        "Dockerfile",
+        &format!("FROM busybox\nADD --checksum={wrong} {url} /opt/\n"),
+    );
+    let out = build(&pierd, &[dir]);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(
+        out.stderr.contains("digest mismatch") && out.stderr.contains(sum),
+        "{out:?}"
+    );
+    // COPY takes no URL; a missing file is the server's 404.
+    write(
+        ctx.path(),
+        "Dockerfile",
+        &format!("FROM busybox\nCOPY {url} /opt/\n"),
+    );
+    let out = build(&pierd, &[dir]);
+    assert!(
+        out.stderr.contains("source can't be a URL for COPY"),
+        "{out:?}"
+    );
+    write(
+        ctx.path(),
+        "Dockerfile",
+        &format!("FROM busybox\nADD http://127.0.0.1:{port}/missing /opt/\n"),
+    );
+    let out = build(&pierd, &[dir]);
+    assert!(out.stderr.contains("404"), "{out:?}");
+}

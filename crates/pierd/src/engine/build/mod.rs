@@ -20,6 +20,7 @@
 pub mod cache;
 mod context;
 pub mod copy;
+mod fetch;
 mod run_mounts;
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
@@ -1114,14 +1115,11 @@ impl Runner<'_> {
         add: bool,
     ) -> Result<(), BuildError> {
         let name = if add { "ADD" } else { "COPY" };
-        let heredoc_root = if spec.heredocs.is_empty() {
+        let mut heredoc_root = if spec.heredocs.is_empty() {
             None
         } else {
             Some(self.heredoc_files(state, instr, spec)?)
         };
-        if spec.checksum.is_some() {
-            return Err(self.line_error(instr, "--checksum is not supported by Pier yet (it applies to URL sources, which Pier does not fetch yet)"));
-        }
         if spec.keep_git_dir {
             return Err(self.line_error(instr, "--keep-git-dir is not supported by Pier (it applies to git sources, which Pier does not fetch)"));
         }
@@ -1133,16 +1131,59 @@ impl Runner<'_> {
             spec.sources.iter().collect()
         };
         for s in paths {
-            let s = self.expand(state, instr, s)?;
-            if add
-                && (s.starts_with("http://") || s.starts_with("https://") || s.starts_with("git@"))
-            {
+            sources.push(self.expand(state, instr, s)?);
+        }
+        // Remote sources: `ADD` fetches http(s) URLs; git sources are refused.
+        let is_url = |s: &String| s.starts_with("http://") || s.starts_with("https://");
+        let urls = sources.iter().filter(|s| is_url(s)).count();
+        if let Some(git) = sources
+            .iter()
+            .find(|s| s.starts_with("git@") || (is_url(s) && s.ends_with(".git")))
+        {
+            if add {
                 return Err(self.line_error(
                     instr,
-                    &format!("source {s}: remote sources are not supported by Pier yet"),
+                    &format!("source {git}: git sources are not supported by Pier"),
                 ));
             }
-            sources.push(s);
+        }
+        if urls > 0 && !add {
+            return Err(self.line_error(instr, "source can't be a URL for COPY"));
+        }
+        if spec.checksum.is_some() && (urls != 1 || sources.len() != 1) {
+            return Err(self.line_error(
+                instr,
+                "checksum can't be specified for non-HTTP(S) sources or several sources",
+            ));
+        }
+        if urls > 0 {
+            if urls != sources.len() {
+                return Err(self.line_error(
+                    instr,
+                    "mixing URLs and local paths in one ADD is not supported by Pier yet",
+                ));
+            }
+            let checksum = match &spec.checksum {
+                Some(c) => Some(self.expand(state, instr, c)?),
+                None => None,
+            };
+            let tmp = self.build.engine.build_tmp();
+            std::fs::create_dir_all(&tmp).map_err(|e| BuildError::internal("fetching", e))?;
+            let dir = tempfile::Builder::new()
+                .prefix("fetch-")
+                .tempdir_in(&tmp)
+                .map_err(|e| BuildError::internal("fetching", e))?;
+            let mut names = Vec::new();
+            for url in &sources {
+                let path = fetch::fetch(url, dir.path(), checksum.as_deref()).await?;
+                names.push(
+                    path.file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default(),
+                );
+            }
+            sources = names;
+            heredoc_root = Some(dir);
         }
         let dest_raw = self.expand(state, instr, &spec.dest)?;
         let workdir = state.config.working_dir.clone().unwrap_or_default();
@@ -1197,9 +1238,15 @@ impl Runner<'_> {
             Some(c) => Some(self.resolve_owner(state, c).await?),
             None => None,
         };
-        // `ADD --unpack=false` copies a local archive as it is.
+        // `ADD --unpack=false` copies a local archive as it is; a remote one is
+        // unpacked only with `--unpack=true`.
+        let unpack = if urls > 0 {
+            spec.unpack == Some(true)
+        } else {
+            spec.unpack != Some(false)
+        };
         let plan = CopyPlan {
-            add: add && spec.unpack != Some(false),
+            add: add && unpack,
             sources,
             dest: dest.clone(),
             owner,
@@ -1208,7 +1255,7 @@ impl Runner<'_> {
             parents: spec.parents,
             instruction: name,
         };
-        let from_context = from.is_none() && spec.heredocs.is_empty();
+        let from_context = from.is_none() && spec.heredocs.is_empty() && urls == 0;
         let hash = {
             let plan = plan.clone();
             let root = source_root.fd()?;
