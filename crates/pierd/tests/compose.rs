@@ -562,7 +562,7 @@ configs:
 }
 
 /// `depends_on: service_completed_successfully` (a one-shot setup service filling a
-/// shared volume first), and `up --wait` failing as compose reports it: a healthcheck
+/// shared volume first), `network_mode: service:…`, and `up --wait` failing as compose reports it: a healthcheck
 /// that never passes, a service that exits.
 #[test]
 fn compose_wait_conditions_and_failures_against_pierd_and_dockerd() {
@@ -583,9 +583,16 @@ fn compose_wait_conditions_and_failures_against_pierd_and_dockerd() {
     pull_policy: never
     command: ["sh", "-c", "cat /shared/ready; trap 'exit 0' TERM; while :; do sleep 1; done"]
     volumes: [shared:/shared]
+    hostname: apphost
+    domainname: example.test
     depends_on:
       setup:
         condition: service_completed_successfully
+  sidecar:
+    image: busybox
+    pull_policy: never
+    command: {IDLE}
+    network_mode: service:app
   sick:
     image: busybox
     pull_policy: never
@@ -610,9 +617,33 @@ volumes:
         p.ok(&["up", "-d", "--wait"]);
         assert_eq!(
             p.states(),
-            ["waits-app-1 running", "waits-setup-1 exited"],
+            [
+                "waits-app-1 running",
+                "waits-setup-1 exited",
+                "waits-sidecar-1 running"
+            ],
             "{name}"
         );
+        // In the app's network namespace, the sidecar is named as the app is.
+        assert_eq!(
+            p.ok(&[
+                "exec",
+                "-T",
+                "sidecar",
+                "sh",
+                "-c",
+                "hostname; echo $HOSTNAME"
+            ]),
+            "apphost\napphost\n",
+            "{name}"
+        );
+        let names = engine.docker_ok(&[
+            "inspect",
+            "--format",
+            "{{.Config.Hostname}} {{.Config.Domainname}}",
+            "waits-sidecar-1",
+        ]);
+        assert_eq!(names, "apphost example.test\n", "{name}");
         assert_eq!(
             p.ok(&["logs", "--no-log-prefix", "app"]),
             "prepared\n",

@@ -1006,6 +1006,19 @@ impl Engine {
         data_dir: &Path,
         rootfs: &Path,
     ) -> Result<(i32, PathBuf), EngineError> {
+        // As dockerd: a container in another's network namespace takes that one's
+        // host and domain name at each start (compose's `network_mode: service:x`).
+        if let Some(donor) = c.host_config["NetworkMode"]
+            .as_str()
+            .and_then(|m| m.strip_prefix("container:"))
+            .and_then(|d| self.get(d).ok())
+        {
+            self.update_unsaved(&c.id, |c| {
+                c.hostname = donor.hostname.clone();
+                c.config["Hostname"] = donor.config["Hostname"].clone();
+                c.config["Domainname"] = donor.config["Domainname"].clone();
+            })?;
+        }
         // The record as net_setup left it (addresses, ports).
         let c = &self.get(&c.id)?;
         let etc_files = self.write_etc_files(c, data_dir)?;
