@@ -688,7 +688,15 @@ fn stats_like_docker() {
     );
     // NET I/O's column is as wide as the widest figure (stats carry `networks` now).
     assert!(lines[0].contains("   NET I/O "), "{out}");
-    assert!(lines[0].ends_with("BLOCK I/O   PIDS"), "{out}");
+    // BLOCK I/O's column is as wide as its widest figure too.
+    assert!(
+        lines[0].ends_with("PIDS")
+            && lines[0]
+                .split("BLOCK I/O")
+                .nth(1)
+                .is_some_and(|gap| gap.trim() == "PIDS" && gap.len() >= "   PIDS".len()),
+        "{out}"
+    );
     // The busy loop uses CPU; the idle sleep none.
     let format = [
         "stats",
