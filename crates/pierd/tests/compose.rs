@@ -644,6 +644,14 @@ volumes:
             "waits-sidecar-1",
         ]);
         assert_eq!(names, "apphost example.test\n", "{name}");
+        // What compose leaves empty reads as the daemon's defaults.
+        let ipc = engine.docker_ok(&[
+            "inspect",
+            "--format",
+            "{{.HostConfig.IpcMode}} {{.HostConfig.ShmSize}}",
+            "waits-app-1",
+        ]);
+        assert_eq!(ipc, "private 67108864\n", "{name}");
         assert_eq!(
             p.ok(&["logs", "--no-log-prefix", "app"]),
             "prepared\n",

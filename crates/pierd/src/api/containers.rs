@@ -555,6 +555,14 @@ async fn inspect(
             host_config[key] = default;
         }
     }
+    // As dockerd, which stores its defaults in place of an empty IPC mode and a zero
+    // shm size (compose sends both).
+    if host_config["IpcMode"].as_str() == Some("") {
+        host_config["IpcMode"] = json!("private");
+    }
+    if host_config["ShmSize"].as_i64() == Some(0) {
+        host_config["ShmSize"] = json!(64 << 20);
+    }
     // As dockerd: no driver given is the daemon's default, reported by name.
     if host_config["LogConfig"]["Type"].as_str() == Some("") {
         host_config["LogConfig"]["Type"] = json!("json-file");
