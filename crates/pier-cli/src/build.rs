@@ -82,6 +82,9 @@ pub struct BuildArgs {
     /// every mode
     #[arg(long, default_value = "auto", value_parser = ["auto", "plain", "tty"])]
     progress: String,
+    /// Say, for each step that runs, why it missed the cache (Pier's own flag)
+    #[arg(long)]
+    explain: bool,
     /// Secrets (BuildKit's --secret): refused, the classic protocol carries none
     #[arg(long)]
     secret: Vec<String>,
@@ -170,6 +173,9 @@ fn query(args: &BuildArgs, dockerfile_name: &str) -> Result<String> {
     p.push(format!("rm={}", u8::from(args.rm)));
     if args.force_rm {
         p.push("forcerm=1".into());
+    }
+    if args.explain {
+        p.push("explain=1".into());
     }
     p.push(format!("networkmode={}", q(&args.network)));
     if !args.add_hosts.is_empty() {

@@ -844,3 +844,73 @@ fn add_fetches_urls_and_checks_their_checksum() {
     let out = build(&pierd, &[dir]);
     assert!(out.stderr.contains("404"), "{out:?}");
 }
+
+#[test]
+fn explain_names_why_each_step_missed_the_cache() {
+    let Some((pierd, _work)) = common::pierd_with_busybox() else {
+        return;
+    };
+    let ctx = tempfile::tempdir().expect("ctx");
+    write(
+        ctx.path(),
+        "Dockerfile",
+        "FROM busybox\nARG LEVEL=1\nCOPY src/ /src/\nRUN cat /src/* > /all\nENV DONE=1\n",
+    );
+    write(ctx.path(), "src/a.c", "a\n");
+    write(ctx.path(), "src/b.c", "b\n");
+    let dir = ctx.path().to_str().expect("utf8");
+    // The extension through the API itself: the context as a tar, with curl.
+    let socket = pierd.socket();
+    let explain = |query: &str| -> Vec<String> {
+        let script = format!(
+            "tar -C {dir} -c . | curl -sS --unix-socket {} -X POST -H 'Content-Type: application/x-tar' \
+             --data-binary @- 'http://pier/build?t=explained&explain=1{query}'",
+            socket.display()
+        );
+        let out = pier_testsupport::run(
+            Command::new("sh").args(["-c", &script]),
+            common::CMD_TIMEOUT,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(out.code, Some(0), "{out:?}");
+        assert!(out.stdout.contains("Successfully built"), "{out:?}");
+        out.stdout
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter_map(|v| v["stream"].as_str().map(str::to_string))
+            .filter_map(|l| {
+                l.strip_prefix(" ---> Cache miss: ")
+                    .map(|r| r.trim_end().to_string())
+            })
+            .collect()
+    };
+    let first = explain("");
+    assert_eq!(first.len(), 4, "{first:?}");
+    assert!(
+        first.iter().all(|r| r.starts_with("no earlier build")),
+        "{first:?}"
+    );
+    assert!(
+        explain("").is_empty(),
+        "an unchanged rebuild misses nothing"
+    );
+    write(ctx.path(), "src/b.c", "changed\n");
+    write(ctx.path(), "src/new.c", "n\n");
+    let changed = explain("");
+    assert_eq!(
+        changed[0], "files changed: /src/b.c, /src/new.c (new)",
+        "{changed:?}"
+    );
+    assert_eq!(
+        changed[1..],
+        ["the step before it changed", "the step before it changed"],
+        "{changed:?}"
+    );
+    let arg = explain("&buildargs=%7B%22LEVEL%22%3A%222%22%7D");
+    assert!(
+        arg[0].contains("build args") || arg[0].contains("instruction"),
+        "{arg:?}"
+    );
+    let none = explain("&nocache=1");
+    assert!(none.iter().all(|r| r == "--no-cache"), "{none:?}");
+}

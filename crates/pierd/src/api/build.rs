@@ -15,7 +15,9 @@
 //!   images a build pulls (those missing from the store, or all with `pull`);
 //! - refused with 400: `remote` (remote contexts), `cachefrom`, `squash`, `outputs`,
 //!   `version=2` (BuildKit's session protocol), an `isolation` other than `default`;
-//! - ignored, as by dockerd on Linux: `session`, `buildid` (BuildKit only).
+//! - ignored, as by dockerd on Linux: `session`, `buildid` (BuildKit only);
+//! - Pier's own: `explain=1` adds a ` ---> Cache miss: <reason>` line to each step
+//!   that runs (`pier build --explain`; docs/API-EXTENSIONS.md).
 
 use std::collections::{BTreeMap, HashMap};
 use std::convert::Infallible;
@@ -222,6 +224,7 @@ fn options(p: &Params) -> Result<BuildOptions, ApiError> {
         quiet: p.flag("q"),
         platform: p.get("platform").map(str::to_string),
         pull: p.flag("pull"),
+        explain: p.flag("explain"),
     })
 }
 

@@ -596,6 +596,58 @@ pub fn content_hash(
     Ok(hasher.0.finish().hex().to_string())
 }
 
+/// What `plan` copies, file by file: destination path → a hash of its mode, owners,
+/// link target and contents (for `--explain`, to name the files that changed).
+pub fn file_hashes(
+    src_root: BorrowedFd<'_>,
+    plan: &CopyPlan,
+    from_context: bool,
+) -> Result<std::collections::BTreeMap<String, String>, BuildError> {
+    let ops = operations(src_root, None, plan, from_context)?;
+    let err = |e: io::Error| BuildError::internal("hashing sources", e);
+    let mut out = std::collections::BTreeMap::new();
+    for op in &ops {
+        let tar_file = tempfile::tempfile().map_err(err)?;
+        let mut tar_file = match op {
+            Operation::Entries(entries, tree) => {
+                write_entries(tar_file, plan, entries, tree.as_ref(), None, true).map_err(err)?
+            }
+            Operation::Archive(fd, _, dest) => {
+                let mut h = HashWriter(Hasher::new(Algorithm::Sha256));
+                let mut f = reopen(fd.as_fd()).map_err(err)?;
+                io::copy(&mut f, &mut h).map_err(err)?;
+                out.insert(
+                    format!("/{}", dest.join("/")),
+                    h.0.finish().hex().to_string(),
+                );
+                continue;
+            }
+        };
+        io::Seek::seek(&mut tar_file, io::SeekFrom::Start(0)).map_err(err)?;
+        let mut archive = tar::Archive::new(tar_file);
+        for entry in archive.entries().map_err(err)? {
+            let mut entry = entry.map_err(err)?;
+            let h = entry.header().clone();
+            let mut hasher = HashWriter(Hasher::new(Algorithm::Sha256));
+            let meta = format!(
+                "{:o} {} {} {:?} {:?}\n",
+                h.mode().unwrap_or(0),
+                h.uid().unwrap_or(0),
+                h.gid().unwrap_or(0),
+                h.entry_type(),
+                entry.link_name_bytes().map(|l| l.into_owned())
+            );
+            hasher.write_all(meta.as_bytes()).map_err(err)?;
+            io::copy(&mut entry, &mut hasher).map_err(err)?;
+            let path = String::from_utf8_lossy(&entry.path_bytes())
+                .trim_end_matches('/')
+                .to_string();
+            out.insert(format!("/{path}"), hasher.0.finish().hex().to_string());
+        }
+    }
+    Ok(out)
+}
+
 struct HashWriter(Hasher);
 
 impl Write for HashWriter {

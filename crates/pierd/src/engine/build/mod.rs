@@ -20,6 +20,7 @@
 pub mod cache;
 mod context;
 pub mod copy;
+mod explain;
 mod fetch;
 mod run_mounts;
 
@@ -117,6 +118,8 @@ pub struct BuildOptions {
     pub platform: Option<String>,
     /// `--pull`: pull every base image, even one the store has.
     pub pull: bool,
+    /// Pier's `explain=1`: say why each step that runs missed the cache.
+    pub explain: bool,
 }
 
 /// One message of the progress stream.
@@ -357,6 +360,11 @@ struct Runner<'a> {
     recorded: Vec<StepImage>,
     /// `SOURCE_DATE_EPOCH` from the build args: the time of everything made.
     epoch: Option<i64>,
+    /// Where in the Dockerfile the current step is (stage, instruction), for
+    /// `--explain`'s records.
+    position: (usize, usize),
+    /// The files the current `COPY`/`ADD` copies, when explaining.
+    step_files: Option<BTreeMap<String, String>>,
 }
 
 impl Build {
@@ -391,6 +399,8 @@ impl Build {
             results: BTreeMap::new(),
             recorded: Vec::new(),
             epoch,
+            position: (0, 0),
+            step_files: None,
         };
         let result = runner.run_all().await;
         // Intermediate records go, success or not (their blobs stay in the cache).
@@ -650,10 +660,11 @@ impl Runner<'_> {
                 self.instruction(&mut state, &instr, automatic).await?;
             }
         }
-        for instr in &stage.instructions {
+        for (n, instr) in stage.instructions.iter().enumerate() {
             if self.cancelled() {
                 return Err(BuildError::Cancelled);
             }
+            self.position = (index, n + 1);
             self.step_line(&instr.original).await?;
             self.instruction(&mut state, instr, automatic).await?;
         }
@@ -957,15 +968,19 @@ impl Runner<'_> {
 
     /// Looks `key` up; on a hit, the step's image becomes the state's.
     async fn cached(&mut self, state: &mut StageState, key: &str) -> Result<bool, BuildError> {
-        if self.build.opts.no_cache {
-            return Ok(false);
+        let hit = if self.build.opts.no_cache {
+            None
+        } else {
+            let images = self.build.engine.images.clone();
+            let cache = self.build.engine.build_cache();
+            let k = key.to_string();
+            tokio::task::spawn_blocking(move || cache.lookup(&images, &k))
+                .await
+                .map_err(|e| BuildError::internal("reading the build cache", e))?
+        };
+        if self.build.opts.explain {
+            self.explain(state, key, hit.is_none()).await?;
         }
-        let images = self.build.engine.images.clone();
-        let cache = self.build.engine.build_cache();
-        let k = key.to_string();
-        let hit = tokio::task::spawn_blocking(move || cache.lookup(&images, &k))
-            .await
-            .map_err(|e| BuildError::internal("reading the build cache", e))?;
         match hit {
             Some(image) => {
                 state.config = image.run_config();
@@ -977,6 +992,47 @@ impl Runner<'_> {
             }
             None => Ok(false),
         }
+    }
+
+    /// `--explain`: on a miss, says why, comparing with what the last build of this
+    /// step (same tags, Dockerfile and position) saw; then records what this one sees.
+    async fn explain(
+        &mut self,
+        state: &StageState,
+        key: &str,
+        missed: bool,
+    ) -> Result<(), BuildError> {
+        let identity = cache::key(&[
+            "explain",
+            &self
+                .build
+                .opts
+                .tags
+                .iter()
+                .map(|t| t.to_string())
+                .collect::<Vec<_>>()
+                .join(","),
+            &self.build.opts.dockerfile,
+            &self.position.0.to_string(),
+            &self.position.1.to_string(),
+        ]);
+        let now = explain::Facts {
+            parent: state.parent_id(),
+            step: key.to_string(),
+            config: Self::config_json(state),
+            files: self.step_files.take().unwrap_or_default(),
+        };
+        let store = explain::Store::open(self.build.engine.data_root());
+        if missed {
+            let reason = if self.build.opts.no_cache {
+                "--no-cache".to_string()
+            } else {
+                explain::reason(store.get(&identity).as_ref(), &now)
+            };
+            self.say(format!(" ---> Cache miss: {reason}\n")).await?;
+        }
+        store.put(&identity, &now);
+        Ok(())
     }
 
     /// Makes the next step's image from the state's config (and `upper`'s changes),
@@ -1282,6 +1338,17 @@ impl Runner<'_> {
                 .map(|c| format!("--chown={c} "))
                 .unwrap_or_default(),
         );
+        if self.build.opts.explain {
+            let plan = plan.clone();
+            let root = source_root.fd()?;
+            self.step_files = Some(
+                tokio::task::spawn_blocking(move || {
+                    copy::file_hashes(root.as_fd(), &plan, from_context)
+                })
+                .await
+                .map_err(|e| BuildError::internal("hashing sources", e))??,
+            );
+        }
         let key = cache::key(&[
             name,
             &state.parent_id(),
