@@ -660,24 +660,6 @@ fn save_load_round_trip_between_two_pierds() {
         "{forced}"
     );
 
-    // Pulling is not supported yet: a clear error, not a hang.
-    let pull = a.docker(&["pull", "busybox"]);
-    assert_eq!(pull.code, Some(1), "{}", pull.explain("pull"));
-    assert!(
-        pull.stderr
-            .contains("Error response from daemon: pulling images is not supported by Pier yet"),
-        "{}",
-        pull.explain("pull")
-    );
-    let zeros = "0".repeat(64);
-    let by_digest = a.docker(&["pull", &format!("busybox@sha256:{zeros}")]);
-    assert!(
-        by_digest.stderr.contains(&format!(
-            "pulling images is not supported by Pier yet: cannot pull busybox@sha256:{zeros}"
-        )),
-        "{}",
-        by_digest.explain("pull by digest")
-    );
     let bad = a.docker(&["tag", "nothere", "Bad:1"]);
     assert_eq!(bad.code, Some(1));
     let garbage = work.path().join("garbage");

@@ -39,6 +39,7 @@ use tokio::sync::mpsc;
 
 use super::distribution::{pull_error, registry_client, registry_domain};
 use super::images::pump_body;
+use super::params::Params;
 use super::{ApiError, AppState};
 use crate::engine::build::{BuildContext, BuildError, BuildEvent, BuildOptions, Puller};
 use crate::engine::events::Event;
@@ -59,63 +60,6 @@ impl From<BuildError> for ApiError {
     }
 }
 
-/// The query's parameters, repeated ones kept.
-struct Params(Vec<(String, String)>);
-
-impl Params {
-    fn get(&self, key: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn all(&self, key: &str) -> Vec<String> {
-        self.0
-            .iter()
-            .filter(|(k, _)| k == key)
-            .map(|(_, v)| v.clone())
-            .collect()
-    }
-
-    /// Go's `httputils.BoolValue`: anything but empty, `0`, `no`, `false`, `none`.
-    fn flag(&self, key: &str) -> bool {
-        self.get(key).is_some_and(|v| {
-            !matches!(
-                v.trim().to_ascii_lowercase().as_str(),
-                "" | "0" | "no" | "false" | "none"
-            )
-        })
-    }
-
-    fn flag_or(&self, key: &str, default: bool) -> bool {
-        match self.get(key) {
-            Some(_) => self.flag(key),
-            None => default,
-        }
-    }
-
-    fn int(&self, key: &str) -> Result<Option<i64>, ApiError> {
-        match self.get(key).filter(|v| !v.is_empty()) {
-            None => Ok(None),
-            Some(v) => v
-                .parse::<i64>()
-                .map(Some)
-                .map_err(|_| ApiError::bad_request(format!("invalid value for {key}: {v}"))),
-        }
-    }
-
-    /// A JSON parameter; absent, empty or `null` (compose sends `cachefrom=null`, which
-    /// Go's decoder reads as an empty list) is the default.
-    fn json<T: serde::de::DeserializeOwned + Default>(&self, key: &str) -> Result<T, ApiError> {
-        match self.get(key).filter(|v| !v.is_empty() && *v != "null") {
-            None => Ok(T::default()),
-            Some(v) => serde_json::from_str(v)
-                .map_err(|e| ApiError::bad_request(format!("invalid {key} value: {e}"))),
-        }
-    }
-}
-
 /// The options of a request, checked.
 fn options(p: &Params) -> Result<BuildOptions, ApiError> {
     if p.get("version").is_some_and(|v| v == "2") {
@@ -128,7 +72,7 @@ fn options(p: &Params) -> Result<BuildOptions, ApiError> {
             "remote build contexts are not supported by Pier yet: send the context as a tar",
         ));
     }
-    if p.flag("squash") {
+    if p.bool("squash") {
         return Err(ApiError::bad_request(
             "squash is only supported with experimental mode",
         ));
@@ -212,19 +156,19 @@ fn options(p: &Params) -> Result<BuildOptions, ApiError> {
         build_args,
         labels,
         target: p.get("target").map(str::to_string),
-        no_cache: p.flag("nocache"),
-        remove: p.flag_or("rm", true),
-        force_remove: p.flag("forcerm"),
+        no_cache: p.bool("nocache"),
+        remove: p.bool_or("rm", true),
+        force_remove: p.bool("forcerm"),
         network_mode: p
             .get("networkmode")
             .filter(|n| !n.is_empty())
             .unwrap_or("default")
             .to_string(),
         host_config,
-        quiet: p.flag("q"),
+        quiet: p.bool("q"),
         platform: p.get("platform").map(str::to_string),
-        pull: p.flag("pull"),
-        explain: p.flag("explain"),
+        pull: p.bool("pull"),
+        explain: p.bool("explain"),
     })
 }
 

@@ -27,6 +27,7 @@ use pier_image::service::{parse_until, ImageDetails, ImageService, ListFilters, 
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
+use super::params::Params;
 use super::stream::{ChannelWriter, CHUNK};
 use super::{ApiError, ApiVersion, AppState};
 use crate::engine::events::Event;
@@ -53,50 +54,7 @@ const CHANNEL_DEPTH: usize = 8;
 // ---------------------------------------------------------------------------------------
 // Query parameters
 
-/// A request's query parameters in order, repeated keys kept (`names=a&names=b`,
-/// `changes=...&changes=...`).
-struct Params(Vec<(String, String)>);
-
 impl Params {
-    /// The first value of `key` (Go's `Form.Get`).
-    fn get(&self, key: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
-    }
-
-    /// The first value of `key`, empty when absent.
-    fn string(&self, key: &str) -> &str {
-        self.get(key).unwrap_or_default()
-    }
-
-    fn all(&self, key: &str) -> Vec<String> {
-        self.0
-            .iter()
-            .filter(|(k, _)| k == key)
-            .map(|(_, v)| v.clone())
-            .collect()
-    }
-
-    /// Docker's `BoolValue`: true unless absent, empty, `0`, `no`, `false` or `none`.
-    fn bool(&self, key: &str) -> bool {
-        self.get(key).is_some_and(|v| {
-            !matches!(
-                v.trim().to_ascii_lowercase().as_str(),
-                "" | "0" | "no" | "false" | "none"
-            )
-        })
-    }
-
-    /// Docker's `BoolValueOrDefault`: `default` when absent or empty.
-    fn bool_or(&self, key: &str, default: bool) -> bool {
-        match self.get(key) {
-            None | Some("") => default,
-            Some(_) => self.bool(key),
-        }
-    }
-
     fn filters(&self) -> Result<Filters> {
         Filters::parse(self.string("filters"))
     }

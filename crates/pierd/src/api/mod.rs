@@ -21,6 +21,7 @@ pub mod exec;
 pub mod images;
 pub mod logs;
 pub mod networks;
+mod params;
 mod resource_limits;
 mod stream;
 mod swarm;

@@ -552,7 +552,11 @@ async fn prune_build_cache(
     })
     .await??;
     Ok(Json(
-        json!({ "CachesDeleted": removed, "SpaceReclaimed": freed }),
+        // Go's nil slice: `null` when nothing went, as dockerd answers.
+        json!({
+            "CachesDeleted": if removed.is_empty() { Value::Null } else { json!(removed) },
+            "SpaceReclaimed": freed,
+        }),
     ))
 }
 
