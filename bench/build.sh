@@ -55,7 +55,7 @@ FROM busybox
 ENV APP_HOME=/app MODE=production
 COPY assets/ /app/assets/
 COPY --from=builder /out/ /app/
-RUN adduser -D -H app && chown -R app /app
+RUN echo 'app:x:1000:1000::/app:/bin/sh' >> /etc/passwd && chown -R 1000 /app
 USER app
 CMD ["cat", "/app/digest.txt"]
 DOCKERFILE
