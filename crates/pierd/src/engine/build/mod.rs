@@ -1294,6 +1294,8 @@ impl Runner<'_> {
             Some(c) => Some(self.resolve_owner(state, c).await?),
             None => None,
         };
+        // `--link` gives the same files as a plain copy: Pier does not rebase a step's
+        // layer onto another parent, so the step is cached on its own parent only.
         // `ADD --unpack=false` copies a local archive as it is; a remote one is
         // unpacked only with `--unpack=true`.
         let unpack = if urls > 0 {
