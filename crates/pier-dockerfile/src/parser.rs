@@ -1858,47 +1858,6 @@ pub(crate) fn parse_mount(
 mod tests {
     use super::*;
 
-    /// BuildKit's TestParseHeredocHelpers and TestHeredocsFromLine.
-    #[test]
-    fn heredoc_words() {
-        for valid in [
-            "<<EOF",
-            "<<'EOF'",
-            "<<\"EOF\"",
-            "<<-EOF",
-            "<<-'EOF'",
-            "<<-\"EOF\"",
-            "<<EO\"F\"",
-            "<< EOF",
-            "<<- EOF",
-        ] {
-            assert_eq!(
-                parse_heredoc(valid).unwrap().unwrap().name,
-                "EOF",
-                "{valid}"
-            );
-        }
-        for invalid in ["<<'EOF", "<<\"EOF", "<<EOF'", "<<EOF\""] {
-            assert!(parse_heredoc(invalid).is_err(), "{invalid}");
-        }
-        for not in ["", "EOF", "<<", "<<-", "<EOF", "<<<EOF", "<<EOF sh"] {
-            assert_eq!(parse_heredoc(not).unwrap(), None, "{not}");
-        }
-        let names = |line: &str| -> Vec<String> {
-            heredocs_from_line(line)
-                .unwrap()
-                .into_iter()
-                .map(|h| h.name)
-                .collect()
-        };
-        assert_eq!(names("RUN <<EOF"), ["EOF"]);
-        assert_eq!(names("RUN << -EOF"), ["-EOF"]);
-        assert_eq!(names("RUN 4<<EOF"), ["EOF"]);
-        assert_eq!(names("RUN <<EOF <<EOF2"), ["EOF", "EOF2"]);
-        assert!(names("RUN '<<EOF'").is_empty());
-        assert!(names("RUN \"<<EOF\"").is_empty());
-    }
-
     #[test]
     fn builder_flags_are_split_off() {
         assert_eq!(
@@ -2114,50 +2073,6 @@ mod tests {
             err("MAINTAINER --boo joe@example.com"),
             "unknown flag: --boo"
         );
-    }
-
-    /// BuildKit's TestCommandsExactlyOneArgument, …AtLeastOneArgument,
-    /// …NoDestinationArgument and TestParseOptInterval.
-    #[test]
-    fn argument_counts() {
-        let err = |t: &str| parse_instruction(t, '\\').unwrap_err().message;
-        for cmd in ["MAINTAINER", "WORKDIR", "USER", "STOPSIGNAL"] {
-            assert_eq!(err(cmd), format!("{cmd} requires exactly one argument"));
-        }
-        for cmd in [
-            "ENV",
-            "LABEL",
-            "ONBUILD",
-            "HEALTHCHECK",
-            "EXPOSE",
-            "VOLUME",
-            "ARG",
-            "SHELL",
-        ] {
-            assert_eq!(err(cmd), format!("{cmd} requires at least one argument"));
-        }
-        for cmd in ["ADD", "COPY"] {
-            assert_eq!(
-                err(&format!("{cmd} arg1")),
-                format!("{cmd} requires at least two arguments, but only one was provided. Destination could not be determined")
-            );
-        }
-        for cmd in ["ENV", "LABEL"] {
-            assert_eq!(
-                err(&format!("{cmd} =arg2")),
-                format!("{cmd} names can not be blank")
-            );
-        }
-        assert!(err("HEALTHCHECK --interval=50ns CMD x").contains("cannot be less than 1ms"));
-        assert!(parse_instruction("HEALTHCHECK --interval=0ms CMD x", '\\').is_ok());
-        assert!(parse_instruction("HEALTHCHECK --interval=1ms CMD x", '\\').is_ok());
-        match parse_instruction("HEALTHCHECK CMD hello world", '\\')
-            .unwrap()
-            .kind
-        {
-            InstructionKind::Healthcheck(h) => assert_eq!(h.test(), ["CMD-SHELL", "hello world"]),
-            other => panic!("{other:?}"),
-        }
     }
 
     #[test]
