@@ -283,6 +283,20 @@ fn write_context(
 
 pub fn build(client: &Client, args: BuildArgs) -> Result<ExitCode> {
     let started = Instant::now();
+    // A URL context is the daemon's to fetch (`remote=`), as dockerd does for API
+    // clients.
+    let remote = ["http://", "https://", "git://", "git@"]
+        .iter()
+        .any(|p| args.path.starts_with(p));
+    if remote {
+        let path = format!(
+            "/build?{}&remote={}",
+            query(&args, args.file.as_deref().unwrap_or("Dockerfile"))?,
+            q(&args.path)
+        );
+        let response = client.request_streaming("POST", &path, "application/x-tar", io::empty())?;
+        return print_progress(&args, response.check()?.body, started);
+    }
     let stdin_context = args.path == "-";
     // Which Dockerfile, and whether it travels inside the context.
     let mut extra: Option<(String, Vec<u8>)> = None;
@@ -370,7 +384,12 @@ pub fn build(client: &Client, args: BuildArgs) -> Result<ExitCode> {
         }
         response?
     };
-    let body = response.check()?.body;
+    print_progress(&args, response.check()?.body, started)
+}
+
+/// Prints the daemon's progress stream as docker does, then the summary; the exit code
+/// is a failed step's.
+fn print_progress(args: &BuildArgs, body: impl io::Read, started: Instant) -> Result<ExitCode> {
     let mut out = io::stdout().lock();
     let mut image_id = None;
     let (mut steps, mut cached) = (0usize, 0usize);

@@ -146,3 +146,30 @@ fn pier_build_sends_the_context_and_prints_the_daemons_progress() {
         "{stderr}"
     );
 }
+
+#[test]
+fn pier_build_of_a_url_has_the_daemon_fetch_it() {
+    let Some(s) = Setup::with_busybox() else {
+        return;
+    };
+    let www = tempfile::tempdir().expect("www");
+    write(
+        www.path(),
+        "app.Dockerfile",
+        "FROM busybox\nRUN echo from-url > /m\nCMD [\"cat\", \"/m\"]\n",
+    );
+    let server = pier_testsupport::http_server::HttpServer::start(www.path());
+    let url = server.url("app.Dockerfile");
+    let out = s.run(&["build", "-t", "from-url", &url], b"");
+    assert_eq!(out.status.code(), Some(0), "{:?}", text(&out));
+    assert_eq!(s.ok(&["run", "--rm", "from-url"]), "from-url\n");
+    let out = s.run(&["build", "git@example.invalid:repo.git"], b"");
+    assert_ne!(out.status.code(), Some(0));
+    assert!(
+        text(&out)
+            .1
+            .contains("git build contexts are not supported"),
+        "{:?}",
+        text(&out)
+    );
+}

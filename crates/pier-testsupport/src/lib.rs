@@ -12,6 +12,7 @@
 //! - [`volume_plugin`]: a test volume plugin (HTTP on a unix socket) that records its calls.
 //! - [`tree`]: what a directory tree holds, to compare a copy with its source.
 
+pub mod http_server;
 pub mod registry;
 pub mod tree;
 pub mod volume_plugin;

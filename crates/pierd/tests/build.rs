@@ -9,6 +9,7 @@ use std::path::Path;
 use std::process::Command;
 
 use common::{mounts_under, with_busybox_engines, Engine};
+use pier_testsupport::http_server::HttpServer;
 use pier_testsupport::Out;
 use serde_json::Value;
 
@@ -760,36 +761,9 @@ fn add_fetches_urls_and_checks_their_checksum() {
     // A web server on loopback, serving one file.
     let www = tempfile::tempdir().expect("www");
     write(www.path(), "files/tool.sh", "#!/bin/sh\necho fetched\n");
-    let port = pier_testsupport::registry::free_port();
-    struct Kill(std::process::Child);
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let _server = Kill(
-        Command::new("python3")
-            .args([
-                "-m",
-                "http.server",
-                "--bind",
-                "127.0.0.1",
-                &port.to_string(),
-            ])
-            .current_dir(www.path())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("http.server"),
-    );
+    let server = HttpServer::start(www.path());
+    let port = server.port;
     let url = format!("http://127.0.0.1:{port}/files/tool.sh");
-    assert!(
-        common::wait_until(std::time::Duration::from_secs(10), || {
-            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-        }),
-        "http.server did not start"
-    );
     // sha256 of the file's contents.
     let sum = "sha256:df3f283be34a7614226644e1a725254933d9e4874dfb69ee634b72248bc6a029";
     let ctx = tempfile::tempdir().expect("ctx");
@@ -913,4 +887,75 @@ fn explain_names_why_each_step_missed_the_cache() {
     );
     let none = explain("&nocache=1");
     assert!(none.iter().all(|r| r == "--no-cache"), "{none:?}");
+}
+
+#[test]
+fn remote_contexts_are_fetched_tarballs_and_lone_dockerfiles() {
+    let Some((pierd, _work)) = common::pierd_with_busybox() else {
+        return;
+    };
+    let www = tempfile::tempdir().expect("www");
+    let ctx = www.path().join("ctx");
+    write(
+        &ctx,
+        "Dockerfile",
+        "FROM busybox\nCOPY msg /msg\nCMD [\"cat\", \"/msg\"]\n",
+    );
+    write(&ctx, "msg", "from a tarball\n");
+    let tarball = www.path().join("ctx.tar.gz");
+    let tarred = Command::new("tar")
+        .arg("-C")
+        .arg(&ctx)
+        .arg("-czf")
+        .arg(&tarball)
+        .arg(".")
+        .status()
+        .expect("tar");
+    assert!(tarred.success());
+    write(
+        www.path(),
+        "Lone.Dockerfile",
+        "FROM busybox\nRUN echo lone > /msg\nCMD [\"cat\", \"/msg\"]\n",
+    );
+    let server = HttpServer::start(www.path());
+    let socket = pierd.socket();
+    let post = |query: &str| -> String {
+        let out = pier_testsupport::run(
+            Command::new("curl").args([
+                "-sS",
+                "--unix-socket",
+                socket.to_str().expect("utf8"),
+                "-X",
+                "POST",
+                &format!("http://pier/build?{query}"),
+            ]),
+            common::CMD_TIMEOUT,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        out.stdout
+    };
+    let base = format!("http://127.0.0.1:{}", server.port);
+    let answer = post(&format!("t=remote1&remote={base}/ctx.tar.gz"));
+    assert!(
+        answer.contains("Successfully tagged remote1:latest"),
+        "{answer}"
+    );
+    assert_eq!(
+        pierd.docker_ok(&["run", "--rm", "remote1"]),
+        "from a tarball\n"
+    );
+    let answer = post(&format!("t=remote2&remote={base}/Lone.Dockerfile"));
+    assert!(
+        answer.contains("Successfully tagged remote2:latest"),
+        "{answer}"
+    );
+    assert_eq!(pierd.docker_ok(&["run", "--rm", "remote2"]), "lone\n");
+    // Git repositories are refused by name; a missing URL is the server's 404.
+    let answer = post("remote=https%3A%2F%2Fexample.invalid%2Frepo.git");
+    assert!(
+        answer.contains("git build contexts are not supported"),
+        "{answer}"
+    );
+    let answer = post(&format!("remote={base}/missing.tar"));
+    assert!(answer.contains("404"), "{answer}");
 }

@@ -13,8 +13,10 @@
 //!   `cpushares`, `cpusetcpus`, `cpusetmems`, `cpuperiod`, `cpuquota`, `cgroupparent`;
 //! - honoured: `pull`, and the `X-Registry-Config` header's credentials for the base
 //!   images a build pulls (those missing from the store, or all with `pull`);
-//! - refused with 400: `remote` (remote contexts), `cachefrom`, `squash`, `outputs`,
-//!   `version=2` (BuildKit's session protocol), an `isolation` other than `default`;
+//! - honoured: `remote`, an http(s) URL of a tar (plain, gzip, zstd) or of a lone
+//!   Dockerfile; git URLs are refused by name;
+//! - refused with 400: `cachefrom`, `squash`, `outputs`, `version=2` (BuildKit's
+//!   session protocol), an `isolation` other than `default`;
 //! - ignored, as by dockerd on Linux: `session`, `buildid` (BuildKit only);
 //! - Pier's own: `explain=1` adds a ` ---> Cache miss: <reason>` line to each step
 //!   that runs (`pier build --explain`; docs/API-EXTENSIONS.md).
@@ -65,11 +67,6 @@ fn options(p: &Params) -> Result<BuildOptions, ApiError> {
     if p.get("version").is_some_and(|v| v == "2") {
         return Err(ApiError::bad_request(
             "BuildKit is not supported by Pier: use the classic builder (DOCKER_BUILDKIT=0), whose endpoint takes the modern Dockerfile syntax here",
-        ));
-    }
-    if p.get("remote").is_some_and(|r| !r.is_empty()) {
-        return Err(ApiError::bad_request(
-            "remote build contexts are not supported by Pier yet: send the context as a tar",
         ));
     }
     if p.bool("squash") {
@@ -248,17 +245,28 @@ async fn build(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let opts = options(&Params(params))?;
+    let params = Params(params);
+    let opts = options(&params)?;
     let puller = puller(&state, registry_configs(&headers));
-    let (reader, pump) = pump_body(body);
     let engine = state.engine.clone();
-    let tmp = engine.build_tmp();
-    let prepared = tokio::task::spawn_blocking(move || {
-        let context = BuildContext::receive(reader, &tmp)?;
-        engine.prepare_build(context, opts)
-    })
-    .await?;
-    let _ = pump.await;
+    let prepared = match params.get("remote").filter(|r| !r.is_empty()) {
+        // A remote context: the body (empty from clients) is not read.
+        Some(url) => {
+            let context = engine.remote_context(url, &opts.dockerfile).await?;
+            tokio::task::spawn_blocking(move || engine.prepare_build(context, opts)).await?
+        }
+        None => {
+            let (reader, pump) = pump_body(body);
+            let tmp = engine.build_tmp();
+            let prepared = tokio::task::spawn_blocking(move || {
+                let context = BuildContext::receive(reader, &tmp)?;
+                engine.prepare_build(context, opts)
+            })
+            .await?;
+            let _ = pump.await;
+            prepared
+        }
+    };
     let build = prepared?.with_puller(puller);
     let (tx, mut rx) = mpsc::channel::<BuildEvent>(64);
     let (body_tx, body_rx) = mpsc::channel::<Result<Bytes, Infallible>>(64);

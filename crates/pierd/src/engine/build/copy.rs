@@ -417,6 +417,11 @@ fn archive_compression(fd: BorrowedFd<'_>) -> Option<Compression> {
     }
 }
 
+/// Whether the file at `path` is a tar, perhaps gzip- or zstd-compressed.
+pub fn is_tar_stream(path: &std::path::Path) -> bool {
+    std::fs::File::open(path).is_ok_and(|f| archive_compression(f.as_fd()).is_some())
+}
+
 fn read_full(mut r: impl Read, buf: &mut [u8]) -> io::Result<usize> {
     let mut n = 0;
     while n < buf.len() {

@@ -39,7 +39,16 @@ pub fn file_name(url: &str) -> Result<String, BuildError> {
 
 /// Downloads `url` into `dir/<name>` and checks `checksum`; the path written.
 pub async fn fetch(url: &str, dir: &Path, checksum: Option<&str>) -> Result<PathBuf, BuildError> {
-    let name = file_name(url)?;
+    fetch_as(url, dir, &file_name(url)?, checksum).await
+}
+
+/// [`fetch`] into `dir/name`.
+pub async fn fetch_as(
+    url: &str,
+    dir: &Path,
+    name: &str,
+    checksum: Option<&str>,
+) -> Result<PathBuf, BuildError> {
     let expected = match checksum {
         Some(c) => Some(
             c.parse::<Digest>()
@@ -88,7 +97,7 @@ pub async fn fetch(url: &str, dir: &Path, checksum: Option<&str>) -> Result<Path
         .get(hyper::header::LAST_MODIFIED)
         .and_then(|v| v.to_str().ok())
         .and_then(parse_http_date);
-    let target = dir.join(&name);
+    let target = dir.join(name);
     let mut file = std::fs::File::create(&target)
         .map_err(|e| BuildError::internal("writing a download", e))?;
     let mut hasher = Hasher::new(

@@ -21,7 +21,7 @@ pub mod cache;
 mod context;
 pub mod copy;
 mod explain;
-mod fetch;
+pub mod fetch;
 mod run_mounts;
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
@@ -306,6 +306,79 @@ impl Engine {
             platform: native,
             puller: None,
         })
+    }
+
+    /// A remote context (`remote=URL`): a tar (plain, gzip, zstd) or a lone Dockerfile
+    /// fetched over http(s), as dockerd takes one; git repositories are refused by
+    /// name (Pier fetches none).
+    pub async fn remote_context(
+        &self,
+        url: &str,
+        dockerfile: &str,
+    ) -> Result<BuildContext, BuildError> {
+        let lower = url.to_ascii_lowercase();
+        if lower.starts_with("git://")
+            || lower.starts_with("git@")
+            || lower.starts_with("github.com/")
+            || lower
+                .split(['#', '?'])
+                .next()
+                .is_some_and(|u| u.ends_with(".git"))
+        {
+            return Err(BuildError::Invalid(format!(
+                "git build contexts are not supported by Pier: {url}; send the context as a tar or a tarball URL"
+            )));
+        }
+        if !(lower.starts_with("http://") || lower.starts_with("https://")) {
+            return Err(BuildError::Invalid(format!(
+                "unsupported remote context {url}: an http(s) URL of a tar or a Dockerfile is expected"
+            )));
+        }
+        let tmp = self.build_tmp();
+        std::fs::create_dir_all(&tmp)
+            .map_err(|e| BuildError::internal("fetching the context", e))?;
+        let dir = tempfile::Builder::new()
+            .prefix("remote-")
+            .tempdir_in(&tmp)
+            .map_err(|e| BuildError::internal("fetching the context", e))?;
+        let fetched = fetch::fetch_as(url, dir.path(), "download", None)
+            .await
+            .map_err(|e| match e {
+                BuildError::Failed { message, .. } => BuildError::Invalid(message),
+                other => other,
+            })?;
+        let dockerfile = if dockerfile.is_empty() {
+            "Dockerfile"
+        } else {
+            dockerfile
+        }
+        .to_string();
+        tokio::task::spawn_blocking(move || {
+            let file = std::fs::File::open(&fetched)
+                .map_err(|e| BuildError::internal("reading the context", e))?;
+            if copy::is_tar_stream(&fetched) {
+                return BuildContext::receive(std::io::BufReader::new(file), &tmp);
+            }
+            // Not an archive: the file is the Dockerfile of an empty context.
+            let mut tar = tar::Builder::new(Vec::new());
+            let bytes = std::fs::read(&fetched)
+                .map_err(|e| BuildError::internal("reading the context", e))?;
+            let mut h = tar::Header::new_gnu();
+            h.set_size(bytes.len() as u64);
+            h.set_mode(0o644);
+            h.set_uid(0);
+            h.set_gid(0);
+            h.set_mtime(0);
+            tar.append_data(&mut h, &dockerfile, bytes.as_slice())
+                .map_err(|e| BuildError::internal("reading the context", e))?;
+            let data = tar
+                .into_inner()
+                .map_err(|e| BuildError::internal("reading the context", e))?;
+            drop(dir);
+            BuildContext::receive(data.as_slice(), &tmp)
+        })
+        .await
+        .map_err(|e| BuildError::internal("reading the context", e))?
     }
 
     /// Removes what a build interrupted by a crash left: context directories.
