@@ -33,28 +33,43 @@ pub struct AuthConfig {
     pub registrytoken: String,
 }
 
+/// A header's base64 JSON (url-safe padded or not, or standard), as Docker's clients
+/// encode `X-Registry-Auth` and `X-Registry-Config`.
+fn decode_header_json<T: serde::de::DeserializeOwned>(value: &str) -> Option<T> {
+    let value = value.trim();
+    if value.is_empty() {
+        return None;
+    }
+    let engines = [
+        &base64::engine::general_purpose::URL_SAFE,
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+        &base64::engine::general_purpose::STANDARD,
+    ];
+    engines
+        .into_iter()
+        .filter_map(|engine| engine.decode(value).ok())
+        .find_map(|bytes| serde_json::from_slice(&bytes).ok())
+}
+
 impl AuthConfig {
     /// Decodes an `X-Registry-Auth` header: base64url (padded or not) JSON. An empty
     /// or undecodable header is anonymous, as dockerd treats it.
     pub fn from_header(value: &str) -> AuthConfig {
-        let value = value.trim();
-        if value.is_empty() {
-            return AuthConfig::default();
+        let mut config: AuthConfig = decode_header_json(value).unwrap_or_default();
+        config.fill_from_auth();
+        config
+    }
+
+    /// Decodes an `X-Registry-Config` header (a build's credentials): base64 JSON of
+    /// registry address → credentials, keyed by the address as the client wrote it. An
+    /// empty or undecodable header is no credentials.
+    pub fn map_from_header(value: &str) -> std::collections::HashMap<String, AuthConfig> {
+        let mut map: std::collections::HashMap<String, AuthConfig> =
+            decode_header_json(value).unwrap_or_default();
+        for config in map.values_mut() {
+            config.fill_from_auth();
         }
-        let engines = [
-            &base64::engine::general_purpose::URL_SAFE,
-            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
-            &base64::engine::general_purpose::STANDARD,
-        ];
-        for engine in engines {
-            if let Ok(bytes) = engine.decode(value) {
-                if let Ok(mut config) = serde_json::from_slice::<AuthConfig>(&bytes) {
-                    config.fill_from_auth();
-                    return config;
-                }
-            }
-        }
-        AuthConfig::default()
+        map
     }
 
     /// Fills `username`/`password` from `auth` when only that is set.

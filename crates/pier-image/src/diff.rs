@@ -501,10 +501,28 @@ pub(crate) fn store_image(
     reference: Option<&Reference>,
     lease: &str,
 ) -> Result<Descriptor> {
+    let (desc, _) = write_image(store, config, layers, lease)?;
+    match reference {
+        Some(reference) => store.tag(reference, &desc).map(|_| ())?,
+        None => store.add_dangling(std::slice::from_ref(&desc))?,
+    }
+    Ok(desc)
+}
+
+/// Writes an image's config blob and an OCI manifest of `layers` (already in the
+/// content store), both under `lease`, without recording the image: the manifest's
+/// descriptor and the image ID (the config's digest).
+pub(crate) fn write_image(
+    store: &ImageStore,
+    config: &ImageConfig,
+    layers: Vec<Descriptor>,
+    lease: &str,
+) -> Result<(Descriptor, Digest)> {
     let content = store.content();
     let config_bytes = serde_json::to_vec(config)
         .map_err(|e| Error::io("encoding image config", io::Error::other(e)))?;
-    content.add_to_lease(lease, &Digest::sha256(&config_bytes))?;
+    let config_id = Digest::sha256(&config_bytes);
+    content.add_to_lease(lease, &config_id)?;
     let config_blob = content.put(&config_bytes, None)?;
     let manifest = Manifest {
         schema_version: 2,
@@ -524,11 +542,7 @@ pub(crate) fn store_image(
         .map_err(|e| Error::io("encoding image manifest", io::Error::other(e)))?;
     content.add_to_lease(lease, &Digest::sha256(&manifest_bytes))?;
     let (desc, _) = store.put_manifest(&manifest_bytes, Some(media_types::OCI_MANIFEST))?;
-    match reference {
-        Some(reference) => store.tag(reference, &desc).map(|_| ())?,
-        None => store.add_dangling(std::slice::from_ref(&desc))?,
-    }
-    Ok(desc)
+    Ok((desc, config_id))
 }
 
 /// An invalid `--change`: Docker answers 400 with the bare message.

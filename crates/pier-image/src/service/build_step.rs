@@ -12,14 +12,13 @@ use std::path::{Path, PathBuf};
 
 use super::ImageService;
 use crate::digest::Digest;
-use crate::error::{Error, Result};
-use crate::image::{
-    media_types, ContainerConfig, Descriptor, History, ImageConfig, Manifest, RootFs,
-};
+use crate::error::Result;
+use crate::image::{media_types, ContainerConfig, Descriptor, History, ImageConfig, RootFs};
 use crate::reference::Reference;
 use crate::snapshot::chain_ids;
 
-use super::commit::{write_layer, EMPTY_LAYER_DIFF_ID};
+use super::commit::{paired_history, write_layer, EMPTY_LAYER_DIFF_ID};
+use crate::diff::write_image;
 
 /// One step's image: its config, its layers and the manifest that holds them.
 #[derive(Debug, Clone, PartialEq)]
@@ -91,7 +90,6 @@ impl ImageService {
     /// with one more history entry, and an OCI manifest, all under `step.lease`.
     /// Nothing is recorded as an image.
     pub fn commit_step(&self, step: &StepCommit<'_>) -> Result<StepImage> {
-        let content = self.content();
         let layer = match step.upper {
             Some((upper, exclude)) => write_layer(self, upper, exclude, step.lease)?,
             None => None,
@@ -105,15 +103,7 @@ impl ImageService {
                 ..ImageConfig::default()
             }
         });
-        let mut history = base_config.history.clone();
-        if history.is_empty() && !base_config.rootfs.diff_ids.is_empty() {
-            history = base_config
-                .rootfs
-                .diff_ids
-                .iter()
-                .map(|_| History::default())
-                .collect();
-        }
+        let mut history = paired_history(&base_config);
         history.push(History {
             created: Some(step.created.clone()),
             created_by: Some(step.created_by.clone()),
@@ -143,31 +133,7 @@ impl ImageService {
             history,
             ..base_config
         };
-        let config_bytes = serde_json::to_vec(&config)
-            .map_err(|e| Error::io("encoding image config", std::io::Error::other(e)))?;
-        let id = Digest::sha256(&config_bytes);
-        content.add_to_lease(step.lease, &id)?;
-        let config_blob = content.put(&config_bytes, None)?;
-        let manifest = Manifest {
-            schema_version: 2,
-            media_type: Some(media_types::OCI_MANIFEST.to_string()),
-            artifact_type: None,
-            config: Descriptor::new(
-                media_types::OCI_CONFIG,
-                config_blob.digest,
-                config_blob.size,
-            ),
-            layers: layers.clone(),
-            subject: None,
-            annotations: None,
-            extra: BTreeMap::new(),
-        };
-        let manifest_bytes = serde_json::to_vec(&manifest)
-            .map_err(|e| Error::io("encoding image manifest", std::io::Error::other(e)))?;
-        content.add_to_lease(step.lease, &Digest::sha256(&manifest_bytes))?;
-        let (target, _) = self
-            .store
-            .put_manifest(&manifest_bytes, Some(media_types::OCI_MANIFEST))?;
+        let (target, id) = write_image(&self.store, &config, layers.clone(), step.lease)?;
         Ok(StepImage {
             id,
             target,

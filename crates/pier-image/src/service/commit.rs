@@ -93,16 +93,7 @@ impl ImageService {
 
         let base = &parent.config;
         let created = crate::time::now_rfc3339();
-        let mut history = base.history.clone();
-        if history.is_empty() && !base.rootfs.diff_ids.is_empty() {
-            // No history recorded: one step per layer keeps steps and layers paired.
-            history = base
-                .rootfs
-                .diff_ids
-                .iter()
-                .map(|_| History::default())
-                .collect();
-        }
+        let mut history = paired_history(base);
         history.push(History {
             created: Some(created.clone()),
             created_by: Some(req.created_by.clone()),
@@ -139,6 +130,20 @@ impl ImageService {
         };
         crate::diff::store_image(&self.store, &config, layers, req.reference.as_ref(), lease)
     }
+}
+
+/// `base`'s history, to be extended by one step: when it has none recorded, one empty
+/// entry per layer, which keeps steps and layers paired.
+pub(super) fn paired_history(base: &ImageConfig) -> Vec<History> {
+    if base.history.is_empty() && !base.rootfs.diff_ids.is_empty() {
+        return base
+            .rootfs
+            .diff_ids
+            .iter()
+            .map(|_| History::default())
+            .collect();
+    }
+    base.history.clone()
 }
 
 /// Stores the diff of `upper` as an uncompressed layer blob; its digest and size (the

@@ -31,7 +31,6 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
-use base64::Engine as _;
 use futures_util::StreamExt;
 use pier_distribution::pull::PullRequest;
 use pier_distribution::{AuthConfig, Progress, ProgressSink};
@@ -173,31 +172,16 @@ fn line(v: &Value) -> Bytes {
     Bytes::from(format!("{v}\r\n"))
 }
 
-/// `X-Registry-Config`: base64 JSON of registry address → credentials.
+/// `X-Registry-Config`: credentials by registry, keyed as pulls name registries.
 fn registry_configs(headers: &HeaderMap) -> HashMap<String, AuthConfig> {
-    let Some(value) = headers
+    let value = headers
         .get("x-registry-config")
         .and_then(|v| v.to_str().ok())
-    else {
-        return HashMap::new();
-    };
-    let engines = [
-        &base64::engine::general_purpose::URL_SAFE,
-        &base64::engine::general_purpose::STANDARD,
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD,
-    ];
-    for engine in engines {
-        let Ok(bytes) = engine.decode(value.trim()) else {
-            continue;
-        };
-        if let Ok(map) = serde_json::from_slice::<HashMap<String, AuthConfig>>(&bytes) {
-            return map
-                .into_iter()
-                .map(|(server, auth)| (registry_domain(&server), auth))
-                .collect();
-        }
-    }
-    HashMap::new()
+        .unwrap_or_default();
+    AuthConfig::map_from_header(value)
+        .into_iter()
+        .map(|(server, auth)| (registry_domain(&server), auth))
+        .collect()
 }
 
 /// Pulls through the daemon's registry client, with the request's credentials.
