@@ -959,3 +959,38 @@ fn remote_contexts_are_fetched_tarballs_and_lone_dockerfiles() {
     let answer = post(&format!("remote={base}/missing.tar"));
     assert!(answer.contains("404"), "{answer}");
 }
+
+#[test]
+fn a_check_directive_with_error_true_fails_on_a_violation() {
+    let Some((pierd, _work)) = common::pierd_with_busybox() else {
+        return;
+    };
+    let ctx = tempfile::tempdir().expect("ctx");
+    let dir = ctx.path().to_str().expect("utf8");
+    // MAINTAINER is deprecated (BuildKit's MaintainerDeprecated check).
+    write(
+        ctx.path(),
+        "Dockerfile",
+        "# check=error=true\nFROM busybox\nMAINTAINER someone\n",
+    );
+    let out = build(&pierd, &[dir]);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(
+        out.stderr
+            .contains("lint violation found for rules: MaintainerDeprecated"),
+        "{out:?}"
+    );
+    // Skipped, or without error=true, it builds.
+    write(
+        ctx.path(),
+        "Dockerfile",
+        "# check=skip=MaintainerDeprecated;error=true\nFROM busybox\nMAINTAINER someone\n",
+    );
+    build_ok(&pierd, &[dir]);
+    write(
+        ctx.path(),
+        "Dockerfile",
+        "FROM busybox\nMAINTAINER someone\n",
+    );
+    build_ok(&pierd, &[dir]);
+}

@@ -275,6 +275,10 @@ impl Engine {
         context.apply_ignore(&opts.dockerfile)?;
         let dockerfile =
             pier_dockerfile::parse(&text).map_err(|e| BuildError::Invalid(e.to_string()))?;
+        // `# check=error=true`: a check the text fails is the build's error, as BuildKit.
+        if let Some(violation) = dockerfile.check.violation(&dockerfile.warnings) {
+            return Err(BuildError::Invalid(violation));
+        }
         let native = Platform::native();
         if let Some(p) = opts.platform.as_deref().filter(|p| !p.is_empty()) {
             let wanted = Platform::parse(p).map_err(|e| BuildError::Invalid(e.to_string()))?;
