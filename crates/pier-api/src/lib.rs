@@ -7,8 +7,17 @@
 //! (`#[serde(flatten)]`), so a newer client's or daemon's fields pass through unharmed.
 //! It stays dependency-light (serde, serde_json) so that any crate can use it.
 //!
+//! - [`container`]: the container create and update bodies (`ContainerConfig`,
+//!   `HostConfig` with `Resources`) and their parts;
+//! - [`network`]: a container's `NetworkingConfig` and `EndpointSettings`;
+//! - [`versioned`]: fields that only some API versions carry;
+//! - [`error_response`]: the error body;
 //! - [`mount`]: `HostConfig.Mounts` entries (`--mount`);
 //! - [`volume`]: volumes (`/volumes/...`).
 
+pub mod container;
+pub mod error_response;
 pub mod mount;
+pub mod network;
+pub mod versioned;
 pub mod volume;

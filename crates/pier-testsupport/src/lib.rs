@@ -11,9 +11,11 @@
 //!   unless `CI` is set: then a missing tool is a failure.
 //! - [`volume_plugin`]: a test volume plugin (HTTP on a unix socket) that records its calls.
 //! - [`tree`]: what a directory tree holds, to compare a copy with its source.
+//! - [`swagger`]: names and definitions' properties of the Engine API contract.
 
 pub mod http_server;
 pub mod registry;
+pub mod swagger;
 pub mod tree;
 pub mod volume_plugin;
 
