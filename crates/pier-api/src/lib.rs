@@ -13,8 +13,11 @@
 //! - [`versioned`]: fields that only some API versions carry;
 //! - [`error_response`]: the error body;
 //! - [`mount`]: `HostConfig.Mounts` entries (`--mount`);
+//! - `client` (feature `client`): the Engine API client, on hyper;
 //! - [`volume`]: volumes (`/volumes/...`).
 
+#[cfg(feature = "client")]
+pub mod client;
 pub mod container;
 pub mod error_response;
 pub mod mount;

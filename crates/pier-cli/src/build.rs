@@ -353,7 +353,7 @@ pub fn build(client: &Client, args: BuildArgs) -> Result<ExitCode> {
         if stdin.is_terminal() {
             bail!("requested build context from stdin, but stdin is a terminal");
         }
-        client.request_streaming("POST", &path, "application/x-tar", stdin.lock())?
+        client.request_streaming("POST", &path, "application/x-tar", stdin)?
     } else {
         let mut ignore = None;
         for candidate in ignore_file_candidates(&dockerfile_name) {

@@ -10,6 +10,7 @@ use std::path::{Component, Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{anyhow, bail, Context, Result};
+use base64::Engine as _;
 use clap::Args;
 use serde_json::Value;
 
@@ -75,32 +76,11 @@ impl PathStat {
     }
 }
 
-fn base64_decode(s: &str) -> Option<Vec<u8>> {
-    let mut out = Vec::new();
-    let mut acc = 0u32;
-    let mut bits = 0;
-    for c in s.bytes() {
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' | b'-' => 62,
-            b'/' | b'_' => 63,
-            b'=' | b'\n' | b'\r' => continue,
-            _ => return None,
-        };
-        acc = (acc << 6) | u32::from(v);
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-        }
-    }
-    Some(out)
-}
-
 fn parse_stat(header: &str) -> Result<PathStat> {
-    let bytes = base64_decode(header.trim()).ok_or_else(|| anyhow!("bad path stat header"))?;
+    // dockerd sends standard base64 with padding.
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(header.trim())
+        .map_err(|_| anyhow!("bad path stat header"))?;
     let v: Value = serde_json::from_slice(&bytes).context("bad path stat header")?;
     Ok(PathStat {
         mode: v["mode"].as_u64().unwrap_or(0),
@@ -742,8 +722,11 @@ mod tests {
     }
 
     #[test]
-    fn base64() {
-        assert_eq!(base64_decode("aGk=").unwrap(), b"hi");
-        assert_eq!(base64_decode("eyJhIjoxfQ==").unwrap(), br#"{"a":1}"#);
+    fn path_stat_header() {
+        // {"name":"d","mode":2147484141,"linkTarget":""}, as dockerd encodes it.
+        let st =
+            parse_stat("eyJuYW1lIjoiZCIsIm1vZGUiOjIxNDc0ODQxNDEsImxpbmtUYXJnZXQiOiIifQ==").unwrap();
+        assert!(st.is_dir() && !st.is_symlink());
+        assert!(parse_stat("not base64!").is_err());
     }
 }

@@ -613,7 +613,7 @@ fn load(client: &Client, args: LoadArgs) -> Result<ExitCode> {
             if stdin.is_terminal() {
                 bail!("requested load from stdin, but stdin is empty");
             }
-            client.request_streaming("POST", &path, "application/x-tar", stdin.lock())?
+            client.request_streaming("POST", &path, "application/x-tar", stdin)?
         }
     };
     json_messages(response.check()?.body)?;
@@ -640,7 +640,7 @@ fn import(client: &Client, args: ImportArgs) -> Result<ExitCode> {
         if stdin.is_terminal() {
             bail!("requested import from stdin, but stdin is a terminal");
         }
-        client.request_streaming("POST", &path, "application/x-tar", stdin.lock())?
+        client.request_streaming("POST", &path, "application/x-tar", stdin)?
     } else {
         let source = Path::new(&args.source);
         let meta = fs::metadata(source).with_context(|| format!("open {}", source.display()))?;

@@ -5,8 +5,6 @@
 //! signals forwarded to the container (`--sig-proxy`) when there is no tty.
 
 use std::io::{self, Read, Write};
-use std::net::Shutdown;
-use std::os::unix::net::UnixStream;
 use std::process::ExitCode;
 use std::sync::mpsc;
 use std::thread;
@@ -15,6 +13,8 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{ArgAction, Args};
 use serde_json::{json, Value};
+
+use pier_api::client::blocking::Upgraded;
 
 use crate::client::{demux, Client};
 use crate::containers::{enc, parse_env_file};
@@ -142,7 +142,7 @@ pub fn exit_status(code: i64) -> ExitCode {
 /// Runs an attached session on a hijacked connection until the output ends or the
 /// user detaches. Call it from the only thread: it blocks signals before starting
 /// its helper threads, which inherit the mask.
-pub fn session(client: &Client, conn: UnixStream, s: Session) -> Result<End> {
+pub fn session(client: &Client, conn: Upgraded, s: Session) -> Result<End> {
     let mut signals = Vec::new();
     if s.resize.is_some() {
         signals.push(libc::SIGWINCH);
@@ -175,7 +175,7 @@ pub fn session(client: &Client, conn: UnixStream, s: Session) -> Result<End> {
     }
 
     let (tx, rx) = mpsc::channel();
-    let reader = conn.try_clone()?;
+    let (reader, mut writer) = conn.split();
     let tty = s.tty;
     let out_tx = tx.clone();
     thread::spawn(move || {
@@ -185,16 +185,17 @@ pub fn session(client: &Client, conn: UnixStream, s: Session) -> Result<End> {
         let _ = out_tx.send(Event::Output(r));
     });
     if s.stdin {
-        let mut writer = conn.try_clone()?;
         let escape = s.tty.then(|| Escape::new(s.detach_keys.clone()));
         thread::spawn(move || {
             let detached = copy_input(&mut writer, escape).unwrap_or(false);
             if detached {
+                // Docker closes the connection on detach.
+                let _ = writer.shutdown();
                 terminal::restore();
                 let _ = tx.send(Event::Detached);
             } else {
                 // EOF: the process sees its stdin end; its output goes on.
-                let _ = writer.shutdown(Shutdown::Write);
+                let _ = writer.shutdown();
                 let _ = tx.send(Event::InputDone);
             }
         });
@@ -208,10 +209,7 @@ pub fn session(client: &Client, conn: UnixStream, s: Session) -> Result<End> {
             }
             Ok(Event::Output(_)) | Err(_) => break End::Output,
             Ok(Event::InputDone) => continue,
-            Ok(Event::Detached) => {
-                let _ = conn.shutdown(Shutdown::Both);
-                break End::Detached;
-            }
+            Ok(Event::Detached) => break End::Detached,
         }
     };
     drop(raw);
@@ -219,7 +217,7 @@ pub fn session(client: &Client, conn: UnixStream, s: Session) -> Result<End> {
 }
 
 /// Copies stdin to the connection; with a tty, stops at the detach keys (true).
-fn copy_input(to: &mut UnixStream, mut escape: Option<Escape>) -> io::Result<bool> {
+fn copy_input(to: &mut impl Write, mut escape: Option<Escape>) -> io::Result<bool> {
     let mut stdin = io::stdin().lock();
     let mut buf = vec![0u8; 32 * 1024];
     let mut out = Vec::new();

@@ -1,9 +1,11 @@
 //! `pier`: Docker's command line for Pier.
 //!
 //! Every command goes through pierd's Engine API (`-H`, `PIER_HOST`), as the docker
-//! CLI's do; with the default socket and no daemon answering, `pier` starts `pierd`
-//! itself, on `--data-root`.
+//! CLI's do (`DOCKER_HOST` when neither is given; `tcp://` hosts with TLS as docker's
+//! `--tls`/`--tlsverify` flags and `DOCKER_TLS_VERIFY`/`DOCKER_CERT_PATH` ask); with the
+//! default socket and no daemon answering, `pier` starts `pierd` itself, on `--data-root`.
 
+mod autostart;
 mod build;
 mod client;
 mod container_ops;
@@ -42,9 +44,25 @@ struct Cli {
         value_name = "DIR"
     )]
     data_root: PathBuf,
-    /// Daemon socket to connect to (unix://PATH)
-    #[arg(short = 'H', long = "host", env = "PIER_HOST", default_value = client::DEFAULT_HOST)]
-    host: String,
+    /// Daemon socket to connect to (unix://PATH or tcp://HOST:PORT; default
+    /// DOCKER_HOST, else unix:///run/pier/pier.sock)
+    #[arg(short = 'H', long = "host", env = "PIER_HOST", value_name = "HOST")]
+    host: Option<String>,
+    /// Use TLS; implied by --tlsverify
+    #[arg(long)]
+    tls: bool,
+    /// Use TLS and verify the remote
+    #[arg(long)]
+    tlsverify: bool,
+    /// Trust certs signed only by this CA (default ca.pem in DOCKER_CERT_PATH or ~/.docker)
+    #[arg(long, value_name = "FILE")]
+    tlscacert: Option<PathBuf>,
+    /// Path to TLS certificate file (default cert.pem there)
+    #[arg(long, value_name = "FILE")]
+    tlscert: Option<PathBuf>,
+    /// Path to TLS key file (default key.pem there)
+    #[arg(long, value_name = "FILE")]
+    tlskey: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -124,7 +142,14 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let host = cli.host;
+    let host = client::Target {
+        host: cli.host,
+        tls: cli.tls,
+        tlsverify: cli.tlsverify,
+        tlscacert: cli.tlscacert,
+        tlscert: cli.tlscert,
+        tlskey: cli.tlskey,
+    };
     let data_root = cli.data_root;
     let command = match cli.command {
         Command::Build(a) => return with_daemon(&host, &data_root, |c| build::build(c, a)),
@@ -179,11 +204,11 @@ fn main() -> ExitCode {
 
 /// Runs a command against the daemon (started if needed); errors print as docker's.
 fn with_daemon(
-    host: &str,
+    host: &client::Target,
     data_root: &std::path::Path,
     f: impl FnOnce(&client::Client) -> anyhow::Result<ExitCode>,
 ) -> ExitCode {
-    match client::Client::connect(host, data_root).and_then(|c| f(&c)) {
+    match autostart::connect(host, data_root).and_then(|c| f(&c)) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("{e:#}");

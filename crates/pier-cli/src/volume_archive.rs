@@ -61,7 +61,7 @@ pub fn export(client: &Client, a: ExportArgs) -> Result<ExitCode> {
 
 /// `pier volume import NAME < backup.tar` (or `-i backup.tar`); prints the name.
 pub fn import(client: &Client, a: ImportArgs) -> Result<ExitCode> {
-    let input: Box<dyn Read> = match &a.input {
+    let input: Box<dyn Read + Send> = match &a.input {
         Some(path) => {
             Box::new(File::open(path).with_context(|| format!("failed to import volume: {path}"))?)
         }
@@ -69,7 +69,7 @@ pub fn import(client: &Client, a: ImportArgs) -> Result<ExitCode> {
             if io::stdin().is_terminal() {
                 bail!("requested import from a terminal. Use the -i flag or redirect");
             }
-            Box::new(io::stdin().lock())
+            Box::new(io::stdin())
         }
     };
     let volume: Volume = serde_json::from_value(
