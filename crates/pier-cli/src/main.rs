@@ -134,6 +134,8 @@ enum Command {
         #[command(subcommand)]
         command: volumes::VolumeCommand,
     },
+    /// Define and run multi-container applications (Compose)
+    Compose(pier_compose::cli::ComposeArgs),
     /// Show the Pier version information
     Version,
     /// Display system-wide information
@@ -152,6 +154,7 @@ fn main() -> ExitCode {
     };
     let data_root = cli.data_root;
     let command = match cli.command {
+        Command::Compose(a) => return pier_compose::cli::run(a),
         Command::Build(a) => return with_daemon(&host, &data_root, |c| build::build(c, a)),
         Command::Run(a) => return with_daemon(&host, &data_root, |c| containers::run(c, a)),
         Command::Create(a) => return with_daemon(&host, &data_root, |c| containers::create(c, a)),
