@@ -537,4 +537,29 @@ fn tcp_with_mutual_tls() {
     assert!(matches!(err, Error::TlsHandshake { .. }), "{err:?}");
     // Plain HTTP to a TLS port is no answer either.
     assert!(connect_to(&host).negotiate().is_err());
+
+    // The pier CLI on the same client, configured as the docker CLI is: DOCKER_HOST,
+    // DOCKER_TLS_VERIFY and DOCKER_CERT_PATH; stdin goes through the hijacked TLS
+    // stream and its end reaches the container.
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg("printf 'over tls\\n' | \"$0\" \"$@\"")
+        .arg(workspace_bin("pier"))
+        .args(["run", "--rm", "-i", "--network", "none", "busybox"])
+        .args(["sh", "-c", "cat; echo end"])
+        .env_remove("PIER_HOST")
+        .env_remove("DOCKER_API_VERSION")
+        .env("DOCKER_HOST", &host)
+        .env("DOCKER_TLS_VERIFY", "1")
+        .env("DOCKER_CERT_PATH", pki.path());
+    let out = pier_testsupport::run(&mut cmd, Duration::from_secs(60)).unwrap();
+    assert_eq!(out.code, Some(0), "{}", out.explain("pier run -i over TLS"));
+    assert_eq!(out.stdout, "over tls\nend\n");
+    // Without the certificate path the CLI cannot pass the daemon's --tlsverify.
+    let mut cmd = Command::new(workspace_bin("pier"));
+    cmd.args(["-H", &host, "--tlsverify", "ps"])
+        .env_remove("PIER_HOST")
+        .env("DOCKER_CERT_PATH", pierd.dir.path());
+    let out = pier_testsupport::run(&mut cmd, Duration::from_secs(60)).unwrap();
+    assert_ne!(out.code, Some(0), "{}", out.explain("pier without a certificate"));
 }

@@ -12,6 +12,7 @@
 //! them for `cp`; the `/etc/hostname`, `/etc/hosts` and `/etc/resolv.conf` pierd
 //! writes are served from pierd's copies when asked for by exactly those paths.
 
+use base64::Engine as _;
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::{OsStr, OsString};
 use std::io::{self, Read, Write};
@@ -343,7 +344,7 @@ fn stat_header(root: BorrowedFd<'_>, requested: &str, r: &Resolved) -> String {
         ),
         "linkTarget": link_target,
     });
-    super::base64::encode(stat.to_string().as_bytes())
+    base64::engine::general_purpose::STANDARD.encode(stat.to_string().as_bytes())
 }
 
 fn not_found_in(path: &str, c: &Container) -> ApiError {

@@ -6,7 +6,6 @@
 //! get the newest). Errors are Docker's: a status code and `{"message": "..."}`.
 
 pub mod archive;
-mod base64;
 mod body_types;
 pub mod build;
 pub mod commit;
