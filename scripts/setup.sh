@@ -11,6 +11,9 @@ packages=(busybox-static libseccomp-dev pkg-config runc crun procps iproute2 nft
 # (needrestart, cgroupfs-mount, buildah, ...).
 # docker-compose (1.29, Python) for crates/pierd/tests/compose.rs.
 engines=(docker.io containerd podman bsdutils skopeo umoci docker-registry docker-compose)
+# crates/pierd/tests/gui_x11.rs: Xvfb (a headless X server), xwininfo (x11-utils) and
+# debootstrap (the Debian rootfs with an X client), without recommends (fonts, xauth).
+gui=(xvfb x11-utils debootstrap)
 
 missing_of() {
     for p in "$@"; do
@@ -18,7 +21,7 @@ missing_of() {
     done
 }
 mapfile -t missing < <(missing_of "${packages[@]}")
-mapfile -t missing_engines < <(missing_of "${engines[@]}")
+mapfile -t missing_engines < <(missing_of "${engines[@]}" "${gui[@]}")
 if [ $((${#missing[@]} + ${#missing_engines[@]})) -gt 0 ]; then
     echo "setup: installing ${missing[*]} ${missing_engines[*]}"
     export DEBIAN_FRONTEND=noninteractive

@@ -12,7 +12,9 @@
 //! - [`volume_plugin`]: a test volume plugin (HTTP on a unix socket) that records its calls.
 //! - [`tree`]: what a directory tree holds, to compare a copy with its source.
 //! - [`swagger`]: names and definitions' properties of the Engine API contract.
+//! - [`debian`]: a Debian rootfs tarball (debootstrap, cached across runs).
 
+pub mod debian;
 pub mod http_server;
 pub mod registry;
 pub mod swagger;
@@ -601,12 +603,8 @@ impl IsolatedDockerd {
                 });
             }
         }
-        for m in mounts_below(&self.dir) {
+        for m in detach_mounts_below(&self.dir) {
             notes.push(format!("mount left behind, detached: {}", m.display()));
-            if let Ok(c) = std::ffi::CString::new(m.as_os_str().as_encoded_bytes()) {
-                // SAFETY: umount2 takes a NUL-terminated path that outlives the call.
-                unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
-            }
         }
         notes.extend(remove_cgroup(&self.cgroup_parent));
         notes
@@ -658,6 +656,19 @@ pub fn mounts_below(dir: &Path) -> Vec<PathBuf> {
         .collect();
     found.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
     found.dedup();
+    found
+}
+
+/// Detaches (lazily unmounts) the mount points at or below `dir`, deepest first; returns
+/// them.
+pub fn detach_mounts_below(dir: &Path) -> Vec<PathBuf> {
+    let found = mounts_below(dir);
+    for m in &found {
+        if let Ok(c) = std::ffi::CString::new(m.as_os_str().as_encoded_bytes()) {
+            // SAFETY: umount2 takes a NUL-terminated path that outlives the call.
+            unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
+        }
+    }
     found
 }
 
