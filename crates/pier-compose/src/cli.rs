@@ -13,8 +13,9 @@ use crate::{LoadOptions, Project};
 /// `pier compose [OPTIONS] COMMAND`.
 #[derive(Debug, Args)]
 pub struct ComposeArgs {
-    /// Compose configuration files
-    #[arg(short = 'f', long = "file", global = true, value_name = "FILE")]
+    /// Compose configuration files (before the command, as docker compose takes it:
+    /// after it, `-f` is `logs -f`, `rm -f`)
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
     pub files: Vec<PathBuf>,
     /// Project name
     #[arg(short = 'p', long = "project-name", global = true, value_name = "NAME")]
@@ -45,6 +46,9 @@ pub enum ComposeCommand {
     /// Parse, resolve and render compose file in canonical format
     #[command(alias = "convert")]
     Config(ConfigArgs),
+    /// up, down, ps, logs, ... (crate::commands).
+    #[command(flatten)]
+    Engine(crate::commands::EngineCommand),
 }
 
 /// `pier compose config`.
@@ -107,6 +111,7 @@ pub fn run(args: ComposeArgs) -> ExitCode {
                 ExitCode::from(15)
             }
         },
+        ComposeCommand::Engine(command) => crate::commands::run(&args, command),
     }
 }
 

@@ -18,7 +18,9 @@
 
 pub mod canonical;
 pub mod cli;
+pub mod commands;
 pub mod dotenv;
+pub mod engine;
 pub mod interpolate;
 pub mod loader;
 pub mod merge;
