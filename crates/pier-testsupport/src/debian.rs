@@ -308,6 +308,21 @@ mod tests {
     }
 
     #[test]
+    fn a_mirror_that_does_not_answer_is_reported() {
+        if crate::which("wget").is_none() {
+            eprintln!("SKIPPED: wget is not installed");
+            return;
+        }
+        // Nothing listens on loopback's discard port: the connection is refused.
+        let err = probe_mirror(&AptSource {
+            uri: "http://127.0.0.1:9/debian".into(),
+            suite: "bookworm".into(),
+        })
+        .expect_err("no mirror there");
+        assert!(err.contains("the mirror does not answer"), "{err}");
+    }
+
+    #[test]
     fn deb822_sources_expand_lists_and_honour_enabled() {
         let text = "Types: deb\nURIs: http://off.example/debian\nSuites: trixie\n\
                     Components: main\nEnabled: no\n\n\
