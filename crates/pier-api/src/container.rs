@@ -99,7 +99,7 @@ pub struct Resources {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cgroup_parent: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub blkio_weight: Option<u64>,
+    pub blkio_weight: Option<u16>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub blkio_weight_device: Option<Vec<WeightDevice>>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -352,7 +352,7 @@ pub struct WeightDevice {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub weight: Option<u64>,
+    pub weight: Option<u16>,
     #[serde(flatten)]
     pub extra: Extra,
 }

@@ -917,20 +917,5 @@ fn compare(
 /// Every name used as a key in the API contract (a loose check: a key only pierd sends
 /// must at least be a name the newer API has), or None without the contract file.
 fn contract_names() -> Option<BTreeSet<String>> {
-    let text = std::fs::read_to_string("/work/shared/reference/docker-engine-api.yaml").ok()?;
-    let mut names = BTreeSet::new();
-    for line in text.lines() {
-        let t = line.trim_start().trim_start_matches("- ");
-        if let Some((key, _)) = t.split_once(':') {
-            let key = key.trim_matches('"');
-            if !key.is_empty()
-                && key
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
-            {
-                names.insert(key.to_string());
-            }
-        }
-    }
-    Some(names)
+    pier_testsupport::swagger::contract().map(|text| pier_testsupport::swagger::key_names(&text))
 }

@@ -1,16 +1,19 @@
-//! Type checks of request bodies, before anything reads them: every field pierd reads
-//! from a container create, update or commit config, a network create, connect or
-//! disconnect, and an exec create or start must have the JSON type of Docker's model,
-//! or the request is refused with 400 and the message dockerd's JSON decoder gives
-//! (`json: cannot unmarshal string into Go value of type container.HostConfig`).
-//! So nothing of a wrong type is stored, and no handler meets a shape it did not
-//! expect. As in Go, `null` is every field's zero value and unknown fields are
-//! ignored. Docker's `strslice.StrSlice` fields (`Cmd`, `Entrypoint`, `Shell`,
-//! `CapAdd`, `CapDrop`) also take a single string, made a one-element list here.
+//! Request bodies read as Docker's model. The container create and update bodies are
+//! parsed into `pier_api`'s typed structs ([`parse_container_create`],
+//! [`parse_container_update`]); what does not fit is refused with 400 and the message
+//! dockerd's JSON decoder gives (`json: cannot unmarshal string into Go value of type
+//! container.HostConfig`), phrased from the table of Go types below, so nothing of a
+//! wrong type is stored. The other bodies (commit, network create, connect,
+//! disconnect, exec create and start) are checked against the table only. As in Go,
+//! `null` is every field's zero value and unknown fields are kept. Docker's
+//! `strslice.StrSlice` fields (`Cmd`, `Entrypoint`, `Shell`, `CapAdd`, `CapDrop`) also
+//! take a single string, made a one-element list here.
 //!
-//! A typed model of the whole API replaces this later; until then this table names the
-//! types, as `docker-engine-api.yaml` gives them.
+//! The table names the Go types as dockerd's messages name them (`int64`,
+//! `strslice.StrSlice`, `container.HealthConfig`), which serde's errors do not.
 
+use pier_api::container::{ContainerCreateRequest, ContainerUpdateRequest};
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::ApiError;
@@ -22,8 +25,10 @@ enum Ty {
     Bool,
     /// A signed integer (Go's `int`, `int64`, `time.Duration`).
     Int,
-    /// An unsigned integer (Go's `uint`, `uint16`, `uint64`).
+    /// An unsigned integer (Go's `uint`, `uint64`).
     Uint,
+    /// Go's `uint16`.
+    U16,
     /// A list of strings, or one string (Docker's `strslice.StrSlice`).
     StrSlice,
     List(&'static Ty),
@@ -31,26 +36,42 @@ enum Ty {
     Map(&'static Ty),
     /// A Go struct: its type name and its fields.
     Struct(&'static str, &'static [(&'static str, Ty)]),
+    /// A Go type of its own name (`time.Duration`, `nat.PortSet`) over a JSON type.
+    Named(&'static str, &'static Ty),
 }
 
-use Ty::{Bool, Int, Str, StrSlice, Uint};
+impl Ty {
+    /// The JSON type under any names.
+    fn base(self) -> Ty {
+        match self {
+            Ty::Named(_, inner) => inner.base(),
+            other => other,
+        }
+    }
+}
+
+use Ty::{Bool, Int, Str, StrSlice, Uint, U16};
+
+/// Go's `int` (as wide as `int64` here, named apart in messages).
+const GO_INT: Ty = Ty::Named("int", &Int);
+const DURATION: Ty = Ty::Named("time.Duration", &Int);
 
 const STR_LIST: Ty = Ty::List(&Str);
 const STR_MAP: Ty = Ty::Map(&Str);
 /// `map[string]struct{}` (`ExposedPorts`, `Volumes`).
 const SET: Ty = Ty::Map(&Ty::Struct("struct {}", &[]));
 /// `[2]uint` (`ConsoleSize`).
-const SIZE: Ty = Ty::List(&Uint);
+const SIZE: Ty = Ty::List(&Ty::Named("uint", &Uint));
 
 const HEALTHCHECK: Ty = Ty::Struct(
     "container.HealthConfig",
     &[
         ("Test", STR_LIST),
-        ("Interval", Int),
-        ("Timeout", Int),
-        ("StartPeriod", Int),
-        ("StartInterval", Int),
-        ("Retries", Int),
+        ("Interval", DURATION),
+        ("Timeout", DURATION),
+        ("StartPeriod", DURATION),
+        ("StartInterval", DURATION),
+        ("Retries", GO_INT),
     ],
 );
 
@@ -62,7 +83,7 @@ const CONFIG_FIELDS: &[(&str, Ty)] = &[
     ("AttachStdin", Bool),
     ("AttachStdout", Bool),
     ("AttachStderr", Bool),
-    ("ExposedPorts", SET),
+    ("ExposedPorts", Ty::Named("nat.PortSet", &SET)),
     ("Tty", Bool),
     ("OpenStdin", Bool),
     ("StdinOnce", Bool),
@@ -79,7 +100,7 @@ const CONFIG_FIELDS: &[(&str, Ty)] = &[
     ("OnBuild", STR_LIST),
     ("Labels", STR_MAP),
     ("StopSignal", Str),
-    ("StopTimeout", Int),
+    ("StopTimeout", GO_INT),
     ("Shell", StrSlice),
 ];
 
@@ -87,10 +108,10 @@ const CONFIG: Ty = Ty::Struct("container.Config", CONFIG_FIELDS);
 
 const RESTART_POLICY: Ty = Ty::Struct(
     "container.RestartPolicy",
-    &[("Name", Str), ("MaximumRetryCount", Int)],
+    &[("Name", Str), ("MaximumRetryCount", GO_INT)],
 );
 
-const WEIGHT_DEVICE: Ty = Ty::Struct("blkiodev.WeightDevice", &[("Path", Str), ("Weight", Uint)]);
+const WEIGHT_DEVICE: Ty = Ty::Struct("blkiodev.WeightDevice", &[("Path", Str), ("Weight", U16)]);
 const THROTTLE_DEVICE: Ty = Ty::Struct("blkiodev.ThrottleDevice", &[("Path", Str), ("Rate", Uint)]);
 
 /// `container.Resources`: part of `HostConfig`, and the update body.
@@ -99,7 +120,7 @@ const RESOURCES_FIELDS: &[(&str, Ty)] = &[
     ("Memory", Int),
     ("NanoCpus", Int),
     ("CgroupParent", Str),
-    ("BlkioWeight", Uint),
+    ("BlkioWeight", U16),
     ("BlkioWeightDevice", Ty::List(&WEIGHT_DEVICE)),
     ("BlkioDeviceReadBps", Ty::List(&THROTTLE_DEVICE)),
     ("BlkioDeviceWriteBps", Ty::List(&THROTTLE_DEVICE)),
@@ -129,13 +150,15 @@ const RESOURCES_FIELDS: &[(&str, Ty)] = &[
             "container.DeviceRequest",
             &[
                 ("Driver", Str),
-                ("Count", Int),
+                ("Count", GO_INT),
                 ("DeviceIDs", STR_LIST),
                 ("Capabilities", Ty::List(&STR_LIST)),
                 ("Options", STR_MAP),
             ],
         )),
     ),
+    // API versions before 1.42 (pier_api::versioned).
+    ("KernelMemory", Int),
     ("KernelMemoryTCP", Int),
     ("MemoryReservation", Int),
     ("MemorySwap", Int),
@@ -158,7 +181,7 @@ const RESOURCES_FIELDS: &[(&str, Ty)] = &[
 const MOUNT: Ty = Ty::Struct(
     "mount.Mount",
     &[
-        ("Type", Str),
+        ("Type", Ty::Named("mount.Type", &Str)),
         ("Source", Str),
         ("Target", Str),
         ("ReadOnly", Bool),
@@ -217,7 +240,7 @@ const HOST_CONFIG_FIELDS: &[(&str, Ty)] = &[
         "LogConfig",
         Ty::Struct("container.LogConfig", &[("Type", Str), ("Config", STR_MAP)]),
     ),
-    ("NetworkMode", Str),
+    ("NetworkMode", Ty::Named("container.NetworkMode", &Str)),
     (
         "PortBindings",
         Ty::Map(&Ty::List(&Ty::Struct(
@@ -233,29 +256,29 @@ const HOST_CONFIG_FIELDS: &[(&str, Ty)] = &[
     ("Annotations", STR_MAP),
     ("CapAdd", StrSlice),
     ("CapDrop", StrSlice),
-    ("CgroupnsMode", Str),
+    ("CgroupnsMode", Ty::Named("container.CgroupnsMode", &Str)),
     ("Dns", STR_LIST),
     ("DnsOptions", STR_LIST),
     ("DnsSearch", STR_LIST),
     ("ExtraHosts", STR_LIST),
     ("GroupAdd", STR_LIST),
-    ("IpcMode", Str),
-    ("Cgroup", Str),
+    ("IpcMode", Ty::Named("container.IpcMode", &Str)),
+    ("Cgroup", Ty::Named("container.CgroupSpec", &Str)),
     ("Links", STR_LIST),
     ("OomScoreAdj", Int),
-    ("PidMode", Str),
+    ("PidMode", Ty::Named("container.PidMode", &Str)),
     ("Privileged", Bool),
     ("PublishAllPorts", Bool),
     ("ReadonlyRootfs", Bool),
     ("SecurityOpt", STR_LIST),
     ("StorageOpt", STR_MAP),
     ("Tmpfs", STR_MAP),
-    ("UTSMode", Str),
-    ("UsernsMode", Str),
+    ("UTSMode", Ty::Named("container.UTSMode", &Str)),
+    ("UsernsMode", Ty::Named("container.UsernsMode", &Str)),
     ("ShmSize", Int),
     ("Sysctls", STR_MAP),
     ("Runtime", Str),
-    ("Isolation", Str),
+    ("Isolation", Ty::Named("container.Isolation", &Str)),
     ("Mounts", Ty::List(&MOUNT)),
     ("MaskedPaths", STR_LIST),
     ("ReadonlyPaths", STR_LIST),
@@ -284,10 +307,10 @@ const ENDPOINT_SETTINGS: Ty = Ty::Struct(
         ("EndpointID", Str),
         ("Gateway", Str),
         ("IPAddress", Str),
-        ("IPPrefixLen", Int),
+        ("IPPrefixLen", GO_INT),
         ("IPv6Gateway", Str),
         ("GlobalIPv6Address", Str),
-        ("GlobalIPv6PrefixLen", Int),
+        ("GlobalIPv6PrefixLen", GO_INT),
         ("MacAddress", Str),
         ("DNSNames", STR_LIST),
     ],
@@ -374,19 +397,86 @@ const EXEC_START: Ty = Ty::Struct(
     &[("Detach", Bool), ("Tty", Bool), ("ConsoleSize", SIZE)],
 );
 
+/// `POST /containers/create`'s body, typed; a field of the wrong type is a 400 in Go's
+/// words.
+pub fn parse_container_create(body: &Value) -> Result<ContainerCreateRequest, ApiError> {
+    typed(body, container_create)
+}
+
+/// `POST /containers/{id}/update`'s body, typed.
+pub fn parse_container_update(body: &Value) -> Result<ContainerUpdateRequest, ApiError> {
+    typed(body, container_update)
+}
+
+/// A typed body part as JSON again, for the code that still reads JSON.
+pub fn to_json<T: serde::Serialize>(part: &T) -> Result<Value, ApiError> {
+    serde_json::to_value(part).map_err(|e| ApiError::internal(format!("re-encoding a body: {e}")))
+}
+
+/// `body` as a `T`, or a 400: in dockerd's words where the table of Go types has the
+/// field, else naming the field that does not fit and serde's reason.
+fn typed<T: DeserializeOwned>(
+    body: &Value,
+    go_words: fn(&mut Value) -> Result<(), ApiError>,
+) -> Result<T, ApiError> {
+    let error = match T::deserialize(body) {
+        Ok(typed) => return Ok(typed),
+        Err(e) => e,
+    };
+    go_words(&mut body.clone())?;
+    let field = failing_field::<T>(body, "");
+    Err(ApiError::bad_request(format!(
+        "json: cannot unmarshal field {field}: {error}"
+    )))
+}
+
+/// The dotted name of the first field of `body` that does not parse as part of a `T`:
+/// each field is tried alone, and an object field's own fields in turn.
+fn failing_field<T: DeserializeOwned>(body: &Value, prefix: &str) -> String {
+    let Some(object) = body.as_object() else {
+        return prefix.trim_end_matches('.').to_string();
+    };
+    for (key, value) in object {
+        let alone = nest(prefix, serde_json::json!({ key: value }));
+        if T::deserialize(&alone).is_err() {
+            if value.as_object().is_some_and(|o| !o.is_empty()) {
+                return failing_field::<T>(value, &format!("{prefix}{key}."));
+            }
+            return format!("{prefix}{key}");
+        }
+    }
+    prefix.trim_end_matches('.').to_string()
+}
+
+/// `leaf` placed under the dotted `prefix` (`HostConfig.` → `{"HostConfig": leaf}`).
+fn nest(prefix: &str, leaf: Value) -> Value {
+    prefix
+        .split('.')
+        .filter(|k| !k.is_empty())
+        .rev()
+        .fold(leaf, |inner, key| serde_json::json!({ key: inner }))
+}
+
 /// `POST /containers/create`: `container.Config` with `HostConfig` (resources
 /// included) and `NetworkingConfig`.
+/// dockerd 20.10 reads it as one `runconfig.ContainerConfigWrapper` (the `Config`
+/// embedded), so its messages name fields from the body's top
+/// (`HostConfig.HostConfig.Memory`: the innermost struct, then the path).
 pub fn container_create(body: &mut Value) -> Result<(), ApiError> {
-    top_level(body, CONFIG)?;
-    const HOST_CONFIG: Ty = Ty::Struct("container.HostConfig", HOST_CONFIG_FIELDS);
-    if let Some(hc) = body.get_mut("HostConfig") {
-        top_level(hc, HOST_CONFIG)?;
-        top_level(hc, Ty::Struct("container.HostConfig", RESOURCES_FIELDS))?;
-    }
-    if let Some(nc) = body.get_mut("NetworkingConfig") {
-        top_level(nc, NETWORKING_CONFIG)?;
-    }
-    Ok(())
+    const WRAPPER: &str = "runconfig.ContainerConfigWrapper";
+    const HOST_CONFIG: &[(&str, Ty)] = &[
+        (
+            "HostConfig",
+            Ty::Struct("container.HostConfig", HOST_CONFIG_FIELDS),
+        ),
+        (
+            "HostConfig",
+            Ty::Struct("container.HostConfig", RESOURCES_FIELDS),
+        ),
+        ("NetworkingConfig", NETWORKING_CONFIG),
+    ];
+    top_level(body, Ty::Struct(WRAPPER, CONFIG_FIELDS))?;
+    top_level(body, Ty::Struct(WRAPPER, HOST_CONFIG))
 }
 
 /// `POST /containers/{id}/update`: `container.Resources` and a `RestartPolicy`.
@@ -473,20 +563,17 @@ fn check(value: &mut Value, ty: Ty, struct_name: &str, field: &str) -> Result<()
     if value.is_null() {
         return Ok(());
     }
-    let fits = match (ty, &mut *value) {
+    let fits = match (ty.base(), &mut *value) {
         (Str, Value::String(_)) | (Bool, Value::Bool(_)) => true,
         (Int, Value::Number(n)) => n.is_i64(),
         (Uint, Value::Number(n)) => n.is_u64(),
+        (U16, Value::Number(n)) => n.as_u64().is_some_and(|n| n <= u64::from(u16::MAX)),
         (StrSlice, Value::String(s)) => {
             *value = Value::Array(vec![Value::String(std::mem::take(s))]);
             true
         }
-        (StrSlice, Value::Array(items)) => {
-            for item in items {
-                check(item, Str, struct_name, field)?;
-            }
-            true
-        }
+        // Docker's StrSlice reads a list, else a string: Go's message is the string's.
+        (StrSlice, Value::Array(items)) => items.iter().all(Value::is_string),
         (Ty::List(inner), Value::Array(items)) => {
             for item in items {
                 check(item, *inner, struct_name, field)?;
@@ -534,7 +621,7 @@ fn kind(value: &Value, ty: Ty) -> String {
         Value::String(_) => "string".into(),
         Value::Array(_) => "array".into(),
         Value::Object(_) => "object".into(),
-        Value::Number(n) if matches!(ty, Int | Uint) => format!("number {n}"),
+        Value::Number(n) if matches!(ty.base(), Int | Uint | U16) => format!("number {n}"),
         Value::Number(_) => "number".into(),
     }
 }
@@ -546,7 +633,9 @@ fn go_type(ty: Ty) -> String {
         Bool => "bool".into(),
         Int => "int64".into(),
         Uint => "uint64".into(),
-        StrSlice => "strslice.StrSlice".into(),
+        U16 => "uint16".into(),
+        StrSlice => "string".into(),
+        Ty::Named(name, _) => name.into(),
         Ty::List(inner) => format!("[]{}", go_type(*inner)),
         Ty::Map(inner) => format!("map[string]{}", go_type(*inner)),
         Ty::Struct(go, _) => go.into(),
@@ -559,52 +648,76 @@ mod tests {
 
     use super::*;
 
-    fn create(mut body: Value) -> Result<Value, String> {
-        container_create(&mut body).map(|()| body).map_err(|e| {
+    fn create(body: Value) -> Result<ContainerCreateRequest, String> {
+        parse_container_create(&body).map_err(|e| {
             assert_eq!(e.status, axum::http::StatusCode::BAD_REQUEST);
             e.message
         })
     }
 
+    /// The messages dockerd 20.10 gives (tests/typed_bodies.rs compares them live).
     #[test]
     fn wrong_types_are_refused_with_go_messages() {
-        assert_eq!(
-            create(json!({"Image": "busybox", "HostConfig": "x"})).unwrap_err(),
-            "json: cannot unmarshal string into Go value of type container.HostConfig"
-        );
-        assert_eq!(
-            create(json!({"Image": "busybox", "Labels": {"a": 1}})).unwrap_err(),
-            "json: cannot unmarshal number into Go struct field Config.Labels of type string"
-        );
-        assert_eq!(
-            create(json!({"Image": "busybox", "Env": "A=1"})).unwrap_err(),
-            "json: cannot unmarshal string into Go struct field Config.Env of type []string"
-        );
-        assert_eq!(
-            create(json!({"Image": "busybox", "Cmd": 5})).unwrap_err(),
-            "json: cannot unmarshal number into Go struct field Config.Cmd of type strslice.StrSlice"
-        );
-        assert_eq!(
-            create(json!({"HostConfig": {"RestartPolicy": {"MaximumRetryCount": 1.5}}}))
-                .unwrap_err(),
-            "json: cannot unmarshal number 1.5 into Go struct field RestartPolicy.RestartPolicy.MaximumRetryCount of type int64"
-        );
-        assert_eq!(
-            create(json!({"HostConfig": {"PortBindings": {"80/tcp": [{"HostPort": 80}]}}}))
-                .unwrap_err(),
-            "json: cannot unmarshal number into Go struct field PortBinding.PortBindings.HostPort of type string"
-        );
-        assert_eq!(
-            create(json!({"HostConfig": {"ConsoleSize": [-1, 2]}})).unwrap_err(),
-            "json: cannot unmarshal number -1 into Go struct field HostConfig.ConsoleSize of type uint64"
-        );
+        let cases = [
+            (
+                json!({"Image": "busybox", "HostConfig": "x"}),
+                "string into Go struct field ContainerConfigWrapper.HostConfig of type container.HostConfig",
+            ),
+            (
+                json!({"Image": "busybox", "Labels": {"a": 1}}),
+                "number into Go struct field ContainerConfigWrapper.Labels of type string",
+            ),
+            (
+                json!({"Image": "busybox", "Env": "A=1"}),
+                "string into Go struct field ContainerConfigWrapper.Env of type []string",
+            ),
+            (
+                json!({"Image": "busybox", "Cmd": [5]}),
+                "array into Go struct field ContainerConfigWrapper.Cmd of type string",
+            ),
+            (
+                json!({"HostConfig": {"RestartPolicy": {"MaximumRetryCount": 1.5}}}),
+                "number 1.5 into Go struct field RestartPolicy.HostConfig.RestartPolicy.MaximumRetryCount of type int",
+            ),
+            (
+                json!({"HostConfig": {"PortBindings": {"80/tcp": [{"HostPort": 80}]}}}),
+                "number into Go struct field PortBinding.HostConfig.PortBindings.HostPort of type string",
+            ),
+            (
+                json!({"HostConfig": {"ConsoleSize": [-1, 2]}}),
+                "number -1 into Go struct field HostConfig.HostConfig.ConsoleSize of type uint",
+            ),
+            (
+                json!({"HostConfig": {"BlkioWeight": 70000}}),
+                "number 70000 into Go struct field HostConfig.HostConfig.BlkioWeight of type uint16",
+            ),
+            (
+                json!([]),
+                "array into Go value of type runconfig.ContainerConfigWrapper",
+            ),
+        ];
+        for (body, words) in cases {
+            assert_eq!(
+                create(body.clone()).unwrap_err(),
+                format!("json: cannot unmarshal {words}"),
+                "{body}"
+            );
+        }
         assert!(create(json!({"NetworkingConfig": {"EndpointsConfig": []}})).is_err());
-        assert!(create(json!([])).is_err());
+    }
+
+    #[test]
+    fn a_field_the_table_lacks_is_found_through_the_typed_model() {
+        let body = json!({"Image": "x", "Labels": {"a": "b"}, "HostConfig": {"Init": true, "KernelMemory": "1g"}});
+        assert_eq!(
+            failing_field::<ContainerCreateRequest>(&body, ""),
+            "HostConfig.KernelMemory"
+        );
     }
 
     #[test]
     fn nulls_and_unknown_fields_pass_and_strslices_become_lists() {
-        let body = create(json!({
+        let request = create(json!({
             "Image": "busybox",
             "Cmd": "echo hi",
             "Env": null,
@@ -613,9 +726,11 @@ mod tests {
             "Labels": {"a": "b"},
         }))
         .unwrap();
-        assert_eq!(body["Cmd"], json!(["echo hi"]));
-        assert_eq!(body["HostConfig"], json!({}));
-        assert_eq!(body["Whatever"], json!({"x": 1}));
+        let config = to_json(&request.config).unwrap();
+        assert_eq!(config["Cmd"], json!(["echo hi"]));
+        assert_eq!(config["Whatever"], json!({"x": 1}));
+        assert_eq!(config.get("Env"), None);
+        assert_eq!(request.host_config, None);
     }
 
     #[test]

@@ -178,7 +178,7 @@ async fn update(
         serde_json::from_slice(&body)
             .map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))?
     };
-    super::body_types::container_update(&mut body)?;
+    body = super::body_types::to_json(&super::body_types::parse_container_update(&body)?)?;
     super::cpusets::check(&body)?;
     super::resource_limits::check(&body)?;
     match d.engine.update_container(&id, &body).await {

@@ -64,30 +64,30 @@ async fn create(
     Query(q): Query<HashMap<String, String>>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let mut config: Value = serde_json::from_slice(&body)
+    let body: Value = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))?;
-    if config.is_null() {
+    if body.is_null() {
         return Err(ApiError::bad_request(
             "Config cannot be empty in order to create a container",
         ));
     }
-    super::body_types::container_create(&mut config)?;
-    super::cpusets::check(&config["HostConfig"])?;
-    if let Some(host_config) = config.get_mut("HostConfig") {
-        super::resource_limits::check_create(host_config)?;
-    }
-    let host_config = config
-        .as_object_mut()
-        .and_then(|o| o.remove("HostConfig"))
-        .unwrap_or_else(|| json!({}));
-    let networking = config
-        .as_object_mut()
-        .and_then(|o| o.remove("NetworkingConfig"))
-        .unwrap_or(Value::Null);
-    let (id, warnings) = d
+    let mut request = super::body_types::parse_container_create(&body)?;
+    let mut warnings = super::linux_fields::check_create(&mut request)?;
+    // The engine still reads these parts as JSON: the typed parts written back, so of
+    // Docker's types (single-string StrSlices made lists, nulls dropped).
+    let config = super::body_types::to_json(&request.config)?;
+    let mut host_config = super::body_types::to_json(&request.host_config.unwrap_or_default())?;
+    super::cpusets::check(&host_config)?;
+    super::resource_limits::check_create(&mut host_config)?;
+    let networking = match &request.networking_config {
+        Some(n) => super::body_types::to_json(n)?,
+        None => Value::Null,
+    };
+    let (id, engine_warnings) = d
         .engine
         .create(q.get("name").cloned(), config, host_config, networking)
         .await?;
+    warnings.extend(engine_warnings);
     Ok((
         StatusCode::CREATED,
         Json(json!({ "Id": id, "Warnings": warnings })),

@@ -18,6 +18,7 @@ pub mod error;
 pub mod events;
 pub mod exec;
 pub mod images;
+mod linux_fields;
 pub mod logs;
 pub mod networks;
 mod params;

@@ -27,6 +27,14 @@ fn kernel_has_weight_device() -> bool {
             .is_ok_and(|c| c.split_whitespace().any(|name| name == "io"))
 }
 
+/// Whether the kernel takes a container-wide block I/O weight: cgroup v1's
+/// `blkio.weight`, or cgroup v2's `io` controller (dockerd's `sysinfo.BlkioWeight`).
+fn kernel_has_weight() -> bool {
+    Path::new("/sys/fs/cgroup/blkio/blkio.weight").exists()
+        || std::fs::read_to_string("/sys/fs/cgroup/cgroup.controllers")
+            .is_ok_and(|c| c.split_whitespace().any(|name| name == "io"))
+}
+
 /// `container.DeviceMapping`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -141,6 +149,18 @@ pub fn check_create(host_config: &mut Value) -> Result<Vec<String>, EngineError>
         permissions(&d)?;
     }
     let mut warnings = Vec::new();
+    let weight = host_config["BlkioWeight"].as_u64().unwrap_or(0);
+    if weight > 0 && !kernel_has_weight() {
+        warnings.push(
+            "Your kernel does not support Block I/O weight or the cgroup is not mounted. Weight discarded."
+                .to_string(),
+        );
+        host_config["BlkioWeight"] = Value::from(0);
+    } else if weight > 0 && !(10..=1000).contains(&weight) {
+        return Err(EngineError::InvalidParameter(
+            "Range of blkio weight is from 10 to 1000".into(),
+        ));
+    }
     let weights = list::<WeightDevice>(&host_config["BlkioWeightDevice"], "BlkioWeightDevice")?;
     if !weights.is_empty() && !kernel_has_weight_device() {
         warnings.push(
@@ -210,6 +230,9 @@ pub fn apply(host_config: &Value, spec: &mut Value) -> Result<(), EngineError> {
     }
     if !weights.is_empty() {
         block_io.insert("weightDevice".into(), to_value(&weights));
+    }
+    if let Some(weight) = host_config["BlkioWeight"].as_u64().filter(|w| *w > 0) {
+        block_io.insert("weight".into(), Value::from(weight));
     }
 
     let linux = &mut spec["linux"];

@@ -53,6 +53,15 @@ pub fn default_readonly_paths(hc: &Value) -> Value {
     }
 }
 
+/// `configured` if it is a list, else `default`.
+fn configured_or(configured: &Value, default: &[&str]) -> Value {
+    if configured.is_array() {
+        configured.clone()
+    } else {
+        json!(default)
+    }
+}
+
 /// The inputs of [`build`].
 pub struct SpecInput<'a> {
     pub config: &'a Value,
@@ -385,8 +394,10 @@ pub fn build(input: &SpecInput<'_>) -> Result<Value, EngineError> {
         "sysctl": sysctls,
     });
     if !privileged {
-        linux["maskedPaths"] = json!(MASKED_PATHS);
-        linux["readonlyPaths"] = json!(READONLY_PATHS);
+        // The client's lists when it sent any (`--security-opt systempaths=unconfined`
+        // sends empty ones), else Docker's defaults.
+        linux["maskedPaths"] = configured_or(&hc["MaskedPaths"], &MASKED_PATHS);
+        linux["readonlyPaths"] = configured_or(&hc["ReadonlyPaths"], &READONLY_PATHS);
     }
     if let Some(s) = seccomp {
         linux["seccomp"] = s;
@@ -404,8 +415,11 @@ pub fn build(input: &SpecInput<'_>) -> Result<Value, EngineError> {
         linux["uidMappings"] = json!(oci(&mapping.uids));
         linux["gidMappings"] = json!(oci(&mapping.gids));
     }
+    // `HostConfig.Annotations` (API 1.43) go to the runtime, as dockerd passes them.
+    let annotations = hc["Annotations"].as_object().cloned().unwrap_or_default();
     Ok(json!({
         "ociVersion": "1.2.0",
+        "annotations": annotations,
         "process": process,
         "root": {
             "path": input.rootfs,

@@ -146,57 +146,57 @@ fn malformed_bodies_get_400_and_nothing_is_stored() {
         (
             "/containers/create",
             r#"{"Image":"busybox","HostConfig":"x"}"#,
-            "json: cannot unmarshal string into Go value of type container.HostConfig",
+            "json: cannot unmarshal string into Go struct field ContainerConfigWrapper.HostConfig of type container.HostConfig",
         ),
         (
             "/containers/create",
             r#"{"Image":"busybox","Labels":{"a":1}}"#,
-            "json: cannot unmarshal number into Go struct field Config.Labels of type string",
+            "json: cannot unmarshal number into Go struct field ContainerConfigWrapper.Labels of type string",
         ),
         (
             "/containers/create",
             r#"{"Image":"busybox","Env":"A=1"}"#,
-            "json: cannot unmarshal string into Go struct field Config.Env of type []string",
+            "json: cannot unmarshal string into Go struct field ContainerConfigWrapper.Env of type []string",
         ),
         (
             "/containers/create",
             r#"{"Image":"busybox","Env":[1]}"#,
-            "json: cannot unmarshal number into Go struct field Config.Env of type string",
+            "json: cannot unmarshal number into Go struct field ContainerConfigWrapper.Env of type string",
         ),
         (
             "/containers/create",
             r#"{"Image":"busybox","Cmd":5}"#,
-            "json: cannot unmarshal number into Go struct field Config.Cmd of type strslice.StrSlice",
+            "json: cannot unmarshal number into Go struct field ContainerConfigWrapper.Cmd of type string",
         ),
         (
             "/containers/create",
             r#"{"Image":"busybox","Healthcheck":"x"}"#,
-            "json: cannot unmarshal string into Go struct field Config.Healthcheck of type container.HealthConfig",
+            "json: cannot unmarshal string into Go struct field ContainerConfigWrapper.Healthcheck of type container.HealthConfig",
         ),
         (
             "/containers/create",
             r#"{"Image":"busybox","ExposedPorts":["80/tcp"]}"#,
-            "json: cannot unmarshal array into Go struct field Config.ExposedPorts of type map[string]struct {}",
+            "json: cannot unmarshal array into Go struct field ContainerConfigWrapper.ExposedPorts of type nat.PortSet",
         ),
         (
             "/containers/create",
             r#"{"Image":"busybox","HostConfig":{"Memory":"1g"}}"#,
-            "json: cannot unmarshal string into Go struct field HostConfig.Memory of type int64",
+            "json: cannot unmarshal string into Go struct field HostConfig.HostConfig.Memory of type int64",
         ),
         (
             "/containers/create",
             r#"{"Image":"busybox","HostConfig":{"RestartPolicy":"always"}}"#,
-            "json: cannot unmarshal string into Go struct field HostConfig.RestartPolicy of type container.RestartPolicy",
+            "json: cannot unmarshal string into Go struct field HostConfig.HostConfig.RestartPolicy of type container.RestartPolicy",
         ),
         (
             "/containers/create",
             r#"{"Image":"busybox","NetworkingConfig":{"EndpointsConfig":{"bridge":"x"}}}"#,
-            "json: cannot unmarshal string into Go struct field NetworkingConfig.EndpointsConfig of type network.EndpointSettings",
+            "json: cannot unmarshal string into Go struct field NetworkingConfig.NetworkingConfig.EndpointsConfig of type network.EndpointSettings",
         ),
         (
             "/containers/create",
             "[1]",
-            "json: cannot unmarshal array into Go value of type container.Config",
+            "json: cannot unmarshal array into Go value of type runconfig.ContainerConfigWrapper",
         ),
         (
             "/networks/create",
