@@ -39,9 +39,9 @@ impl std::fmt::Debug for Client {
 
 impl Client {
     pub fn new(config: Config) -> Result<Client> {
+        // I/O only: the client sets no timers, and a time driver is work at start.
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_io()
-            .enable_time()
             .build()?;
         Ok(Client {
             rt: Arc::new(rt),
