@@ -375,6 +375,40 @@ fn chunked_upload_and_hijacked_streams_over_unix() {
     let client = pierd.client();
     pierd.import_busybox(&client);
     attach_and_exec(&client);
+
+    // The async client's JSON lines: the events so far (`until` now ends the stream),
+    // decoded into typed values as they come.
+    #[derive(Debug, Deserialize)]
+    struct Event {
+        #[serde(rename = "Type")]
+        kind: String,
+        #[serde(rename = "Action")]
+        action: String,
+    }
+    let until = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 1;
+    let api = client.inner().clone();
+    let events: Vec<Event> = client.block_on(async move {
+        let answer = api
+            .send(Request::get(format!("/events?since=0&until={until}")))
+            .await
+            .unwrap();
+        let mut lines = answer.json_lines::<Event>().await.unwrap();
+        let mut events = Vec::new();
+        while let Some(event) = lines.next().await {
+            events.push(event.unwrap());
+        }
+        events
+    });
+    let seen =
+        |kind: &str, action: &str| events.iter().any(|e| e.kind == kind && e.action == action);
+    assert!(
+        seen("container", "create") && seen("container", "start") && seen("container", "die"),
+        "{events:?}"
+    );
 }
 
 /// A free port on 127.0.0.1 (a moment ago).
@@ -561,5 +595,10 @@ fn tcp_with_mutual_tls() {
         .env_remove("PIER_HOST")
         .env("DOCKER_CERT_PATH", pierd.dir.path());
     let out = pier_testsupport::run(&mut cmd, Duration::from_secs(60)).unwrap();
-    assert_ne!(out.code, Some(0), "{}", out.explain("pier without a certificate"));
+    assert_ne!(
+        out.code,
+        Some(0),
+        "{}",
+        out.explain("pier without a certificate")
+    );
 }

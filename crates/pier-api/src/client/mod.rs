@@ -277,6 +277,12 @@ impl Response {
         Ok(serde_json::from_slice(body)?)
     }
 
+    /// The values of a JSON-lines body (progress, events) as they arrive; an error
+    /// status is [`Error::Daemon`].
+    pub async fn json_lines<T: DeserializeOwned>(self) -> Result<stream::JsonLines<T>> {
+        Ok(stream::JsonLines::new(self.error_for_status().await?.body))
+    }
+
     /// The body, to read frame by frame.
     pub fn into_body(self) -> Incoming {
         self.body

@@ -78,6 +78,68 @@ pub fn json_lines<T: serde::de::DeserializeOwned, R: Read>(
     serde_json::Deserializer::from_reader(reader).into_iter::<T>()
 }
 
+/// The JSON values of a JSON-lines answer body, for async callers:
+/// [`next`](Self::next) yields each as soon as it is complete.
+#[derive(Debug)]
+pub struct JsonLines<T> {
+    body: hyper::body::Incoming,
+    /// Bytes received and not yet decoded.
+    pending: Vec<u8>,
+    done: bool,
+    _values: std::marker::PhantomData<fn() -> T>,
+}
+
+impl<T: serde::de::DeserializeOwned> JsonLines<T> {
+    pub(crate) fn new(body: hyper::body::Incoming) -> JsonLines<T> {
+        JsonLines {
+            body,
+            pending: Vec::new(),
+            done: false,
+            _values: std::marker::PhantomData,
+        }
+    }
+
+    /// The next value; `None` at the end of the body.
+    pub async fn next(&mut self) -> Option<super::Result<T>> {
+        use http_body_util::BodyExt;
+        loop {
+            let mut values = serde_json::Deserializer::from_slice(&self.pending).into_iter::<T>();
+            match values.next() {
+                Some(Ok(value)) => {
+                    let used = values.byte_offset();
+                    self.pending.drain(..used);
+                    return Some(Ok(value));
+                }
+                // Part of a value: wait for the rest, unless there is no more.
+                Some(Err(e)) if e.is_eof() && !self.done => {}
+                Some(Err(e)) => {
+                    self.pending.clear();
+                    self.done = true;
+                    return Some(Err(e.into()));
+                }
+                None => {
+                    self.pending.clear();
+                    if self.done {
+                        return None;
+                    }
+                }
+            }
+            match self.body.frame().await {
+                None => self.done = true,
+                Some(Ok(frame)) => {
+                    if let Ok(data) = frame.into_data() {
+                        self.pending.extend_from_slice(&data);
+                    }
+                }
+                Some(Err(e)) => {
+                    self.done = true;
+                    return Some(Err(e.into()));
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
