@@ -11,6 +11,7 @@
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
+use pier_api::container::{DeviceMapping, Resources};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -33,48 +34,6 @@ fn kernel_has_weight() -> bool {
     Path::new("/sys/fs/cgroup/blkio/blkio.weight").exists()
         || std::fs::read_to_string("/sys/fs/cgroup/cgroup.controllers")
             .is_ok_and(|c| c.split_whitespace().any(|name| name == "io"))
-}
-
-/// `container.DeviceMapping`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct DeviceMapping {
-    #[serde(default)]
-    path_on_host: String,
-    #[serde(default)]
-    path_in_container: String,
-    #[serde(default)]
-    cgroup_permissions: String,
-}
-
-/// `container.DeviceRequest` (the fields a refusal names).
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct DeviceRequest {
-    #[serde(default)]
-    driver: Option<String>,
-    #[serde(default)]
-    capabilities: Option<Vec<Vec<String>>>,
-}
-
-/// `blkiodev.ThrottleDevice`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct ThrottleDevice {
-    #[serde(default)]
-    path: String,
-    #[serde(default)]
-    rate: u64,
-}
-
-/// `blkiodev.WeightDevice`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct WeightDevice {
-    #[serde(default)]
-    path: String,
-    #[serde(default)]
-    weight: u16,
 }
 
 /// A device node of the OCI spec (`linux.devices`).
@@ -115,12 +74,10 @@ struct BlockDeviceLimit {
     weight: Option<u16>,
 }
 
-fn list<T: for<'de> Deserialize<'de>>(value: &Value, field: &str) -> Result<Vec<T>, EngineError> {
-    if value.is_null() {
-        return Ok(Vec::new());
-    }
-    serde_json::from_value(value.clone())
-        .map_err(|e| EngineError::InvalidParameter(format!("invalid {field}: {e}")))
+/// The resource fields of a stored `HostConfig`, typed (`pier_api`'s model).
+fn resources(host_config: &Value) -> Result<Resources, EngineError> {
+    Resources::deserialize(host_config)
+        .map_err(|e| EngineError::InvalidParameter(format!("invalid HostConfig: {e}")))
 }
 
 /// What a create checks and records: `DeviceRequests` are refused (no driver can
@@ -128,8 +85,8 @@ fn list<T: for<'de> Deserialize<'de>>(value: &Value, field: &str) -> Result<Vec<
 /// must parse, and `BlkioWeightDevice` is discarded with dockerd's warning when the
 /// kernel has no per-device weight. The warnings, for the create's answer.
 pub fn check_create(host_config: &mut Value) -> Result<Vec<String>, EngineError> {
-    let requests = list::<DeviceRequest>(&host_config["DeviceRequests"], "DeviceRequests")?;
-    if let Some(request) = requests.into_iter().next() {
+    let sent = resources(host_config)?;
+    if let Some(request) = sent.device_requests.unwrap_or_default().into_iter().next() {
         let capabilities = request
             .capabilities
             .unwrap_or_default()
@@ -142,14 +99,14 @@ pub fn check_create(host_config: &mut Value) -> Result<Vec<String>, EngineError>
             request.driver.unwrap_or_default()
         )));
     }
-    for rule in super::spec::str_list(&host_config["DeviceCgroupRules"]) {
-        parse_cgroup_rule(&rule)?;
+    for rule in sent.device_cgroup_rules.iter().flatten() {
+        parse_cgroup_rule(rule)?;
     }
-    for d in list::<DeviceMapping>(&host_config["Devices"], "Devices")? {
-        permissions(&d)?;
+    for d in sent.devices.iter().flatten() {
+        permissions(d)?;
     }
     let mut warnings = Vec::new();
-    let weight = host_config["BlkioWeight"].as_u64().unwrap_or(0);
+    let weight = sent.blkio_weight.unwrap_or(0);
     if weight > 0 && !kernel_has_weight() {
         warnings.push(
             "Your kernel does not support Block I/O weight or the cgroup is not mounted. Weight discarded."
@@ -161,7 +118,7 @@ pub fn check_create(host_config: &mut Value) -> Result<Vec<String>, EngineError>
             "Range of blkio weight is from 10 to 1000".into(),
         ));
     }
-    let weights = list::<WeightDevice>(&host_config["BlkioWeightDevice"], "BlkioWeightDevice")?;
+    let weights = sent.blkio_weight_device.unwrap_or_default();
     if !weights.is_empty() && !kernel_has_weight_device() {
         warnings.push(
             "Your kernel does not support Block I/O weight_device or the cgroup is not mounted. Weight-device discarded."
@@ -176,14 +133,16 @@ pub fn check_create(host_config: &mut Value) -> Result<Vec<String>, EngineError>
 pub fn apply(host_config: &Value, spec: &mut Value) -> Result<(), EngineError> {
     let mut nodes = Vec::new();
     let mut rules = Vec::new();
-    for d in list::<DeviceMapping>(&host_config["Devices"], "Devices")? {
-        let access = permissions(&d)?;
-        let target = if d.path_in_container.is_empty() {
-            d.path_on_host.clone()
-        } else {
-            d.path_in_container.clone()
-        };
-        for node in nodes_at(Path::new(&d.path_on_host), Path::new(&target))? {
+    let sent = resources(host_config)?;
+    for d in sent.devices.iter().flatten() {
+        let access = permissions(d)?;
+        let host = d.path_on_host.as_deref().unwrap_or_default();
+        let target = d
+            .path_in_container
+            .as_deref()
+            .filter(|p| !p.is_empty())
+            .unwrap_or(host);
+        for node in nodes_at(Path::new(host), Path::new(target))? {
             rules.push(DeviceRule {
                 allow: true,
                 kind: node.kind.to_string(),
@@ -194,23 +153,23 @@ pub fn apply(host_config: &Value, spec: &mut Value) -> Result<(), EngineError> {
             nodes.push(node);
         }
     }
-    for rule in super::spec::str_list(&host_config["DeviceCgroupRules"]) {
-        rules.push(parse_cgroup_rule(&rule)?);
+    for rule in sent.device_cgroup_rules.iter().flatten() {
+        rules.push(parse_cgroup_rule(rule)?);
     }
     let mut block_io = serde_json::Map::new();
-    for (field, oci) in [
-        ("BlkioDeviceReadBps", "throttleReadBpsDevice"),
-        ("BlkioDeviceWriteBps", "throttleWriteBpsDevice"),
-        ("BlkioDeviceReadIOps", "throttleReadIOPSDevice"),
-        ("BlkioDeviceWriteIOps", "throttleWriteIOPSDevice"),
+    for (sent_limits, oci) in [
+        (&sent.blkio_device_read_bps, "throttleReadBpsDevice"),
+        (&sent.blkio_device_write_bps, "throttleWriteBpsDevice"),
+        (&sent.blkio_device_read_iops, "throttleReadIOPSDevice"),
+        (&sent.blkio_device_write_iops, "throttleWriteIOPSDevice"),
     ] {
         let mut limits = Vec::new();
-        for t in list::<ThrottleDevice>(&host_config[field], field)? {
-            let (major, minor) = device_number(&t.path)?;
+        for t in sent_limits.iter().flatten() {
+            let (major, minor) = device_number(t.path.as_deref().unwrap_or_default())?;
             limits.push(BlockDeviceLimit {
                 major,
                 minor,
-                rate: Some(t.rate),
+                rate: Some(t.rate.unwrap_or(0)),
                 weight: None,
             });
         }
@@ -219,19 +178,19 @@ pub fn apply(host_config: &Value, spec: &mut Value) -> Result<(), EngineError> {
         }
     }
     let mut weights = Vec::new();
-    for w in list::<WeightDevice>(&host_config["BlkioWeightDevice"], "BlkioWeightDevice")? {
-        let (major, minor) = device_number(&w.path)?;
+    for w in sent.blkio_weight_device.iter().flatten() {
+        let (major, minor) = device_number(w.path.as_deref().unwrap_or_default())?;
         weights.push(BlockDeviceLimit {
             major,
             minor,
             rate: None,
-            weight: Some(w.weight),
+            weight: Some(w.weight.unwrap_or(0)),
         });
     }
     if !weights.is_empty() {
         block_io.insert("weightDevice".into(), to_value(&weights));
     }
-    if let Some(weight) = host_config["BlkioWeight"].as_u64().filter(|w| *w > 0) {
+    if let Some(weight) = sent.blkio_weight.filter(|w| *w > 0) {
         block_io.insert("weight".into(), Value::from(weight));
     }
 
@@ -269,11 +228,11 @@ fn extend(target: &mut Value, more: Value) {
 
 /// The cgroup permissions of a mapping (default `rwm`), checked as dockerd does.
 fn permissions(d: &DeviceMapping) -> Result<String, EngineError> {
-    let access = if d.cgroup_permissions.is_empty() {
-        "rwm"
-    } else {
-        d.cgroup_permissions.as_str()
-    };
+    let access = d
+        .cgroup_permissions
+        .as_deref()
+        .filter(|p| !p.is_empty())
+        .unwrap_or("rwm");
     if access.len() > 3 || !access.chars().all(|c| matches!(c, 'r' | 'w' | 'm')) {
         return Err(EngineError::InvalidParameter(format!(
             "invalid device mode: {access}"
