@@ -6,9 +6,17 @@
 
 use std::path::Path;
 
+use pier_api::container::Resources;
+use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::EngineError;
+
+/// The resource fields of a stored `HostConfig`, typed (`pier_api`'s model).
+fn resources(hc: &Value) -> Result<Resources, EngineError> {
+    Resources::deserialize(hc)
+        .map_err(|e| EngineError::InvalidParameter(format!("invalid HostConfig: {e}")))
+}
 
 /// Whether the cgroup v1 `controller` hierarchy has `file` (dockerd's sysinfo probe).
 fn v1_has(controller: &str, file: &str) -> bool {
@@ -19,21 +27,21 @@ fn v1_has(controller: &str, file: &str) -> bool {
 }
 
 /// Checks and discards at create, as dockerd's `verifyPlatformContainerResources`;
-/// the warnings, for the create's answer.
+/// the warnings, for the create's answer. What is discarded is written back to the
+/// stored record (`null` where dockerd stores nil).
 pub(super) fn check_create(hc: &mut Value) -> Result<Vec<String>, EngineError> {
+    let sent = resources(hc)?;
     let mut warnings = Vec::new();
     hc["KernelMemory"] = json!(0);
-    if hc["MemorySwappiness"].as_i64().is_some_and(|s| s != -1)
-        && !v1_has("memory", "memory.swappiness")
-    {
+    if sent.memory_swappiness.is_some_and(|s| s != -1) && !v1_has("memory", "memory.swappiness") {
         warnings.push(
             "Your kernel does not support memory swappiness capabilities or the cgroup is not mounted. Memory swappiness discarded."
                 .to_string(),
         );
         hc["MemorySwappiness"] = Value::Null;
     }
-    if hc["OomKillDisable"].is_boolean() && !v1_has("memory", "memory.oom_control") {
-        if hc["OomKillDisable"] == json!(true) {
+    if sent.oom_kill_disable.is_some() && !v1_has("memory", "memory.oom_control") {
+        if sent.oom_kill_disable == Some(true) {
             warnings.push(
                 "Your kernel does not support OomKillDisable. OomKillDisable discarded."
                     .to_string(),
@@ -42,19 +50,22 @@ pub(super) fn check_create(hc: &mut Value) -> Result<Vec<String>, EngineError> {
         hc["OomKillDisable"] = Value::Null;
     }
     let realtime = v1_has("cpu", "cpu.rt_period_us");
-    for (field, what) in [
-        ("CpuRealtimePeriod", "period. Period"),
-        ("CpuRealtimeRuntime", "runtime. Runtime"),
+    let (mut period, mut runtime) = (
+        sent.cpu_realtime_period.unwrap_or(0),
+        sent.cpu_realtime_runtime.unwrap_or(0),
+    );
+    for (value, field, what) in [
+        (&mut period, "CpuRealtimePeriod", "period. Period"),
+        (&mut runtime, "CpuRealtimeRuntime", "runtime. Runtime"),
     ] {
-        if hc[field].as_i64().is_some_and(|v| v > 0) && !realtime {
+        if *value > 0 && !realtime {
             warnings.push(format!(
                 "Your kernel does not support cgroup cpu real-time {what} discarded."
             ));
             hc[field] = json!(0);
+            *value = 0;
         }
     }
-    let period = hc["CpuRealtimePeriod"].as_i64().unwrap_or(0);
-    let runtime = hc["CpuRealtimeRuntime"].as_i64().unwrap_or(0);
     if period != 0 && runtime != 0 && runtime > period {
         return Err(EngineError::InvalidParameter(
             "cpu real-time runtime cannot be higher than cpu real-time period".into(),
@@ -64,20 +75,19 @@ pub(super) fn check_create(hc: &mut Value) -> Result<Vec<String>, EngineError> {
 }
 
 /// Adds swappiness and real-time CPU time to `spec` (the OOM switch is the spec's).
-pub(super) fn apply(hc: &Value, spec: &mut Value) {
+pub(super) fn apply(hc: &Value, spec: &mut Value) -> Result<(), EngineError> {
+    let sent = resources(hc)?;
     let resources = &mut spec["linux"]["resources"];
-    if let Some(s) = hc["MemorySwappiness"]
-        .as_i64()
-        .filter(|s| (0..=100).contains(s))
-    {
+    if let Some(s) = sent.memory_swappiness.filter(|s| (0..=100).contains(s)) {
         resources["memory"]["swappiness"] = json!(s);
     }
-    if let Some(p) = hc["CpuRealtimePeriod"].as_i64().filter(|p| *p > 0) {
+    if let Some(p) = sent.cpu_realtime_period.filter(|p| *p > 0) {
         resources["cpu"]["realtimePeriod"] = json!(p);
     }
-    if let Some(r) = hc["CpuRealtimeRuntime"].as_i64().filter(|r| *r != 0) {
+    if let Some(r) = sent.cpu_realtime_runtime.filter(|r| *r != 0) {
         resources["cpu"]["realtimeRuntime"] = json!(r);
     }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -105,13 +115,14 @@ mod tests {
         apply(
             &json!({"MemorySwappiness": 10, "CpuRealtimePeriod": 1000, "CpuRealtimeRuntime": 500}),
             &mut spec,
-        );
+        )
+        .unwrap();
         let r = &spec["linux"]["resources"];
         assert_eq!(r["memory"]["swappiness"], 10);
         assert_eq!(r["cpu"]["realtimePeriod"], 1000);
         assert_eq!(r["cpu"]["realtimeRuntime"], 500);
         let mut spec = json!({"linux": {"resources": {}}});
-        apply(&json!({"MemorySwappiness": -1}), &mut spec);
+        apply(&json!({"MemorySwappiness": -1}), &mut spec).unwrap();
         assert!(spec["linux"]["resources"]["memory"].is_null());
     }
 }

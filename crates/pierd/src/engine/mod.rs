@@ -1117,7 +1117,7 @@ impl Engine {
         }
         devices::apply(&c.host_config, &mut spec)?;
         shared.apply(&mut spec);
-        kernel_limits::apply(&c.host_config, &mut spec);
+        kernel_limits::apply(&c.host_config, &mut spec)?;
         namespaces::set_domainname(&c.config, &mut spec);
         self.cdi.apply(&c.host_config, &mut spec)?;
         fs::write(
