@@ -78,7 +78,7 @@ pub struct ConfigArgs {
     /// Pin image tags to digests (needs a registry; refused).
     #[arg(long)]
     pub resolve_image_digests: bool,
-    /// Print the service config hash, one per line (refused: see the message).
+    /// Print the service config hash, one per line (`*` or a comma-separated list).
     #[arg(long, value_name = "SERVICES")]
     pub hash: Option<String>,
     /// Save to file (default to stdout)
@@ -123,9 +123,6 @@ fn run_config(args: &ComposeArgs, config: &ConfigArgs) -> Result<(), String> {
     if config.resolve_image_digests {
         return Err("pier compose config: --resolve-image-digests is not supported: it needs registry access, which pier compose config does not do".into());
     }
-    if config.hash.is_some() {
-        return Err("pier compose config: --hash is not supported yet: pier does not reproduce docker compose's service config hash".into());
-    }
     let mut options = args.load_options().map_err(|e| e.to_string())?;
     options.interpolate = !config.no_interpolate;
     let (mut project, warnings) =
@@ -136,7 +133,19 @@ fn run_config(args: &ComposeArgs, config: &ConfigArgs) -> Result<(), String> {
     if !config.service_names.is_empty() {
         select_services(&mut project, &config.service_names)?;
     }
-    let text = if config.services {
+    let text = if let Some(names) = &config.hash {
+        // `*` or a comma-separated list: `service hash` lines, docker compose's hash.
+        let mut out = String::new();
+        for (name, service) in &project.services {
+            if names == "*" || names.split(',').any(|n| n.trim() == name) {
+                out.push_str(&format!(
+                    "{name} {}\n",
+                    crate::engine::labels::config_hash(service)
+                ));
+            }
+        }
+        out
+    } else if config.services {
         lines(project.services.keys())
     } else if config.volumes {
         lines(project.volumes.keys())

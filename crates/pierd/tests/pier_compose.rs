@@ -513,4 +513,51 @@ services:
     assert!(!states.contains("\"running\""), "{states}");
     let logs = ours.ok(&["logs", "--no-log-prefix", "job"]).stdout;
     assert_eq!(logs, "job says hello\n");
+
+    // exec in a service's container: output and exit code.
+    ours.ok(&["up", "-d", "web"]);
+    let out = ours.run(&["exec", "-T", "web", "sh", "-c", "echo in $HOSTNAME; exit 5"]);
+    assert_eq!(out.code, Some(5), "{out:?}");
+    assert!(out.stdout.starts_with("in "), "{out:?}");
+    // run: a one-off container with the service's config, removed with --rm.
+    let out = ours.run(&[
+        "run",
+        "--rm",
+        "-T",
+        "-e",
+        "X=1",
+        "job",
+        "sh",
+        "-c",
+        "echo run $X; exit 2",
+    ]);
+    assert_eq!(out.code, Some(2), "{out:?}");
+    assert_eq!(out.stdout, "run 1\n", "{out:?}");
+    let oneoff = pierd.docker_ok(&[
+        "ps",
+        "-aq",
+        "--filter",
+        "label=com.docker.compose.oneoff=True",
+    ]);
+    assert_eq!(oneoff.trim(), "", "run --rm left its container");
+    let name = ours.ok(&["run", "-d", "job", "true"]).stdout;
+    let labels = pierd.docker_ok(&["inspect", "-f", "{{json .Config.Labels}}", name.trim()]);
+    let labels: Value = serde_json::from_str(&labels).expect("labels");
+    assert_eq!(labels["com.docker.compose.oneoff"], "True", "{labels}");
+    assert_eq!(
+        labels["com.docker.compose.slug"].as_str().map(str::len),
+        Some(64),
+        "{labels}"
+    );
+    assert!(name.starts_with("pa-job-run-"), "{name}");
+
+    // config --hash: the label docker compose computes.
+    if compose_available("config --hash") {
+        let theirs = Tool::docker(&pierd, dir.path(), "pa");
+        let hashes = theirs.ok(&["config", "--hash", "*"]).stdout;
+        assert_eq!(ours.ok(&["config", "--hash", "*"]).stdout, hashes);
+        // docker compose sees the one-off container pier made.
+        let ps = theirs.ok(&["ps", "-a", "--format", "{{.Name}}"]).stdout;
+        assert!(ps.contains(name.trim()), "{ps}");
+    }
 }

@@ -4,6 +4,7 @@
 //! (`PIER_HOST`, else `DOCKER_HOST`, else pier's socket) and runs on a
 //! current-thread runtime; independent services are handled concurrently.
 
+mod exec;
 mod logs;
 mod ps;
 
@@ -50,6 +51,10 @@ pub enum EngineCommand {
     Pause(ServicesArgs),
     /// Unpause services
     Unpause(ServicesArgs),
+    /// Execute a command in a running container
+    Exec(exec::ExecArgs),
+    /// Run a one-off command on a service
+    Run(exec::RunArgs),
     /// List running compose projects
     Ls(LsArgs),
     /// Show the Docker Compose version information
@@ -336,6 +341,8 @@ async fn dispatch(args: &ComposeArgs, command: &EngineCommand) -> CommandResult 
         EngineCommand::Ps(p) => ps::run(args, p).await,
         EngineCommand::Logs(l) => logs::run_logs(args, l).await,
         EngineCommand::Ls(l) => ps::run_ls(l).await,
+        EngineCommand::Exec(e) => exec::run_exec(args, e).await,
+        EngineCommand::Run(r) => exec::run_run(args, r).await,
         EngineCommand::Start(s) => {
             let project = load(args)?;
             let engine = connect()?;

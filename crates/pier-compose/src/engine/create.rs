@@ -409,8 +409,9 @@ pub fn create_request(spec: &ContainerSpec<'_>) -> Result<ContainerCreateRequest
         for (i, key) in networks.iter().enumerate() {
             let opts = s.networks.get(key).cloned().flatten().unwrap_or_default();
             let mut aliases = Vec::new();
+            // A one-off container is known by its own name only.
+            aliases.push(spec.name.clone());
             if !spec.oneoff {
-                aliases.push(spec.name.clone());
                 aliases.push(s.name.clone());
             }
             aliases.extend(opts.aliases.iter().cloned());
