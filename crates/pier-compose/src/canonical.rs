@@ -706,11 +706,18 @@ fn normalize_build(build: &mut Value, cx: &Context<'_>) -> Result<(), String> {
         resolve_missing(&mut args, cx, false);
         b.insert("args".into(), args);
     }
-    for k in ["labels", "additional_contexts"] {
-        if let Some(v) = b.get(k) {
-            let m = to_string_map(v, false);
-            b.insert(k.into(), m);
+    if let Some(v) = b.get("labels") {
+        let m = to_string_map(v, false);
+        b.insert("labels".into(), m);
+    }
+    if let Some(v) = b.get("additional_contexts") {
+        let mut m = to_string_map(v, false);
+        for value in m.as_object_mut().into_iter().flat_map(|m| m.values_mut()) {
+            if let Some(path) = value.as_str().filter(|p| !p.contains("://")) {
+                *value = Value::String(resolve_path(path, cx));
+            }
         }
+        b.insert("additional_contexts".into(), m);
     }
     for k in [
         "cache_from",
@@ -748,7 +755,7 @@ fn normalize_build(build: &mut Value, cx: &Context<'_>) -> Result<(), String> {
     if let Some(Value::Array(secrets)) = b.get("secrets") {
         let out = secrets
             .iter()
-            .map(|m| file_mount(m, Some("/run/secrets")))
+            .map(|m| file_mount(m, None))
             .collect::<Result<Vec<_>, _>>()?;
         b.insert("secrets".into(), Value::Array(out));
     }
@@ -965,19 +972,20 @@ fn is_bind_source(source: &str) -> bool {
 
 fn service_volume(v: &Value, cx: &Context<'_>) -> Result<Value, String> {
     match v {
+        // compose reads a spec of one or two characters as a bare target.
+        Value::String(spec) if spec.chars().count() <= 2 => {
+            Ok(json!({"type": "volume", "target": spec}))
+        }
         Value::String(spec) => {
             let short = parse_volume(spec).map_err(|e| format!("volumes: {e}"))?;
             let mut o = Map::new();
-            let kind = if short.source.is_empty() {
-                "volume"
-            } else if is_bind_source(&short.source) {
-                "bind"
-            } else {
-                "volume"
-            };
-            o.insert("type".into(), json!(kind));
+            let bind_kind = is_bind_source(&short.source);
+            o.insert(
+                "type".into(),
+                json!(if bind_kind { "bind" } else { "volume" }),
+            );
             if !short.source.is_empty() {
-                let source = if kind == "bind" {
+                let source = if bind_kind {
                     resolve_path(&short.source, cx)
                 } else {
                     short.source.clone()
@@ -987,12 +995,15 @@ fn service_volume(v: &Value, cx: &Context<'_>) -> Result<Value, String> {
             o.insert("target".into(), Value::String(short.target.clone()));
             let mut bind = Map::new();
             let mut volume = Map::new();
+            // Unknown options are ignored, as compose ignores them.
             for opt in &short.options {
                 match opt.as_str() {
                     "ro" => {
                         o.insert("read_only".into(), json!(true));
                     }
-                    "rw" => {}
+                    "rw" => {
+                        o.remove("read_only");
+                    }
                     "z" | "Z" => {
                         bind.insert("selinux".into(), json!(opt));
                     }
@@ -1002,16 +1013,13 @@ fn service_volume(v: &Value, cx: &Context<'_>) -> Result<Value, String> {
                     "shared" | "rshared" | "slave" | "rslave" | "private" | "rprivate" => {
                         bind.insert("propagation".into(), json!(opt));
                     }
-                    "consistent" | "cached" | "delegated" => {
-                        o.insert("consistency".into(), json!(opt));
-                    }
-                    other => return Err(format!("volumes: invalid mode {other:?} in {spec}")),
+                    _ => {}
                 }
             }
-            if kind == "bind" {
+            if bind_kind {
                 bind.insert("create_host_path".into(), json!(true));
                 o.insert("bind".into(), Value::Object(bind));
-            } else if !short.source.is_empty() || !volume.is_empty() {
+            } else {
                 o.insert("volume".into(), Value::Object(volume));
             }
             Ok(Value::Object(o))

@@ -708,6 +708,18 @@ fn apply_profiles(project: &mut Project, profiles: &[String]) {
 /// Every reference names something that exists, and `depends_on` has no cycle.
 fn check_consistency(project: &Project) -> Result<(), ComposeError> {
     for (name, service) in &project.services {
+        let replicas = service.deploy.as_ref().and_then(|d| d.replicas);
+        if !service.container_name.is_empty() {
+            for (key, count) in [("scale", service.scale), ("deploy.replicas", replicas)] {
+                if count.is_some_and(|c| c > 1) {
+                    return Err(ComposeError::Project {
+                        message: format!(
+                            "services.{key}: can't set container_name and {name} as container name must be unique: invalid compose project"
+                        ),
+                    });
+                }
+            }
+        }
         for dep in service.depends_on.keys() {
             if !project.services.contains_key(dep) && service.depends_on[dep].required {
                 return Err(ComposeError::UndefinedDependency {

@@ -192,10 +192,11 @@ fn merge_ipam_config(base: Node, over: Node) -> Node {
         return Node::new(NodeValue::Seq(pools));
     };
     for pool in more {
-        let subnet = pool.get("subnet").cloned();
+        // Compared by value: nodes also carry their line.
+        let subnet = pool.get("subnet").and_then(Node::scalar_text);
         match pools
             .iter()
-            .position(|p| p.get("subnet").cloned() == subnet)
+            .position(|p| p.get("subnet").and_then(Node::scalar_text) == subnet)
         {
             Some(i) => {
                 let existing = std::mem::replace(&mut pools[i], Node::new(NodeValue::Null));
@@ -398,6 +399,18 @@ mod tests {
         assert!(a.get("ports").is_none());
         assert_eq!(a["labels"], serde_json::json!({"c": "d"}));
         assert_eq!(a["deploy"]["replicas"], 2);
+    }
+
+    #[test]
+    fn ipam_pools_merge_by_subnet() {
+        let out = merged(
+            "networks:\n  n:\n    ipam:\n      driver: default\n      config:\n        - subnet: 10.1.0.0/24\n",
+            "networks:\n  n:\n    ipam:\n      config:\n        - subnet: 10.1.0.0/24\n          gateway: 10.1.0.1\n        - subnet: 10.2.0.0/24\n",
+        );
+        assert_eq!(
+            out["networks"]["n"]["ipam"]["config"],
+            serde_json::json!([{"subnet": "10.1.0.0/24", "gateway": "10.1.0.1"}, {"subnet": "10.2.0.0/24"}])
+        );
     }
 
     #[test]

@@ -137,6 +137,10 @@ fn is_zero_bytes(v: &UnitBytes) -> bool {
 fn omit_command(v: &Option<Vec<String>>) -> bool {
     v.is_none() && !crate::output::json_flavour()
 }
+/// compose's JSON leaves out `x-` keys below the top level; YAML keeps them.
+fn omit_extensions(v: &Extensions) -> bool {
+    v.is_empty() || crate::output::json_flavour()
+}
 fn omit_in_yaml_if_empty<T: Default + PartialEq>(v: &T) -> bool {
     *v == T::default() && !crate::output::json_flavour()
 }
@@ -328,7 +332,7 @@ pub struct Service {
     pub post_start: Vec<Hook>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub pre_stop: Vec<Hook>,
-    #[serde(flatten)]
+    #[serde(flatten, skip_serializing_if = "omit_extensions")]
     pub extensions: Extensions,
 }
 
@@ -380,16 +384,26 @@ pub struct Build {
     pub platforms: Vec<String>,
     #[serde(skip_serializing_if = "is_false")]
     pub privileged: bool,
-    #[serde(flatten)]
+    #[serde(flatten, skip_serializing_if = "omit_extensions")]
     pub extensions: Extensions,
 }
 
-/// One `build.ssh` entry: `id` or `id=path`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// One `build.ssh` entry: `id` or `id=path` (printed in that form).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(default)]
 pub struct SshKey {
     pub id: String,
     pub path: String,
+}
+
+impl Serialize for SshKey {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        if self.path.is_empty() {
+            serializer.serialize_str(&self.id)
+        } else {
+            serializer.serialize_str(&format!("{}={}", self.id, self.path))
+        }
+    }
 }
 
 /// `develop:`.
@@ -398,7 +412,7 @@ pub struct SshKey {
 pub struct Develop {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub watch: Vec<WatchRule>,
-    #[serde(flatten)]
+    #[serde(flatten, skip_serializing_if = "omit_extensions")]
     pub extensions: Extensions,
 }
 
@@ -413,7 +427,7 @@ pub struct WatchRule {
     pub target: String,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub ignore: Vec<String>,
-    #[serde(flatten)]
+    #[serde(flatten, skip_serializing_if = "omit_extensions")]
     pub extensions: Extensions,
 }
 
@@ -435,18 +449,42 @@ pub struct BlkioConfig {
     pub device_write_iops: Vec<ThrottleDevice>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// `blkio_config.weight_device` entry. compose's JSON names its fields `Path`/`Weight`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(default)]
 pub struct WeightDevice {
     pub path: String,
     pub weight: u64,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+impl Serialize for WeightDevice {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let json = crate::output::json_flavour();
+        let mut map = serializer.serialize_map(Some(2))?;
+        map.serialize_entry(if json { "Path" } else { "path" }, &self.path)?;
+        map.serialize_entry(if json { "Weight" } else { "weight" }, &self.weight)?;
+        map.end()
+    }
+}
+
+/// `blkio_config.device_*_bps/iops` entry. compose's JSON names its fields `Path`/`Rate`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(default)]
 pub struct ThrottleDevice {
     pub path: String,
     pub rate: UnitBytes,
+}
+
+impl Serialize for ThrottleDevice {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let json = crate::output::json_flavour();
+        let mut map = serializer.serialize_map(Some(2))?;
+        map.serialize_entry(if json { "Path" } else { "path" }, &self.path)?;
+        map.serialize_entry(if json { "Rate" } else { "rate" }, &self.rate)?;
+        map.end()
+    }
 }
 
 /// A `secrets:`/`configs:` entry of a service (or of `build.secrets`).
@@ -463,7 +501,7 @@ pub struct FileMount {
     pub gid: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mode: Option<u32>,
-    #[serde(flatten)]
+    #[serde(flatten, skip_serializing_if = "omit_extensions")]
     pub extensions: Extensions,
 }
 
@@ -489,7 +527,7 @@ pub struct Dependency {
     /// Restart this service when the dependency is restarted/updated.
     #[serde(skip_serializing_if = "is_false")]
     pub restart: bool,
-    #[serde(flatten)]
+    #[serde(flatten, skip_serializing_if = "omit_extensions")]
     pub extensions: Extensions,
     /// `false`: a missing or failed dependency is only warned about.
     pub required: bool,
@@ -528,7 +566,7 @@ pub struct Deploy {
     pub placement: Placement,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub endpoint_mode: String,
-    #[serde(flatten)]
+    #[serde(flatten, skip_serializing_if = "omit_extensions")]
     pub extensions: Extensions,
 }
 
@@ -663,7 +701,7 @@ pub struct Healthcheck {
     pub start_interval: Option<Duration>,
     #[serde(skip_serializing_if = "is_false")]
     pub disable: bool,
-    #[serde(flatten)]
+    #[serde(flatten, skip_serializing_if = "omit_extensions")]
     pub extensions: Extensions,
 }
 
@@ -716,7 +754,7 @@ pub struct Port {
     pub protocol: String,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub app_protocol: String,
-    #[serde(flatten)]
+    #[serde(flatten, skip_serializing_if = "omit_extensions")]
     pub extensions: Extensions,
 }
 
@@ -740,7 +778,7 @@ pub struct ServiceVolume {
     pub volume: Option<VolumeOptions>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tmpfs: Option<TmpfsOptions>,
-    #[serde(flatten)]
+    #[serde(flatten, skip_serializing_if = "omit_extensions")]
     pub extensions: Extensions,
 }
 
@@ -784,12 +822,19 @@ pub struct Ulimit {
 impl Serialize for Ulimit {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
-        if let Some(single) = self.single {
+        // A single value of 0 counts as unset, as in compose; its JSON then leaves out
+        // zero limits where its YAML prints them.
+        if let Some(single) = self.single.filter(|v| *v != 0) {
             return serializer.serialize_i64(single);
         }
-        let mut map = serializer.serialize_map(Some(2))?;
-        map.serialize_entry("soft", &self.soft)?;
-        map.serialize_entry("hard", &self.hard)?;
+        let json = crate::output::json_flavour();
+        let mut map = serializer.serialize_map(None)?;
+        if !json || self.soft != 0 {
+            map.serialize_entry("soft", &self.soft)?;
+        }
+        if !json || self.hard != 0 {
+            map.serialize_entry("hard", &self.hard)?;
+        }
         map.end()
     }
 }
@@ -860,7 +905,7 @@ pub struct Network {
     pub labels: BTreeMap<String, String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub enable_ipv6: Option<bool>,
-    #[serde(flatten)]
+    #[serde(flatten, skip_serializing_if = "omit_extensions")]
     pub extensions: Extensions,
 }
 
@@ -900,7 +945,7 @@ pub struct Volume {
     pub external: bool,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
-    #[serde(flatten)]
+    #[serde(flatten, skip_serializing_if = "omit_extensions")]
     pub extensions: Extensions,
 }
 
@@ -929,7 +974,7 @@ pub struct FileObject {
     pub driver_opts: BTreeMap<String, String>,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub template_driver: String,
-    #[serde(flatten)]
+    #[serde(flatten, skip_serializing_if = "omit_extensions")]
     pub extensions: Extensions,
 }
 

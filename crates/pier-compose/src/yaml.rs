@@ -262,7 +262,12 @@ impl<'a> Builder<'a> {
                         matches!(&ev, Event::Scalar(t, ScalarStyle::Plain, _, None) if t == "<<");
                     let key = self.node(ev, key_line)?;
                     let (ev, l) = self.next()?;
-                    let value = self.node(ev, l)?;
+                    let mut value = self.node(ev, l)?;
+                    // A block value starts on the next line; errors about it should
+                    // point at its key.
+                    if matches!(value.value, NodeValue::Map(_) | NodeValue::Seq(_)) {
+                        value.line = key_line;
+                    }
                     if is_merge {
                         merge_into(&mut merged, value, key_line)?;
                         continue;
