@@ -326,30 +326,176 @@ fn multi_stage_builds_copy_from_earlier_stages_and_stop_at_the_target() {
     }
 }
 
+/// The numbers of the `Step N/M` lines of a build's output, in order.
+fn step_numbers(stdout: &str) -> Vec<usize> {
+    stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("Step ")?.split_once('/')?.0.parse().ok())
+        .collect()
+}
+
 #[test]
-fn a_cancelled_build_leaves_no_container_mount_or_snapshot() {
+fn independent_stages_run_in_parallel_and_the_stream_reads_in_order() {
     let Some((pierd, _work)) = common::pierd_with_busybox() else {
         return;
+    };
+    // Each stage marks its start in a cache mount both share, then waits for the
+    // other's mark: stages built one after the other would wait in vain and fail.
+    let meet = |me: &str, other: &str| {
+        format!(
+            "RUN --mount=type=cache,id=meeting,target=/m,sharing=shared touch /m/{me} && \
+             i=0; while [ ! -e /m/{other} ] && [ $i -lt 150 ]; do sleep 0.1; i=$((i+1)); done; \
+             test -e /m/{other} && echo '{me} saw {other}' | tee /{me}\n"
+        )
     };
     let ctx = tempfile::tempdir().expect("ctx");
     write(
         ctx.path(),
         "Dockerfile",
-        "FROM busybox\nCOPY . /ctx\nRUN sleep 60\n",
+        &format!(
+            "FROM busybox AS a\n{}FROM busybox AS b\n{}FROM busybox\nCOPY --from=a /a /a\nCOPY --from=b /b /b\nCMD [\"cat\", \"/a\", \"/b\"]\n",
+            meet("a", "b"),
+            meet("b", "a")
+        ),
     );
+    let dir = ctx.path().to_str().expect("utf8");
+    let out = build(&pierd, &["-t", "met", dir]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert_eq!(
+        pierd.docker_ok(&["run", "--rm", "met"]),
+        "a saw b\nb saw a\n"
+    );
+    // The stream reads as a serial build: steps counted up, each RUN's output under
+    // its own step.
+    assert_eq!(
+        step_numbers(&out.stdout),
+        (1..=8).collect::<Vec<_>>(),
+        "{out:?}"
+    );
+    let at = |needle: &str| {
+        out.stdout
+            .find(needle)
+            .unwrap_or_else(|| panic!("{needle:?} not in {out:?}"))
+    };
+    assert!(
+        at("Step 2/8") < at("a saw b") && at("a saw b") < at("Step 3/8"),
+        "{out:?}"
+    );
+    assert!(
+        at("Step 4/8") < at("b saw a") && at("b saw a") < at("Step 5/8"),
+        "{out:?}"
+    );
+
+    // A failing stage stops the others: the slow stage's container is killed (the
+    // build ends long before its sleep would) and nothing stays behind.
+    write(
+        ctx.path(),
+        "Dockerfile",
+        "FROM busybox AS slow\nRUN --mount=type=cache,id=slow,target=/m,sharing=shared touch /m/started && sleep 300\n\
+         FROM busybox AS bad\nRUN --mount=type=cache,id=slow,target=/m,sharing=shared \\\n\
+         i=0; while [ ! -e /m/started ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done; exit 3\n\
+         FROM busybox\nCOPY --from=slow /etc/hostname /s\nCOPY --from=bad /etc/hostname /b\n",
+    );
+    let mut cmd: Command = pierd.command();
+    cmd.env("DOCKER_BUILDKIT", "0").args(["build", dir]);
+    let out = pier_testsupport::run(&mut cmd, std::time::Duration::from_secs(90))
+        .unwrap_or_else(|e| panic!("the slow stage was not cancelled: {e}"));
+    assert_eq!(out.code, Some(3), "{out:?}");
+    assert!(
+        out.stderr.contains("returned a non-zero code: 3"),
+        "{out:?}"
+    );
+    assert_eq!(step_numbers(&out.stdout), vec![1, 2, 3, 4], "{out:?}");
+    assert!(
+        common::wait_until(std::time::Duration::from_secs(20), || {
+            pierd.docker_ok(&["ps", "-aq"]).trim().is_empty()
+        }),
+        "a stage's container stayed"
+    );
+    let data = pierd.data_root();
+    assert!(
+        mounts_under(&data).iter().all(|m| !m.contains("builder")),
+        "{:?}",
+        mounts_under(&data)
+    );
+}
+
+/// The names in a directory, sorted (empty when it is missing).
+fn names_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+/// The directories under `parent` in every cgroup hierarchy (v1 and v2).
+fn cgroups_under(parent: &str) -> Vec<String> {
+    let mut found = names_in(&Path::new("/sys/fs/cgroup").join(parent))
+        .into_iter()
+        .filter(|n| Path::new("/sys/fs/cgroup").join(parent).join(n).is_dir())
+        .collect::<Vec<_>>();
+    for h in names_in(Path::new("/sys/fs/cgroup")) {
+        let dir = Path::new("/sys/fs/cgroup").join(h).join(parent);
+        found.extend(
+            names_in(&dir)
+                .into_iter()
+                .filter(|n| dir.join(n).is_dir())
+                .map(|n| dir.join(n).display().to_string()),
+        );
+    }
+    found
+}
+
+#[test]
+fn a_cancelled_build_leaves_no_container_mount_cgroup_snapshot_or_lease() {
+    let Some((pierd, _work)) = common::pierd_with_busybox() else {
+        return;
+    };
+    let data = pierd.data_root();
+    let snapshots = || names_in(&data.join("image/snapshots/snapshots"));
+    let leases = || names_in(&data.join("image/content/leases"));
+    let ctx = tempfile::tempdir().expect("ctx");
+    write(ctx.path(), "app/file", "f\n");
+    write(
+        ctx.path(),
+        "Dockerfile.copy",
+        "FROM busybox\nCOPY app /ctx\n",
+    );
+    write(
+        ctx.path(),
+        "Dockerfile",
+        "FROM busybox\nCOPY app /ctx\nRUN sleep 60\n",
+    );
+    let dir = ctx.path().to_str().expect("utf8");
+    // The COPY step is built first: what the cancelled build could leave is its RUN's.
+    let copy_only = ctx.path().join("Dockerfile.copy");
+    build_ok(&pierd, &["-f", copy_only.to_str().expect("utf8"), dir]);
+    let (snapshots_before, leases_before) = (snapshots(), leases());
+    let cgroup = common::CgroupParent::new("pier-build-cancel");
+    let parent = format!("/{}", cgroup.0);
     let mut cmd = pierd.command();
     cmd.env("DOCKER_BUILDKIT", "0")
-        .args(["build", ctx.path().to_str().expect("utf8")])
+        .args(["build", "--cgroup-parent", &parent, dir])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null());
     let mut child = cmd.spawn().expect("docker build");
-    // Wait for the RUN's container, then kill the client.
-    assert!(
-        common::wait_until(std::time::Duration::from_secs(60), || {
-            !pierd.docker_ok(&["ps", "-q"]).trim().is_empty()
-        }),
-        "the RUN step never started"
-    );
+    // Wait for the RUN's container, in its cgroup, then kill the client.
+    let started = common::wait_until(std::time::Duration::from_secs(60), || {
+        !pierd.docker_ok(&["ps", "-q"]).trim().is_empty() && !cgroups_under(&cgroup.0).is_empty()
+    });
+    if !started {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!(
+            "the RUN step never started: {:?}",
+            pierd.docker_ok(&["ps", "-a"])
+        );
+    }
     child.kill().expect("kill");
     let _ = child.wait();
     assert!(
@@ -358,18 +504,120 @@ fn a_cancelled_build_leaves_no_container_mount_or_snapshot() {
         }),
         "the build's container stayed"
     );
-    let data = pierd.data_root();
     assert!(
         common::wait_until(std::time::Duration::from_secs(10), || mounts_under(&data)
             .iter()
-            .all(|m| !m.contains("builder"))),
+            .all(|m| !m.contains("builder") && !m.contains("snapshots"))),
         "{:?}",
         mounts_under(&data)
     );
-    let snapshots = fs::read_dir(data.join("builder/tmp"))
-        .map(|d| d.flatten().count())
-        .unwrap_or(0);
-    assert_eq!(snapshots, 0, "context or mount dirs left in builder/tmp");
+    assert!(
+        common::wait_until(std::time::Duration::from_secs(10), || cgroups_under(
+            &cgroup.0
+        )
+        .is_empty()),
+        "{:?}",
+        cgroups_under(&cgroup.0)
+    );
+    assert_eq!(names_in(&data.join("builder/tmp")), Vec::<String>::new());
+    assert_eq!(snapshots(), snapshots_before, "a snapshot stayed");
+    assert_eq!(leases(), leases_before, "a lease stayed");
+}
+
+#[test]
+fn build_cancel_stops_the_build_started_with_that_buildid() {
+    // The endpoint's answers without a running build, as dockerd's (whose classic
+    // builder ignores `buildid`).
+    let engines: Vec<(String, std::path::PathBuf, Box<dyn std::any::Any>)> = {
+        let mut v: Vec<(String, std::path::PathBuf, Box<dyn std::any::Any>)> = Vec::new();
+        if let Some(d) = pier_testsupport::IsolatedDockerd::start_or_skip(
+            "build_cancel",
+            pier_testsupport::DockerdOptions::default(),
+        ) {
+            v.push(("dockerd".into(), d.socket(), Box::new(d)));
+        }
+        v
+    };
+    let Some((pierd, _work)) = common::pierd_with_busybox() else {
+        return;
+    };
+    let mut answers = Vec::new();
+    for (name, socket) in engines
+        .iter()
+        .map(|(n, s, _)| (n.as_str(), s.clone()))
+        .chain([("pierd", pierd.socket())])
+    {
+        answers.push((
+            name.to_string(),
+            common::api(&socket, "POST", "/build/cancel", None),
+            common::api(&socket, "POST", "/build/cancel?id=nothing-runs", None),
+        ));
+    }
+    let pier_answers = &answers.last().expect("pierd").1;
+    assert_eq!(pier_answers.0, 500, "{answers:?}");
+    assert!(
+        pier_answers.1.contains("build ID not provided"),
+        "{answers:?}"
+    );
+    for (name, without_id, unknown) in &answers {
+        assert_eq!(without_id, &answers[0].1, "{name}: {answers:?}");
+        assert_eq!(unknown.0, 200, "{name}: {answers:?}");
+    }
+
+    // A build given a buildid stops when cancelled, leaving no container.
+    let ctx = tempfile::tempdir().expect("ctx");
+    write(ctx.path(), "Dockerfile", "FROM busybox\nRUN sleep 60\n");
+    let tar = ctx.path().join("context.tar");
+    let out = pier_testsupport::run(
+        Command::new("tar")
+            .arg("-C")
+            .arg(ctx.path())
+            .args(["-cf"])
+            .arg(&tar)
+            .arg("Dockerfile"),
+        std::time::Duration::from_secs(30),
+    )
+    .expect("tar");
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let mut curl = Command::new("curl")
+        .args(["-s", "--max-time", "90", "--unix-socket"])
+        .arg(pierd.socket())
+        .args([
+            "-X",
+            "POST",
+            "-H",
+            "Content-Type: application/x-tar",
+            "--data-binary",
+        ])
+        .arg(format!("@{}", tar.display()))
+        .arg("http://docker/v1.41/build?buildid=cancel-me")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("curl");
+    let started = common::wait_until(std::time::Duration::from_secs(60), || {
+        !pierd.docker_ok(&["ps", "-q"]).trim().is_empty()
+    });
+    if !started {
+        let _ = curl.kill();
+        let _ = curl.wait();
+        panic!("the RUN step never started");
+    }
+    assert_eq!(
+        common::api(&pierd.socket(), "POST", "/build/cancel?id=cancel-me", None),
+        (200, String::new())
+    );
+    let done = curl.wait_with_output().expect("curl output");
+    let stream = String::from_utf8_lossy(&done.stdout);
+    assert!(
+        stream.contains("\"error\":\"the build was cancelled\""),
+        "{stream}"
+    );
+    assert!(
+        common::wait_until(std::time::Duration::from_secs(20), || {
+            pierd.docker_ok(&["ps", "-aq"]).trim().is_empty()
+        }),
+        "the build's container stayed"
+    );
 }
 
 #[test]

@@ -17,13 +17,19 @@
 //!   Dockerfile; git URLs are refused by name;
 //! - refused with 400: `cachefrom`, `squash`, `outputs`, `version=2` (BuildKit's
 //!   session protocol), an `isolation` other than `default`;
-//! - ignored, as by dockerd on Linux: `session`, `buildid` (BuildKit only);
+//! - ignored, as by dockerd on Linux: `session` (BuildKit only);
+//! - `buildid`: dockerd's classic builder ignores it (only BuildKit's builds can be
+//!   cancelled by ID); Pier honours it: `POST /build/cancel?id=` stops that build as
+//!   a client going away does. That endpoint answers as dockerd's does otherwise: 200
+//!   for any ID (also one that names no running build), 500 `build ID not provided`
+//!   without one.
 //! - Pier's own: `explain=1` adds a ` ---> Cache miss: <reason>` line to each step
 //!   that runs (`pier build --explain`; docs/API-EXTENSIONS.md).
 
 use std::collections::{BTreeMap, HashMap};
 use std::convert::Infallible;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Query, State};
@@ -46,7 +52,51 @@ use crate::engine::build::{BuildContext, BuildError, BuildEvent, BuildOptions, P
 use crate::engine::events::Event;
 
 pub fn routes() -> Router<AppState> {
-    Router::new().route("/build", post(build))
+    Router::new()
+        .route("/build", post(build))
+        .route("/build/cancel", post(cancel))
+}
+
+/// The running builds that were given a `buildid`, with their cancel flags.
+fn running_builds() -> &'static Mutex<HashMap<String, Arc<AtomicBool>>> {
+    static BUILDS: OnceLock<Mutex<HashMap<String, Arc<AtomicBool>>>> = OnceLock::new();
+    BUILDS.get_or_init(Mutex::default)
+}
+
+/// A build's entry in [`running_builds`], removed when the build ends.
+struct RunningBuild(String);
+
+impl RunningBuild {
+    fn register(id: &str, cancel: Arc<AtomicBool>) -> RunningBuild {
+        if let Ok(mut builds) = running_builds().lock() {
+            builds.insert(id.to_string(), cancel);
+        }
+        RunningBuild(id.to_string())
+    }
+}
+
+impl Drop for RunningBuild {
+    fn drop(&mut self) {
+        if let Ok(mut builds) = running_builds().lock() {
+            builds.remove(&self.0);
+        }
+    }
+}
+
+/// `POST /build/cancel?id=`: stops the build started with that `buildid`.
+async fn cancel(Query(params): Query<Vec<(String, String)>>) -> Result<StatusCode, ApiError> {
+    let params = Params(params);
+    let Some(id) = params.get("id").filter(|id| !id.is_empty()) else {
+        return Err(ApiError::internal("build ID not provided"));
+    };
+    if let Some(flag) = running_builds()
+        .lock()
+        .ok()
+        .and_then(|b| b.get(id).cloned())
+    {
+        flag.store(true, Ordering::SeqCst);
+    }
+    Ok(StatusCode::OK)
 }
 
 impl From<BuildError> for ApiError {
@@ -252,9 +302,14 @@ async fn build(
         }
     };
     let build = prepared?.with_puller(puller);
+    let registered = params
+        .get("buildid")
+        .filter(|id| !id.is_empty())
+        .map(|id| RunningBuild::register(id, build.canceller()));
     let (tx, mut rx) = mpsc::channel::<BuildEvent>(64);
     let (body_tx, body_rx) = mpsc::channel::<Result<Bytes, Infallible>>(64);
     tokio::spawn(async move {
+        let _registered = registered;
         let run = tokio::spawn(build.run(tx));
         loop {
             let event = tokio::select! {

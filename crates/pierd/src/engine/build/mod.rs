@@ -13,6 +13,15 @@
 //!   content store under its build-cache lease ([`cache`]), and is recorded only while
 //!   a container runs on it. The result is recorded and tagged.
 //! - Every step is cached by what it depends on; `--no-cache` skips lookups.
+//! - Stages run as soon as the stages they read (`FROM`, `COPY --from`,
+//!   `RUN --mount=from=`) are built, so independent stages run in parallel. A stage
+//!   whose reference holds a variable waits for every stage before it.
+//! - Output order: the stream reads as a serial build. Each stage writes to a buffer
+//!   of its own; the stream shows the global `ARG`s, then each stage's lines whole, in
+//!   Dockerfile order (the earliest unfinished stage live, later ones once it ends),
+//!   then the final lines. Step numbers are fixed per stage beforehand, so they
+//!   count up as in the classic builder. The first failing stage cancels the others
+//!   (their `RUN` containers killed and removed); its error ends the stream.
 //! - A failed or cancelled build (the client went away) ends its container, unmounts
 //!   and removes its snapshot, and leaves no record behind; what a crash leaves (a
 //!   `build-` snapshot, a context directory) goes at the next start.
@@ -27,7 +36,8 @@ mod run_mounts;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use pier_dockerfile::chmod::Chmod;
@@ -158,6 +168,8 @@ pub struct Build {
     target: usize,
     platform: Platform,
     puller: Option<PullerBox>,
+    /// Set from outside (`POST /build/cancel`) to stop the build.
+    cancel: Arc<AtomicBool>,
 }
 
 /// A [`Puller`] in a struct that can say it is there.
@@ -309,6 +321,7 @@ impl Engine {
             target,
             platform: native,
             puller: None,
+            cancel: Arc::default(),
         })
     }
 
@@ -391,50 +404,121 @@ impl Engine {
     }
 }
 
+/// The stages stage `i` reads (its base, `COPY --from`, `RUN --mount=from=`), all
+/// earlier than `i`, and whether a reference holds a variable (then which stage it
+/// names is known only while building).
+fn stage_refs(df: &Dockerfile, i: usize) -> (Vec<usize>, bool) {
+    let stage = &df.stages[i];
+    let mut refs = vec![stage.base.clone()];
+    for instr in &stage.instructions {
+        match &instr.kind {
+            InstructionKind::Copy(c) | InstructionKind::Add(c) => refs.extend(c.from.clone()),
+            InstructionKind::Run(r) => refs.extend(r.mounts.iter().filter_map(|m| m.from.clone())),
+            _ => {}
+        }
+    }
+    let dynamic = refs.iter().any(|r| r.contains('$'));
+    let stages = refs
+        .iter()
+        .filter_map(|r| df.stage_index(r).filter(|&j| j < i))
+        .collect();
+    (stages, dynamic)
+}
+
 /// The stages `target` needs (its base and `--from` sources, transitively), in order.
 fn needed_stages(df: &Dockerfile, target: usize) -> Vec<usize> {
     let mut needed = BTreeSet::new();
     let mut todo = vec![target];
     while let Some(i) = todo.pop() {
-        if !needed.insert(i) {
-            continue;
-        }
-        let stage = &df.stages[i];
-        let mut refs = vec![stage.base.clone()];
-        for instr in &stage.instructions {
-            match &instr.kind {
-                InstructionKind::Copy(c) | InstructionKind::Add(c) => {
-                    refs.extend(c.from.clone());
-                }
-                InstructionKind::Run(r) => {
-                    refs.extend(r.mounts.iter().filter_map(|m| m.from.clone()))
-                }
-                _ => {}
-            }
-        }
-        for r in refs {
-            if let Some(j) = df.stage_index(&r).filter(|&j| j < i) {
-                todo.push(j);
-            }
+        if needed.insert(i) {
+            todo.extend(stage_refs(df, i).0);
         }
     }
     needed.into_iter().collect()
 }
 
+/// For each needed stage, the needed stages it waits for: those it reads, or every
+/// earlier one when a reference holds a variable.
+fn stage_dependencies(df: &Dockerfile, needed: &[usize]) -> BTreeMap<usize, Vec<usize>> {
+    needed
+        .iter()
+        .map(|&i| {
+            let (refs, dynamic) = stage_refs(df, i);
+            let deps = if dynamic {
+                needed.iter().copied().filter(|&j| j < i).collect()
+            } else {
+                refs
+            };
+            (i, deps)
+        })
+        .collect()
+}
+
+/// What the stages of one build share.
+#[derive(Default)]
+struct Shared {
+    /// Build args some `ARG` consumed.
+    consumed: Mutex<HashSet<String>>,
+    /// Step images recorded for a container; their records go at the end.
+    recorded: Mutex<Vec<StepImage>>,
+    /// Set when a stage failed or the client went away: the others stop.
+    cancel: AtomicBool,
+}
+
+impl Shared {
+    fn consume(&self, name: &str) {
+        if let Ok(mut c) = self.consumed.lock() {
+            c.insert(name.to_string());
+        }
+    }
+
+    fn cancel(&self) {
+        self.cancel.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Copies the parts' events to `out` in order, each part whole before the next (see
+/// the module doc); a client that went away cancels the build.
+async fn forward_in_order(
+    mut parts: Vec<mpsc::UnboundedReceiver<BuildEvent>>,
+    out: &mpsc::Sender<BuildEvent>,
+    shared: &Shared,
+) {
+    for part in parts.iter_mut() {
+        loop {
+            let event = tokio::select! {
+                e = part.recv() => e,
+                _ = out.closed() => None,
+            };
+            let Some(event) = event else {
+                if out.is_closed() {
+                    shared.cancel();
+                    return;
+                }
+                break;
+            };
+            if out.send(event).await.is_err() {
+                shared.cancel();
+                return;
+            }
+        }
+    }
+}
+
 /// The build's running state.
+/// One runs the global `ARG`s; one per stage, and one for the final steps.
 struct Runner<'a> {
     build: &'a Build,
-    out: mpsc::Sender<BuildEvent>,
+    shared: &'a Shared,
+    /// This part's output (see [`forward_in_order`]).
+    out: mpsc::UnboundedSender<BuildEvent>,
+    /// The number of the last step said.
     step: usize,
     total: usize,
     /// Global args (before the first `FROM`) and their values.
     global_args: BTreeMap<String, Option<String>>,
-    /// Build args some `ARG` consumed.
-    consumed: HashSet<String>,
-    /// Each built stage's result.
+    /// The results of the stages built before this one started.
     results: BTreeMap<usize, StepImage>,
-    /// Step images recorded for a container; their records go at the end.
-    recorded: Vec<StepImage>,
     /// `SOURCE_DATE_EPOCH` from the build args: the time of everything made.
     epoch: Option<i64>,
     /// Where in the Dockerfile the current step is (stage, instruction), for
@@ -449,6 +533,11 @@ impl Build {
     pub fn with_puller(mut self, puller: Puller) -> Build {
         self.puller = Some(PullerBox(puller));
         self
+    }
+
+    /// A flag that cancels the build when set, as the client going away does.
+    pub fn canceller(&self) -> Arc<AtomicBool> {
+        self.cancel.clone()
     }
 
     /// Runs the build, sending progress to `out`; the result's image ID.
@@ -466,24 +555,41 @@ impl Build {
                 .iter()
                 .map(|&i| 1 + self.dockerfile.stages[i].instructions.len())
                 .sum::<usize>();
-        let mut runner = Runner {
+        let shared = Shared::default();
+        // The stream's parts, in order: global args, each stage, the final steps.
+        let mut parts = Vec::new();
+        let mut part = || {
+            let (tx, rx) = mpsc::unbounded_channel();
+            parts.push(rx);
+            tx
+        };
+        let prelude_out = part();
+        let stage_outs: BTreeMap<usize, _> = self.needed.iter().map(|&i| (i, part())).collect();
+        let final_out = part();
+        let runner = Runner {
             build: &self,
-            out,
+            shared: &shared,
+            out: prelude_out,
             step: 0,
             total,
             global_args: BTreeMap::new(),
-            consumed: HashSet::new(),
             results: BTreeMap::new(),
-            recorded: Vec::new(),
             epoch,
             position: (0, 0),
             step_files: None,
         };
-        let result = runner.run_all().await;
+        let (result, ()) = tokio::join!(
+            runner.run_all(stage_outs, final_out),
+            forward_in_order(parts, &out, &shared)
+        );
         // Intermediate records go, success or not (their blobs stay in the cache).
         let keep = result.as_ref().ok().map(|i| i.id.clone());
         let images = self.engine.images.clone();
-        let recorded = std::mem::take(&mut runner.recorded);
+        let recorded = shared
+            .recorded
+            .lock()
+            .map(|mut r| std::mem::take(&mut *r))
+            .unwrap_or_default();
         let _ = tokio::task::spawn_blocking(move || {
             for r in recorded {
                 if Some(&r.id) != keep.as_ref() {
@@ -497,14 +603,13 @@ impl Build {
     }
 }
 
-impl Runner<'_> {
+impl<'a> Runner<'a> {
     async fn say(&self, text: impl Into<String>) -> Result<(), BuildError> {
         if self.build.opts.quiet {
             return Ok(());
         }
         self.out
             .send(BuildEvent::Stream(text.into()))
-            .await
             .map_err(|_| BuildError::Cancelled)
     }
 
@@ -515,10 +620,34 @@ impl Runner<'_> {
     }
 
     fn cancelled(&self) -> bool {
-        self.out.is_closed()
+        self.shared.cancel.load(Ordering::SeqCst)
+            || self.build.cancel.load(Ordering::SeqCst)
+            || self.out.is_closed()
     }
 
-    async fn run_all(&mut self) -> Result<StepImage, BuildError> {
+    /// A runner for another part of the stream, its steps numbered after `step`.
+    fn fork(&self, out: mpsc::UnboundedSender<BuildEvent>, step: usize) -> Runner<'a> {
+        Runner {
+            build: self.build,
+            shared: self.shared,
+            out,
+            step,
+            total: self.total,
+            global_args: self.global_args.clone(),
+            results: self.results.clone(),
+            epoch: self.epoch,
+            position: (0, 0),
+            step_files: None,
+        }
+    }
+
+    /// Runs the global args, then each stage once those it reads are built (in
+    /// parallel), then the final steps; each part's output to its sender.
+    async fn run_all(
+        mut self,
+        stage_outs: BTreeMap<usize, mpsc::UnboundedSender<BuildEvent>>,
+        final_out: mpsc::UnboundedSender<BuildEvent>,
+    ) -> Result<StepImage, BuildError> {
         let df = &self.build.dockerfile;
         let escape = df.directives.escape;
         // Global args: usable in `FROM`.
@@ -540,18 +669,78 @@ impl Runner<'_> {
                             None => None,
                         },
                     };
-                    self.consumed.insert(decl.name.clone());
+                    self.shared.consume(&decl.name);
                     self.global_args.insert(decl.name.clone(), value);
                 }
             }
         }
-        for &i in &self.build.needed.clone() {
-            if self.cancelled() {
-                return Err(BuildError::Cancelled);
-            }
-            let image = self.run_stage(i, &automatic).await?;
-            self.results.insert(i, image);
+        // The global args' part of the stream ends here (a sender whose receiver is
+        // kept, so that this runner does not read as cancelled).
+        let (idle, _idle_receiver) = mpsc::unbounded_channel();
+        drop(std::mem::replace(&mut self.out, idle));
+        let dependencies = stage_dependencies(df, &self.build.needed);
+        // Each stage's steps are numbered after the stages before it.
+        let mut first_steps = BTreeMap::new();
+        let mut steps = self.step;
+        for &i in &self.build.needed {
+            first_steps.insert(i, steps);
+            steps += 1 + df.stages[i].instructions.len();
         }
+        let mut waiting: Vec<_> = stage_outs.into_iter().collect();
+        let mut running = futures_util::stream::FuturesUnordered::new();
+        let mut failure: Option<BuildError> = None;
+        loop {
+            if failure.is_none() && !self.cancelled() {
+                let mut k = 0;
+                while k < waiting.len() {
+                    let i = waiting[k].0;
+                    let ready = dependencies
+                        .get(&i)
+                        .is_none_or(|deps| deps.iter().all(|d| self.results.contains_key(d)));
+                    if !ready {
+                        k += 1;
+                        continue;
+                    }
+                    let (i, out) = waiting.remove(k);
+                    let mut stage = self.fork(out, first_steps[&i]);
+                    let automatic = &automatic;
+                    running.push(async move { (i, stage.run_stage(i, automatic).await) });
+                }
+            }
+            let Some((i, built)) = futures_util::StreamExt::next(&mut running).await else {
+                break;
+            };
+            match built {
+                Ok(image) => {
+                    self.results.insert(i, image);
+                }
+                Err(e) => {
+                    self.shared.cancel();
+                    // The first real error is the build's, not a stage it cancelled.
+                    if failure
+                        .as_ref()
+                        .is_none_or(|f| matches!(f, BuildError::Cancelled))
+                    {
+                        failure = Some(e);
+                    }
+                }
+            }
+        }
+        drop(waiting);
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        if self.cancelled() {
+            return Err(BuildError::Cancelled);
+        }
+        let mut this = self.fork(final_out, steps);
+        this.results = std::mem::take(&mut self.results);
+        drop(self);
+        this.finish_all().await
+    }
+
+    /// The final steps: `--label`, then recording and tagging the result.
+    async fn finish_all(mut self) -> Result<StepImage, BuildError> {
         let mut result = self
             .results
             .get(&self.build.target)
@@ -614,14 +803,22 @@ impl Runner<'_> {
         .await
         .map_err(|e| BuildError::internal("recording the image", e))??;
         // The result stays recorded: it is no intermediate.
-        self.recorded.retain(|r| r.id != result.id);
+        if let Ok(mut recorded) = self.shared.recorded.lock() {
+            recorded.retain(|r| r.id != result.id);
+        }
+        let consumed = self
+            .shared
+            .consumed
+            .lock()
+            .map(|c| c.clone())
+            .unwrap_or_default();
         let unused: Vec<&String> = self
             .build
             .opts
             .build_args
             .keys()
             .filter(|k| {
-                !self.consumed.contains(*k) && !is_proxy_arg(k) && k.as_str() != "SOURCE_DATE_EPOCH"
+                !consumed.contains(*k) && !is_proxy_arg(k) && k.as_str() != "SOURCE_DATE_EPOCH"
             })
             .collect();
         if !unused.is_empty() {
@@ -633,9 +830,9 @@ impl Runner<'_> {
             .await?;
         }
         let id = result.id.to_string();
-        let _ = self.out.send(BuildEvent::Aux(json!({ "ID": id }))).await;
+        let _ = self.out.send(BuildEvent::Aux(json!({ "ID": id })));
         if self.build.opts.quiet {
-            let _ = self.out.send(BuildEvent::Stream(format!("{id}\n"))).await;
+            let _ = self.out.send(BuildEvent::Stream(format!("{id}\n")));
         }
         self.say(format!("Successfully built {}\n", short(&id)))
             .await?;
@@ -795,14 +992,16 @@ impl Runner<'_> {
                 "--pull cannot be honoured: this build has no registry client".into(),
             ));
         };
-        let events = if self.build.opts.quiet {
-            // Quiet builds show no pull progress: a sink that drops it.
-            let (tx, mut rx) = mpsc::channel(16);
-            tokio::spawn(async move { while rx.recv().await.is_some() {} });
-            tx
-        } else {
-            self.out.clone()
-        };
+        // The progress goes to this part's output (none when quiet).
+        let (events, mut rx) = mpsc::channel(16);
+        let out = (!self.build.opts.quiet).then(|| self.out.clone());
+        tokio::spawn(async move {
+            while let Some(e) = rx.recv().await {
+                if let Some(out) = &out {
+                    let _ = out.send(e);
+                }
+            }
+        });
         puller(reference.clone(), events)
             .await
             .map_err(|message| BuildError::Failed { message, code: 1 })
@@ -998,7 +1197,7 @@ impl Runner<'_> {
                                 .or_else(|| automatic.get(&decl.name).cloned()),
                         },
                     };
-                    self.consumed.insert(decl.name.clone());
+                    self.shared.consume(&decl.name);
                     shown.push(match &decl.default {
                         Some(d) => format!("{}={d}", decl.name),
                         None => decl.name.clone(),
@@ -1745,7 +1944,9 @@ impl Runner<'_> {
             tokio::task::spawn_blocking(move || images.record_step(&img, None))
                 .await
                 .map_err(|e| BuildError::internal("recording a step", e))??;
-            self.recorded.push(image.clone());
+            if let Ok(mut recorded) = self.shared.recorded.lock() {
+                recorded.push(image.clone());
+            }
         }
         let mut env = args.clone();
         env.extend(proxies);
