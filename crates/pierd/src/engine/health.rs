@@ -17,13 +17,14 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
+use pier_api::container::ContainerConfig;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 
 use super::exec::{docker_exec_error, ExecConfig, ExecFiles};
-use super::{random_id, strings, Container, Engine};
+use super::{random_id, Container, Engine};
 use std::sync::Arc;
 
 /// Docker's defaults.
@@ -93,25 +94,26 @@ pub struct Probe {
 }
 
 /// A duration in nanoseconds; 0, negative or absent is the default.
-fn nanos_or(v: &Value, default: Duration) -> Duration {
-    match v.as_i64() {
+fn nanos_or(nanos: Option<i64>, default: Duration) -> Duration {
+    match nanos {
         Some(n) if n > 0 => Duration::from_nanos(n.unsigned_abs()),
         _ => default,
     }
 }
 
-/// The probe of a container's `Config` (`Healthcheck` and `Shell`); None without a
-/// healthcheck, with `NONE` or an unknown test type.
+/// The probe of a container's `Config` (`Healthcheck` and `Shell`, read as
+/// `pier_api`'s typed `ContainerConfig`); None without a healthcheck, with `NONE` or an
+/// unknown test type.
 pub fn probe(config: &Value) -> Option<Probe> {
-    let hc = &config["Healthcheck"];
-    let test = strings(hc["Test"].as_array()?);
+    let config = ContainerConfig::deserialize(config).ok()?;
+    let health = config.healthcheck?;
+    let test = health.test?;
     let (kind, rest) = test.split_first()?;
     let argv = match kind.as_str() {
         "CMD" => rest.to_vec(),
         "CMD-SHELL" => {
-            let mut shell = config["Shell"]
-                .as_array()
-                .map(|a| strings(a))
+            let mut shell = config
+                .shell
                 .filter(|s| !s.is_empty())
                 .unwrap_or_else(|| vec!["/bin/sh".into(), "-c".into()]);
             shell.extend(rest.iter().cloned());
@@ -122,17 +124,17 @@ pub fn probe(config: &Value) -> Option<Probe> {
     if argv.is_empty() {
         return None;
     }
-    let retries = hc["Retries"]
-        .as_i64()
+    let retries = health
+        .retries
         .filter(|r| *r > 0)
         .and_then(|r| u32::try_from(r).ok())
         .unwrap_or(DEFAULT_RETRIES);
     Some(Probe {
         argv,
-        interval: nanos_or(&hc["Interval"], DEFAULT_INTERVAL),
-        timeout: nanos_or(&hc["Timeout"], DEFAULT_TIMEOUT),
-        start_period: nanos_or(&hc["StartPeriod"], Duration::ZERO),
-        start_interval: nanos_or(&hc["StartInterval"], DEFAULT_START_INTERVAL),
+        interval: nanos_or(health.interval, DEFAULT_INTERVAL),
+        timeout: nanos_or(health.timeout, DEFAULT_TIMEOUT),
+        start_period: nanos_or(health.start_period, Duration::ZERO),
+        start_interval: nanos_or(health.start_interval, DEFAULT_START_INTERVAL),
         retries,
     })
 }
