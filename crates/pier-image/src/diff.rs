@@ -78,6 +78,18 @@ pub fn diff_upper_excluding(
     out: impl Write,
     exclude: &[PathBuf],
 ) -> Result<DiffStats> {
+    diff_upper_clamped(upper, out, exclude, None)
+}
+
+/// [`diff_upper_excluding`] with every entry's mtime at most `clamp_mtime` (seconds
+/// since the epoch) when given: a build's `SOURCE_DATE_EPOCH`, as BuildKit's
+/// `rewrite-timestamp` clamps the files a build writes.
+pub fn diff_upper_clamped(
+    upper: &Path,
+    out: impl Write,
+    exclude: &[PathBuf],
+    clamp_mtime: Option<u64>,
+) -> Result<DiffStats> {
     let root_meta = fs::symlink_metadata(upper)
         .map_err(|e| Error::io(format!("reading {}", upper.display()), e))?;
     if !root_meta.is_dir() {
@@ -94,6 +106,7 @@ pub fn diff_upper_excluding(
         links: HashMap::new(),
         files: 0,
         exclude,
+        clamp_mtime,
     };
     if is_opaque(upper) {
         differ.append_marker(
@@ -129,6 +142,8 @@ struct Differ<'a, W: Write> {
     files: u64,
     /// Tar paths not to write (with their subtrees).
     exclude: &'a [PathBuf],
+    /// The latest mtime an entry may have.
+    clamp_mtime: Option<u64>,
 }
 
 impl<W: Write> Differ<'_, W> {
@@ -161,7 +176,7 @@ impl<W: Write> Differ<'_, W> {
             wh.push(name);
             return self.append_marker(&tar_path.with_file_name(wh), meta, 0o600);
         }
-        let mut header = header_from(meta);
+        let mut header = header_from(meta, self.clamp_mtime);
         let xattrs = read_xattrs(path).map_err(|e| Error::io(ctx(), e))?;
         if ft.is_dir() {
             header.set_entry_type(tar::EntryType::Directory);
@@ -252,7 +267,7 @@ impl<W: Write> Differ<'_, W> {
     /// An empty regular-file entry (whiteout or opaque marker) owned like `meta`, as
     /// Docker writes them: whiteouts 0600, opaque markers with their directory's mode.
     fn append_marker(&mut self, tar_path: &Path, meta: &Metadata, mode: u32) -> Result<()> {
-        let mut header = header_from(meta);
+        let mut header = header_from(meta, self.clamp_mtime);
         header.set_entry_type(tar::EntryType::Regular);
         header.set_mode(mode);
         header.set_size(0);
@@ -300,13 +315,14 @@ fn pax_record(out: &mut Vec<u8>, key: &[u8], value: &[u8]) {
     out.push(b'\n');
 }
 
-/// A GNU header with mode, ownership and mtime of `meta`.
-fn header_from(meta: &Metadata) -> tar::Header {
+/// A GNU header with mode, ownership and mtime of `meta` (at most `clamp_mtime`).
+fn header_from(meta: &Metadata, clamp_mtime: Option<u64>) -> tar::Header {
     let mut header = tar::Header::new_gnu();
     header.set_mode(meta.mode() & 0o7777);
     header.set_uid(u64::from(meta.uid()));
     header.set_gid(u64::from(meta.gid()));
-    header.set_mtime(u64::try_from(meta.mtime()).unwrap_or(0));
+    let mtime = u64::try_from(meta.mtime()).unwrap_or(0);
+    header.set_mtime(clamp_mtime.map_or(mtime, |c| mtime.min(c)));
     header.set_size(0);
     header
 }

@@ -812,7 +812,9 @@ fn source_date_epoch_makes_two_clean_builds_give_the_same_image() {
         return;
     };
     let ctx = tempfile::tempdir().expect("ctx");
-    write(ctx.path(), "Dockerfile", "FROM busybox\nCOPY app/ /app/\nENV MODE=prod\nLABEL org.example=1\nWORKDIR /app\nCMD [\"cat\", \"/app/a\"]\n");
+    // A RUN writes a file (its mtime the build's time) and a COPY copies one whose
+    // mtime changes between the builds: both are clamped to the epoch.
+    write(ctx.path(), "Dockerfile", "FROM busybox\nCOPY app/ /app/\nRUN echo made > /made\nENV MODE=prod\nLABEL org.example=1\nWORKDIR /app\nCMD [\"cat\", \"/app/a\"]\n");
     write(ctx.path(), "app/a", "a\n");
     write(ctx.path(), "app/b/c", "c\n");
     let dir = ctx.path().to_str().expect("utf8");
@@ -822,12 +824,23 @@ fn source_date_epoch_makes_two_clean_builds_give_the_same_image() {
         &pierd,
         &[&["--no-cache", "-t", "r1"][..], &epoch[..], &[dir][..]].concat(),
     );
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let later = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_800_000_000);
+    fs::File::options()
+        .write(true)
+        .open(ctx.path().join("app/a"))
+        .and_then(|f| f.set_modified(later))
+        .expect("touch");
     build_ok(
         &pierd,
         &[&["--no-cache", "-t", "r2"][..], &epoch[..], &[dir][..]].concat(),
     );
     assert_eq!(id("r1"), id("r2"));
     assert_eq!(inspect(&pierd, "r1")["Created"], "2023-11-14T22:13:20Z");
+    assert_eq!(
+        pierd.docker_ok(&["run", "--rm", "r2", "stat", "-c", "%Y", "/made", "/app/a"]),
+        "1700000000\n1700000000\n"
+    );
     // Without it, each build has its own time.
     std::thread::sleep(std::time::Duration::from_millis(1100));
     build_ok(&pierd, &["--no-cache", "-t", "r3", dir]);

@@ -61,6 +61,8 @@ pub struct StepCommit<'a> {
     pub created: String,
     /// The lease the new blobs are written under.
     pub lease: &'a str,
+    /// The latest mtime the layer's files get (`SOURCE_DATE_EPOCH`), if any.
+    pub clamp_mtime: Option<u64>,
 }
 
 impl ImageService {
@@ -91,7 +93,9 @@ impl ImageService {
     /// Nothing is recorded as an image.
     pub fn commit_step(&self, step: &StepCommit<'_>) -> Result<StepImage> {
         let layer = match step.upper {
-            Some((upper, exclude)) => write_layer(self, upper, exclude, step.lease)?,
+            Some((upper, exclude)) => {
+                write_layer(self, upper, exclude, step.lease, step.clamp_mtime)?
+            }
             None => None,
         };
         let layer = layer.filter(|(d, _)| d.to_string() != EMPTY_LAYER_DIFF_ID);

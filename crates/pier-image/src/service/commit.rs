@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use super::ImageService;
-use crate::diff::diff_upper_excluding;
+use crate::diff::diff_upper_clamped;
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::image::{media_types, ContainerConfig, Descriptor, History, ImageConfig, RootFs};
@@ -86,7 +86,7 @@ impl ImageService {
         parent: &super::ImageDetails,
         lease: &str,
     ) -> Result<Descriptor> {
-        let layer = write_layer(self, &req.upper, &req.exclude, lease)?;
+        let layer = write_layer(self, &req.upper, &req.exclude, lease, None)?;
         let empty = layer
             .as_ref()
             .is_none_or(|(d, _)| d.to_string() == EMPTY_LAYER_DIFF_ID);
@@ -153,13 +153,14 @@ pub(super) fn write_layer(
     upper: &Path,
     exclude: &[PathBuf],
     lease: &str,
+    clamp_mtime: Option<u64>,
 ) -> Result<Option<(Digest, u64)>> {
     let content = svc.content();
     let mut writer = content.writer(None)?;
     writer.set_lease(lease);
     let stats = {
         let mut buffered = BufWriter::with_capacity(256 * 1024, &mut writer);
-        let stats = diff_upper_excluding(upper, &mut buffered, exclude)?;
+        let stats = diff_upper_clamped(upper, &mut buffered, exclude, clamp_mtime)?;
         buffered
             .flush()
             .map_err(|e| Error::io("writing layer", e))?;

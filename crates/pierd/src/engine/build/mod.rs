@@ -1326,6 +1326,8 @@ impl<'a> Runner<'a> {
         let config = state.config.clone();
         let author = state.maintainer.clone();
         let created = self.created();
+        // `SOURCE_DATE_EPOCH` also clamps the times of the files the step writes.
+        let clamp_mtime = self.epoch.map(|e| e.max(0) as u64);
         let key = key.to_string();
         tokio::task::spawn_blocking(move || -> Result<StepImage, BuildError> {
             let lease = cache::lease_name(&key);
@@ -1340,6 +1342,7 @@ impl<'a> Runner<'a> {
                 author,
                 created,
                 lease: &lease,
+                clamp_mtime,
             });
             let image = match made {
                 Ok(i) => i,
