@@ -525,6 +525,50 @@ fn a_cancelled_build_leaves_no_container_mount_cgroup_snapshot_or_lease() {
 }
 
 #[test]
+fn bzip2_and_xz_contexts_are_refused_by_name() {
+    let pierd = common::Pierd::start();
+    let ctx = tempfile::tempdir().expect("ctx");
+    write(ctx.path(), "Dockerfile", "FROM scratch\nENV A=1\n");
+    for (kind, flag) in [("bzip2", "--bzip2"), ("xz", "--xz")] {
+        let tar = ctx.path().join(format!("context.tar.{kind}"));
+        let out = pier_testsupport::run(
+            Command::new("tar")
+                .arg("-C")
+                .arg(ctx.path())
+                .args([flag, "-cf"])
+                .arg(&tar)
+                .arg("Dockerfile"),
+            std::time::Duration::from_secs(30),
+        )
+        .expect("tar");
+        if out.code != Some(0) {
+            println!("skipping {kind}: tar cannot write it: {out:?}");
+            continue;
+        }
+        let out = pier_testsupport::run(
+            Command::new("curl")
+                .args(["-s", "-w", "\n%{http_code}", "--unix-socket"])
+                .arg(pierd.socket())
+                .args(["-X", "POST", "--data-binary"])
+                .arg(format!("@{}", tar.display()))
+                .arg("http://docker/v1.41/build"),
+            std::time::Duration::from_secs(60),
+        )
+        .expect("curl");
+        let (body, status) = out.stdout.rsplit_once('\n').expect("status");
+        assert_eq!(status, "400", "{out:?}");
+        assert!(
+            body.contains(&format!("the build context is {kind}-compressed")),
+            "{out:?}"
+        );
+    }
+    assert_eq!(
+        names_in(&pierd.data_root().join("builder/tmp")),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
 fn build_cancel_stops_the_build_started_with_that_buildid() {
     // The endpoint's answers without a running build, as dockerd's (whose classic
     // builder ignores `buildid`).
