@@ -249,21 +249,89 @@ fn bad_projects_fail_with_both_tools_and_pier_names_the_problem() {
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
+/// Corpus projects whose `config --no-interpolate` pier prints as compose does. With
+/// that flag compose prints its untyped model, where some short syntaxes (ports,
+/// volumes, env_file, depends_on, build) are already long and others not; pier prints
+/// the merged files as written plus names and the default network, which is the same
+/// for these.
+const NO_INTERPOLATE_CASES: &[&str] = &[
+    "Dir_Name.Normalize",
+    "anchors_merge",
+    "blkio",
+    "command_entrypoint",
+    "deploy_resources",
+    "dns",
+    "docker_compose_yml",
+    "env_file_flag",
+    "extensions",
+    "extra_hosts",
+    "healthcheck",
+    "interpolation",
+    "labels",
+    "logging",
+    "minimal",
+    "profiles",
+    "profiles_all",
+    "reset_override",
+    "sysctls",
+    "tmpfs",
+    "ulimits",
+    "yaml_scalars",
+];
+
 #[test]
-fn refused_options_say_why() {
-    let dir = corpus("corpus").join("minimal");
-    for flag in [&["--hash", "web"][..], &["--resolve-image-digests"][..]] {
-        let out = Command::new(env!("CARGO_BIN_EXE_pier"))
-            .args(["compose", "config"])
-            .args(flag)
-            .current_dir(&dir)
-            .output()
-            .unwrap();
-        assert!(!out.status.success(), "{flag:?} was accepted");
-        let message = text(&out.stderr);
-        assert!(
-            message.contains(flag[0]) && message.contains("not supported"),
-            "{message}"
-        );
+fn no_interpolate_matches_docker_compose() {
+    if !docker_compose_available() {
+        eprintln!("skipped: `docker compose` is not installed (scripts/setup.sh installs it)");
+        return;
     }
+    let cases: Vec<Case> = cases(&corpus("corpus"))
+        .into_iter()
+        .filter(|c| NO_INTERPOLATE_CASES.contains(&c.name.as_str()))
+        .collect();
+    assert_eq!(cases.len(), NO_INTERPOLATE_CASES.len());
+    let problems: Vec<String> = in_parallel(&cases, |case| {
+        let mut problems = Vec::new();
+        for query in [
+            &["config", "--no-interpolate"][..],
+            &["config", "--no-interpolate", "--format", "json"][..],
+        ] {
+            let docker = run(case, false, query);
+            let pier = run(case, true, query);
+            if !docker.status.success() || docker.stdout != pier.stdout {
+                problems.push(format!(
+                    "{}: {}\n--- docker\n{}{}\n--- pier\n{}{}",
+                    case.name,
+                    query.join(" "),
+                    text(&docker.stdout),
+                    text(&docker.stderr),
+                    text(&pier.stdout),
+                    text(&pier.stderr)
+                ));
+            }
+        }
+        problems
+    })
+    .into_iter()
+    .flatten()
+    .collect();
+    assert!(problems.is_empty(), "{}", problems.join("\n\n"));
+}
+
+#[test]
+fn resolving_image_digests_is_refused_with_the_reason() {
+    let out = Command::new(env!("CARGO_BIN_EXE_pier"))
+        .args(["compose", "config", "--resolve-image-digests"])
+        .current_dir(corpus("corpus").join("minimal"))
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "--resolve-image-digests was accepted"
+    );
+    let message = text(&out.stderr);
+    assert!(
+        message.contains("--resolve-image-digests") && message.contains("not supported"),
+        "{message}"
+    );
 }

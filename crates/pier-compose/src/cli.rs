@@ -125,6 +125,20 @@ fn run_config(args: &ComposeArgs, config: &ConfigArgs) -> Result<(), String> {
     }
     let mut options = args.load_options().map_err(|e| e.to_string())?;
     options.interpolate = !config.no_interpolate;
+    let listing = config.services || config.volumes || config.images || config.profiles;
+    if config.no_interpolate && !listing && config.hash.is_none() {
+        // compose prints the untyped model here: values may still hold `${VAR}`.
+        let (model, warnings) = crate::loader::load_model(&options).map_err(|e| e.to_string())?;
+        for w in &warnings.0 {
+            warn(w);
+        }
+        let format = if config.format == "json" {
+            Format::Json
+        } else {
+            Format::Yaml
+        };
+        return emit(config, &crate::output::render_model(&model, format));
+    }
     let (mut project, warnings) =
         crate::loader::load_with_warnings(&options).map_err(|e| e.to_string())?;
     for w in &warnings.0 {
@@ -176,6 +190,11 @@ fn run_config(args: &ComposeArgs, config: &ConfigArgs) -> Result<(), String> {
         // compose ends YAML with a newline and JSON without one.
         render(&project, format, !config.no_interpolate)
     };
+    emit(config, &text)
+}
+
+/// Writes `config`'s output to `-o FILE` or stdout, or nothing with `-q`.
+fn emit(config: &ConfigArgs, text: &str) -> Result<(), String> {
     if config.quiet {
         return Ok(());
     }

@@ -224,6 +224,98 @@ pub fn load_with_warnings(options: &LoadOptions) -> Result<(Project, Warnings), 
     Ok((project, warnings))
 }
 
+/// The merged model before normalization into a typed [`Project`]: what
+/// `config --no-interpolate` prints, since values may still hold `${VAR}`. Only the
+/// project name, the implicit default network and resource names are added; short
+/// syntaxes stay as written (compose converts some of them here; see the report in
+/// the tests), and there are no profiles, reference checks or env_file merging.
+pub fn load_model(options: &LoadOptions) -> Result<(serde_json::Value, Warnings), ComposeError> {
+    let mut warnings = Warnings::default();
+    let setup = setup(options, &mut warnings)?;
+    let mut state = FileLoader {
+        environment: &setup.environment,
+        interpolate: options.interpolate,
+        unset: Vec::new(),
+        include_stack: Vec::new(),
+    };
+    let mut dict = Node::map(Vec::new());
+    for file in &setup.files {
+        dict = state.load_file(file, &setup.working_dir, dict)?;
+    }
+    if dict.as_map().is_none_or(Vec::is_empty) {
+        return Err(ComposeError::Project {
+            message: "empty compose file".into(),
+        });
+    }
+    let file_name = dict
+        .get("name")
+        .and_then(Node::scalar_text)
+        .filter(|n| !n.is_empty());
+    let name = project_name(options, &setup, file_name)?;
+    let mut json = dict.to_json();
+    let Some(root) = json.as_object_mut() else {
+        return Ok((json, warnings));
+    };
+    root.remove("version");
+    root.insert("name".into(), serde_json::Value::String(name.clone()));
+    let mut uses_default = false;
+    if let Some(serde_json::Value::Object(services)) = root.get_mut("services") {
+        for service in services
+            .values_mut()
+            .filter_map(serde_json::Value::as_object_mut)
+        {
+            if service.contains_key("network_mode") {
+                continue;
+            }
+            let empty = match service.get("networks") {
+                None => true,
+                Some(serde_json::Value::Object(m)) => m.is_empty(),
+                Some(serde_json::Value::Array(a)) => a.is_empty(),
+                Some(_) => false,
+            };
+            if empty {
+                service.insert("networks".into(), serde_json::json!({"default": null}));
+            }
+            uses_default |= match service.get("networks") {
+                Some(serde_json::Value::Object(m)) => m.contains_key("default"),
+                Some(serde_json::Value::Array(a)) => a.iter().any(|n| n == "default"),
+                _ => false,
+            };
+        }
+    }
+    if uses_default {
+        let networks = root
+            .entry("networks")
+            .or_insert_with(|| serde_json::json!({}));
+        if let Some(n) = networks.as_object_mut() {
+            n.entry("default").or_insert(serde_json::Value::Null);
+        }
+    }
+    for kind in ["networks", "volumes", "secrets", "configs"] {
+        let Some(serde_json::Value::Object(resources)) = root.get_mut(kind) else {
+            continue;
+        };
+        for (key, resource) in resources.iter_mut() {
+            if resource.is_null() {
+                *resource = serde_json::json!({});
+            }
+            let Some(r) = resource.as_object_mut() else {
+                continue;
+            };
+            if r.get("name").is_none_or(serde_json::Value::is_null) {
+                let external = r.get("external").and_then(serde_json::Value::as_bool) == Some(true);
+                let resource_name = if external {
+                    key.clone()
+                } else {
+                    format!("{name}_{key}")
+                };
+                r.insert("name".into(), serde_json::Value::String(resource_name));
+            }
+        }
+    }
+    Ok((json, warnings))
+}
+
 fn project_name(
     options: &LoadOptions,
     setup: &Setup,

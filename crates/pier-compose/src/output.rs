@@ -38,10 +38,7 @@ pub fn render(project: &Project, format: Format, escape_dollars: bool) -> String
         Format::Json => {
             let json =
                 with_flavour(true, || serde_json::to_string_pretty(project)).unwrap_or_default();
-            // Go's encoder escapes these for HTML safety; outside strings JSON has none.
-            json.replace('<', "\\u003c")
-                .replace('>', "\\u003e")
-                .replace('&', "\\u0026")
+            go_json_escape(&json)
         }
         Format::Yaml => {
             let json = with_flavour(false, || serde_json::to_string(project)).unwrap_or_default();
@@ -58,6 +55,32 @@ pub fn render(project: &Project, format: Format, escape_dollars: bool) -> String
         text.replace('$', "$$")
     } else {
         text
+    }
+}
+
+/// Escapes `<`, `>` and `&` as Go's JSON encoder does for HTML safety (outside strings
+/// JSON has none of them).
+pub fn go_json_escape(json: &str) -> String {
+    json.replace('<', "\\u003c")
+        .replace('>', "\\u003e")
+        .replace('&', "\\u0026")
+}
+
+/// An untyped model (`config --no-interpolate`) as compose prints it: a map, so keys
+/// sorted at every level, and no `$` doubling.
+pub fn render_model(model: &serde_json::Value, format: Format) -> String {
+    match format {
+        Format::Json => go_json_escape(&serde_json::to_string_pretty(model).unwrap_or_default()),
+        Format::Yaml => {
+            let json = serde_json::to_string(model).unwrap_or_default();
+            let node = crate::yaml::parse(&json)
+                .ok()
+                .and_then(|mut d| d.pop())
+                .unwrap_or(Node::map(Vec::new()));
+            let mut out = String::new();
+            emit_yaml(&node, 0, &mut out);
+            out
+        }
     }
 }
 
