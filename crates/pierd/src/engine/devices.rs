@@ -11,8 +11,8 @@
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
-use pier_api::container::{DeviceMapping, Resources};
-use serde::{Deserialize, Serialize};
+use pier_api::container::DeviceMapping;
+use serde::Serialize;
 use serde_json::Value;
 
 use super::EngineError;
@@ -74,18 +74,12 @@ struct BlockDeviceLimit {
     weight: Option<u16>,
 }
 
-/// The resource fields of a stored `HostConfig`, typed (`pier_api`'s model).
-fn resources(host_config: &Value) -> Result<Resources, EngineError> {
-    Resources::deserialize(host_config)
-        .map_err(|e| EngineError::InvalidParameter(format!("invalid HostConfig: {e}")))
-}
-
 /// What a create checks and records: `DeviceRequests` are refused (no driver can
 /// honour them: no NVIDIA runtime hook, no CDI spec), cgroup rules and device modes
 /// must parse, and `BlkioWeightDevice` is discarded with dockerd's warning when the
 /// kernel has no per-device weight. The warnings, for the create's answer.
 pub fn check_create(host_config: &mut Value) -> Result<Vec<String>, EngineError> {
-    let sent = resources(host_config)?;
+    let sent = super::typed::resources(host_config)?;
     if let Some(request) = sent.device_requests.unwrap_or_default().into_iter().next() {
         let capabilities = request
             .capabilities
@@ -133,7 +127,7 @@ pub fn check_create(host_config: &mut Value) -> Result<Vec<String>, EngineError>
 pub fn apply(host_config: &Value, spec: &mut Value) -> Result<(), EngineError> {
     let mut nodes = Vec::new();
     let mut rules = Vec::new();
-    let sent = resources(host_config)?;
+    let sent = super::typed::resources(host_config)?;
     for d in sent.devices.iter().flatten() {
         let access = permissions(d)?;
         let host = d.path_on_host.as_deref().unwrap_or_default();

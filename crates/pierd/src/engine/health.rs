@@ -17,7 +17,6 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
-use pier_api::container::ContainerConfig;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::mpsc;
@@ -105,7 +104,7 @@ fn nanos_or(nanos: Option<i64>, default: Duration) -> Duration {
 /// `pier_api`'s typed `ContainerConfig`); None without a healthcheck, with `NONE` or an
 /// unknown test type.
 pub fn probe(config: &Value) -> Option<Probe> {
-    let config = ContainerConfig::deserialize(config).ok()?;
+    let config = super::typed::config(config).ok()?;
     let health = config.healthcheck?;
     let test = health.test?;
     let (kind, rest) = test.split_first()?;

@@ -6,17 +6,9 @@
 
 use std::path::Path;
 
-use pier_api::container::Resources;
-use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::EngineError;
-
-/// The resource fields of a stored `HostConfig`, typed (`pier_api`'s model).
-fn resources(hc: &Value) -> Result<Resources, EngineError> {
-    Resources::deserialize(hc)
-        .map_err(|e| EngineError::InvalidParameter(format!("invalid HostConfig: {e}")))
-}
 
 /// Whether the cgroup v1 `controller` hierarchy has `file` (dockerd's sysinfo probe).
 fn v1_has(controller: &str, file: &str) -> bool {
@@ -30,7 +22,7 @@ fn v1_has(controller: &str, file: &str) -> bool {
 /// the warnings, for the create's answer. What is discarded is written back to the
 /// stored record (`null` where dockerd stores nil).
 pub(super) fn check_create(hc: &mut Value) -> Result<Vec<String>, EngineError> {
-    let sent = resources(hc)?;
+    let sent = super::typed::resources(hc)?;
     let mut warnings = Vec::new();
     hc["KernelMemory"] = json!(0);
     if sent.memory_swappiness.is_some_and(|s| s != -1) && !v1_has("memory", "memory.swappiness") {
@@ -76,7 +68,7 @@ pub(super) fn check_create(hc: &mut Value) -> Result<Vec<String>, EngineError> {
 
 /// Adds swappiness and real-time CPU time to `spec` (the OOM switch is the spec's).
 pub(super) fn apply(hc: &Value, spec: &mut Value) -> Result<(), EngineError> {
-    let sent = resources(hc)?;
+    let sent = super::typed::resources(hc)?;
     let resources = &mut spec["linux"]["resources"];
     if let Some(s) = sent.memory_swappiness.filter(|s| (0..=100).contains(s)) {
         resources["memory"]["swappiness"] = json!(s);

@@ -24,6 +24,7 @@ mod ops;
 mod remap;
 pub mod spec;
 pub mod store;
+mod typed;
 pub mod usage;
 pub mod volume_archive;
 pub mod volumes;
@@ -1108,7 +1109,7 @@ impl Engine {
             hostname: c.hostname.clone(),
             rootfs,
             etc_files: &etc_files,
-            cgroups_path: namespaces::cgroups_path(&c.host_config, &c.id),
+            cgroups_path: namespaces::cgroups_path(&c.host_config, &c.id)?,
             userns: c.userns.as_ref(),
             user_mounts: &user_mounts,
         })?;
@@ -1118,7 +1119,7 @@ impl Engine {
         devices::apply(&c.host_config, &mut spec)?;
         shared.apply(&mut spec);
         kernel_limits::apply(&c.host_config, &mut spec)?;
-        namespaces::set_domainname(&c.config, &mut spec);
+        namespaces::set_domainname(&c.config, &mut spec)?;
         self.cdi.apply(&c.host_config, &mut spec)?;
         fs::write(
             exec_dir.join("config.json"),

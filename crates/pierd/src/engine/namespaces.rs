@@ -15,7 +15,8 @@ const DEFAULT_CGROUP_PARENT: &str = "/pier";
 
 /// Checks `IpcMode` and `PidMode` at create, with dockerd's words.
 pub(super) fn validate(hc: &Value) -> Result<(), EngineError> {
-    let ipc = hc["IpcMode"].as_str().unwrap_or_default();
+    let hc = super::typed::host_config(hc)?;
+    let ipc = hc.ipc_mode.as_deref().unwrap_or_default();
     let ipc_valid = matches!(ipc, "" | "host" | "private" | "none" | "shareable")
         || ipc
             .strip_prefix("container:")
@@ -25,7 +26,7 @@ pub(super) fn validate(hc: &Value) -> Result<(), EngineError> {
             "invalid IPC mode: {ipc}"
         )));
     }
-    let pid = hc["PidMode"].as_str().unwrap_or_default();
+    let pid = hc.pid_mode.as_deref().unwrap_or_default();
     let pid_valid = matches!(pid, "" | "host")
         || pid
             .strip_prefix("container:")
@@ -40,26 +41,30 @@ pub(super) fn validate(hc: &Value) -> Result<(), EngineError> {
 
 /// OCI `linux.cgroupsPath` of a container: `<CgroupParent>/<id>` (a relative parent
 /// taken from the hierarchy's root, as runc cleans it), else under Pier's parent.
-pub(super) fn cgroups_path(hc: &Value, id: &str) -> String {
-    let parent = hc["CgroupParent"]
-        .as_str()
+pub(super) fn cgroups_path(hc: &Value, id: &str) -> Result<String, EngineError> {
+    let resources = super::typed::resources(hc)?;
+    let parent = resources
+        .cgroup_parent
+        .as_deref()
         .filter(|p| !p.is_empty())
         .unwrap_or(DEFAULT_CGROUP_PARENT);
-    format!("/{}/{id}", parent.trim_matches('/')).replace("//", "/")
+    Ok(format!("/{}/{id}", parent.trim_matches('/')).replace("//", "/"))
 }
 
 /// `Config.Domainname` as the NIS domain name of the container's UTS namespace
 /// (dockerd sets it through the `kernel.domainname` sysctl); never set in the host's.
-pub(super) fn set_domainname(config: &Value, spec: &mut Value) {
+pub(super) fn set_domainname(config: &Value, spec: &mut Value) -> Result<(), EngineError> {
+    let config = super::typed::config(config)?;
     let own_uts = spec["linux"]["namespaces"].as_array().is_some_and(|list| {
         list.iter()
             .any(|n| n["type"] == "uts" && n["path"].is_null())
     });
-    if let Some(d) = config["Domainname"].as_str().filter(|d| !d.is_empty()) {
+    if let Some(d) = config.domainname.filter(|d| !d.is_empty()) {
         if own_uts {
             spec["domainname"] = json!(d);
         }
     }
+    Ok(())
 }
 
 /// Where a shareable container's `/dev/shm` is mounted on the host.
@@ -123,9 +128,9 @@ impl Engine {
     /// shareable container's `/dev/shm` is mounted now (undone by
     /// [`Engine::release_shm`]).
     pub(super) fn shared_namespaces(&self, c: &Container) -> Result<Shared, EngineError> {
-        let hc = &c.host_config;
+        let hc = super::typed::host_config(&c.host_config)?;
         let mut shared = Shared::default();
-        let ipc = hc["IpcMode"].as_str().unwrap_or_default();
+        let ipc = hc.ipc_mode.as_deref().unwrap_or_default();
         if let Some(donor) = ipc.strip_prefix("container:") {
             let target = self.get(donor).map_err(|e| match e {
                 EngineError::NotFound(m) => {
@@ -141,8 +146,9 @@ impl Engine {
                     target.id
                 ))));
             }
+            let donor_mode = super::typed::host_config(&target.host_config)?.ipc_mode;
             let shm =
-                match target.host_config["IpcMode"].as_str() {
+                match donor_mode.as_deref() {
                     Some("shareable") => shm_dir(&self.data_dir(&target.id)),
                     Some("host") => PathBuf::from("/dev/shm"),
                     _ => return Err(EngineError::InvalidParameter(cant(
@@ -153,8 +159,9 @@ impl Engine {
             let ns = PathBuf::from(format!("/proc/{}/ns/ipc", target.state.pid));
             shared.ipc = Some((ns, shm));
         }
-        if let Some(donor) = hc["PidMode"]
-            .as_str()
+        if let Some(donor) = hc
+            .pid_mode
+            .as_deref()
             .and_then(|m| m.strip_prefix("container:"))
         {
             let target = self.get(donor).map_err(|e| {
@@ -174,7 +181,7 @@ impl Engine {
             "none" => shared.no_shm = true,
             "shareable" => {
                 let dir = shm_dir(&self.data_dir(&c.id));
-                mount_shm(&dir, hc)?;
+                mount_shm(&dir, hc.shm_size)?;
                 shared.own_shm = Some(dir);
             }
             _ => {}
@@ -200,12 +207,12 @@ pub(super) fn release_shm_in(data_dir: &Path) {
 
 /// A tmpfs of `ShmSize` (default 64 MB) at `dir`, as dockerd mounts a shareable
 /// container's `/dev/shm`; a stale one from an earlier run is replaced.
-fn mount_shm(dir: &Path, hc: &Value) -> Result<(), EngineError> {
+fn mount_shm(dir: &Path, shm_size: Option<i64>) -> Result<(), EngineError> {
     use rustix::mount::{mount, unmount, MountFlags, UnmountFlags};
     let _ = unmount(dir, UnmountFlags::DETACH);
     std::fs::create_dir_all(dir).map_err(|e| internal("create shm dir", e))?;
-    let size = hc["ShmSize"]
-        .as_u64()
+    let size = shm_size
+        .and_then(|s| u64::try_from(s).ok())
         .filter(|s| *s > 0)
         .unwrap_or(64 << 20);
     mount(
@@ -240,15 +247,18 @@ mod tests {
 
     #[test]
     fn cgroups_path_is_under_the_parent() {
-        assert_eq!(cgroups_path(&json!({}), "abc"), "/pier/abc");
+        assert_eq!(cgroups_path(&json!({}), "abc").unwrap(), "/pier/abc");
         assert_eq!(
-            cgroups_path(&json!({"CgroupParent": "/my/parent"}), "abc"),
+            cgroups_path(&json!({"CgroupParent": "/my/parent"}), "abc").unwrap(),
             "/my/parent/abc"
         );
         assert_eq!(
-            cgroups_path(&json!({"CgroupParent": "rel/"}), "abc"),
+            cgroups_path(&json!({"CgroupParent": "rel/"}), "abc").unwrap(),
             "/rel/abc"
         );
-        assert_eq!(cgroups_path(&json!({"CgroupParent": "/"}), "abc"), "/abc");
+        assert_eq!(
+            cgroups_path(&json!({"CgroupParent": "/"}), "abc").unwrap(),
+            "/abc"
+        );
     }
 }
