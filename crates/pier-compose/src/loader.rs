@@ -150,8 +150,8 @@ fn setup(options: &LoadOptions, warnings: &mut Warnings) -> Result<Setup, Compos
     })
 }
 
-/// Loads the project and returns the warnings compose would print.
-pub fn load_with_warnings(options: &LoadOptions) -> Result<(Project, Warnings), ComposeError> {
+/// Finds, reads and merges the files, and names the project.
+fn load_merged(options: &LoadOptions) -> Result<(Setup, Node, String, Warnings), ComposeError> {
     let mut warnings = Warnings::default();
     let setup = setup(options, &mut warnings)?;
     let mut state = FileLoader {
@@ -179,6 +179,12 @@ pub fn load_with_warnings(options: &LoadOptions) -> Result<(Project, Warnings), 
         .and_then(Node::scalar_text)
         .filter(|n| !n.is_empty());
     let name = project_name(options, &setup, file_name)?;
+    Ok((setup, dict, name, warnings))
+}
+
+/// Loads the project and returns the warnings compose would print.
+pub fn load_with_warnings(options: &LoadOptions) -> Result<(Project, Warnings), ComposeError> {
+    let (setup, dict, name, warnings) = load_merged(options)?;
 
     let mut json = dict.to_json();
     let home = setup.environment.get("HOME").cloned();
@@ -230,28 +236,7 @@ pub fn load_with_warnings(options: &LoadOptions) -> Result<(Project, Warnings), 
 /// syntaxes stay as written (compose converts some of them here; see the report in
 /// the tests), and there are no profiles, reference checks or env_file merging.
 pub fn load_model(options: &LoadOptions) -> Result<(serde_json::Value, Warnings), ComposeError> {
-    let mut warnings = Warnings::default();
-    let setup = setup(options, &mut warnings)?;
-    let mut state = FileLoader {
-        environment: &setup.environment,
-        interpolate: options.interpolate,
-        unset: Vec::new(),
-        include_stack: Vec::new(),
-    };
-    let mut dict = Node::map(Vec::new());
-    for file in &setup.files {
-        dict = state.load_file(file, &setup.working_dir, dict)?;
-    }
-    if dict.as_map().is_none_or(Vec::is_empty) {
-        return Err(ComposeError::Project {
-            message: "empty compose file".into(),
-        });
-    }
-    let file_name = dict
-        .get("name")
-        .and_then(Node::scalar_text)
-        .filter(|n| !n.is_empty());
-    let name = project_name(options, &setup, file_name)?;
+    let (_, dict, name, warnings) = load_merged(options)?;
     let mut json = dict.to_json();
     let Some(root) = json.as_object_mut() else {
         return Ok((json, warnings));

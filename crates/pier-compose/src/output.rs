@@ -42,13 +42,7 @@ pub fn render(project: &Project, format: Format, escape_dollars: bool) -> String
         }
         Format::Yaml => {
             let json = with_flavour(false, || serde_json::to_string(project)).unwrap_or_default();
-            let node = crate::yaml::parse(&json)
-                .ok()
-                .and_then(|mut d| d.pop())
-                .unwrap_or(Node::map(Vec::new()));
-            let mut out = String::new();
-            emit_yaml(&node, 0, &mut out);
-            out
+            yaml_of_json(&json)
         }
     };
     if escape_dollars {
@@ -56,6 +50,17 @@ pub fn render(project: &Project, format: Format, escape_dollars: bool) -> String
     } else {
         text
     }
+}
+
+/// Block YAML for a JSON text, keeping its key order.
+fn yaml_of_json(json: &str) -> String {
+    let node = crate::yaml::parse(json)
+        .ok()
+        .and_then(|mut d| d.pop())
+        .unwrap_or(Node::map(Vec::new()));
+    let mut out = String::new();
+    emit_yaml(&node, 0, &mut out);
+    out
 }
 
 /// Escapes `<`, `>` and `&` as Go's JSON encoder does for HTML safety (outside strings
@@ -73,13 +78,7 @@ pub fn render_model(model: &serde_json::Value, format: Format) -> String {
         Format::Json => go_json_escape(&serde_json::to_string_pretty(model).unwrap_or_default()),
         Format::Yaml => {
             let json = serde_json::to_string(model).unwrap_or_default();
-            let node = crate::yaml::parse(&json)
-                .ok()
-                .and_then(|mut d| d.pop())
-                .unwrap_or(Node::map(Vec::new()));
-            let mut out = String::new();
-            emit_yaml(&node, 0, &mut out);
-            out
+            yaml_of_json(&json)
         }
     }
 }
