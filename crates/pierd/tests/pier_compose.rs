@@ -516,6 +516,16 @@ services:
 
     // exec in a service's container: output and exit code.
     ours.ok(&["up", "-d", "web"]);
+    let top = ours.ok(&["top", "web"]).stdout;
+    assert!(
+        top.starts_with("pa-web-1\nUID ") && top.contains("while :"),
+        "{top}"
+    );
+    let images = ours.ok(&["images"]).stdout;
+    assert!(
+        images.contains("pa-web-1") && images.contains("busybox"),
+        "{images}"
+    );
     let out = ours.run(&["exec", "-T", "web", "sh", "-c", "echo in $HOSTNAME; exit 5"]);
     assert_eq!(out.code, Some(5), "{out:?}");
     assert!(out.stdout.starts_with("in "), "{out:?}");

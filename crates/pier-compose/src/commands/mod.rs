@@ -57,6 +57,12 @@ pub enum EngineCommand {
     Run(exec::RunArgs),
     /// List running compose projects
     Ls(LsArgs),
+    /// Print the public port for a port binding
+    Port(ps::PortArgs),
+    /// Display the running processes
+    Top(ServicesArgs),
+    /// List images used by the created containers
+    Images(ps::ImagesArgs),
     /// Show the Docker Compose version information
     Version(VersionArgs),
 }
@@ -341,6 +347,9 @@ async fn dispatch(args: &ComposeArgs, command: &EngineCommand) -> CommandResult 
         EngineCommand::Ps(p) => ps::run(args, p).await,
         EngineCommand::Logs(l) => logs::run_logs(args, l).await,
         EngineCommand::Ls(l) => ps::run_ls(l).await,
+        EngineCommand::Port(p) => ps::run_port(args, p).await,
+        EngineCommand::Top(t) => ps::run_top(args, &t.services).await,
+        EngineCommand::Images(i) => ps::run_images(args, i).await,
         EngineCommand::Exec(e) => exec::run_exec(args, e).await,
         EngineCommand::Run(r) => exec::run_run(args, r).await,
         EngineCommand::Start(s) => {
@@ -434,7 +443,7 @@ async fn dispatch(args: &ComposeArgs, command: &EngineCommand) -> CommandResult 
 }
 
 /// The project's containers, of `services` only when some are named.
-async fn filtered(
+pub(crate) async fn filtered(
     engine: &Engine,
     project: &str,
     services: &[String],

@@ -8,7 +8,7 @@ use clap::Args;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{connect, project_name, CommandResult, LsArgs};
+use super::{connect, filtered, project_name, CommandResult, LsArgs};
 use crate::cli::ComposeArgs;
 use crate::engine::api::{ContainerSummary, PortSummary};
 use crate::engine::labels;
@@ -289,6 +289,9 @@ fn print_table(header: &[&str], rows: &[Vec<String>]) {
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for r in rows {
         for (i, cell) in r.iter().enumerate() {
+            if i >= widths.len() {
+                widths.push(0);
+            }
             widths[i] = widths[i].max(cell.chars().count());
         }
     }
@@ -365,4 +368,168 @@ pub async fn run_ls(l: &LsArgs) -> CommandResult {
         print_table(&["NAME", "STATUS", "CONFIG FILES"], &table);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Debug, Args)]
+pub struct PortArgs {
+    /// tcp or udp
+    #[arg(long, default_value = "tcp")]
+    pub protocol: String,
+    /// Index of the container if service has multiple replicas
+    #[arg(long, default_value_t = 1)]
+    pub index: u32,
+    pub service: String,
+    pub private_port: u16,
+}
+
+/// `port`: the host address a container port is published on.
+pub async fn run_port(args: &ComposeArgs, p: &PortArgs) -> CommandResult {
+    let project = project_name(args)?;
+    let engine = connect()?;
+    let containers = filtered(&engine, &project, std::slice::from_ref(&p.service)).await?;
+    let Some(c) = containers
+        .iter()
+        .find(|c| c.label(labels::CONTAINER_NUMBER) == p.index.to_string())
+    else {
+        return Err(format!("service {:?} is not running", p.service).into());
+    };
+    let published = c.ports.iter().find(|port| {
+        port.private_port == p.private_port && port.kind == p.protocol && port.public_port.is_some()
+    });
+    match published {
+        Some(port) => {
+            println!("{}:{}", port.ip, port.public_port.unwrap_or(0));
+            Ok(ExitCode::SUCCESS)
+        }
+        None => Err(format!(
+            "no port {}/{} for container {}",
+            p.private_port,
+            p.protocol,
+            c.name()
+        )
+        .into()),
+    }
+}
+
+/// `top`: each running container's processes, under its name.
+pub async fn run_top(args: &ComposeArgs, services: &[String]) -> CommandResult {
+    let project = project_name(args)?;
+    let engine = connect()?;
+    let mut containers = filtered(&engine, &project, services).await?;
+    containers.retain(|c| c.state == "running");
+    containers.sort_by(|a, b| a.name().cmp(b.name()));
+    for (i, c) in containers.iter().enumerate() {
+        let top = engine.top(&c.id).await?;
+        if i > 0 {
+            println!();
+        }
+        println!("{}", c.name());
+        let titles: Vec<&str> = top.titles.iter().map(String::as_str).collect();
+        print_table(&titles, &top.processes);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Debug, Args)]
+pub struct ImagesArgs {
+    /// Only display IDs
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    /// Format the output. Values: [table | json]
+    #[arg(long, default_value = "table")]
+    pub format: String,
+    pub services: Vec<String>,
+}
+
+/// `images`: the image of each container.
+pub async fn run_images(args: &ComposeArgs, i: &ImagesArgs) -> CommandResult {
+    let project = project_name(args)?;
+    let engine = connect()?;
+    let mut containers = filtered(&engine, &project, &i.services).await?;
+    containers.sort_by(|a, b| a.name().cmp(b.name()));
+    #[derive(Serialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct ImageRow {
+        #[serde(rename = "ID")]
+        id: String,
+        container_name: String,
+        repository: String,
+        tag: String,
+        size: i64,
+    }
+    let mut rows = Vec::new();
+    for c in &containers {
+        let info = engine.image(&c.image_id).await?.unwrap_or_default();
+        let (repository, tag) = match c.image.rsplit_once(':') {
+            Some((r, t)) if !t.contains('/') => (r.to_string(), t.to_string()),
+            _ => (c.image.clone(), "latest".to_string()),
+        };
+        rows.push(ImageRow {
+            id: c.image_id.clone(),
+            container_name: c.name().to_string(),
+            repository,
+            tag,
+            size: info.size,
+        });
+    }
+    if i.quiet {
+        let mut ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+        ids.dedup();
+        for id in ids {
+            println!("{id}");
+        }
+    } else if i.format == "json" {
+        println!("{}", go_json(&serde_json::to_string(&rows)?));
+    } else {
+        let table: Vec<Vec<String>> = rows
+            .iter()
+            .map(|r| {
+                let short =
+                    r.id.trim_start_matches("sha256:")
+                        .chars()
+                        .take(12)
+                        .collect::<String>();
+                vec![
+                    r.container_name.clone(),
+                    r.repository.clone(),
+                    r.tag.clone(),
+                    short,
+                    human_size(r.size),
+                ]
+            })
+            .collect();
+        print_table(
+            &["CONTAINER", "REPOSITORY", "TAG", "IMAGE ID", "SIZE"],
+            &table,
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// docker's `units.HumanSize` (decimal units, 3 significant digits).
+fn human_size(bytes: i64) -> String {
+    let units = ["B", "kB", "MB", "GB", "TB"];
+    let mut size = bytes as f64;
+    let mut unit = 0;
+    while size >= 1000.0 && unit + 1 < units.len() {
+        size /= 1000.0;
+        unit += 1;
+    }
+    let digits = if size >= 100.0 {
+        0
+    } else if size >= 10.0 {
+        1
+    } else {
+        2
+    };
+    let rounded = format!("{size:.digits$}");
+    let trimmed = if rounded.contains('.') {
+        rounded
+            .trim_end_matches('0')
+            .trim_end_matches('.')
+            .to_string()
+    } else {
+        rounded
+    };
+    format!("{trimmed}{}", units[unit])
 }

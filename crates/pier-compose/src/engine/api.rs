@@ -158,6 +158,14 @@ pub struct ImageInfo {
     pub extra: Map<String, Value>,
 }
 
+/// What `GET /containers/{id}/top` answers.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, rename_all = "PascalCase")]
+pub struct Top {
+    pub titles: Vec<String>,
+    pub processes: Vec<Vec<String>>,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 struct Created {
@@ -316,6 +324,12 @@ impl Engine {
     pub async fn remove_container(&self, id: &str, force: bool, volumes: bool) -> Result<()> {
         let path = format!("/containers/{id}?force={}&v={}", force as u8, volumes as u8);
         self.empty(Request::delete(path)).await
+    }
+
+    /// `GET /containers/{id}/top`.
+    pub async fn top(&self, id: &str) -> Result<Top> {
+        self.json(Request::get(format!("/containers/{id}/top")))
+            .await
     }
 
     /// Waits for a container to stop; its exit code.
