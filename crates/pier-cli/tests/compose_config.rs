@@ -335,3 +335,29 @@ fn resolving_image_digests_is_refused_with_the_reason() {
         "{message}"
     );
 }
+
+#[test]
+fn named_services_and_quiet_match_docker_compose() {
+    if !docker_compose_available() {
+        eprintln!("skipped: `docker compose` is not installed (scripts/setup.sh installs it)");
+        return;
+    }
+    let all = cases(&corpus("corpus"));
+    let case = |name: &str| all.iter().find(|c| c.name == name).expect("corpus case");
+    // A named service brings what it depends on; one of an inactive profile is enabled.
+    for (name, query) in [
+        ("depends_on_conditions", &["config", "migrate"][..]),
+        ("profiles", &["config", "debug"][..]),
+        ("multi_file", &["config", "-q"][..]),
+    ] {
+        let docker = run(case(name), false, query);
+        let pier = run(case(name), true, query);
+        assert!(docker.status.success(), "{name}: {}", text(&docker.stderr));
+        assert!(pier.status.success(), "{name}: {}", text(&pier.stderr));
+        assert_eq!(
+            text(&pier.stdout),
+            text(&docker.stdout),
+            "{name}: {query:?}"
+        );
+    }
+}
