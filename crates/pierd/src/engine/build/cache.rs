@@ -234,3 +234,40 @@ fn now() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64)
 }
+
+/// What a `COPY --from` of a stage or image reads, remembered by the source image's
+/// ID and the copy (an image's files never change): the kind (`file`, `dir`,
+/// `multi`) and hash of its history text, so that a cached step mounts no source.
+/// Kept under `<data-root>/builder/source-hashes/<key>` as `kind:hash`; a missing or
+/// unreadable record is computed again.
+#[derive(Debug, Clone)]
+pub struct SourceHashes {
+    dir: PathBuf,
+}
+
+impl SourceHashes {
+    pub fn open(data_root: &Path) -> SourceHashes {
+        SourceHashes {
+            dir: data_root.join("builder").join("source-hashes"),
+        }
+    }
+
+    /// The (kind, hash) remembered under `key`.
+    pub fn get(&self, key: &str) -> Option<(String, String)> {
+        let text = fs::read_to_string(self.dir.join(key)).ok()?;
+        let (kind, hash) = text.split_once(':')?;
+        Some((kind.to_string(), hash.to_string()))
+    }
+
+    /// Remembers (kind, hash) under `key`; a failure only costs a later recomputation.
+    pub fn put(&self, key: &str, kind: &str, hash: &str) {
+        let write = || -> io::Result<()> {
+            fs::create_dir_all(&self.dir)?;
+            let mut tmp = tempfile::NamedTempFile::new_in(&self.dir)?;
+            tmp.write_all(format!("{kind}:{hash}").as_bytes())?;
+            tmp.persist(self.dir.join(key)).map_err(|e| e.error)?;
+            Ok(())
+        };
+        let _ = write();
+    }
+}

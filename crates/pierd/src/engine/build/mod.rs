@@ -56,6 +56,7 @@ use tokio::sync::mpsc;
 pub use context::BuildContext;
 
 use super::{Engine, EngineError};
+use cache::SourceHashes;
 use copy::CopyPlan;
 
 /// Why a build failed.
@@ -1564,9 +1565,12 @@ impl<'a> Runner<'a> {
             Some(f) => Some(self.expand(state, instr, f)?),
             None => None,
         };
-        let source_root = match heredoc_root {
-            Some(dir) => SourceRoot::Temp(dir),
-            None => self.source_root(from.as_deref()).await?,
+        // A stage's or image's files are mounted only when read: their hash is kept
+        // by the image's ID (its content never changes), so a cached step mounts none.
+        let (mut source_root, from_image) = match (heredoc_root, from.as_deref()) {
+            (Some(dir), _) => (Some(SourceRoot::Temp(dir)), None),
+            (None, None) => (Some(self.source_root(None).await?), None),
+            (None, Some(f)) => (None, Some(self.source_image(f).await?)),
         };
         // `--chown` names resolve in the destination's /etc/passwd and /etc/group.
         let owner = match &chown {
@@ -1593,25 +1597,43 @@ impl<'a> Runner<'a> {
             instruction: name,
         };
         let from_context = from.is_none() && spec.heredocs.is_empty() && urls == 0;
-        let hash = {
-            let plan = plan.clone();
-            let root = source_root.fd()?;
-            tokio::task::spawn_blocking(move || {
-                copy::content_hash(root.as_fd(), &plan, from_context)
-            })
-            .await
-            .map_err(|e| BuildError::internal("hashing sources", e))??
+        let hashes = SourceHashes::open(self.build.engine.data_root());
+        let memo_key = from_image
+            .as_ref()
+            .map(|i| cache::key(&["copy-source", &i.id.to_string(), &format!("{plan:?}")]));
+        let remembered = memo_key.as_deref().and_then(|k| hashes.get(k));
+        let (kind, hash) = match remembered {
+            Some(known) => known,
+            None => {
+                let root = self
+                    .ensure_source(&mut source_root, from_image.as_ref())
+                    .await?;
+                let hash = {
+                    let plan = plan.clone();
+                    let fd = root.fd()?;
+                    tokio::task::spawn_blocking(move || {
+                        copy::content_hash(fd.as_fd(), &plan, from_context)
+                    })
+                    .await
+                    .map_err(|e| BuildError::internal("hashing sources", e))??
+                };
+                // dockerd's text: what was copied (`file`, `dir`, `multi`), a hash, and
+                // the destination as written.
+                let kind = if plan.sources.len() > 1
+                    || plan.sources.iter().any(|s| s.contains(['*', '?', '[']))
+                {
+                    "multi"
+                } else if source_is_dir(root, &plan.sources[0])? {
+                    "dir"
+                } else {
+                    "file"
+                };
+                if let Some(k) = &memo_key {
+                    hashes.put(k, kind, &hash);
+                }
+                (kind.to_string(), hash)
+            }
         };
-        // dockerd's text: what was copied (`file`, `dir`, `multi`), a hash, and the
-        // destination as written.
-        let kind =
-            if plan.sources.len() > 1 || plan.sources.iter().any(|s| s.contains(['*', '?', '['])) {
-                "multi"
-            } else if source_is_dir(&source_root, &plan.sources[0])? {
-                "dir"
-            } else {
-                "file"
-            };
         let created_by = format!(
             "/bin/sh -c #(nop) {name} {}{kind}:{hash} in {dest_raw} ",
             chown
@@ -1621,7 +1643,10 @@ impl<'a> Runner<'a> {
         );
         if self.build.opts.explain {
             let plan = plan.clone();
-            let root = source_root.fd()?;
+            let root = self
+                .ensure_source(&mut source_root, from_image.as_ref())
+                .await?
+                .fd()?;
             self.step_files = Some(
                 tokio::task::spawn_blocking(move || {
                     copy::file_hashes(root.as_fd(), &plan, from_context)
@@ -1640,12 +1665,32 @@ impl<'a> Runner<'a> {
             &spec.parents.to_string(),
         ]);
         if self.cached(state, &key).await? {
-            source_root.release().await;
+            if let Some(root) = source_root {
+                root.release().await;
+            }
             return Ok(());
         }
-        let mount = self.mount_step(state).await?;
+        let mount = match self.mount_step(state).await {
+            Ok(m) => m,
+            Err(e) => {
+                if let Some(root) = source_root {
+                    root.release().await;
+                }
+                return Err(e);
+            }
+        };
+        let src = match self
+            .ensure_source(&mut source_root, from_image.as_ref())
+            .await
+            .and_then(SourceRoot::fd)
+        {
+            Ok(fd) => fd,
+            Err(e) => {
+                mount.release().await;
+                return Err(e);
+            }
+        };
         let copied = {
-            let src = source_root.fd()?;
             let dest_root = mount.root()?;
             let plan = plan.clone();
             tokio::task::spawn_blocking(move || {
@@ -1654,7 +1699,9 @@ impl<'a> Runner<'a> {
             .await
             .map_err(|e| BuildError::internal("copying", e))?
         };
-        source_root.release().await;
+        if let Some(root) = source_root {
+            root.release().await;
+        }
         let result = match copied {
             Ok(()) => match mount.upper() {
                 Ok(upper) => {
@@ -1730,18 +1777,42 @@ impl<'a> Runner<'a> {
                     .map_err(|e| BuildError::internal("opening the context", e))?,
             ));
         };
+        let image = self.source_image(from).await?;
+        self.mounted_source(image).await
+    }
+
+    /// The image `--from` names: a stage built before, or an image.
+    async fn source_image(&mut self, from: &str) -> Result<StepImage, BuildError> {
         let df = &self.build.dockerfile;
-        let image = match df.stage_index(from) {
+        match df.stage_index(from) {
             Some(j) => match self.results.get(&j) {
-                Some(i) => i.clone(),
-                None => {
-                    return Err(BuildError::Invalid(format!(
-                        "invalid from flag value {from}: stage {from} is not built before this step"
-                    )))
-                }
+                Some(i) => Ok(i.clone()),
+                None => Err(BuildError::Invalid(format!(
+                    "invalid from flag value {from}: stage {from} is not built before this step"
+                ))),
             },
-            None => self.base_image(from).await?,
-        };
+            None => self.base_image(from).await,
+        }
+    }
+
+    /// `root`, or `image`'s files mounted into it first.
+    async fn ensure_source<'r>(
+        &mut self,
+        root: &'r mut Option<SourceRoot>,
+        image: Option<&StepImage>,
+    ) -> Result<&'r SourceRoot, BuildError> {
+        if root.is_none() {
+            let image = image
+                .cloned()
+                .ok_or_else(|| BuildError::Internal("a COPY without a source".into()))?;
+            *root = Some(self.mounted_source(image).await?);
+        }
+        root.as_ref()
+            .ok_or_else(|| BuildError::Internal("a COPY without a source".into()))
+    }
+
+    /// A stage's or image's files, mounted.
+    async fn mounted_source(&mut self, image: StepImage) -> Result<SourceRoot, BuildError> {
         let state = StageState {
             image: Some(image),
             config: ContainerConfig::default(),
