@@ -18,11 +18,16 @@ fn corpus(name: &str) -> PathBuf {
         .join(name)
 }
 
+/// Whether the oracle is installed; says so when it is not (the test then skips).
 fn docker_compose_available() -> bool {
-    Command::new("docker")
+    let found = Command::new("docker")
         .args(["compose", "version"])
         .output()
-        .is_ok_and(|o| o.status.success())
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        eprintln!("skipped: `docker compose` is not installed (scripts/setup.sh installs it)");
+    }
+    found
 }
 
 struct Case {
@@ -196,7 +201,6 @@ fn in_parallel<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec
 #[test]
 fn config_matches_docker_compose_over_the_corpus() {
     if !docker_compose_available() {
-        eprintln!("skipped: `docker compose` is not installed (scripts/setup.sh installs it)");
         return;
     }
     let cases = cases(&corpus("corpus"));
@@ -213,7 +217,6 @@ fn config_matches_docker_compose_over_the_corpus() {
 #[test]
 fn bad_projects_fail_with_both_tools_and_pier_names_the_problem() {
     if !docker_compose_available() {
-        eprintln!("skipped: `docker compose` is not installed (scripts/setup.sh installs it)");
         return;
     }
     let cases = cases(&corpus("corpus-errors"));
@@ -282,7 +285,6 @@ const NO_INTERPOLATE_CASES: &[&str] = &[
 #[test]
 fn no_interpolate_matches_docker_compose() {
     if !docker_compose_available() {
-        eprintln!("skipped: `docker compose` is not installed (scripts/setup.sh installs it)");
         return;
     }
     let cases: Vec<Case> = cases(&corpus("corpus"))
@@ -339,7 +341,6 @@ fn resolving_image_digests_is_refused_with_the_reason() {
 #[test]
 fn named_services_and_quiet_match_docker_compose() {
     if !docker_compose_available() {
-        eprintln!("skipped: `docker compose` is not installed (scripts/setup.sh installs it)");
         return;
     }
     let all = cases(&corpus("corpus"));
