@@ -178,8 +178,9 @@ async fn update(
         serde_json::from_slice(&body)
             .map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))?
     };
-    body = super::body_types::to_json(&super::body_types::parse_container_update(&body)?)?;
-    super::cpusets::check(&body)?;
+    let request = super::body_types::parse_container_update(&body)?;
+    super::cpusets::check(&request.resources)?;
+    body = super::body_types::to_json(&request)?;
     super::resource_limits::check(&body)?;
     match d.engine.update_container(&id, &body).await {
         Ok(warnings) => Ok(Json(json!({ "Warnings": warnings }))),

@@ -75,9 +75,10 @@ async fn create(
     let mut warnings = super::linux_fields::check_create(&mut request)?;
     // The engine still reads these parts as JSON: the typed parts written back, so of
     // Docker's types (single-string StrSlices made lists, nulls dropped).
+    let host_config = request.host_config.unwrap_or_default();
+    super::cpusets::check(&host_config.resources)?;
     let config = super::body_types::to_json(&request.config)?;
-    let mut host_config = super::body_types::to_json(&request.host_config.unwrap_or_default())?;
-    super::cpusets::check(&host_config)?;
+    let mut host_config = super::body_types::to_json(&host_config)?;
     super::resource_limits::check_create(&mut host_config)?;
     let networking = match &request.networking_config {
         Some(n) => super::body_types::to_json(n)?,

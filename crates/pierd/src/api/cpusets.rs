@@ -4,15 +4,15 @@
 
 use std::collections::BTreeSet;
 
-use serde_json::Value;
+use pier_api::container::Resources;
 
 use super::ApiError;
 
 /// Checks the `CpusetCpus` and `CpusetMems` of a `HostConfig` or update body.
-pub fn check(resources: &Value) -> Result<(), ApiError> {
-    for (key, what, missing, available) in [
+pub fn check(resources: &Resources) -> Result<(), ApiError> {
+    for (requested, what, missing, available) in [
         (
-            "CpusetCpus",
+            &resources.cpuset_cpus,
             "cpus",
             "CPUs",
             available(
@@ -26,7 +26,7 @@ pub fn check(resources: &Value) -> Result<(), ApiError> {
             ),
         ),
         (
-            "CpusetMems",
+            &resources.cpuset_mems,
             "mems",
             "memory nodes",
             available(
@@ -40,7 +40,7 @@ pub fn check(resources: &Value) -> Result<(), ApiError> {
             ),
         ),
     ] {
-        let Some(requested) = resources[key].as_str().filter(|s| !s.is_empty()) else {
+        let Some(requested) = requested.as_deref().filter(|s| !s.is_empty()) else {
             continue;
         };
         let Some(wanted) = parse(requested) else {
@@ -98,6 +98,10 @@ mod tests {
 
     use super::*;
 
+    fn resources(v: serde_json::Value) -> Resources {
+        serde_json::from_value(v).unwrap()
+    }
+
     #[test]
     fn lists() {
         assert_eq!(parse("0-2,5"), Some(BTreeSet::from([0, 1, 2, 5])));
@@ -109,15 +113,15 @@ mod tests {
 
     #[test]
     fn requests_beyond_the_host_are_refused() {
-        assert!(check(&json!({"CpusetCpus": "0"})).is_ok());
-        assert!(check(&json!({"CpusetCpus": ""})).is_ok());
-        let e = check(&json!({"CpusetCpus": "0-65535"})).unwrap_err();
+        assert!(check(&resources(json!({"CpusetCpus": "0"}))).is_ok());
+        assert!(check(&resources(json!({"CpusetCpus": ""}))).is_ok());
+        let e = check(&resources(json!({"CpusetCpus": "0-65535"}))).unwrap_err();
         assert!(
             e.message
                 .starts_with("Requested CPUs are not available - requested 0-65535"),
             "{e}"
         );
-        let e = check(&json!({"CpusetMems": "x"})).unwrap_err();
+        let e = check(&resources(json!({"CpusetMems": "x"}))).unwrap_err();
         assert_eq!(e.message, "Invalid value x for cpuset mems");
     }
 }
