@@ -889,6 +889,13 @@ fn source_date_epoch_makes_two_clean_builds_give_the_same_image() {
     std::thread::sleep(std::time::Duration::from_millis(1100));
     build_ok(&pierd, &["--no-cache", "-t", "r3", dir]);
     assert_ne!(id("r3"), id("r1"));
+    // The epoch is part of each step's cache key: after the build without it, a cached
+    // build with it reuses r1's steps, never r3's.
+    let cached = build_ok(
+        &pierd,
+        &[&["-t", "r4"][..], &epoch[..], &[dir][..]].concat(),
+    );
+    assert_eq!(id("r4"), id("r1"), "{cached}");
 }
 
 /// One Dockerfile of the corpus: its text and its context files (path, contents).

@@ -605,6 +605,20 @@ impl Build {
 }
 
 impl<'a> Runner<'a> {
+    /// A step's cache key: its parts, and `SOURCE_DATE_EPOCH` when set, since the
+    /// epoch decides the times written into the step's layer and history.
+    fn step_key(&self, parts: &[&str]) -> String {
+        match self.epoch {
+            Some(epoch) => {
+                let epoch = format!("epoch={epoch}");
+                let mut all = parts.to_vec();
+                all.push(&epoch);
+                cache::key(&all)
+            }
+            None => cache::key(parts),
+        }
+    }
+
     async fn say(&self, text: impl Into<String>) -> Result<(), BuildError> {
         if self.build.opts.quiet {
             return Ok(());
@@ -1382,7 +1396,7 @@ impl<'a> Runner<'a> {
         state: &mut StageState,
         created_by: String,
     ) -> Result<(), BuildError> {
-        let key = cache::key(&[
+        let key = self.step_key(&[
             "config",
             &state.parent_id(),
             &created_by,
@@ -1400,7 +1414,7 @@ impl<'a> Runner<'a> {
     /// `WORKDIR`: the directory is made (root's, 0755) if the image lacks it.
     async fn workdir_step(&mut self, state: &mut StageState, dir: &str) -> Result<(), BuildError> {
         let created_by = format!("/bin/sh -c #(nop) WORKDIR {dir}");
-        let key = cache::key(&[
+        let key = self.step_key(&[
             "workdir",
             &state.parent_id(),
             &created_by,
@@ -1655,7 +1669,7 @@ impl<'a> Runner<'a> {
                 .map_err(|e| BuildError::internal("hashing sources", e))??,
             );
         }
-        let key = cache::key(&[
+        let key = self.step_key(&[
             name,
             &state.parent_id(),
             &created_by,
@@ -1993,7 +2007,7 @@ impl<'a> Runner<'a> {
             )
             .unwrap_or_default()
         );
-        let key = cache::key(&[
+        let key = self.step_key(&[
             "run",
             &state.parent_id(),
             &created_by,
