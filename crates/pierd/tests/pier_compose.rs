@@ -271,6 +271,8 @@ services:
     command: ["sh", "-c", "trap 'exit 0' TERM; while :; do sleep 1; done"]
     healthcheck: {test: ["CMD", "true"], interval: 300ms}
     networks: [back]
+    env_file: [db.env]
+    x-note: kept in the hash
   init:
     image: busybox
     pull_policy: never
@@ -291,6 +293,7 @@ fn write_project(dir: &Path, compose: &str) {
     std::fs::write(dir.join("compose.yaml"), compose).expect("compose.yaml");
     std::fs::write(dir.join("secret.txt"), "s3cret\n").expect("secret");
     std::fs::write(dir.join("app.conf"), "cfg\n").expect("config");
+    std::fs::write(dir.join("db.env"), "DB_MODE=fast\n").expect("env file");
     std::fs::create_dir_all(dir.join("data")).expect("data");
 }
 
