@@ -359,9 +359,20 @@ fn pier_compose_makes_what_docker_compose_makes() {
             .filter(|l| !l.trim().is_empty())
             .map(|l| {
                 let r: Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"));
+                // docker compose joins the networks in Go's map order, which varies.
+                let mut networks: Vec<&str> = r["Networks"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .split(',')
+                    .collect();
+                networks.sort_unstable();
                 format!(
                     "{} {} {} {} {}",
-                    r["Name"], r["Service"], r["State"], r["Health"], r["Networks"]
+                    r["Name"],
+                    r["Service"],
+                    r["State"],
+                    r["Health"],
+                    networks.join(",")
                 )
             })
             .collect();
